@@ -1,0 +1,75 @@
+"""hopper_graph: the instance hierarchy of Hopper (GLOBAL, PROJECT, ORCHESTRATION) in Neo4j.
+
+Start with :class:`InstanceRepository` over a neo4j ``Driver`` (see ``connect``), after
+``apply_schema`` has put the constraints in place.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
+from hopper_graph.errors import (
+    ConcurrentModification,
+    Conflict,
+    DatabaseUnavailable,
+    DuplicateName,
+    GlobalAlreadyExists,
+    HookVetoed,
+    HopperGraphError,
+    InstanceRunning,
+    InvalidTransition,
+    LimitExceeded,
+    NotFound,
+    ParentArchived,
+    ParentNotActive,
+    ScopeRuleViolation,
+    ValidationError,
+)
+from hopper_graph.graph import Neo4jSettings, connect
+from hopper_graph.models import (
+    FlatTreeRow,
+    HopperInstance,
+    InstanceEvent,
+    InstanceSpec,
+    Page,
+    TreeNode,
+)
+from hopper_graph.repository import InstanceRepository
+from hopper_graph.schema import apply_schema, schema_version
+
+try:
+    __version__ = version("hopper-graph")
+except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    __version__ = "0.0.0"
+
+__all__ = [
+    "ConcurrentModification",
+    "Conflict",
+    "DatabaseUnavailable",
+    "DuplicateName",
+    "FlatTreeRow",
+    "GlobalAlreadyExists",
+    "HookVetoed",
+    "HopperGraphError",
+    "HopperInstance",
+    "HopperScope",
+    "InstanceEvent",
+    "InstanceRepository",
+    "InstanceRunning",
+    "InstanceSpec",
+    "InstanceStatus",
+    "InstanceType",
+    "InvalidTransition",
+    "LimitExceeded",
+    "Neo4jSettings",
+    "NotFound",
+    "Page",
+    "ParentArchived",
+    "ParentNotActive",
+    "ScopeRuleViolation",
+    "TreeNode",
+    "ValidationError",
+    "__version__",
+    "apply_schema",
+    "connect",
+    "schema_version",
+]

@@ -206,31 +206,58 @@ class LocalNeo4j:
         for sub in ("conf", "data", "logs", "run"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         (self.home / "conf" / "neo4j.conf").write_text(self._conf())
-        proc = None
         if self.pid() is None:
             cmd = [java, f"-Xms{self.heap}", f"-Xmx{self.heap}", *_JVM_OPTIONS,
                    "-cp", f"{self.lib_dir}/*", MAIN_CLASS,
                    f"--home-dir={self.home}", f"--config-dir={self.home / 'conf'}"]
-            with open(self.home / "logs" / "console.log", "ab") as console:
-                proc = subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True,
-                                        cwd=self.home)
-            self.pid_file.write_text(str(proc.pid))
-        self._wait_for_bolt(timeout, proc)
+            self.pid_file.write_text(str(self._spawn(cmd)))
+        self._wait_for_bolt(timeout)
 
-    def _wait_for_bolt(self, timeout: float, proc: subprocess.Popen[bytes] | None) -> None:
+    def _spawn(self, cmd: list[str]) -> int:
+        """Start the server detached (own session, output to logs/console.log).
+
+        posix_spawn rather than Popen: the server outlives this process, and a Popen
+        object dropped while its child runs complains at garbage collection.
+        """
+        console = os.open(self.home / "logs" / "console.log",
+                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            return os.posix_spawn(cmd[0], cmd, dict(os.environ), setsid=True, file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, console, 1),
+                (os.POSIX_SPAWN_DUP2, console, 2),
+            ])
+        finally:
+            os.close(console)
+
+    def _wait_for_bolt(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            exited = proc.poll() is not None if proc is not None else self.pid() is None
-            if exited:
+            if self._exited():
                 raise LocalNeo4jError(
-                    f"Neo4j exited during start (code {proc and proc.returncode}); "
-                    f"see {self.home / 'logs'}/console.log and neo4j.log"
+                    f"Neo4j exited during start; see {self.home / 'logs'}/console.log "
+                    "and neo4j.log"
                 )
             if _port_open(self.bolt_port) and _bolt_answers(self.uri):
                 return
             time.sleep(0.5)
         raise LocalNeo4jError(f"Neo4j did not answer on {self.uri} within {timeout:.0f} s")
+
+    def _exited(self) -> bool:
+        """Whether the server process is gone (reaping it if it is our own child)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return True
+        with contextlib.suppress(ChildProcessError):
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the server; nothing of it keeps running. Idempotent."""
@@ -240,11 +267,11 @@ class LocalNeo4j:
             return
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.pid() is not None:
+        while time.monotonic() < deadline and not self._exited():
             time.sleep(0.2)
-        if self.pid() is not None:
+        if not self._exited():
             os.kill(pid, signal.SIGKILL)
-            while self.pid() is not None:
+            while not self._exited():
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
 

@@ -1,0 +1,34 @@
+// name: append_events
+// Appends audit events in the caller's transaction. The counter node hands out sequence
+// numbers under its write lock, held to commit, so seq grows in commit order and a reader
+// following the feed by seq never skips an event.
+// params: events
+MERGE (c:HopperCounter {name: 'event_seq'})
+  ON CREATE SET c.value = 0
+SET c.value = c.value + size($events)
+WITH c.value - size($events) AS base
+UNWIND range(0, size($events) - 1) AS i
+WITH base + i + 1 AS seq, $events[i] AS ev
+CREATE (e:InstanceEvent)
+SET e = ev, e.seq = seq
+WITH e
+OPTIONAL MATCH (n:HopperInstance {id: e.instance_id})
+FOREACH (_ IN CASE WHEN n IS NULL THEN [] ELSE [1] END | CREATE (n)-[:HAS_EVENT]->(e))
+RETURN e.seq AS seq
+
+// name: get_history
+// The audit events of one instance, oldest first; found by instance_id, so they outlive it.
+// params: instance_id, skip, limit
+MATCH (e:InstanceEvent {instance_id: $instance_id})
+RETURN e {.*} AS event
+ORDER BY e.seq
+SKIP $skip LIMIT $limit
+
+// name: events_since
+// The change feed: events after a cursor (a seq), in order.
+// params: after, limit
+MATCH (e:InstanceEvent)
+WHERE e.seq > $after
+RETURN e {.*} AS event
+ORDER BY e.seq
+LIMIT $limit

@@ -1,0 +1,117 @@
+// name: lock_parent_for_create
+// Takes the parent's write lock, so creates under one parent run one at a time (the child
+// limit and the SINGLETON rule cannot be raced), then returns what the create rules need.
+// params: parent_id, scope
+MATCH (p:HopperInstance {id: $parent_id})
+SET p.version = p.version
+RETURN p {.*} AS parent,
+       COUNT { (p)-[:PARENT_OF]->() } AS child_count,
+       [(p)-[:PARENT_OF]->(s:HopperInstance) WHERE s.scope = $scope | s.instance_type]
+         AS same_scope_sibling_types
+
+// name: get_global_config
+// The stored config of the GLOBAL instance (it holds limits.max_depth), if there is one.
+// params: -
+MATCH (g:GlobalInstance)
+RETURN g.config AS config
+
+// name: create_global_instance
+// Creates the GLOBAL root. The GlobalInstance label carries a uniqueness constraint on
+// scope, so a second GLOBAL fails in the database, however the calls race.
+// params: props
+CREATE (n:HopperInstance:GlobalInstance)
+SET n = $props
+RETURN n {.*} AS instance
+
+// name: create_child_instance
+// Creates an instance under its parent; the caller already holds the parent's lock.
+// params: props, parent_id
+MATCH (p:HopperInstance {id: $parent_id})
+CREATE (p)-[:PARENT_OF]->(n:HopperInstance)
+SET n = $props
+RETURN n {.*} AS instance
+
+// name: bulk_lock_parents
+// Locks every existing parent a bulk import attaches to and returns what its rules need.
+// params: parent_ids
+UNWIND $parent_ids AS parent_id
+MATCH (p:HopperInstance {id: parent_id})
+SET p.version = p.version
+RETURN p {.*} AS parent,
+       COUNT { (p)-[:PARENT_OF]->() } AS child_count,
+       [(p)-[:PARENT_OF]->(s:HopperInstance) | [s.scope, s.instance_type]] AS children
+
+// name: bulk_create_instances
+// Creates one batch of a bulk import; rows come parents first, so every parent exists.
+// params: rows
+UNWIND $rows AS row
+CREATE (n:HopperInstance)
+SET n = row.props
+WITH n, row
+MATCH (p:HopperInstance {id: row.parent_id})
+CREATE (p)-[:PARENT_OF]->(n)
+
+// name: get_instance
+// One instance by id.
+// params: id
+MATCH (n:HopperInstance {id: $id})
+RETURN n {.*} AS instance
+
+// name: get_instance_by_scope_and_name
+// One instance by its unique (name, scope).
+// params: scope, name
+MATCH (n:HopperInstance {name: $name, scope: $scope})
+RETURN n {.*} AS instance
+
+// name: list_instances
+// A page of instances, filtered by any of scope, status, parent_id and project_id (a null
+// filter matches everything), in creation order; also the total that matched.
+// params: scope, status, parent_id, project_id, skip, limit
+MATCH (n:HopperInstance)
+WHERE ($scope IS NULL OR n.scope = $scope)
+  AND ($status IS NULL OR n.status = $status)
+  AND ($parent_id IS NULL OR n.parent_id = $parent_id)
+  AND ($project_id IS NULL OR n.project_id = $project_id)
+WITH n ORDER BY n.created_at, n.id
+WITH collect(n) AS matched
+RETURN size(matched) AS total,
+       [n IN matched[$skip..($skip + $limit)] | n {.*}] AS instances
+
+// name: lock_instance
+// Takes the instance's write lock and returns it as stored now (read-committed safe).
+// params: id
+MATCH (n:HopperInstance {id: $id})
+SET n.version = n.version
+RETURN n {.*} AS instance
+
+// name: update_instance
+// Writes changed fields of an instance whose lock the caller holds, bumping its version.
+// params: id, changes, now
+MATCH (n:HopperInstance {id: $id})
+SET n += $changes, n.version = n.version + 1, n.updated_at = $now
+RETURN n {.*} AS instance
+
+// name: lock_subtree
+// Locks an instance and everything below it, top down, and returns them deepest first:
+// the order a delete or a cascade works in.
+// params: id
+MATCH (root:HopperInstance {id: $id})
+SET root.version = root.version
+WITH root
+OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
+WITH root, d ORDER BY d.depth
+WITH root, collect(d) AS below
+FOREACH (x IN below | SET x.version = x.version)
+WITH [root] + below AS nodes
+UNWIND nodes AS n
+RETURN n {.id, .status, .depth, .instance_type, .version} AS instance
+ORDER BY n.depth DESC
+
+// name: delete_subtree
+// Deletes an instance and everything below it. Audit events are not below it: they stay.
+// params: id
+MATCH (root:HopperInstance {id: $id})
+OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
+WITH root, collect(d) AS below
+FOREACH (x IN below | DETACH DELETE x)
+DETACH DELETE root

@@ -1,0 +1,104 @@
+"""One exception tree for the whole library, HTTP-agnostic.
+
+::
+
+    HopperGraphError
+     +-- NotFound                      no instance with that id (or scope and name)
+     +-- ValidationError               bad input; ``errors`` maps dotted field paths to messages
+     |    +-- ScopeRuleViolation       a hierarchy rule: parent scope, project_id, SINGLETON
+     +-- Conflict                      the request is valid but the graph's state refuses it
+     |    +-- DuplicateName            (name, scope) is taken
+     |    +-- GlobalAlreadyExists      a second GLOBAL instance
+     |    +-- InvalidTransition        the event is not allowed from the current status
+     |    +-- ConcurrentModification   the expected version is not the stored one
+     |    +-- ParentNotActive          start/resume under a parent that is not ACTIVE
+     |    +-- InstanceRunning          archive/delete refused while something in it runs
+     |    +-- ParentArchived           nothing may be created under an ARCHIVED parent
+     |    +-- LimitExceeded            max_child_instances or max_depth reached
+     +-- HookVetoed                    a before-hook raised; nothing was written
+     +-- DatabaseUnavailable           Neo4j cannot be reached (or timed out)
+
+The API maps each class to one HTTP status in exactly one place (``api/errors.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HopperGraphError(Exception):
+    """Base of every error the library raises on purpose.
+
+    ``code`` is a stable, machine-readable slug; ``details`` carries the facts a caller
+    needs to act (the id, the current status, the allowed events, ...); ``errors`` maps
+    dotted field paths to messages when the error is about particular fields.
+    """
+
+    code = "hopper-graph-error"
+
+    def __init__(self, message: str, errors: dict[str, list[str]] | None = None,
+                 **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors: dict[str, list[str]] = errors or {}
+        self.details = details
+
+
+class NotFound(HopperGraphError):
+    code = "not-found"
+
+
+class ValidationError(HopperGraphError):
+    """Invalid input. ``errors`` maps each bad field's dotted path to its messages."""
+
+    code = "validation-error"
+
+
+class ScopeRuleViolation(ValidationError):
+    code = "scope-rule-violation"
+
+
+class Conflict(HopperGraphError):
+    code = "conflict"
+
+
+class DuplicateName(Conflict):
+    code = "duplicate-name"
+
+
+class GlobalAlreadyExists(Conflict):
+    code = "global-already-exists"
+
+
+class InvalidTransition(Conflict):
+    """An event not allowed from the current status; names both and what is allowed."""
+
+    code = "invalid-transition"
+
+
+class ConcurrentModification(Conflict):
+    code = "concurrent-modification"
+
+
+class ParentNotActive(Conflict):
+    code = "parent-not-active"
+
+
+class InstanceRunning(Conflict):
+    code = "instance-running"
+
+
+class ParentArchived(Conflict):
+    code = "parent-archived"
+
+
+class LimitExceeded(Conflict):
+    code = "limit-exceeded"
+
+
+class HookVetoed(HopperGraphError):
+    code = "hook-vetoed"
+
+
+class DatabaseUnavailable(HopperGraphError):
+    code = "database-unavailable"

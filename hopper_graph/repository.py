@@ -1,0 +1,662 @@
+"""InstanceRepository: every read and write of the instance graph.
+
+Reads run as read transactions and writes as write transactions (so a ``neo4j://``
+cluster routes them right), each through ``execute_read``/``execute_write``, which retry
+transient failures. Every query is a named query from ``cypher/``; each hierarchy read is
+one round trip. Writes that depend on the graph's state take the write lock of the node
+they depend on before reading it (Neo4j is read-committed), and rely on uniqueness
+constraints for what no lock can cover (a second GLOBAL, a duplicate name).
+
+Status is never written here: the lifecycle module owns every status change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from neo4j import Driver, ManagedTransaction
+from neo4j.exceptions import (
+    ConstraintError,
+    DriverError,
+    ServiceUnavailable,
+    SessionExpired,
+    TransientError,
+)
+
+from hopper_graph import config as scope_config
+from hopper_graph.enums import (
+    ALLOWED_PARENT_SCOPES,
+    DEFAULT_INSTANCE_TYPE,
+    HopperScope,
+    InstanceStatus,
+    InstanceType,
+)
+from hopper_graph.errors import (
+    DatabaseUnavailable,
+    DuplicateName,
+    GlobalAlreadyExists,
+    InstanceRunning,
+    LimitExceeded,
+    NotFound,
+    ParentArchived,
+    ScopeRuleViolation,
+    ValidationError,
+)
+from hopper_graph.models import (
+    FlatTreeRow,
+    HopperInstance,
+    InstanceEvent,
+    InstanceSpec,
+    Page,
+    TreeNode,
+    event_from_row,
+    instance_from_row,
+)
+from hopper_graph.queries import QUERIES
+
+T = TypeVar("T")
+ALL = 2**30
+"""A limit that means no limit (Cypher takes no null there; list slices need 32 bits)."""
+MAX_NAME_LENGTH = 255
+BULK_BATCH_SIZE = 5000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_event(instance_id: str, event: str, from_status: str | None, to_status: str | None,
+              at: datetime, actor: str | None = None, reason: str | None = None,
+              cause: str | None = None) -> dict[str, Any]:
+    """An audit event as ``append_events`` takes it."""
+    return {"id": str(uuid.uuid4()), "instance_id": instance_id, "event": event,
+            "from_status": from_status, "to_status": to_status, "actor": actor,
+            "reason": reason, "cause": cause, "at": at}
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Driver exceptions become the library's: constraint hits and unreachable servers."""
+    try:
+        yield
+    except ConstraintError as exc:
+        message = exc.message or ""
+        if "GlobalInstance" in message:
+            raise GlobalAlreadyExists("a GLOBAL instance already exists") from None
+        if "`name`" in message or "name" in message:
+            raise DuplicateName("an instance with this name and scope already exists",
+                                errors={"name": ["already taken in this scope"]}) from None
+        raise
+    except (ServiceUnavailable, SessionExpired) as exc:
+        raise DatabaseUnavailable(f"Neo4j is unavailable: {type(exc).__name__}") from None
+    except TransientError as exc:
+        raise DatabaseUnavailable(f"Neo4j could not complete the request: {exc.code}") from None
+    except DriverError as exc:
+        raise DatabaseUnavailable(f"Neo4j driver error: {type(exc).__name__}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A validated create: the properties to write and the parent to attach to."""
+
+    props: dict[str, Any]
+    parent_id: str | None
+
+
+class InstanceRepository:
+    """Reads and writes ``HopperInstance`` nodes, their ``PARENT_OF`` edges and events."""
+
+    def __init__(self, driver: Driver, database: str | None = None) -> None:
+        self.driver = driver
+        self.database = database
+
+    # -- transactions -------------------------------------------------------------------
+    def read(self, work: Callable[..., T], *args: Any) -> T:
+        with translate_errors(), self.driver.session(database=self.database) as session:
+            return session.execute_read(work, *args)
+
+    def write(self, work: Callable[..., T], *args: Any) -> T:
+        with translate_errors(), self.driver.session(database=self.database) as session:
+            return session.execute_write(work, *args)
+
+    def _read_one(self, query: str, **params: Any) -> dict[str, Any] | None:
+        def work(tx: ManagedTransaction) -> dict[str, Any] | None:
+            record = tx.run(query, params).single()
+            return record.data() if record else None
+        return self.read(work)
+
+    def _read_all(self, query: str, **params: Any) -> list[dict[str, Any]]:
+        def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
+            return [record.data() for record in tx.run(query, params)]
+        return self.read(work)
+
+    def _instance(self, row: dict[str, Any]) -> HopperInstance:
+        return instance_from_row(row, self)
+
+    def _instances(self, rows: list[dict[str, Any]]) -> list[HopperInstance]:
+        return [instance_from_row(row, self) for row in rows]
+
+    # -- create -------------------------------------------------------------------------
+    def create(self, spec: InstanceSpec, actor: str | None = None) -> HopperInstance:
+        """Create one instance, validated against every scope rule, with its audit event."""
+        checked = _check_spec(spec)
+
+        def work(tx: ManagedTransaction) -> dict[str, Any]:
+            now = utcnow()
+            plan = self._plan_create(tx, checked, now)
+            if plan.parent_id is None:
+                row = tx.run(QUERIES.create_global_instance.text, props=plan.props).single()
+            else:
+                row = tx.run(QUERIES.create_child_instance.text, props=plan.props,
+                             parent_id=plan.parent_id).single()
+            assert row is not None
+            append_events(tx, [new_event(plan.props["id"], "create", None, "CREATED", now,
+                                         actor=actor)])
+            return row["instance"]  # type: ignore[no-any-return]
+
+        return self._instance(self.write(work))
+
+    def _plan_create(self, tx: ManagedTransaction, spec: InstanceSpec, now: datetime) -> _Plan:
+        scope = HopperScope(spec.scope)
+        if spec.parent_id is None:
+            return _Plan(_props(spec, None, 0, now), None)
+        record = tx.run(QUERIES.lock_parent_for_create.text, parent_id=spec.parent_id,
+                        scope=scope.value).single()
+        if record is None:
+            raise ScopeRuleViolation(f"parent {spec.parent_id} does not exist",
+                                     errors={"parent_id": ["no instance with this id"]})
+        parent = record["parent"]
+        global_config = tx.run(QUERIES.get_global_config.text).single()
+        max_depth = scope_config.max_depth(json.loads(global_config["config"])) \
+            if global_config else None
+        _check_parent(spec, parent, record["child_count"], record["same_scope_sibling_types"],
+                      max_depth)
+        project_id = spec.project_id if scope is HopperScope.PROJECT else parent["project_id"]
+        return _Plan(_props(spec, project_id, parent["depth"] + 1, now), parent["id"])
+
+    def bulk_create(self, specs: Sequence[InstanceSpec], actor: str | None = None,
+                    batch_size: int = BULK_BATCH_SIZE) -> list[str]:
+        """Create a whole hierarchy in one transaction of batched writes; returns the ids.
+
+        Parents come before their children: each ``parent_id`` names an instance already in
+        the graph or one earlier in ``specs``. Every rule of :meth:`create` applies, counted
+        over the graph and the batch together; any violation creates nothing.
+        """
+        checked = [_check_spec(spec) for spec in specs]
+        _check_unique_within(checked)
+
+        def work(tx: ManagedTransaction) -> list[str]:
+            now = utcnow()
+            rows = _BulkPlanner(tx, now).plan(checked)
+            for start in range(0, len(rows), batch_size):
+                batch = rows[start:start + batch_size]
+                roots = [r for r in batch if r["parent_id"] is None]
+                for root in roots:
+                    tx.run(QUERIES.create_global_instance.text, props=root["props"]).consume()
+                children = [r for r in batch if r["parent_id"] is not None]
+                if children:
+                    tx.run(QUERIES.bulk_create_instances.text, rows=children).consume()
+                append_events(tx, [new_event(r["props"]["id"], "create", None, "CREATED", now,
+                                             actor=actor) for r in batch])
+            return [r["props"]["id"] for r in rows]
+
+        return self.write(work)
+
+    # -- reads --------------------------------------------------------------------------
+    def find(self, instance_id: str) -> HopperInstance | None:
+        """The instance with this id, or None."""
+        row = self._read_one(QUERIES.get_instance.text, id=instance_id)
+        return self._instance(row["instance"]) if row else None
+
+    def get(self, instance_id: str) -> HopperInstance:
+        """The instance with this id; NotFound if there is none."""
+        instance = self.find(instance_id)
+        if instance is None:
+            raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+        return instance
+
+    def get_by_scope_and_name(self, scope: HopperScope | str, name: str) -> HopperInstance:
+        scope = _scope(scope)
+        row = self._read_one(QUERIES.get_instance_by_scope_and_name.text, scope=scope.value,
+                             name=name)
+        if row is None:
+            raise NotFound(f"no {scope.value} instance named {name!r}", scope=scope.value,
+                           name=name)
+        return self._instance(row["instance"])
+
+    def list(self, *, scope: HopperScope | str | None = None,
+             status: InstanceStatus | str | None = None, parent_id: str | None = None,
+             project_id: str | None = None, offset: int = 0, limit: int = 100) -> Page:
+        """A page of instances matching every given filter, in creation order."""
+        _check_page(offset, limit)
+        row = self._read_one(
+            QUERIES.list_instances.text,
+            scope=_scope(scope).value if scope is not None else None,
+            status=_status(status).value if status is not None else None,
+            parent_id=parent_id, project_id=project_id, skip=offset, limit=limit)
+        assert row is not None
+        return Page(self._instances(row["instances"]), row["total"], offset, limit)
+
+    # -- hierarchy ----------------------------------------------------------------------
+    def get_children(self, parent_id: str, offset: int = 0,
+                     limit: int | None = None) -> list[HopperInstance]:
+        """The direct children of an instance, in creation order."""
+        return self.children_page(parent_id, offset, limit).items
+
+    def children_page(self, parent_id: str, offset: int = 0, limit: int | None = None) -> Page:
+        _check_page(offset, limit)
+        row = self._read_one(QUERIES.get_children.text, parent_id=parent_id, skip=offset,
+                             limit=ALL if limit is None else limit)
+        if row is None:
+            raise NotFound(f"no instance with id {parent_id}", id=parent_id)
+        return Page(self._instances(row["instances"]), row["total"], offset, limit or ALL)
+
+    def get_ancestors(self, instance_id: str) -> list[HopperInstance]:
+        """The parent, its parent, and so on up to the root: nearest first."""
+        row = self._read_one(QUERIES.get_ancestors.text, id=instance_id)
+        if row is None:
+            raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+        return self._instances(row["instances"])
+
+    def get_descendants(self, instance_id: str) -> list[HopperInstance]:
+        """Everything below an instance, level by level."""
+        return self.descendants_page(instance_id).items
+
+    def descendants_page(self, instance_id: str, offset: int = 0,
+                         limit: int | None = None) -> Page:
+        _check_page(offset, limit)
+        row = self._read_one(QUERIES.get_descendants.text, id=instance_id, skip=offset,
+                             limit=ALL if limit is None else limit)
+        if row is None:
+            raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+        return Page(self._instances(row["instances"]), row["total"], offset, limit or ALL)
+
+    def get_flat_tree(self, root_id: str, max_depth: int | None = None) -> list[FlatTreeRow]:
+        """The subtree as rows (instance, parent_id, depth below the root), parents first."""
+        if max_depth is not None and max_depth < 0:
+            raise ValidationError("max_depth must be >= 0",
+                                  errors={"max_depth": ["must be >= 0"]})
+        row = self._read_one(QUERIES.get_subtree.text, id=root_id, max_depth=max_depth)
+        if row is None:
+            raise NotFound(f"no instance with id {root_id}", id=root_id)
+        instances = self._instances(row["instances"])
+        base = instances[0].depth
+        return [FlatTreeRow(i, i.parent_id if k else None, i.depth - base)
+                for k, i in enumerate(instances)]
+
+    def get_instance_tree(self, root_id: str, max_depth: int | None = None) -> TreeNode:
+        """The subtree as nested TreeNodes, assembled without recursion (any depth works)."""
+        rows = self.get_flat_tree(root_id, max_depth)
+        nodes = {row.instance.id: TreeNode(row.instance) for row in rows}
+        for row in rows[1:]:
+            nodes[row.parent_id].children.append(nodes[row.instance.id])  # type: ignore[index]
+        return nodes[rows[0].instance.id]
+
+    # -- scope and status ---------------------------------------------------------------
+    def get_global_instance(self) -> HopperInstance | None:
+        row = self._read_one(QUERIES.get_global_instance.text)
+        return self._instance(row["instance"]) if row else None
+
+    def get_project_instances(self, project_id: str) -> list[HopperInstance]:
+        """The PROJECT instances (sub-projects included) that carry ``project_id``."""
+        return self._in_project(project_id, HopperScope.PROJECT)
+
+    def get_orchestration_instances(self, project_id: str) -> list[HopperInstance]:
+        """The ORCHESTRATION instances that belong to ``project_id``."""
+        return self._in_project(project_id, HopperScope.ORCHESTRATION)
+
+    def _in_project(self, project_id: str, scope: HopperScope) -> list[HopperInstance]:
+        rows = self._read_all(QUERIES.get_instances_in_scope_of_project.text,
+                              project_id=project_id, scope=scope.value)
+        return self._instances([r["instance"] for r in rows])
+
+    def get_active_instances(self) -> list[HopperInstance]:
+        return self.get_instances_by_status(InstanceStatus.ACTIVE)
+
+    def get_instances_by_status(self, status: InstanceStatus | str) -> list[HopperInstance]:
+        rows = self._read_all(QUERIES.get_instances_by_status.text, status=_status(status).value)
+        return self._instances([r["instance"] for r in rows])
+
+    # -- update and delete ----------------------------------------------------------------
+    def update(self, instance_id: str, *, name: str | None = None,
+               config: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
+               replace: bool = False, expected_version: int | None = None,
+               actor: str | None = None) -> HopperInstance:
+        """Change name, config and/or metadata. Config and metadata merge into what is
+        stored (nested maps merge, a None value removes a key) unless ``replace``."""
+        if name is not None:
+            _check_name(name)
+        if metadata is not None:
+            _check_metadata(metadata)
+
+        def work(tx: ManagedTransaction) -> dict[str, Any]:
+            current = lock_instance(tx, instance_id, expected_version)
+            changes = _changes(current, name, config, metadata, replace)
+            now = utcnow()
+            row = tx.run(QUERIES.update_instance.text, id=instance_id, changes=changes,
+                         now=now).single()
+            assert row is not None
+            status = current["status"]
+            append_events(tx, [new_event(instance_id, "update", status, status, now,
+                                         actor=actor, reason=", ".join(sorted(changes)))])
+            return row["instance"]  # type: ignore[no-any-return]
+
+        return self._instance(self.write(work))
+
+    def delete(self, instance_id: str, expected_version: int | None = None,
+               actor: str | None = None, reason: str | None = None) -> list[str]:
+        """Delete an instance and its subtree; refused while anything in it is ACTIVE or
+        PAUSED (the lifecycle manager's ``delete(force=True)`` stops them first). The audit
+        history stays. Returns the deleted ids, deepest first."""
+        def work(tx: ManagedTransaction) -> list[str]:
+            return delete_subtree(tx, instance_id, expected_version, actor, reason)
+        return self.write(work)
+
+    # -- audit ----------------------------------------------------------------------------
+    def get_history(self, instance_id: str, offset: int = 0,
+                    limit: int | None = None) -> list[InstanceEvent]:
+        """The audit events of an instance, oldest first (also after it was deleted)."""
+        _check_page(offset, limit)
+        rows = self._read_all(QUERIES.get_history.text, instance_id=instance_id, skip=offset,
+                              limit=ALL if limit is None else limit)
+        return [event_from_row(r["event"]) for r in rows]
+
+    def events_since(self, after: int = 0, limit: int = 100) -> list[InstanceEvent]:
+        """The change feed: events with ``seq`` greater than ``after``, in order."""
+        _check_page(0, limit)
+        rows = self._read_all(QUERIES.events_since.text, after=after, limit=limit)
+        return [event_from_row(r["event"]) for r in rows]
+
+
+# -- transaction building blocks (also used by the lifecycle module) ----------------------
+def append_events(tx: ManagedTransaction, events: list[dict[str, Any]]) -> None:
+    """Write audit events in ``tx``; they commit or roll back with the change they record."""
+    if events:
+        tx.run(QUERIES.append_events.text, events=events).consume()
+
+
+def lock_instance(tx: ManagedTransaction, instance_id: str,
+                  expected_version: int | None = None) -> dict[str, Any]:
+    """Take an instance's write lock and return its stored properties."""
+    from hopper_graph.errors import ConcurrentModification
+
+    record = tx.run(QUERIES.lock_instance.text, id=instance_id).single()
+    if record is None:
+        raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+    row: dict[str, Any] = record["instance"]
+    if expected_version is not None and row["version"] != expected_version:
+        raise ConcurrentModification(
+            f"instance {instance_id} is at version {row['version']}, not {expected_version}",
+            id=instance_id, version=row["version"], expected_version=expected_version)
+    return row
+
+
+def lock_subtree(tx: ManagedTransaction, instance_id: str) -> list[dict[str, Any]]:
+    """Lock an instance and its subtree top down; rows deepest first (root last)."""
+    rows = [r["instance"] for r in tx.run(QUERIES.lock_subtree.text, id=instance_id)]
+    if not rows:
+        raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+    return rows
+
+
+def delete_subtree(tx: ManagedTransaction, instance_id: str, expected_version: int | None,
+                   actor: str | None, reason: str | None) -> list[str]:
+    """Delete a subtree whose members are all at rest, writing one event per instance."""
+    root = lock_instance(tx, instance_id, expected_version)
+    rows = lock_subtree(tx, instance_id)
+    running = [r["id"] for r in rows if InstanceStatus(r["status"]).is_running]
+    if running:
+        raise InstanceRunning(
+            f"cannot delete {instance_id}: {len(running)} instance(s) in its subtree are "
+            "ACTIVE or PAUSED (stop them, or delete with force)",
+            id=instance_id, running=running[:20])
+    now = utcnow()
+    append_events(tx, [
+        new_event(r["id"], "delete", r["status"], None, now, actor=actor, reason=reason,
+                  cause=None if r["id"] == instance_id else instance_id) for r in rows])
+    tx.run(QUERIES.delete_subtree.text, id=root["id"]).consume()
+    return [r["id"] for r in rows]
+
+
+# -- validation helpers -------------------------------------------------------------------
+def _scope(value: HopperScope | str) -> HopperScope:
+    try:
+        return HopperScope(value)
+    except ValueError:
+        raise ValidationError(f"unknown scope {value!r}", errors={"scope": [
+            f"must be one of {', '.join(s.value for s in HopperScope)}"]}) from None
+
+
+def _status(value: InstanceStatus | str) -> InstanceStatus:
+    try:
+        return InstanceStatus(value)
+    except ValueError:
+        raise ValidationError(f"unknown status {value!r}", errors={"status": [
+            f"must be one of {', '.join(s.value for s in InstanceStatus)}"]}) from None
+
+
+def _check_page(offset: int, limit: int | None) -> None:
+    errors = {}
+    if offset < 0:
+        errors["offset"] = ["must be >= 0"]
+    if limit is not None and limit < 1:
+        errors["limit"] = ["must be >= 1"]
+    if errors:
+        raise ValidationError("invalid pagination", errors=errors)
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("name must be a non-empty string",
+                              errors={"name": ["must be a non-empty string"]})
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValidationError("name is too long",
+                              errors={"name": [f"at most {MAX_NAME_LENGTH} characters"]})
+
+
+def _check_metadata(metadata: object) -> None:
+    if not isinstance(metadata, dict):
+        raise ValidationError("metadata must be an object",
+                              errors={"metadata": ["must be an object"]})
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("metadata must be JSON-serialisable",
+                              errors={"metadata": [str(exc)]}) from None
+
+
+def _check_spec(spec: InstanceSpec) -> InstanceSpec:
+    """Everything that can be checked without the graph; returns a normalised spec."""
+    _check_name(spec.name)
+    scope = _scope(spec.scope)
+    errors: dict[str, list[str]] = {}
+    instance_type = DEFAULT_INSTANCE_TYPE[scope]
+    if spec.instance_type is not None:
+        try:
+            instance_type = InstanceType(spec.instance_type)
+        except ValueError:
+            errors["instance_type"] = [
+                f"must be one of {', '.join(t.value for t in InstanceType)}"]
+    if scope is HopperScope.GLOBAL:
+        if spec.parent_id is not None:
+            errors["parent_id"] = ["a GLOBAL instance is always a root"]
+        if spec.project_id is not None:
+            errors["project_id"] = ["a GLOBAL instance has no project"]
+        if instance_type is not InstanceType.SINGLETON:
+            errors["instance_type"] = ["a GLOBAL instance is always SINGLETON"]
+    elif spec.parent_id is None:
+        errors["parent_id"] = [f"a {scope.value} instance needs a parent"]
+    if scope is HopperScope.PROJECT and not (
+            isinstance(spec.project_id, str) and spec.project_id.strip()):
+        errors["project_id"] = ["required for a PROJECT instance"]
+    if errors:
+        raise ScopeRuleViolation("the instance breaks a scope rule", errors=errors)
+    if spec.metadata is not None:
+        _check_metadata(spec.metadata)
+    if spec.id is not None:
+        _check_id(spec.id)
+    overrides = scope_config.validate_overrides(scope, spec.config)
+    return InstanceSpec(name=spec.name, scope=scope, parent_id=spec.parent_id,
+                        project_id=spec.project_id, instance_type=instance_type,
+                        config=overrides, metadata=spec.metadata or {},
+                        id=spec.id or str(uuid.uuid4()))
+
+
+def _check_id(value: object) -> None:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        raise ValidationError("id must be a UUID", errors={"id": ["must be a UUID"]}) from None
+
+
+def _check_parent(spec: InstanceSpec, parent: dict[str, Any], child_count: int,
+                  sibling_types: list[str], max_depth: int | None) -> None:
+    """The rules that need the (locked) parent: scope order, status, limits, SINGLETON."""
+    scope = HopperScope(spec.scope)
+    parent_scope = HopperScope(parent["scope"])
+    if parent_scope not in ALLOWED_PARENT_SCOPES[scope]:
+        raise ScopeRuleViolation(
+            f"a {scope.value} instance cannot have a {parent_scope.value} parent",
+            errors={"parent_id": [f"parent is {parent_scope.value}; a {scope.value} needs one "
+                                  f"of {sorted(s.value for s in ALLOWED_PARENT_SCOPES[scope])}"]})
+    if parent["status"] == InstanceStatus.ARCHIVED:
+        raise ParentArchived(f"parent {parent['id']} is ARCHIVED: nothing may be created under it",
+                             parent_id=parent["id"])
+    if scope is HopperScope.ORCHESTRATION and spec.project_id not in (None,
+                                                                    parent["project_id"]):
+        raise ScopeRuleViolation("an ORCHESTRATION inherits its parent's project_id", errors={
+            "project_id": [f"must be {parent['project_id']!r} (the parent's) or omitted"]})
+    if max_depth is not None and parent["depth"] + 1 > max_depth:
+        raise LimitExceeded(f"the hierarchy is limited to depth {max_depth}",
+                            limit="limits.max_depth", value=max_depth)
+    limit = scope_config.max_child_instances(json.loads(parent["config"]))
+    if child_count >= limit:
+        raise LimitExceeded(f"parent {parent['id']} already has {child_count} children "
+                            f"(limits.max_child_instances = {limit})",
+                            limit="limits.max_child_instances", value=limit,
+                            parent_id=parent["id"])
+    _check_singleton(spec, sibling_types)
+
+
+def _check_singleton(spec: InstanceSpec, sibling_types: list[str]) -> None:
+    if not sibling_types:
+        return
+    if spec.instance_type == InstanceType.SINGLETON or InstanceType.SINGLETON in sibling_types:
+        raise ScopeRuleViolation(
+            f"a SINGLETON {HopperScope(spec.scope).value} instance cannot have a same-scope "
+            "sibling", errors={"instance_type": ["SINGLETON forbids a same-scope sibling"]})
+
+
+def _check_unique_within(specs: Sequence[InstanceSpec]) -> None:
+    seen: dict[tuple[str, str], int] = {}
+    ids: set[str] = set()
+    for index, spec in enumerate(specs):
+        key = (spec.name, str(spec.scope))
+        if key in seen:
+            raise DuplicateName(f"{spec.name!r} ({spec.scope}) appears twice in the batch",
+                                errors={f"[{index}].name": ["duplicate in this batch"]})
+        seen[key] = index
+        if spec.id in ids:
+            raise ValidationError("duplicate id in the batch",
+                                  errors={f"[{index}].id": ["duplicate in this batch"]})
+        ids.add(spec.id)  # type: ignore[arg-type]
+
+
+def _props(spec: InstanceSpec, project_id: str | None, depth: int,
+           now: datetime) -> dict[str, Any]:
+    scope = HopperScope(spec.scope)
+    overrides = spec.config or {}
+    return {
+        "id": spec.id, "name": spec.name, "scope": scope.value,
+        "status": InstanceStatus.CREATED.value,
+        "instance_type": InstanceType(spec.instance_type).value,  # type: ignore[arg-type]
+        "parent_id": spec.parent_id, "project_id": project_id,
+        "config": json.dumps(scope_config.full_config(scope, overrides)),
+        "config_set": json.dumps(overrides), "metadata": json.dumps(spec.metadata or {}),
+        "created_at": now, "updated_at": now, "version": 1, "depth": depth,
+    }
+
+
+def _changes(current: dict[str, Any], name: str | None, config: dict[str, Any] | None,
+             metadata: dict[str, Any] | None, replace: bool) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if name is not None and name != current["name"]:
+        changes["name"] = name
+    if config is not None:
+        scope = HopperScope(current["scope"])
+        stored = json.loads(current.get("config_set") or "{}")
+        wanted = config if replace else scope_config.merge_config(stored, config)
+        overrides = scope_config.validate_overrides(scope, wanted)
+        changes["config_set"] = json.dumps(overrides)
+        changes["config"] = json.dumps(scope_config.full_config(scope, overrides))
+    if metadata is not None:
+        stored = json.loads(current.get("metadata") or "{}")
+        merged = metadata if replace else scope_config.merge_config(stored, metadata)
+        changes["metadata"] = json.dumps(merged)
+    return changes
+
+
+class _BulkPlanner:
+    """Validates a bulk import against the graph (parents locked) and the batch itself."""
+
+    def __init__(self, tx: ManagedTransaction, now: datetime) -> None:
+        self.tx = tx
+        self.now = now
+        self.parents: dict[str, dict[str, Any]] = {}
+        self.child_count: dict[str, int] = {}
+        self.children: dict[str, list[tuple[str, str]]] = {}
+        self.max_depth: int | None = None
+
+    def plan(self, specs: Sequence[InstanceSpec]) -> list[dict[str, Any]]:
+        batch_ids = {spec.id for spec in specs}
+        external = sorted({s.parent_id for s in specs
+                           if s.parent_id is not None and s.parent_id not in batch_ids})
+        for record in self.tx.run(QUERIES.bulk_lock_parents.text, parent_ids=external):
+            parent = record["parent"]
+            self.parents[parent["id"]] = parent
+            self.child_count[parent["id"]] = record["child_count"]
+            self.children[parent["id"]] = [tuple(c) for c in record["children"]]
+        global_config = self.tx.run(QUERIES.get_global_config.text).single()
+        if global_config:
+            self.max_depth = scope_config.max_depth(json.loads(global_config["config"]))
+        return [self._row(index, spec) for index, spec in enumerate(specs)]
+
+    def _row(self, index: int, spec: InstanceSpec) -> dict[str, Any]:
+        # One microsecond apart, so creation order (the order of children) is import order.
+        now = self.now + timedelta(microseconds=index)
+        try:
+            if spec.parent_id is None:
+                props = _props(spec, None, 0, now)
+                self.max_depth = scope_config.max_depth(json.loads(props["config"]))
+            else:
+                props = self._child_props(spec, now)
+        except (ValidationError, LimitExceeded, ParentArchived) as exc:
+            exc.details["index"] = index
+            if isinstance(exc, ValidationError):
+                exc.errors = {f"[{index}].{k}": v for k, v in exc.errors.items()}
+            raise
+        self.parents[spec.id] = props  # type: ignore[index]
+        self.child_count[spec.id] = 0  # type: ignore[index]
+        self.children[spec.id] = []  # type: ignore[index]
+        return {"props": props, "parent_id": spec.parent_id}
+
+    def _child_props(self, spec: InstanceSpec, now: datetime) -> dict[str, Any]:
+        parent = self.parents.get(spec.parent_id)  # type: ignore[arg-type]
+        if parent is None:
+            raise ScopeRuleViolation(f"parent {spec.parent_id} does not exist", errors={
+                "parent_id": ["no instance with this id in the graph or earlier in the batch"]})
+        pid = parent["id"]
+        siblings = [t for s, t in self.children[pid] if s == HopperScope(spec.scope).value]
+        _check_parent(spec, parent, self.child_count[pid], siblings, self.max_depth)
+        self.child_count[pid] += 1
+        self.children[pid].append((HopperScope(spec.scope).value,
+                                   InstanceType(spec.instance_type).value))  # type: ignore[arg-type]
+        scope = HopperScope(spec.scope)
+        project_id = spec.project_id if scope is HopperScope.PROJECT else parent["project_id"]
+        return _props(spec, project_id, parent["depth"] + 1, now)

@@ -1,0 +1,86 @@
+"""Constraints and indexes, applied idempotently and recorded as numbered migrations.
+
+Each migration is a list of schema statements (all ``IF NOT EXISTS``). ``apply_schema``
+runs those not yet recorded as ``(:SchemaMigration {version, name, applied_at})`` nodes,
+so an upgrade applies only what is new, and running it twice changes nothing.
+
+Community Edition enforces uniqueness (single and composite) but not property existence,
+so the library validates required properties itself before every write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from neo4j import Driver, RoutingControl
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "instance graph: identity, uniqueness, one GLOBAL, lookups", (
+        "CREATE CONSTRAINT schema_migration_version IF NOT EXISTS "
+        "FOR (m:SchemaMigration) REQUIRE m.version IS UNIQUE",
+        "CREATE CONSTRAINT hopper_instance_id IF NOT EXISTS "
+        "FOR (n:HopperInstance) REQUIRE n.id IS UNIQUE",
+        "CREATE CONSTRAINT hopper_instance_name_scope IF NOT EXISTS "
+        "FOR (n:HopperInstance) REQUIRE (n.name, n.scope) IS UNIQUE",
+        # Every GLOBAL node also carries :GlobalInstance, and all of them share scope
+        # 'GLOBAL': uniqueness of scope within that label means at most one GLOBAL.
+        "CREATE CONSTRAINT hopper_single_global IF NOT EXISTS "
+        "FOR (n:GlobalInstance) REQUIRE n.scope IS UNIQUE",
+        "CREATE CONSTRAINT instance_event_id IF NOT EXISTS "
+        "FOR (e:InstanceEvent) REQUIRE e.id IS UNIQUE",
+        "CREATE CONSTRAINT instance_event_seq IF NOT EXISTS "
+        "FOR (e:InstanceEvent) REQUIRE e.seq IS UNIQUE",
+        "CREATE CONSTRAINT hopper_counter_name IF NOT EXISTS "
+        "FOR (c:HopperCounter) REQUIRE c.name IS UNIQUE",
+        "CREATE INDEX hopper_instance_scope IF NOT EXISTS FOR (n:HopperInstance) ON (n.scope)",
+        "CREATE INDEX hopper_instance_status IF NOT EXISTS FOR (n:HopperInstance) ON (n.status)",
+        "CREATE INDEX hopper_instance_scope_status IF NOT EXISTS "
+        "FOR (n:HopperInstance) ON (n.scope, n.status)",
+        "CREATE INDEX hopper_instance_project IF NOT EXISTS "
+        "FOR (n:HopperInstance) ON (n.project_id, n.scope)",
+        "CREATE INDEX hopper_instance_parent IF NOT EXISTS "
+        "FOR (n:HopperInstance) ON (n.parent_id, n.created_at)",
+        "CREATE INDEX hopper_instance_created IF NOT EXISTS "
+        "FOR (n:HopperInstance) ON (n.created_at)",
+        "CREATE INDEX instance_event_instance IF NOT EXISTS "
+        "FOR (e:InstanceEvent) ON (e.instance_id, e.seq)",
+    )),
+)
+
+
+def schema_version(driver: Driver, database: str | None = None) -> int:
+    """The highest migration recorded in the graph, 0 for an empty database."""
+    records, _, _ = driver.execute_query(
+        "MATCH (m:SchemaMigration) RETURN max(m.version) AS version",
+        database_=database, routing_=RoutingControl.READ,
+    )
+    return records[0]["version"] or 0
+
+
+def apply_schema(driver: Driver, database: str | None = None) -> list[Migration]:
+    """Apply every migration not yet recorded; returns those applied now."""
+    current = schema_version(driver, database)
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version <= current:
+            continue
+        for statement in migration.statements:
+            # Schema statements cannot share a transaction with writes: one each.
+            driver.execute_query(statement, database_=database)
+        driver.execute_query(
+            "MERGE (m:SchemaMigration {version: $version}) "
+            "ON CREATE SET m.name = $name, m.applied_at = $now",
+            version=migration.version, name=migration.name, now=datetime.now(UTC),
+            database_=database,
+        )
+        applied.append(migration)
+    return applied

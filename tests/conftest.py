@@ -1,0 +1,144 @@
+"""Test fixtures: a real Neo4j for every integration test, chosen in a fixed order.
+
+1. ``HOPPER_NEO4J_URI`` (with ``HOPPER_NEO4J_USER``/``_PASSWORD``/``_DATABASE``) when set;
+2. testcontainers' ``Neo4jContainer`` (``neo4j:5.26-community``) when a Docker engine answers;
+3. the project's own local server (``hopper_graph.local_neo4j``, instance ``test`` on Bolt
+   7688), started here and stopped at the end if this session started it.
+
+If none can be had, every integration test fails with a message saying how to get one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from neo4j import Driver
+
+from hopper_graph.graph import Neo4jSettings, connect
+from hopper_graph.local_neo4j import LocalNeo4j, LocalNeo4jError
+from hopper_graph.repository import InstanceRepository
+from hopper_graph.schema import apply_schema
+
+TESTCONTAINERS_IMAGE = "neo4j:5.26-community"
+
+
+@dataclass
+class Neo4jSource:
+    kind: str
+    settings: Neo4jSettings | None = None
+    note: str = ""
+    cleanup: list = field(default_factory=list)
+
+
+def docker_engine_answers() -> tuple[bool, str]:
+    """Whether a Docker engine answers ``GET /_ping``, and why not when it does not.
+
+    Asked over a plain socket: the docker SDK leaves sockets open when the engine is absent.
+    """
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        if host.startswith("unix://"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address: object = host[len("unix://"):]
+        elif host.startswith("tcp://"):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            name, _, port = host[len("tcp://"):].partition(":")
+            address = (name, int(port or 2375))
+        else:
+            return False, f"DOCKER_HOST={host} is not a unix:// or tcp:// address"
+        with sock:
+            sock.settimeout(3)
+            sock.connect(address)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            answer = sock.recv(1024)
+    except OSError as exc:
+        return False, f"no Docker engine answers at {host} ({exc.strerror or exc})"
+    if b" 200 " not in answer.split(b"\r\n", 1)[0]:
+        return False, f"the Docker engine at {host} did not answer /_ping with 200"
+    return True, ""
+
+
+def _choose_source() -> Neo4jSource:
+    configured = Neo4jSettings.from_env()
+    if configured is not None:
+        return Neo4jSource("configured", configured, f"HOPPER_NEO4J_URI={configured.uri}")
+    has_docker, why = docker_engine_answers()
+    if has_docker:
+        from testcontainers.neo4j import Neo4jContainer
+
+        container = Neo4jContainer(TESTCONTAINERS_IMAGE).start()
+        settings = Neo4jSettings(container.get_connection_url(), "neo4j", container.password)
+        return Neo4jSource("testcontainers", settings, TESTCONTAINERS_IMAGE, [container.stop])
+    server = LocalNeo4j.for_tests()
+    was_running = server.is_running()
+    try:
+        server.start()
+    except LocalNeo4jError as exc:
+        return Neo4jSource("none", note=(
+            f"testcontainers skipped: {why}; the local server failed: {exc}. Get a Neo4j by "
+            "setting HOPPER_NEO4J_URI, by running a Docker engine, or fix the local server "
+            "(scripts/neo4j-local start --test needs Java 17 and Maven Central)."))
+    cleanup = [] if was_running else [server.stop]
+    return Neo4jSource("local", Neo4jSettings(server.uri), f"testcontainers skipped: {why}; "
+                       f"local server {server.uri} ({server.home})", cleanup)
+
+
+_SOURCE: Neo4jSource | None = None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    has_docker, why = docker_engine_answers()
+    return [f"neo4j: HOPPER_NEO4J_URI={os.environ.get('HOPPER_NEO4J_URI') or '(unset)'}; "
+            f"testcontainers: {'available' if has_docker else 'skipped, ' + why}"]
+
+
+@pytest.fixture(scope="session")
+def neo4j_source() -> Iterator[Neo4jSource]:
+    global _SOURCE
+    _SOURCE = _choose_source()
+    if _SOURCE.settings is None:
+        pytest.fail(f"no Neo4j for the integration tests: {_SOURCE.note}", pytrace=False)
+    print(f"\nneo4j for tests: {_SOURCE.kind}: {_SOURCE.note}")
+    yield _SOURCE
+    for stop in _SOURCE.cleanup:
+        stop()
+
+
+@pytest.fixture(scope="session")
+def driver(neo4j_source: Neo4jSource) -> Iterator[Driver]:
+    assert neo4j_source.settings is not None
+    drv = connect(neo4j_source.settings)
+    drv.verify_connectivity()
+    apply_schema(drv, neo4j_source.settings.database)
+    yield drv
+    drv.close()
+
+
+@pytest.fixture(scope="session")
+def database(neo4j_source: Neo4jSource) -> str | None:
+    assert neo4j_source.settings is not None
+    return neo4j_source.settings.database
+
+
+def wipe(driver: Driver, database: str | None) -> None:
+    """Remove the instance graph and its history; the schema and its record stay."""
+    with driver.session(database=database) as session:
+        # CALL ... IN TRANSACTIONS needs an auto-commit transaction: session.run gives one.
+        session.run(
+            "MATCH (n) WHERE n:HopperInstance OR n:InstanceEvent OR n:HopperCounter "
+            "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+
+
+@pytest.fixture
+def clean_graph(driver: Driver, database: str | None) -> Driver:
+    wipe(driver, database)
+    return driver
+
+
+@pytest.fixture
+def repo(clean_graph: Driver, database: str | None) -> InstanceRepository:
+    return InstanceRepository(clean_graph, database)
