@@ -15,6 +15,7 @@ WITH e
 OPTIONAL MATCH (n:HopperInstance {id: e.instance_id})
 FOREACH (_ IN CASE WHEN n IS NULL THEN [] ELSE [1] END | CREATE (n)-[:HAS_EVENT]->(e))
 RETURN e.seq AS seq
+ORDER BY seq
 
 // name: get_history
 // The audit events of one instance, oldest first; found by instance_id, so they outlive it.

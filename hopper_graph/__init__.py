@@ -25,6 +25,16 @@ from hopper_graph.errors import (
     ValidationError,
 )
 from hopper_graph.graph import Neo4jSettings, connect
+from hopper_graph.lifecycle import (
+    DeleteResult,
+    HookContext,
+    HookRegistry,
+    InstanceLifecycle,
+    InstanceLifecycleManager,
+    StatusChange,
+    TransitionResult,
+)
+from hopper_graph.manager import EffectiveConfig, HealthReport, InstanceManager
 from hopper_graph.models import (
     FlatTreeRow,
     HopperInstance,
@@ -45,14 +55,22 @@ __all__ = [
     "ConcurrentModification",
     "Conflict",
     "DatabaseUnavailable",
+    "DeleteResult",
     "DuplicateName",
+    "EffectiveConfig",
     "FlatTreeRow",
     "GlobalAlreadyExists",
+    "HealthReport",
+    "HookContext",
+    "HookRegistry",
     "HookVetoed",
     "HopperGraphError",
     "HopperInstance",
     "HopperScope",
     "InstanceEvent",
+    "InstanceLifecycle",
+    "InstanceLifecycleManager",
+    "InstanceManager",
     "InstanceRepository",
     "InstanceRunning",
     "InstanceSpec",
@@ -66,6 +84,8 @@ __all__ = [
     "ParentArchived",
     "ParentNotActive",
     "ScopeRuleViolation",
+    "StatusChange",
+    "TransitionResult",
     "TreeNode",
     "ValidationError",
     "__version__",

@@ -16,6 +16,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -61,6 +62,8 @@ from hopper_graph.models import (
 from hopper_graph.queries import QUERIES
 
 T = TypeVar("T")
+_APPENDED: ContextVar[list[dict[str, Any]] | None] = ContextVar("_APPENDED", default=None)
+"""The events appended by the write transaction running in this context."""
 ALL = 2**30
 """A limit that means no limit (Cypher takes no null there; list slices need 32 bits)."""
 MAX_NAME_LENGTH = 255
@@ -115,6 +118,8 @@ class InstanceRepository:
     def __init__(self, driver: Driver, database: str | None = None) -> None:
         self.driver = driver
         self.database = database
+        self.on_commit: Callable[[list[InstanceEvent]], None] | None = None
+        """Called after each committed write with the audit events it appended."""
 
     # -- transactions -------------------------------------------------------------------
     def read(self, work: Callable[..., T], *args: Any) -> T:
@@ -122,8 +127,23 @@ class InstanceRepository:
             return session.execute_read(work, *args)
 
     def write(self, work: Callable[..., T], *args: Any) -> T:
+        """Run ``work`` in a write transaction (retried on transient errors), then hand the
+        audit events it appended to ``on_commit``: only events that committed are seen."""
+        appended: list[dict[str, Any]] = []
+
+        def attempt(tx: ManagedTransaction, *inner: Any) -> T:
+            appended.clear()  # a retried attempt starts over
+            token = _APPENDED.set(appended)
+            try:
+                return work(tx, *inner)
+            finally:
+                _APPENDED.reset(token)
+
         with translate_errors(), self.driver.session(database=self.database) as session:
-            return session.execute_write(work, *args)
+            result = session.execute_write(attempt, *args)
+        if appended and self.on_commit is not None:
+            self.on_commit([event_from_row(event) for event in appended])
+        return result
 
     def _read_one(self, query: str, **params: Any) -> dict[str, Any] | None:
         def work(tx: ManagedTransaction) -> dict[str, Any] | None:
@@ -143,13 +163,21 @@ class InstanceRepository:
         return [instance_from_row(row, self) for row in rows]
 
     # -- create -------------------------------------------------------------------------
-    def create(self, spec: InstanceSpec, actor: str | None = None) -> HopperInstance:
-        """Create one instance, validated against every scope rule, with its audit event."""
+    def create(self, spec: InstanceSpec, actor: str | None = None,
+               before_write: Callable[[dict[str, Any]], None] | None = None
+               ) -> HopperInstance:
+        """Create one instance, validated against every scope rule, with its audit event.
+
+        ``before_write`` sees the validated properties inside the transaction, just before
+        they are written; raising there creates nothing (the lifecycle's on_create hooks).
+        """
         checked = _check_spec(spec)
 
         def work(tx: ManagedTransaction) -> dict[str, Any]:
             now = utcnow()
             plan = self._plan_create(tx, checked, now)
+            if before_write is not None:
+                before_write(plan.props)
             if plan.parent_id is None:
                 row = tx.run(QUERIES.create_global_instance.text, props=plan.props).single()
             else:
@@ -377,8 +405,14 @@ class InstanceRepository:
 # -- transaction building blocks (also used by the lifecycle module) ----------------------
 def append_events(tx: ManagedTransaction, events: list[dict[str, Any]]) -> None:
     """Write audit events in ``tx``; they commit or roll back with the change they record."""
-    if events:
-        tx.run(QUERIES.append_events.text, events=events).consume()
+    if not events:
+        return
+    seqs = [record["seq"] for record in tx.run(QUERIES.append_events.text, events=events)]
+    for event, seq in zip(events, seqs, strict=True):
+        event["seq"] = seq
+    appended = _APPENDED.get()
+    if appended is not None:
+        appended.extend(events)
 
 
 def lock_instance(tx: ManagedTransaction, instance_id: str,
@@ -591,8 +625,7 @@ def _changes(current: dict[str, Any], name: str | None, config: dict[str, Any] |
     if config is not None:
         scope = HopperScope(current["scope"])
         stored = json.loads(current.get("config_set") or "{}")
-        wanted = config if replace else scope_config.merge_config(stored, config)
-        overrides = scope_config.validate_overrides(scope, wanted)
+        overrides = scope_config.update_overrides(scope, stored, config, replace=replace)
         changes["config_set"] = json.dumps(overrides)
         changes["config"] = json.dumps(scope_config.full_config(scope, overrides))
     if metadata is not None:

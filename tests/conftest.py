@@ -142,3 +142,10 @@ def clean_graph(driver: Driver, database: str | None) -> Driver:
 @pytest.fixture
 def repo(clean_graph: Driver, database: str | None) -> InstanceRepository:
     return InstanceRepository(clean_graph, database)
+
+
+@pytest.fixture
+def manager(clean_graph: Driver, database: str | None):
+    from hopper_graph import InstanceManager
+
+    return InstanceManager(clean_graph, database)

@@ -1,0 +1,74 @@
+// name: lock_for_transition
+// Takes the parent's write lock, then the instance's (top down, the order every writer
+// uses), and returns both as stored now: a guard on the parent's status cannot be raced.
+// params: id
+MATCH (n:HopperInstance {id: $id})
+OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
+FOREACH (locked IN CASE WHEN p IS NULL THEN [] ELSE [p] END | SET locked.version = locked.version)
+SET n.version = n.version
+RETURN n {.*} AS instance, p.status AS parent_status
+
+// name: lock_subtree_for_cascade
+// Locks everything below an instance, top down, and returns what a cascade needs of each,
+// parents before children.
+// params: id
+MATCH (root:HopperInstance {id: $id})
+OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
+WITH d ORDER BY d.depth, d.created_at, d.id
+WITH collect(d) AS below
+FOREACH (x IN below | SET x.version = x.version)
+RETURN [x IN below | x {.id, .parent_id, .status, .instance_type, .paused_by, .depth}]
+  AS instances
+
+// name: apply_status_changes
+// Writes the status changes the state machine decided, in order; a node changed twice
+// (stopped, then archived as EPHEMERAL) is written twice and its version bumps twice.
+// params: changes, now
+UNWIND $changes AS change
+MATCH (n:HopperInstance {id: change.id})
+SET n += change.props, n.version = n.version + 1, n.updated_at = $now
+
+// name: record_heartbeat
+// Records a runner's heartbeat. Telemetry, not a change of state: the version stays.
+// params: id, now
+MATCH (n:HopperInstance {id: $id})
+SET n.heartbeat_at = $now
+RETURN n {.*} AS instance
+
+// name: get_config_chain
+// The config overrides of an instance and of each ancestor, nearest first: what
+// inheritance and provenance are computed from, in one query.
+// params: id
+MATCH (n:HopperInstance {id: $id})
+OPTIONAL MATCH (n)<-[:PARENT_OF*1..]-(a:HopperInstance)
+WITH n, a ORDER BY a.depth DESC
+RETURN n {.id, .scope, .config_set} AS instance,
+       collect(a {.id, .scope, .config_set}) AS ancestors
+
+// name: get_health_facts
+// What a health check needs of an instance: itself, its parent's status, its child count.
+// params: id
+MATCH (n:HopperInstance {id: $id})
+OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
+RETURN n {.*} AS instance, p.status AS parent_status,
+       COUNT { (n)-[:PARENT_OF]->() } AS child_count
+
+// name: get_subtree_health_facts
+// The health facts of every instance in a subtree, in one query.
+// params: id
+MATCH (root:HopperInstance {id: $id})
+OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
+WITH root, collect(d) AS below
+UNWIND [root] + below AS n
+OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
+RETURN n {.*} AS instance, p.status AS parent_status,
+       COUNT { (n)-[:PARENT_OF]->() } AS child_count
+
+// name: find_purgeable
+// ARCHIVED EPHEMERAL instances archived before a cutoff, with their retention settings;
+// the caller applies each one's own retention.
+// params: cutoff
+MATCH (n:HopperInstance {status: 'ARCHIVED', instance_type: 'EPHEMERAL'})
+WHERE n.archived_at < $cutoff
+RETURN n.id AS id, n.archived_at AS archived_at, n.config AS config
+ORDER BY n.depth

@@ -1,0 +1,323 @@
+"""InstanceManager: the façade scripts and the API use.
+
+It holds an ``InstanceRepository`` (reads and writes) and an ``InstanceLifecycleManager``
+(status changes, hooks, audit), and adds what needs both: health checks, heartbeats, the
+effective configuration with its provenance, and in-process subscribers to the change feed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from neo4j import Driver
+
+from hopper_graph import config as scope_config
+from hopper_graph.enums import HopperScope, InstanceStatus
+from hopper_graph.errors import InvalidTransition, NotFound
+from hopper_graph.lifecycle import (
+    DeleteResult,
+    HookRegistry,
+    InstanceLifecycleManager,
+    TransitionResult,
+)
+from hopper_graph.models import (
+    FlatTreeRow,
+    HopperInstance,
+    InstanceEvent,
+    InstanceSpec,
+    Page,
+    TreeNode,
+    instance_from_row,
+)
+from hopper_graph.queries import QUERIES
+from hopper_graph.repository import InstanceRepository, utcnow
+
+log = logging.getLogger("hopper_graph.manager")
+
+HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unknown"
+_RANK = {HEALTHY: 0, UNKNOWN: 1, DEGRADED: 2, UNHEALTHY: 3}
+Subscriber = Callable[[InstanceEvent], None]
+
+
+@dataclass(slots=True)
+class HealthCheck:
+    name: str
+    status: str  # pass | warn | fail | unknown
+    detail: str
+
+
+@dataclass(slots=True)
+class HealthReport:
+    """An instance's health: the worst of its checks (fail -> unhealthy, warn -> degraded,
+    unknown -> unknown), each check, and for a subtree roll-up the count per status."""
+
+    id: str
+    status: str
+    checks: list[HealthCheck]
+    instance_status: InstanceStatus
+    subtree: dict[str, int] | None = None
+    unhealthy: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class EffectiveConfig:
+    id: str
+    config: dict[str, Any]
+    provenance: dict[str, str]
+    """Each dotted leaf key -> the id of the instance it came from, or "default"."""
+
+
+class InstanceManager:
+    """Create, read, change and watch instances; every status change goes through the
+    lifecycle manager."""
+
+    def __init__(self, driver: Driver, database: str | None = None,
+                 hooks: HookRegistry | None = None) -> None:
+        self.repository = InstanceRepository(driver, database)
+        self.lifecycle = InstanceLifecycleManager(self.repository, hooks)
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+        self.repository.on_commit = self._publish
+
+    @property
+    def hooks(self) -> HookRegistry:
+        return self.lifecycle.hooks
+
+    # -- create, read, update, delete ---------------------------------------------------
+    def create(self, spec: InstanceSpec | None = None, *, actor: str | None = None,
+               **fields: Any) -> HopperInstance:
+        """Create an instance from a spec, or from keyword fields (name, scope, ...)."""
+        return self.lifecycle.create(spec or InstanceSpec(**fields), actor=actor)
+
+    def bulk_create(self, specs: Sequence[InstanceSpec], actor: str | None = None) -> list[str]:
+        """Import a whole hierarchy in one transaction (no per-instance hooks)."""
+        return self.repository.bulk_create(specs, actor=actor)
+
+    def get(self, instance_id: str) -> HopperInstance:
+        return self.repository.get(instance_id)
+
+    def get_by_scope_and_name(self, scope: HopperScope | str, name: str) -> HopperInstance:
+        return self.repository.get_by_scope_and_name(scope, name)
+
+    def list(self, **filters: Any) -> Page:
+        return self.repository.list(**filters)
+
+    def update(self, instance_id: str, **changes: Any) -> HopperInstance:
+        """Change name, config and/or metadata (see InstanceRepository.update)."""
+        return self.repository.update(instance_id, **changes)
+
+    def delete(self, instance_id: str, *, force: bool = False, actor: str | None = None,
+               reason: str | None = None, expected_version: int | None = None
+               ) -> DeleteResult:
+        return self.lifecycle.delete(instance_id, force=force, actor=actor, reason=reason,
+                                     expected_version=expected_version)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def transition(self, instance_id: str, event: str, **options: Any) -> TransitionResult:
+        return self.lifecycle.transition(instance_id, event, **options)
+
+    def start(self, instance_id: str, **options: Any) -> TransitionResult:
+        return self.transition(instance_id, "start", **options)
+
+    def stop(self, instance_id: str, **options: Any) -> TransitionResult:
+        return self.transition(instance_id, "stop", **options)
+
+    def pause(self, instance_id: str, **options: Any) -> TransitionResult:
+        return self.transition(instance_id, "pause", **options)
+
+    def resume(self, instance_id: str, **options: Any) -> TransitionResult:
+        return self.transition(instance_id, "resume", **options)
+
+    def archive(self, instance_id: str, **options: Any) -> TransitionResult:
+        return self.transition(instance_id, "archive", **options)
+
+    def purge_archived(self, older_than: timedelta | None = None,
+                       actor: str | None = None) -> list[str]:
+        return self.lifecycle.purge_archived(older_than, actor=actor)
+
+    # -- hierarchy (the repository's reads) -------------------------------------------------
+    def children_page(self, parent_id: str, offset: int = 0, limit: int | None = None) -> Page:
+        return self.repository.children_page(parent_id, offset, limit)
+
+    def get_children(self, parent_id: str) -> list[HopperInstance]:
+        return self.repository.get_children(parent_id)
+
+    def get_ancestors(self, instance_id: str) -> list[HopperInstance]:
+        return self.repository.get_ancestors(instance_id)
+
+    def get_descendants(self, instance_id: str) -> list[HopperInstance]:
+        return self.repository.get_descendants(instance_id)
+
+    def descendants_page(self, instance_id: str, offset: int = 0,
+                         limit: int | None = None) -> Page:
+        return self.repository.descendants_page(instance_id, offset, limit)
+
+    def get_instance_tree(self, root_id: str, max_depth: int | None = None) -> TreeNode:
+        return self.repository.get_instance_tree(root_id, max_depth)
+
+    def get_flat_tree(self, root_id: str, max_depth: int | None = None) -> list[FlatTreeRow]:
+        return self.repository.get_flat_tree(root_id, max_depth)
+
+    def get_global_instance(self) -> HopperInstance | None:
+        return self.repository.get_global_instance()
+
+    def get_project_instances(self, project_id: str) -> list[HopperInstance]:
+        return self.repository.get_project_instances(project_id)
+
+    def get_orchestration_instances(self, project_id: str) -> list[HopperInstance]:
+        return self.repository.get_orchestration_instances(project_id)
+
+    def get_active_instances(self) -> list[HopperInstance]:
+        return self.repository.get_active_instances()
+
+    def get_instances_by_status(self, status: InstanceStatus | str) -> list[HopperInstance]:
+        return self.repository.get_instances_by_status(status)
+
+    # -- audit and notifications ------------------------------------------------------------
+    def history(self, instance_id: str, offset: int = 0,
+                limit: int | None = None) -> list[InstanceEvent]:
+        return self.repository.get_history(instance_id, offset, limit)
+
+    def events_since(self, after: int = 0, limit: int = 100) -> list[InstanceEvent]:
+        """The durable change feed: pass the last ``seq`` you processed as ``after``."""
+        return self.repository.events_since(after, limit)
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Call ``subscriber`` with each audit event after its transaction commits, in this
+        process. Returns a function that unsubscribes."""
+        with self._lock:
+            self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if subscriber in self._subscribers:
+                    self._subscribers.remove(subscriber)
+        return unsubscribe
+
+    def _publish(self, events: list[InstanceEvent]) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for event in events:
+            for subscriber in subscribers:
+                try:
+                    subscriber(event)
+                except Exception:
+                    log.exception("subscriber %r failed on event %s", subscriber, event.seq)
+
+    # -- config -----------------------------------------------------------------------------
+    def effective_config(self, instance_id: str) -> EffectiveConfig:
+        """The config an instance runs with (inherited sections filled in from its
+        ancestors) and where each key came from; one query over the ancestor chain."""
+        row = self.repository._read_one(QUERIES.get_config_chain.text, id=instance_id)
+        if row is None:
+            raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+        own = row["instance"]
+        chain = [(own["id"], json.loads(own["config_set"] or "{}"))]
+        chain += [(a["id"], json.loads(a["config_set"] or "{}")) for a in row["ancestors"]]
+        config, provenance = scope_config.effective_config(chain, own["scope"])
+        return EffectiveConfig(own["id"], config, provenance)
+
+    # -- health -------------------------------------------------------------------------------
+    def heartbeat(self, instance_id: str) -> HopperInstance:
+        """Record that the instance's runner is alive (refused once it is ARCHIVED)."""
+        current = self.repository.get(instance_id)
+        if current.status is InstanceStatus.ARCHIVED:
+            raise InvalidTransition(f"instance {instance_id} is ARCHIVED: no heartbeats",
+                                    id=instance_id, status="ARCHIVED", event="heartbeat",
+                                    allowed_events=[])
+
+        def work(tx: Any) -> dict[str, Any]:
+            record = tx.run(QUERIES.record_heartbeat.text, id=instance_id, now=utcnow()).single()
+            if record is None:
+                raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+            return record["instance"]  # type: ignore[no-any-return]
+        return instance_from_row(self.repository.write(work), self.repository)
+
+    def health_check(self, instance_id: str, subtree: bool = False) -> HealthReport:
+        """healthy / degraded / unhealthy / unknown, with the individual checks; with
+        ``subtree``, the worst over the whole subtree and a count per status."""
+        if not subtree:
+            row = self.repository._read_one(QUERIES.get_health_facts.text, id=instance_id)
+            if row is None:
+                raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+            return _assess(row, utcnow())
+        rows = self.repository._read_all(QUERIES.get_subtree_health_facts.text, id=instance_id)
+        if not rows:
+            raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+        now = utcnow()
+        reports = [_assess(r, now) for r in rows]
+        root = reports[0]
+        counts = {s: 0 for s in _RANK}
+        for report in reports:
+            counts[report.status] += 1
+        worst = max(reports, key=lambda r: _RANK[r.status]).status
+        root.subtree = counts
+        root.status = worst
+        root.unhealthy = [r.id for r in reports if r.status == UNHEALTHY][:100]
+        return root
+
+
+def _assess(row: dict[str, Any], now: datetime) -> HealthReport:
+    instance = instance_from_row(row["instance"])
+    checks = [
+        _parent_check(instance, row["parent_status"]),
+        _heartbeat_check(instance, now),
+        _headroom_check(instance, row["child_count"]),
+        _config_check(instance),
+    ]
+    worst = max((c.status for c in checks), key=lambda s: _CHECK_RANK[s])
+    return HealthReport(instance.id, _CHECK_TO_HEALTH[worst], checks, instance.status)
+
+
+_CHECK_RANK = {"pass": 0, "unknown": 1, "warn": 2, "fail": 3}
+_CHECK_TO_HEALTH = {"pass": HEALTHY, "unknown": UNKNOWN, "warn": DEGRADED, "fail": UNHEALTHY}
+
+
+def _parent_check(instance: HopperInstance, parent_status: str | None) -> HealthCheck:
+    """A running instance needs a running parent: ACTIVE under ACTIVE, PAUSED under either."""
+    allowed = {InstanceStatus.ACTIVE: {"ACTIVE"}, InstanceStatus.PAUSED: {"ACTIVE", "PAUSED"}}
+    if parent_status is None or instance.status not in allowed:
+        return HealthCheck("parent_status", "pass", "consistent with its parent")
+    if parent_status in allowed[instance.status]:
+        return HealthCheck("parent_status", "pass", f"parent is {parent_status}")
+    return HealthCheck("parent_status", "fail",
+                       f"{instance.status.value} under a {parent_status} parent")
+
+
+def _heartbeat_check(instance: HopperInstance, now: datetime) -> HealthCheck:
+    if instance.status is not InstanceStatus.ACTIVE:
+        return HealthCheck("heartbeat", "pass", f"not expected while {instance.status.value}")
+    timeout = instance.config.get("health", {}).get("heartbeat_timeout_seconds")
+    if instance.heartbeat_at is None:
+        return HealthCheck("heartbeat", "unknown", "no heartbeat recorded since it started")
+    age = (now - instance.heartbeat_at).total_seconds()
+    if timeout is None or age <= timeout:
+        return HealthCheck("heartbeat", "pass", f"last heartbeat {age:.0f} s ago")
+    return HealthCheck("heartbeat", "fail",
+                       f"last heartbeat {age:.0f} s ago, timeout is {timeout} s")
+
+
+def _headroom_check(instance: HopperInstance, child_count: int) -> HealthCheck:
+    limit = instance.config.get("limits", {}).get("max_child_instances")
+    if not limit:
+        return HealthCheck("child_headroom", "pass", f"{child_count} children, no limit")
+    detail = f"{child_count} of {limit} children"
+    if child_count > limit:  # the limit was lowered below what exists
+        return HealthCheck("child_headroom", "fail", detail + ": over the limit")
+    return HealthCheck("child_headroom", "warn" if child_count >= 0.9 * limit else "pass",
+                       detail)
+
+
+def _config_check(instance: HopperInstance) -> HealthCheck:
+    try:
+        scope_config.validate_config(instance.scope, instance.config)
+    except Exception as exc:  # a template change can make an old config invalid
+        errors = getattr(exc, "errors", None) or str(exc)
+        return HealthCheck("config", "fail", f"config no longer validates: {errors}")
+    return HealthCheck("config", "pass", "valid")

@@ -1,0 +1,194 @@
+"""The versioned schema against a real Neo4j: apply_schema is idempotent, SHOW CONSTRAINTS and
+SHOW INDEXES list exactly what schema.MIGRATIONS declares, and each applied migration is
+recorded as a (:SchemaMigration {version, name, applied_at}) node."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from neo4j import RoutingControl
+from neo4j.exceptions import ConstraintError
+
+from hopper_graph.schema import MIGRATIONS, apply_schema, schema_version
+
+_CREATE = re.compile(
+    r"^CREATE (?P<kind>CONSTRAINT|(?:(?P<index_type>RANGE|TEXT|POINT|FULLTEXT|VECTOR) )?INDEX)"
+    r" (?P<name>\w+) IF NOT EXISTS FOR \(\w+:(?P<label>\w+)\) (?:REQUIRE|ON(?: EACH)?) "
+    r"(?P<rest>.+)$")
+_DROP = re.compile(r"^DROP (?:CONSTRAINT|INDEX) (?P<name>\w+) IF EXISTS$")
+
+
+@dataclass(frozen=True)
+class Declared:
+    kind: str  # CONSTRAINT or INDEX
+    index_type: str
+    name: str
+    label: str
+    properties: tuple[str, ...]
+    unique: bool
+
+
+def declared_schema() -> dict[str, Declared]:
+    """Every constraint and index the migrations leave in place, by name."""
+    declared: dict[str, Declared] = {}
+    for migration in MIGRATIONS:
+        for statement in migration.statements:
+            statement = " ".join(statement.split())
+            if drop := _DROP.match(statement):
+                declared.pop(drop["name"], None)
+                continue
+            match = _CREATE.match(statement)
+            assert match, f"this test cannot read migration {migration.version}: {statement}"
+            declared[match["name"]] = Declared(
+                kind="CONSTRAINT" if match["kind"] == "CONSTRAINT" else "INDEX",
+                index_type=match["index_type"] or "RANGE",
+                name=match["name"], label=match["label"],
+                properties=tuple(re.findall(r"\w+\.(\w+)", match["rest"])),
+                unique=match["rest"].endswith("IS UNIQUE"))
+    return declared
+
+
+def show(driver, database, what: str) -> dict[str, dict]:
+    records, _, _ = driver.execute_query(f"SHOW {what} YIELD *", database_=database,
+                                         routing_=RoutingControl.READ)
+    return {r["name"]: r.data() for r in records}
+
+
+def migration_records(driver, database) -> list[dict]:
+    records, _, _ = driver.execute_query(
+        "MATCH (m:SchemaMigration) RETURN m {.*} AS m ORDER BY m.version",
+        database_=database, routing_=RoutingControl.READ)
+    return [r["m"] for r in records]
+
+
+def snapshot(driver, database) -> tuple:
+    constraints = show(driver, database, "CONSTRAINTS")
+    indexes = show(driver, database, "INDEXES")
+    return ({n: (c["id"], c["type"], c["labelsOrTypes"], c["properties"])
+             for n, c in constraints.items()},
+            {n: (i["id"], i["type"], i["labelsOrTypes"], i["properties"])
+             for n, i in indexes.items()})
+
+
+def test_the_migrations_are_numbered_1_to_n_and_every_statement_is_idempotent():
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    assert all(m.name.strip() for m in MIGRATIONS)
+    for migration in MIGRATIONS:
+        for statement in migration.statements:
+            assert "IF NOT EXISTS" in statement or "IF EXISTS" in statement, statement
+    assert declared_schema()
+
+
+def test_apply_schema_twice_applies_nothing_the_second_time(driver, database):
+    apply_schema(driver, database)  # the session fixture has usually done this already
+    before = snapshot(driver, database)
+    records_before = migration_records(driver, database)
+
+    assert apply_schema(driver, database) == []
+    assert apply_schema(driver, database) == []
+
+    assert snapshot(driver, database) == before
+    assert migration_records(driver, database) == records_before
+
+
+def test_a_database_without_records_gets_every_migration_once(driver, database):
+    """Where the record is lost (or the constraints came from elsewhere), every statement is
+    applied again without error, nothing is duplicated, and the record is rebuilt."""
+    before = snapshot(driver, database)
+    try:
+        driver.execute_query("MATCH (m:SchemaMigration) DELETE m", database_=database)
+        assert schema_version(driver, database) == 0
+
+        applied = apply_schema(driver, database)
+        assert [m.version for m in applied] == [m.version for m in MIGRATIONS]
+        assert apply_schema(driver, database) == []
+    finally:
+        apply_schema(driver, database)
+    assert snapshot(driver, database) == before
+    assert [r["version"] for r in migration_records(driver, database)] == [
+        m.version for m in MIGRATIONS]
+
+
+def test_show_constraints_lists_every_declared_constraint(driver, database):
+    constraints = show(driver, database, "CONSTRAINTS")
+    wanted = [d for d in declared_schema().values() if d.kind == "CONSTRAINT"]
+    assert wanted
+    for d in wanted:
+        assert d.name in constraints, f"constraint {d.name} is missing"
+        found = constraints[d.name]
+        assert found["type"] in ("UNIQUENESS", "NODE_PROPERTY_UNIQUENESS"), found
+        assert found["entityType"] == "NODE"
+        assert found["labelsOrTypes"] == [d.label], d.name
+        assert found["properties"] == list(d.properties), d.name
+
+
+def test_the_product_rules_have_their_constraints(driver, database):
+    """Unique id, unique (name, scope), at most one GLOBAL: enforced by the database."""
+    by_shape = {(tuple(c["labelsOrTypes"]), tuple(c["properties"])): c["type"]
+                for c in show(driver, database, "CONSTRAINTS").values()}
+    assert (("HopperInstance",), ("id",)) in by_shape
+    assert (("HopperInstance",), ("name", "scope")) in by_shape
+    assert (("GlobalInstance",), ("scope",)) in by_shape
+    assert (("InstanceEvent",), ("id",)) in by_shape
+
+
+def test_community_has_no_existence_or_key_constraints_so_none_are_declared(driver, database):
+    types = {c["type"] for c in show(driver, database, "CONSTRAINTS").values()}
+    assert not {t for t in types if "EXISTENCE" in t or "KEY" in t}
+    assert all(d.unique for d in declared_schema().values() if d.kind == "CONSTRAINT")
+
+
+def test_show_indexes_lists_every_declared_index_online(driver, database):
+    driver.execute_query("CALL db.awaitIndexes(120)", database_=database)
+    indexes = show(driver, database, "INDEXES")
+    wanted = list(declared_schema().values())
+    for d in wanted:
+        assert d.name in indexes, f"index {d.name} is missing"
+        found = indexes[d.name]
+        assert found["state"] == "ONLINE", found
+        assert found["labelsOrTypes"] == [d.label], d.name
+        assert found["properties"] == list(d.properties), d.name
+        assert found["type"] == d.index_type, d.name
+        if d.kind == "CONSTRAINT":
+            assert found["owningConstraint"] == d.name  # the constraint's backing index
+        else:
+            assert found["owningConstraint"] is None
+
+
+def test_the_lookups_the_queries_need_are_indexed(driver, database):
+    shapes = {(tuple(i["labelsOrTypes"] or ()), tuple(i["properties"] or ()))
+              for i in show(driver, database, "INDEXES").values()}
+    for label, properties in [
+        ("HopperInstance", ("scope",)), ("HopperInstance", ("status",)),
+        ("HopperInstance", ("scope", "status")),
+    ]:
+        assert ((label,), properties) in shapes, (label, properties)
+    # project_id and the children paging by parent_id lead a composite index each.
+    leading = {(labels, props[0]) for labels, props in shapes if props}
+    assert (("HopperInstance",), "project_id") in leading
+    assert (("HopperInstance",), "parent_id") in leading
+
+
+def test_each_applied_migration_is_recorded(driver, database):
+    records = migration_records(driver, database)
+    assert [r["version"] for r in records] == [m.version for m in MIGRATIONS]
+    now = datetime.now(UTC)
+    for record, migration in zip(records, MIGRATIONS, strict=True):
+        assert record["name"] == migration.name
+        applied_at = record["applied_at"].to_native()
+        assert applied_at.utcoffset() == timedelta(0)
+        assert applied_at <= now + timedelta(seconds=5)
+        assert set(record) == {"version", "name", "applied_at"}
+
+
+def test_schema_version_is_the_latest_migration(driver, database):
+    assert schema_version(driver, database) == MIGRATIONS[-1].version
+
+
+def test_a_migration_cannot_be_recorded_twice(driver, database):
+    with pytest.raises(ConstraintError):
+        driver.execute_query("CREATE (:SchemaMigration {version: 1, name: 'again'})",
+                             database_=database)
