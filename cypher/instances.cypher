@@ -4,6 +4,7 @@
 // params: parent_id, scope
 MATCH (p:HopperInstance {id: $parent_id})
 SET p.version = p.version
+WITH p WHERE p.id IS NOT NULL  // it may have been deleted while we waited for the lock
 RETURN p {.*} AS parent,
        COUNT { (p)-[:PARENT_OF]->() } AS child_count,
        [(p)-[:PARENT_OF]->(s:HopperInstance) WHERE s.scope = $scope | s.instance_type]
@@ -37,6 +38,7 @@ RETURN n {.*} AS instance
 UNWIND $parent_ids AS parent_id
 MATCH (p:HopperInstance {id: parent_id})
 SET p.version = p.version
+WITH p WHERE p.id IS NOT NULL  // it may have been deleted while we waited for the lock
 RETURN p {.*} AS parent,
        COUNT { (p)-[:PARENT_OF]->() } AS child_count,
        [(p)-[:PARENT_OF]->(s:HopperInstance) | [s.scope, s.instance_type]] AS children
@@ -82,6 +84,7 @@ RETURN size(matched) AS total,
 // params: id
 MATCH (n:HopperInstance {id: $id})
 SET n.version = n.version
+WITH n WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
 RETURN n {.*} AS instance
 
 // name: update_instance
@@ -97,7 +100,7 @@ RETURN n {.*} AS instance
 // params: id
 MATCH (root:HopperInstance {id: $id})
 SET root.version = root.version
-WITH root
+WITH root WHERE root.id IS NOT NULL  // it may have been deleted while we waited
 OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
 WITH root, d ORDER BY d.depth
 WITH root, collect(d) AS below

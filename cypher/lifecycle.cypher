@@ -6,6 +6,7 @@ MATCH (n:HopperInstance {id: $id})
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
 FOREACH (locked IN CASE WHEN p IS NULL THEN [] ELSE [p] END | SET locked.version = locked.version)
 SET n.version = n.version
+WITH n, p WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
 RETURN n {.*} AS instance, p.status AS parent_status
 
 // name: lock_subtree_for_cascade
@@ -17,7 +18,8 @@ OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
 WITH d ORDER BY d.depth, d.created_at, d.id
 WITH collect(d) AS below
 FOREACH (x IN below | SET x.version = x.version)
-RETURN [x IN below | x {.id, .parent_id, .status, .instance_type, .paused_by, .depth}]
+RETURN [x IN below WHERE x.id IS NOT NULL
+        | x {.id, .parent_id, .status, .instance_type, .paused_by, .depth}]
   AS instances
 
 // name: apply_status_changes
@@ -46,23 +48,32 @@ RETURN n {.id, .scope, .config_set} AS instance,
        collect(a {.id, .scope, .config_set}) AS ancestors
 
 // name: get_health_facts
-// What a health check needs of an instance: itself, its parent's status, its child count.
+// What a health check needs of an instance: itself, its parent's status, its child count,
+// and the config overrides of its ancestors, nearest first (for inherited settings).
 // params: id
 MATCH (n:HopperInstance {id: $id})
+OPTIONAL MATCH (n)<-[:PARENT_OF*1..]-(a:HopperInstance)
+WITH n, a ORDER BY a.depth DESC
+WITH n, collect(a.config_set) AS above
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
 RETURN n {.*} AS instance, p.status AS parent_status,
-       COUNT { (n)-[:PARENT_OF]->() } AS child_count
+       COUNT { (n)-[:PARENT_OF]->() } AS child_count, above
 
 // name: get_subtree_health_facts
-// The health facts of every instance in a subtree, in one query.
+// The health facts of every instance in a subtree (root first, parents before children),
+// with the root's ancestors' config overrides, in one query.
 // params: id
 MATCH (root:HopperInstance {id: $id})
+OPTIONAL MATCH (root)<-[:PARENT_OF*1..]-(a:HopperInstance)
+WITH root, a ORDER BY a.depth DESC
+WITH root, collect(a.config_set) AS above
 OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
-WITH root, collect(d) AS below
+WITH root, above, d ORDER BY d.depth
+WITH root, above, collect(d) AS below
 UNWIND [root] + below AS n
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
 RETURN n {.*} AS instance, p.status AS parent_status,
-       COUNT { (n)-[:PARENT_OF]->() } AS child_count
+       COUNT { (n)-[:PARENT_OF]->() } AS child_count, above
 
 // name: find_purgeable
 // ARCHIVED EPHEMERAL instances archived before a cutoff, with their retention settings;

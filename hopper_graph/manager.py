@@ -242,37 +242,51 @@ class InstanceManager:
     def health_check(self, instance_id: str, subtree: bool = False) -> HealthReport:
         """healthy / degraded / unhealthy / unknown, with the individual checks; with
         ``subtree``, the worst over the whole subtree and a count per status."""
-        if not subtree:
-            row = self.repository._read_one(QUERIES.get_health_facts.text, id=instance_id)
-            if row is None:
-                raise NotFound(f"no instance with id {instance_id}", id=instance_id)
-            return _assess(row, utcnow())
-        rows = self.repository._read_all(QUERIES.get_subtree_health_facts.text, id=instance_id)
+        query = QUERIES.get_subtree_health_facts if subtree else QUERIES.get_health_facts
+        rows = self.repository._read_all(query.text, id=instance_id)
         if not rows:
             raise NotFound(f"no instance with id {instance_id}", id=instance_id)
         now = utcnow()
-        reports = [_assess(r, now) for r in rows]
+        overrides: dict[str | None, list[Any]] = {}  # id -> config overrides, self then up
+        reports = []
+        for row in rows:
+            instance = instance_from_row(row["instance"])
+            own = json.loads(row["instance"].get("config_set") or "{}")
+            up = overrides.get(instance.parent_id)
+            if up is None:  # the root: its ancestors came with the row
+                up = [json.loads(a or "{}") for a in row["above"]]
+            overrides[instance.id] = [own, *up]
+            reports.append(_assess(instance, row, overrides[instance.id], now))
         root = reports[0]
-        counts = {s: 0 for s in _RANK}
-        for report in reports:
-            counts[report.status] += 1
-        worst = max(reports, key=lambda r: _RANK[r.status]).status
-        root.subtree = counts
-        root.status = worst
-        root.unhealthy = [r.id for r in reports if r.status == UNHEALTHY][:100]
+        if subtree:
+            root.subtree = {s: 0 for s in _RANK}
+            for report in reports:
+                root.subtree[report.status] += 1
+            root.unhealthy = [r.id for r in reports if r.status == UNHEALTHY][:100]
+            root.status = max(reports, key=lambda r: _RANK[r.status]).status
         return root
 
 
-def _assess(row: dict[str, Any], now: datetime) -> HealthReport:
-    instance = instance_from_row(row["instance"])
+def _assess(instance: HopperInstance, row: dict[str, Any], chain: list[dict[str, Any]],
+            now: datetime) -> HealthReport:
     checks = [
         _parent_check(instance, row["parent_status"]),
-        _heartbeat_check(instance, now),
+        _heartbeat_check(instance, _heartbeat_timeout(instance, chain), now),
         _headroom_check(instance, row["child_count"]),
         _config_check(instance),
     ]
     worst = max((c.status for c in checks), key=lambda s: _CHECK_RANK[s])
     return HealthReport(instance.id, _CHECK_TO_HEALTH[worst], checks, instance.status)
+
+
+def _heartbeat_timeout(instance: HopperInstance, chain: list[dict[str, Any]]) -> int | None:
+    """health.heartbeat_timeout_seconds as inherited: the nearest instance that set it,
+    else the instance's own scope default (see config.INHERITABLE_KEYS)."""
+    for overrides in chain:
+        value = overrides.get("health", {}).get("heartbeat_timeout_seconds")
+        if value is not None:
+            return int(value)
+    return instance.config.get("health", {}).get("heartbeat_timeout_seconds")
 
 
 _CHECK_RANK = {"pass": 0, "unknown": 1, "warn": 2, "fail": 3}
@@ -290,10 +304,10 @@ def _parent_check(instance: HopperInstance, parent_status: str | None) -> Health
                        f"{instance.status.value} under a {parent_status} parent")
 
 
-def _heartbeat_check(instance: HopperInstance, now: datetime) -> HealthCheck:
+def _heartbeat_check(instance: HopperInstance, timeout: int | None,
+                     now: datetime) -> HealthCheck:
     if instance.status is not InstanceStatus.ACTIVE:
         return HealthCheck("heartbeat", "pass", f"not expected while {instance.status.value}")
-    timeout = instance.config.get("health", {}).get("heartbeat_timeout_seconds")
     if instance.heartbeat_at is None:
         return HealthCheck("heartbeat", "unknown", "no heartbeat recorded since it started")
     age = (now - instance.heartbeat_at).total_seconds()

@@ -1,0 +1,117 @@
+"""InstanceManager beyond transitions: health, heartbeats, effective config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hopper_graph import InvalidTransition, NotFound
+
+
+@pytest.fixture
+def chain(manager):
+    """GLOBAL -> PROJECT -> sub-PROJECT -> ORCHESTRATION, all started."""
+    g = manager.create(name="g", scope="GLOBAL", config={"health": {
+        "heartbeat_timeout_seconds": 600}, "tags": ["fleet"]})
+    p = manager.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p",
+                       config={"tags": ["team-a"]})
+    sub = manager.create(name="sub", scope="PROJECT", parent_id=p.id, project_id="sub",
+                         config={"health": {"heartbeat_timeout_seconds": 30}})
+    run = manager.create(name="run", scope="ORCHESTRATION", parent_id=sub.id,
+                         config={"execution": {"max_retries": 7}})
+    for i in (g, p, sub, run):
+        manager.start(i.id)
+    return g, p, sub, run
+
+
+def test_effective_config_with_provenance(manager, chain):
+    g, p, sub, run = chain
+    eff = manager.effective_config(run.id)
+    assert eff.config["execution"]["max_retries"] == 7
+    assert eff.provenance["execution.max_retries"] == run.id
+    assert eff.config["health"]["heartbeat_timeout_seconds"] == 30
+    assert eff.provenance["health.heartbeat_timeout_seconds"] == sub.id
+    assert eff.config["tags"] == ["team-a"]
+    assert eff.provenance["tags"] == p.id
+    assert eff.provenance["execution.max_concurrent_tasks"] == "default"
+    top = manager.effective_config(g.id)
+    assert top.provenance["health.heartbeat_timeout_seconds"] == g.id
+    with pytest.raises(NotFound):
+        manager.effective_config("00000000-0000-0000-0000-000000000000")
+
+
+def test_health_unknown_until_first_heartbeat_then_healthy(manager, chain):
+    run = chain[3]
+    report = manager.health_check(run.id)
+    assert report.status == "unknown"
+    assert {c.name: c.status for c in report.checks}["heartbeat"] == "unknown"
+    beat = manager.heartbeat(run.id)
+    assert beat.heartbeat_at is not None and beat.version == manager.get(run.id).version
+    report = manager.health_check(run.id)
+    assert report.status == "healthy"
+    assert {c.name for c in report.checks} == {"parent_status", "heartbeat", "child_headroom",
+                                               "config"}
+
+
+def test_stale_heartbeat_is_unhealthy(manager, chain, driver):
+    run = chain[3]
+    manager.heartbeat(run.id)
+    driver.execute_query("MATCH (n:HopperInstance {id: $id}) "
+                         "SET n.heartbeat_at = n.heartbeat_at - duration('PT1H')", id=run.id)
+    report = manager.health_check(run.id)
+    assert report.status == "unhealthy"
+    [check] = [c for c in report.checks if c.name == "heartbeat"]
+    assert check.status == "fail" and "timeout is 30 s" in check.detail  # inherited from sub
+
+
+def test_headroom_and_parent_consistency(manager, driver):
+    g = manager.create(name="g", scope="GLOBAL")
+    p = manager.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p",
+                       config={"limits": {"max_child_instances": 2}})
+    manager.create(name="r1", scope="ORCHESTRATION", parent_id=p.id)
+    manager.create(name="r2", scope="ORCHESTRATION", parent_id=p.id)
+    report = manager.health_check(p.id)
+    assert report.status == "degraded"
+    assert {c.name: c.status for c in report.checks}["child_headroom"] == "warn"
+    # An ACTIVE instance under a CREATED parent can only come from outside the library.
+    driver.execute_query("MATCH (n:HopperInstance {id: $id}) SET n.status = 'ACTIVE', "
+                         "n.heartbeat_at = datetime()", id=p.id)
+    bad = manager.health_check(p.id)
+    assert {c.name: c.status for c in bad.checks}["parent_status"] == "fail"
+    assert bad.status == "unhealthy"
+
+
+def test_invalid_stored_config_is_unhealthy(manager, driver):
+    g = manager.create(name="g", scope="GLOBAL")
+    config = json.loads(manager.get(g.id).to_dict()["config"] and
+                        json.dumps(manager.get(g.id).config))
+    config["routing"]["strategy"] = "astrology"
+    driver.execute_query("MATCH (n:HopperInstance {id: $id}) SET n.config = $config",
+                         id=g.id, config=json.dumps(config))
+    report = manager.health_check(g.id)
+    assert {c.name: c.status for c in report.checks}["config"] == "fail"
+    assert report.status == "unhealthy"
+
+
+def test_subtree_roll_up(manager, chain, driver):
+    g, _p, _sub, run = chain
+    for i in chain:
+        manager.heartbeat(i.id)
+    assert manager.health_check(g.id, subtree=True).subtree == {
+        "healthy": 4, "unknown": 0, "degraded": 0, "unhealthy": 0}
+    driver.execute_query("MATCH (n:HopperInstance {id: $id}) "
+                         "SET n.heartbeat_at = n.heartbeat_at - duration('PT1H')", id=run.id)
+    report = manager.health_check(g.id, subtree=True)
+    assert report.status == "unhealthy"
+    assert report.unhealthy == [run.id]
+    assert report.subtree["unhealthy"] == 1
+
+
+def test_heartbeat_refused_when_archived_and_unknown_id(manager):
+    g = manager.create(name="g", scope="GLOBAL")
+    manager.archive(g.id)
+    with pytest.raises(InvalidTransition):
+        manager.heartbeat(g.id)
+    with pytest.raises(NotFound):
+        manager.heartbeat("00000000-0000-0000-0000-000000000000")
