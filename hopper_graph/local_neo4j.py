@@ -100,12 +100,16 @@ class LocalNeo4j:
     cache_dir: Path | None = None
 
     @classmethod
-    def for_tests(cls) -> LocalNeo4j:
-        """The instance the test suite uses, ports overridable by environment."""
+    def for_tests(cls, slot: int = 0) -> LocalNeo4j:
+        """The instance the test suite uses, ports overridable by environment.
+
+        ``slot`` > 0 gives a separate instance (own data, ports two apart per slot), for
+        test sessions that run at the same time and must not wipe each other's graph.
+        """
         return cls(
-            name="test",
-            bolt_port=int(os.environ.get("HOPPER_TEST_NEO4J_BOLT_PORT", "7688")),
-            http_port=int(os.environ.get("HOPPER_TEST_NEO4J_HTTP_PORT", "7475")),
+            name="test" if slot == 0 else f"test-{slot}",
+            bolt_port=int(os.environ.get("HOPPER_TEST_NEO4J_BOLT_PORT", "7688")) + 2 * slot,
+            http_port=int(os.environ.get("HOPPER_TEST_NEO4J_HTTP_PORT", "7475")) + 2 * slot,
         )
 
     @classmethod

@@ -10,6 +10,7 @@ If none can be had, every integration test fails with a message saying how to ge
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import pytest
 from neo4j import Driver
 
 from hopper_graph.graph import Neo4jSettings, connect
-from hopper_graph.local_neo4j import LocalNeo4j, LocalNeo4jError
+from hopper_graph.local_neo4j import LocalNeo4j, LocalNeo4jError, default_cache_dir
 from hopper_graph.repository import InstanceRepository
 from hopper_graph.schema import apply_schema
 
@@ -73,7 +74,7 @@ def _choose_source() -> Neo4jSource:
         container = Neo4jContainer(TESTCONTAINERS_IMAGE).start()
         settings = Neo4jSettings(container.get_connection_url(), "neo4j", container.password)
         return Neo4jSource("testcontainers", settings, TESTCONTAINERS_IMAGE, [container.stop])
-    server = LocalNeo4j.for_tests()
+    server = LocalNeo4j.for_tests(_claim_slot())
     was_running = server.is_running()
     try:
         server.start()
@@ -88,6 +89,25 @@ def _choose_source() -> Neo4jSource:
 
 
 _SOURCE: Neo4jSource | None = None
+_SLOT_LOCK: object = None
+
+
+def _claim_slot() -> int:
+    """The first local test server no other running test session holds (a file lock per
+    slot, held until this process exits), so concurrent sessions never share a graph."""
+    global _SLOT_LOCK
+    root = default_cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    for slot in range(16):
+        handle = open(root / f"test-slot-{slot}.lock", "w")  # noqa: SIM115 - held open
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _SLOT_LOCK = handle
+        return slot
+    raise LocalNeo4jError("16 test sessions already hold a local Neo4j")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
