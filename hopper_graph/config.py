@@ -15,6 +15,8 @@ errors name each bad field by its dotted path. See docs/configuration.md.
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -44,6 +46,7 @@ __all__ = [
     "config_class_for",
     "effective_config",
     "full_config",
+    "full_config_json",
     "load_templates",
     "max_child_instances",
     "max_depth",
@@ -357,6 +360,18 @@ def validate_overrides(scope: str | HopperScope, given: Any) -> Config:
 def full_config(scope: str | HopperScope, overrides: Mapping[str, Any] | None) -> Config:
     """The complete config of an instance: the scope's defaults with its overrides merged on."""
     return merge_config(scope_defaults(scope), overrides or {})
+
+
+def full_config_json(scope: str | HopperScope, overrides: Mapping[str, Any] | None) -> str:
+    """``json.dumps(full_config(scope, overrides))``, cached: a bulk import repeats the same
+    few configs thousands of times. Reloading the templates starts a fresh cache."""
+    overrides_json = json.dumps(overrides or {}, sort_keys=True)
+    return _full_config_json(_scope_key(scope), overrides_json, id(_templates.templates))
+
+
+@functools.lru_cache(maxsize=1024)
+def _full_config_json(key: str, overrides_json: str, generation: int) -> str:
+    return json.dumps(full_config(key, json.loads(overrides_json)))
 
 
 def resolve_config(scope: str | HopperScope, given: Any) -> Config:

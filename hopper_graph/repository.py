@@ -611,7 +611,7 @@ def _props(spec: InstanceSpec, project_id: str | None, depth: int,
         "status": InstanceStatus.CREATED.value,
         "instance_type": InstanceType(spec.instance_type).value,  # type: ignore[arg-type]
         "parent_id": spec.parent_id, "project_id": project_id,
-        "config": json.dumps(scope_config.full_config(scope, overrides)),
+        "config": scope_config.full_config_json(scope, overrides),
         "config_set": json.dumps(overrides), "metadata": json.dumps(spec.metadata or {}),
         "created_at": now, "updated_at": now, "version": 1, "depth": depth,
     }
@@ -627,7 +627,7 @@ def _changes(current: dict[str, Any], name: str | None, config: dict[str, Any] |
         stored = json.loads(current.get("config_set") or "{}")
         overrides = scope_config.update_overrides(scope, stored, config, replace=replace)
         changes["config_set"] = json.dumps(overrides)
-        changes["config"] = json.dumps(scope_config.full_config(scope, overrides))
+        changes["config"] = scope_config.full_config_json(scope, overrides)
     if metadata is not None:
         stored = json.loads(current.get("metadata") or "{}")
         merged = metadata if replace else scope_config.merge_config(stored, metadata)
