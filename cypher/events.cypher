@@ -21,7 +21,7 @@ ORDER BY seq
 // The audit events of one instance, oldest first; found by instance_id, so they outlive it.
 // params: instance_id, skip, limit
 MATCH (e:InstanceEvent {instance_id: $instance_id})
-RETURN e {.*} AS event
+RETURN e {.*, at: toString(e.at)} AS event
 ORDER BY e.seq
 SKIP $skip LIMIT $limit
 
@@ -30,6 +30,6 @@ SKIP $skip LIMIT $limit
 // params: after, limit
 MATCH (e:InstanceEvent)
 WHERE e.seq > $after
-RETURN e {.*} AS event
+RETURN e {.*, at: toString(e.at)} AS event
 ORDER BY e.seq
 LIMIT $limit

@@ -5,7 +5,10 @@
 MATCH (p:HopperInstance {id: $parent_id})
 SET p.version = p.version
 WITH p WHERE p.id IS NOT NULL  // it may have been deleted while we waited for the lock
-RETURN p {.*} AS parent,
+RETURN p {.*,
+    created_at: toString(p.created_at), updated_at: toString(p.updated_at),
+    started_at: toString(p.started_at), stopped_at: toString(p.stopped_at),
+    archived_at: toString(p.archived_at), heartbeat_at: toString(p.heartbeat_at)} AS parent,
        COUNT { (p)-[:PARENT_OF]->() } AS child_count,
        [(p)-[:PARENT_OF]->(s:HopperInstance) WHERE s.scope = $scope | s.instance_type]
          AS same_scope_sibling_types
@@ -22,7 +25,10 @@ RETURN g.config AS config
 // params: props
 CREATE (n:HopperInstance:GlobalInstance)
 SET n = $props
-RETURN n {.*} AS instance
+RETURN n {.*,
+    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
+    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
 
 // name: create_child_instance
 // Creates an instance under its parent; the caller already holds the parent's lock.
@@ -30,7 +36,10 @@ RETURN n {.*} AS instance
 MATCH (p:HopperInstance {id: $parent_id})
 CREATE (p)-[:PARENT_OF]->(n:HopperInstance)
 SET n = $props
-RETURN n {.*} AS instance
+RETURN n {.*,
+    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
+    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
 
 // name: bulk_lock_parents
 // Locks every existing parent a bulk import attaches to and returns what its rules need.
@@ -39,7 +48,10 @@ UNWIND $parent_ids AS parent_id
 MATCH (p:HopperInstance {id: parent_id})
 SET p.version = p.version
 WITH p WHERE p.id IS NOT NULL  // it may have been deleted while we waited for the lock
-RETURN p {.*} AS parent,
+RETURN p {.*,
+    created_at: toString(p.created_at), updated_at: toString(p.updated_at),
+    started_at: toString(p.started_at), stopped_at: toString(p.stopped_at),
+    archived_at: toString(p.archived_at), heartbeat_at: toString(p.heartbeat_at)} AS parent,
        COUNT { (p)-[:PARENT_OF]->() } AS child_count,
        [(p)-[:PARENT_OF]->(s:HopperInstance) | [s.scope, s.instance_type]] AS children
 
@@ -57,13 +69,19 @@ CREATE (p)-[:PARENT_OF]->(n)
 // One instance by id.
 // params: id
 MATCH (n:HopperInstance {id: $id})
-RETURN n {.*} AS instance
+RETURN n {.*,
+    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
+    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
 
 // name: get_instance_by_scope_and_name
 // One instance by its unique (name, scope).
 // params: scope, name
 MATCH (n:HopperInstance {name: $name, scope: $scope})
-RETURN n {.*} AS instance
+RETURN n {.*,
+    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
+    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
 
 // name: list_instances
 // A page of instances, filtered by any of scope, status, parent_id and project_id (a null
@@ -77,7 +95,10 @@ WHERE ($scope IS NULL OR n.scope = $scope)
 WITH n ORDER BY n.created_at, n.id
 WITH collect(n) AS matched
 RETURN size(matched) AS total,
-       [n IN matched[$skip..($skip + $limit)] | n {.*}] AS instances
+       [n IN matched[$skip..($skip + $limit)] | n {.*,
+    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
+    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)}] AS instances
 
 // name: lock_instance
 // Takes the instance's write lock and returns it as stored now (read-committed safe).
@@ -85,14 +106,20 @@ RETURN size(matched) AS total,
 MATCH (n:HopperInstance {id: $id})
 SET n.version = n.version
 WITH n WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
-RETURN n {.*} AS instance
+RETURN n {.*,
+    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
+    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
 
 // name: update_instance
 // Writes changed fields of an instance whose lock the caller holds, bumping its version.
 // params: id, changes, now
 MATCH (n:HopperInstance {id: $id})
 SET n += $changes, n.version = n.version + 1, n.updated_at = $now
-RETURN n {.*} AS instance
+RETURN n {.*,
+    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
+    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
 
 // name: lock_subtree
 // Locks an instance and everything below it, top down, and returns them deepest first:

@@ -7,7 +7,10 @@ OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
 FOREACH (locked IN CASE WHEN p IS NULL THEN [] ELSE [p] END | SET locked.version = locked.version)
 SET n.version = n.version
 WITH n, p WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
-RETURN n {.*} AS instance, p.status AS parent_status
+RETURN n {.*,
+    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
+    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance, p.status AS parent_status
 
 // name: lock_subtree_for_cascade
 // Locks everything below an instance, top down, and returns what a cascade needs of each,
@@ -35,7 +38,10 @@ SET n += change.props, n.version = n.version + 1, n.updated_at = $now
 // params: id, now
 MATCH (n:HopperInstance {id: $id})
 SET n.heartbeat_at = $now
-RETURN n {.*} AS instance
+RETURN n {.*,
+    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
+    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
 
 // name: get_config_chain
 // The config overrides of an instance and of each ancestor, nearest first: what
@@ -56,7 +62,10 @@ OPTIONAL MATCH (n)<-[:PARENT_OF*1..]-(a:HopperInstance)
 WITH n, a ORDER BY a.depth DESC
 WITH n, collect(a.config_set) AS above
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
-RETURN n {.*} AS instance, p.status AS parent_status,
+RETURN n {.*,
+    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
+    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance, p.status AS parent_status,
        COUNT { (n)-[:PARENT_OF]->() } AS child_count, above
 
 // name: get_subtree_health_facts
@@ -72,7 +81,10 @@ WITH root, above, d ORDER BY d.depth
 WITH root, above, collect(d) AS below
 UNWIND [root] + below AS n
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
-RETURN n {.*} AS instance, p.status AS parent_status,
+RETURN n {.*,
+    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
+    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance, p.status AS parent_status,
        COUNT { (n)-[:PARENT_OF]->() } AS child_count, above
 
 // name: find_purgeable
@@ -81,5 +93,5 @@ RETURN n {.*} AS instance, p.status AS parent_status,
 // params: cutoff
 MATCH (n:HopperInstance {status: 'ARCHIVED', instance_type: 'EPHEMERAL'})
 WHERE n.archived_at < $cutoff
-RETURN n.id AS id, n.archived_at AS archived_at, n.config AS config
+RETURN n.id AS id, toString(n.archived_at) AS archived_at, n.config AS config
 ORDER BY n.depth

@@ -395,7 +395,7 @@ class InstanceLifecycleManager:
 
 
 def _past_retention(row: dict[str, Any], now: datetime, older_than: timedelta | None) -> bool:
-    archived_at = row["archived_at"].to_native()
+    archived_at = datetime.fromisoformat(row["archived_at"])
     if older_than is not None:
         return bool(archived_at <= now - older_than)
     retention = json.loads(row["config"] or "{}").get("retention", {})

@@ -23,7 +23,10 @@ from pathlib import Path
 from hopper_graph.resources import cypher_dir
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+# What cannot hold a parameter, matched left to right so each hides the others' markers:
+# string literals, backtick names, line comments and block comments.
+_IGNORED = re.compile(
+    r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`[^`]*`|//[^\n]*|/\*.*?\*/""", re.S)
 
 
 class QueryFileError(ValueError):
@@ -77,17 +80,13 @@ def _build(header: dict[str, object], body: list[str], path: Path) -> NamedQuery
     if header["params"] is None:
         raise QueryFileError(f"{path.name}: query {name!r} lacks a '// params:' line")
     declared = {p.strip().lstrip("$") for p in str(header["params"]).split(",")} - {"-", ""}
-    used = set(_PARAM.findall(_strip_comments(_STRING.sub("''", text))))
+    used = set(_PARAM.findall(_IGNORED.sub(" ", text)))
     if used != declared:
         raise QueryFileError(
             f"{path.name}: query {name!r} uses {sorted(used)} but declares {sorted(declared)}"
         )
     doc = " ".join(header["doc"])  # type: ignore[call-overload]
     return NamedQuery(name, doc, text, frozenset(declared), path.name)
-
-
-def _strip_comments(text: str) -> str:
-    return "\n".join(line.split("//", 1)[0] for line in text.splitlines())
 
 
 class Queries:

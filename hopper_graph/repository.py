@@ -533,18 +533,17 @@ def _check_spec(spec: InstanceSpec) -> InstanceSpec:
         raise ScopeRuleViolation("the instance breaks a scope rule", errors=errors)
     if spec.metadata is not None:
         _check_metadata(spec.metadata)
-    if spec.id is not None:
-        _check_id(spec.id)
     overrides = scope_config.validate_overrides(scope, spec.config)
     return InstanceSpec(name=spec.name, scope=scope, parent_id=spec.parent_id,
                         project_id=spec.project_id, instance_type=instance_type,
                         config=overrides, metadata=spec.metadata or {},
-                        id=spec.id or str(uuid.uuid4()))
+                        id=_canonical_id(spec.id) if spec.id is not None else str(uuid.uuid4()))
 
 
-def _check_id(value: object) -> None:
+def _canonical_id(value: object) -> str:
+    """A caller's id in the one form the graph stores (lower case, dashed)."""
     try:
-        uuid.UUID(str(value))
+        return str(uuid.UUID(str(value)))
     except ValueError:
         raise ValidationError("id must be a UUID", errors={"id": ["must be a UUID"]}) from None
 

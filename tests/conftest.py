@@ -1,6 +1,7 @@
 """Test fixtures: a real Neo4j for every integration test, chosen in a fixed order.
 
-1. ``HOPPER_NEO4J_URI`` (with ``HOPPER_NEO4J_USER``/``_PASSWORD``/``_DATABASE``) when set;
+1. ``HOPPER_TEST_NEO4J_URI``, else ``HOPPER_NEO4J_URI`` (with ``HOPPER_NEO4J_USER``/
+   ``_PASSWORD``/``_DATABASE``) when set. The tests wipe that database before each test;
 2. testcontainers' ``Neo4jContainer`` (``neo4j:5.26-community``) when a Docker engine answers;
 3. the project's own local server (``hopper_graph.local_neo4j``, instance ``test`` on Bolt
    7688), started here and stopped at the end if this session started it.
@@ -64,12 +65,19 @@ def docker_engine_answers() -> tuple[bool, str]:
 
 
 def _choose_source() -> Neo4jSource:
+    test_uri = os.environ.get("HOPPER_TEST_NEO4J_URI")
+    if test_uri:  # a database for the tests only: they wipe it before every test
+        configured = Neo4jSettings.from_env(default_uri=test_uri)
+        assert configured is not None
+        configured = Neo4jSettings(test_uri, configured.user, configured.password,
+                                   configured.database, configured.timeout)
+        return Neo4jSource("configured", configured, f"HOPPER_TEST_NEO4J_URI={test_uri}")
     configured = Neo4jSettings.from_env()
     if configured is not None:
         return Neo4jSource("configured", configured, f"HOPPER_NEO4J_URI={configured.uri}")
     has_docker, why = docker_engine_answers()
     if has_docker:
-        from testcontainers.neo4j import Neo4jContainer
+        from testcontainers.community.neo4j import Neo4jContainer
 
         container = Neo4jContainer(TESTCONTAINERS_IMAGE).start()
         settings = Neo4jSettings(container.get_connection_url(), "neo4j", container.password)
@@ -105,9 +113,19 @@ def _claim_slot() -> int:
         except BlockingIOError:
             handle.close()
             continue
+        server = LocalNeo4j.for_tests(slot)
+        if server.pid() is None and _port_in_use(server.bolt_port):
+            handle.close()  # something else listens on this slot's port: skip it
+            continue
         _SLOT_LOCK = handle
         return slot
     raise LocalNeo4jError("16 test sessions already hold a local Neo4j")
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -126,6 +144,8 @@ def neo4j_source() -> Iterator[Neo4jSource]:
     yield _SOURCE
     for stop in _SOURCE.cleanup:
         stop()
+    if _SLOT_LOCK is not None:
+        _SLOT_LOCK.close()  # type: ignore[attr-defined]  # frees the slot for others
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,197 @@
+"""Every error becomes an RFC 9457 problem (``application/problem+json``), here and only here.
+
+A problem carries the standard members ``type``, ``title``, ``status``, ``detail`` and
+``instance`` (the request path), plus ``code`` (a stable slug) and, when fields are at
+fault, ``errors`` (dotted field path -> messages). A library error adds its details as
+extension members (``current_status``, ``allowed_events``, ``id``, ...).
+
+=====================================  ======  =========================================
+library error / situation              status  note
+=====================================  ======  =========================================
+NotFound, unknown URL                  404     an id that is not a UUID is an unknown URL
+ValidationError, ScopeRuleViolation    422     request bodies that fail their schema too
+Conflict and all its subclasses        409     DuplicateName, InvalidTransition, ...
+ConcurrentModification + If-Match      412     without If-Match it stays 409
+HookVetoed                             409
+DatabaseUnavailable, driver outages    503     with ``Retry-After``
+malformed JSON / query parameters      400
+anything else                          500     logged; the body says nothing internal
+=====================================  ======  =========================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, has_request_context, request
+from neo4j.exceptions import ServiceUnavailable, SessionExpired
+from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import NotFound as RoutingNotFound
+from werkzeug.exceptions import ServiceUnavailable as HTTPServiceUnavailable
+
+from hopper_graph.errors import (
+    ConcurrentModification,
+    Conflict,
+    DatabaseUnavailable,
+    DuplicateName,
+    GlobalAlreadyExists,
+    HookVetoed,
+    HopperGraphError,
+    InstanceRunning,
+    InvalidTransition,
+    LimitExceeded,
+    NotFound,
+    ParentArchived,
+    ParentNotActive,
+    ScopeRuleViolation,
+    ValidationError,
+)
+
+log = logging.getLogger("hopper_graph.api")
+
+PROBLEM_MIMETYPE = "application/problem+json"
+TYPE_PREFIX = "urn:hopper-graph:problem:"
+"""``type`` is this prefix and the problem's ``code``; docs/api.md lists every code."""
+RETRY_AFTER_SECONDS = "5"
+
+# (status, title) of each library error; the nearest class in an error's MRO decides.
+LIBRARY_ERRORS: dict[type[HopperGraphError], tuple[int, str]] = {
+    HopperGraphError: (400, "Request refused"),
+    NotFound: (404, "Not found"),
+    ValidationError: (422, "Invalid input"),
+    ScopeRuleViolation: (422, "Hierarchy rule violated"),
+    Conflict: (409, "Conflict"),
+    DuplicateName: (409, "Name already taken"),
+    GlobalAlreadyExists: (409, "A GLOBAL instance already exists"),
+    InvalidTransition: (409, "Transition not allowed"),
+    ConcurrentModification: (409, "Modified concurrently"),
+    ParentNotActive: (409, "Parent not active"),
+    InstanceRunning: (409, "Instances still running"),
+    ParentArchived: (409, "Parent archived"),
+    LimitExceeded: (409, "Limit reached"),
+    HookVetoed: (409, "Vetoed by a hook"),
+    DatabaseUnavailable: (503, "Database unavailable"),
+}
+HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+              405: "method-not-allowed", 406: "not-acceptable", 412: "precondition-failed",
+              413: "content-too-large", 415: "unsupported-media-type",
+              422: "validation-error", 500: "internal-error", 503: "service-unavailable"}
+"""Stable codes for plain HTTP errors (status phrases differ between Python versions)."""
+_RESERVED = {"type", "title", "status", "detail", "instance", "code", "errors"}
+_RENAMED = {"status": "current_status"}
+_UNAVAILABLE_DETAIL = "Neo4j cannot be reached right now; try again later."
+_INTERNAL_DETAIL = "An unexpected error occurred. It has been logged."
+
+
+class MalformedJSON(BadRequest):
+    """The body is not JSON (or nests deeper than the parser allows)."""
+
+    problem_code = "malformed-json"
+
+
+class SchemaNotApplied(HTTPServiceUnavailable):
+    """Neo4j answers, but the library's constraints are not (all) in place."""
+
+    problem_code = "schema-not-applied"
+
+
+def problem(status: int, detail: str, *, code: str | None = None, title: str | None = None,
+            headers: Mapping[str, str] | None = None, **members: Any) -> Response:
+    """A problem+json response; ``members`` become extension members."""
+    phrase = HTTPStatus(status).phrase
+    code = code or HTTP_CODES.get(status) or phrase.lower().replace(" ", "-")
+    body = {"type": TYPE_PREFIX + code, "title": title or phrase, "status": status,
+            "detail": detail, "code": code}
+    if has_request_context():
+        body["instance"] = request.path
+    body.update({k: v for k, v in members.items() if v is not None})
+    if not body.get("errors"):
+        body.pop("errors", None)
+    text = json.dumps(body, default=str, separators=(",", ":"))
+    return Response(text, status, headers=dict(headers or {}), mimetype=PROBLEM_MIMETYPE)
+
+
+def handle_library_error(error: HopperGraphError) -> Response:
+    status, title = next(LIBRARY_ERRORS[c] for c in type(error).__mro__ if c in LIBRARY_ERRORS)
+    if isinstance(error, ConcurrentModification) and "If-Match" in request.headers:
+        status, title = 412, "Precondition failed"
+    headers = {}
+    detail = error.message
+    if isinstance(error, DatabaseUnavailable):
+        log.warning("database unavailable: %s", error.message)
+        detail, headers = _UNAVAILABLE_DETAIL, {"Retry-After": RETRY_AFTER_SECONDS}
+    members = {_RENAMED.get(k, k): v for k, v in error.details.items()
+               if _RENAMED.get(k, k) not in _RESERVED}
+    return problem(status, detail, code=error.code, title=title, headers=headers,
+                   errors=error.errors, **members)
+
+
+def handle_http_error(error: HTTPException) -> Response:
+    """Werkzeug's errors (routing, 413, 415, ...) and flask-smorest's argument errors."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    messages = data.get("errors") or data.get("messages") or {}
+    errors = field_errors(messages) if isinstance(messages, Mapping) else {}
+    code = getattr(error, "problem_code", None)
+    detail = error.description or HTTPStatus(status).description
+    if isinstance(error, RoutingNotFound):
+        detail = "There is nothing at this URL (instance ids are UUIDs)."
+    if errors and status == 422:
+        code, detail = "validation-error", "Some fields of the request body are invalid."
+    elif errors and status == 400:
+        code, detail = "invalid-query", "Some query parameters are invalid."
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    headers.update(data.get("headers") or {})
+    if status == 500:
+        log.error("HTTP %s for %s %s: %s", status, request.method, request.path, error)
+        detail = _INTERNAL_DETAIL
+    return problem(status, detail, code=code, headers=headers, errors=errors)
+
+
+def handle_driver_outage(error: Exception) -> Response:
+    """A driver outage raised outside the library's own translation (e.g. by /ready)."""
+    log.warning("database unavailable: %s", type(error).__name__)
+    return problem(503, _UNAVAILABLE_DETAIL, code=DatabaseUnavailable.code,
+                   title="Database unavailable", headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def handle_unexpected(error: Exception) -> Response:
+    if isinstance(error, HTTPException):  # Flask routes these here if nothing closer matches
+        return handle_http_error(error)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return problem(500, _INTERNAL_DETAIL, code="internal-error")
+
+
+def field_errors(messages: Mapping[Any, Any]) -> dict[str, list[str]]:
+    """marshmallow/webargs messages ({location: {field: {sub: [msg]}}}) keyed by dotted path.
+
+    The location level (json, query, ...) is dropped; walked without recursion.
+    """
+    flat: dict[str, list[str]] = {}
+    stack: list[tuple[str, Any]] = [("", messages)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                key = str(key)
+                if not path and key in ("json", "query", "path", "headers", "form"):
+                    stack.append(("", value))
+                else:
+                    stack.append((f"{path}.{key}" if path else key, value))
+        else:
+            items = node if isinstance(node, list) else [node]
+            flat.setdefault(path or "_schema", []).extend(str(m) for m in items)
+    return dict(sorted(flat.items()))
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the problem renderers on ``app``, replacing flask-smorest's JSON errors."""
+    app.register_error_handler(HopperGraphError, handle_library_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(ServiceUnavailable, handle_driver_outage)
+    app.register_error_handler(SessionExpired, handle_driver_outage)
+    app.register_error_handler(Exception, handle_unexpected)

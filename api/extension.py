@@ -1,0 +1,139 @@
+"""Per-app state: the settings, the one neo4j Driver and the InstanceManager over it.
+
+Settings are Flask config keys with the ``HOPPER_`` prefix. A key the caller put in the
+config wins; otherwise the environment variable of the same name; otherwise the default.
+The driver is created once, when the app is set up, and kept in
+``app.extensions["hopper_graph"]`` with its manager; a driver the app created is closed at
+interpreter exit (or earlier by ``HopperGraphState.close()``), one it was given is not.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+from neo4j import Driver
+from neo4j.exceptions import DriverError
+
+from hopper_graph import (
+    DatabaseUnavailable,
+    InstanceManager,
+    Neo4jSettings,
+    apply_schema,
+    connect,
+)
+
+EXTENSION = "hopper_graph"
+DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024
+
+
+class ConfigurationError(RuntimeError):
+    """The app cannot start as configured (e.g. no Neo4j URI and no driver)."""
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off")
+    return bool(value)
+
+
+def _origins(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+    return [str(o).rstrip("/") for o in value or ()]
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+    "HOPPER_NEO4J_URI": (None, _text),
+    "HOPPER_NEO4J_USER": (None, _text),
+    "HOPPER_NEO4J_PASSWORD": (None, _text),
+    "HOPPER_NEO4J_DATABASE": (None, _text),
+    "HOPPER_NEO4J_TIMEOUT": (10.0, float),
+    "HOPPER_API_TOKEN": (None, _text),
+    "HOPPER_CORS_ORIGINS": ([], _origins),
+    "HOPPER_MAX_CONTENT_LENGTH": (DEFAULT_MAX_CONTENT_LENGTH, int),
+    "HOPPER_APPLY_SCHEMA": (True, _flag),
+}
+"""Every setting read from the environment: (default, parser)."""
+
+
+def load_settings(app: Flask) -> None:
+    """Fill each HOPPER_ setting from the config, else the environment, else its default."""
+    for key, (default, parse) in SETTINGS.items():
+        value = app.config.get(key, os.environ.get(key))
+        try:
+            app.config[key] = default if value is None else parse(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{key}={value!r} is not valid") from None
+
+
+@dataclass(eq=False)
+class HopperGraphState:
+    """What ``app.extensions["hopper_graph"]`` holds."""
+
+    driver: Driver
+    database: str | None
+    manager: InstanceManager
+    owns_driver: bool
+
+    def close(self) -> None:
+        """Close the driver if this app created it (safe to call twice)."""
+        if self.owns_driver:
+            atexit.unregister(self.close)
+            self.owns_driver = False
+            self.driver.close()
+
+
+def init_state(app: Flask) -> HopperGraphState:
+    """Create (or adopt) the driver, apply the schema, and keep both in ``app.extensions``."""
+    config = app.config
+    driver: Driver | None = config.get("HOPPER_DRIVER")
+    database = config["HOPPER_NEO4J_DATABASE"]
+    owns = driver is None
+    if driver is None:
+        driver = connect(_neo4j_settings(config))
+    state = HopperGraphState(driver, database, InstanceManager(
+        driver, database, hooks=config.get("HOPPER_HOOKS")), owns)
+    if owns:
+        atexit.register(state.close)
+    if config["HOPPER_APPLY_SCHEMA"]:
+        try:
+            apply_schema(driver, database)
+        except DriverError as exc:
+            state.close()
+            raise DatabaseUnavailable(
+                f"cannot apply the schema: Neo4j is unavailable ({type(exc).__name__}); set "
+                "HOPPER_APPLY_SCHEMA=false to start without it") from exc
+        except BaseException:
+            state.close()
+            raise
+    app.extensions[EXTENSION] = state
+    return state
+
+
+def _neo4j_settings(config: Any) -> Neo4jSettings:
+    uri = config["HOPPER_NEO4J_URI"]
+    if not uri:
+        raise ConfigurationError(
+            "no Neo4j to talk to: set HOPPER_NEO4J_URI (e.g. bolt://127.0.0.1:7687), or pass "
+            "an open driver as HOPPER_DRIVER; `hopper-graph serve` starts a local server and "
+            "sets it for you")
+    return Neo4jSettings(uri, config["HOPPER_NEO4J_USER"], config["HOPPER_NEO4J_PASSWORD"],
+                         config["HOPPER_NEO4J_DATABASE"], config["HOPPER_NEO4J_TIMEOUT"])
+
+
+def state() -> HopperGraphState:
+    return current_app.extensions[EXTENSION]
+
+
+def manager() -> InstanceManager:
+    """The current app's InstanceManager: what every view calls."""
+    return state().manager

@@ -1,0 +1,116 @@
+"""What the views share: ETags and If-Match, the actor, page envelopes, tree bodies, and the
+decorator that documents an operation's error responses and headers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+from flask import Response, current_app, request
+from flask_smorest import Blueprint
+from werkzeug.exceptions import PreconditionFailed
+
+from api.extension import manager
+from api.schemas import InstanceSchema
+from hopper_graph import FlatTreeRow, HopperInstance, Page
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ETAG_HEADER = {"description": 'The instance\'s version, quoted: "3".',
+               "schema": {"type": "string"}}
+LOCATION_HEADER = {"description": "The URL of the new instance.", "schema": {"type": "string"}}
+IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+            "description": "The ETag you last saw; the change applies only at that version "
+                           "(412 otherwise)."}
+X_ACTOR = {"name": "X-Actor", "in": "header", "required": False, "schema": {"type": "string"},
+           "description": "Who makes the change; recorded in the audit event."}
+
+
+def documented(blp: Blueprint, *codes: int, if_match: bool = False,
+               actor: bool = False) -> Callable[[F], F]:
+    """List the problem responses ``codes`` (plus 401 and 503, which any call may meet) and
+    the optional If-Match and X-Actor headers in the operation's OpenAPI entry."""
+    def decorator(func: F) -> F:
+        for code in sorted({*codes, 401, 503}):
+            func = blp.alt_response(code, response=HTTPStatus(code).name)(func)
+        parameters = [p for p, on in ((IF_MATCH, if_match), (X_ACTOR, actor)) if on]
+        return blp.doc(parameters=parameters)(func) if parameters else func
+    return decorator
+
+
+def etag(instance: HopperInstance) -> dict[str, str]:
+    return {"ETag": f'"{instance.version}"'}
+
+
+def expected_version(instance_id: str) -> int | None:
+    """The version that If-Match names: None without the header or with ``*``; 412 when it
+    names no version this instance has now."""
+    if "If-Match" not in request.headers:
+        return None
+    tags = request.if_match
+    if tags.star_tag:
+        return None
+    versions = {int(tag) for tag in tags.as_set() if tag.isdigit()}
+    if len(versions) > 1:  # a list of tags: the current version must be one of them
+        versions &= {manager().get(instance_id).version}
+    if len(versions) != 1:
+        raise PreconditionFailed("If-Match names no current version of this instance.")
+    return versions.pop()
+
+
+def conditional_get(response: Response) -> Response:
+    """Answer 304 to a GET whose If-None-Match holds the ETag about to be sent."""
+    if request.method == "GET" and response.status_code == 200 and "ETag" in response.headers:
+        response.make_conditional(request)
+    return response
+
+
+def actor() -> str | None:
+    """Who is asking, from the X-Actor header."""
+    return request.headers.get("X-Actor", "").strip()[:255] or None
+
+
+def page_body(page: Page) -> dict[str, Any]:
+    end = page.offset + len(page.items)
+    return {"items": page.items, "total": page.total, "offset": page.offset,
+            "limit": page.limit, "next_offset": end if end < page.total else None}
+
+
+def tree_body(rows: list[FlatTreeRow], fmt: str, max_depth: int | None) -> Any:
+    """The /tree response: a dict for the flat form; for the nested form a finished
+    Response, because no JSON encoder should recurse once per level of a deep tree."""
+    meta = {"root_id": rows[0].instance.id, "format": fmt, "max_depth": max_depth,
+            "count": len(rows)}
+    if fmt == "flat":
+        return {**meta, "items": rows}
+    text = _dumps(meta)[:-1] + ',"tree":' + nested_tree_json(rows) + "}"
+    return Response(text, 200, mimetype="application/json")
+
+
+def _dumps(value: Any) -> str:
+    """JSON text as Flask's own responses write it: sorted keys, no spaces."""
+    return current_app.json.dumps(value, separators=(",", ":"))
+
+
+def nested_tree_json(rows: list[FlatTreeRow]) -> str:
+    """``{"instance": ..., "children": [...]}`` for rows given parents first; iterative."""
+    nodes = [_dumps(d) for d in InstanceSchema(many=True).dump([r.instance for r in rows])]
+    position = {row.instance.id: k for k, row in enumerate(rows)}
+    children: list[list[int]] = [[] for _ in rows]
+    for k, row in enumerate(rows[1:], 1):
+        children[position[row.parent_id]].append(k)  # type: ignore[index]
+    out = ['{"instance":', nodes[0], ',"children":[']
+    stack = [[0, 0]]  # node, how many of its children are written
+    while stack:
+        top = stack[-1]
+        kids = children[top[0]]
+        if top[1] == len(kids):
+            stack.pop()
+            out.append("]}")
+            continue
+        child = kids[top[1]]
+        out += [",{" if top[1] else "{", '"instance":', nodes[child], ',"children":[']
+        top[1] += 1
+        stack.append([child, 0])
+    return "".join(out)

@@ -1,0 +1,238 @@
+"""The /api/v1/instances blueprint: CRUD, lifecycle, hierarchy, audit, config and health.
+
+Every view calls the library's ``InstanceManager`` and nothing else. Path ids must be UUIDs
+(werkzeug's ``uuid`` converter): anything else is an unknown URL (404), which is also why
+``/instances/global`` and ``/instances/projects/...`` can never be taken for an id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from flask import url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api import guards
+from api import schemas as s
+from api.extension import manager
+from api.http import (
+    ETAG_HEADER,
+    LOCATION_HEADER,
+    actor,
+    conditional_get,
+    documented,
+    etag,
+    expected_version,
+    page_body,
+    tree_body,
+)
+from api.updates import apply_update
+from hopper_graph import InstanceSpec, NotFound
+from hopper_graph.lifecycle import EVENTS
+
+blp = Blueprint("instances", __name__, url_prefix="/api/v1/instances",
+                description="Hopper instances: hierarchy, lifecycle, configuration, audit.")
+blp.before_request(guards.require_token)
+blp.before_request(guards.check_body)
+blp.after_request(conditional_get)
+
+ID = "/<uuid:instance_id>"
+QUERY = {"location": "query", "error_status_code": 400}
+ETAG = {"ETag": ETAG_HEADER}
+
+
+@blp.route("")
+class Instances(MethodView):
+    @blp.arguments(s.InstanceListQuerySchema, **QUERY)
+    @blp.response(200, s.InstancePageSchema)
+    @documented(blp)
+    def get(self, query: dict[str, Any]) -> Any:
+        """List instances (filters: scope, status, parent_id, project_id), a page at a time."""
+        return page_body(manager().list(**query))
+
+    @blp.arguments(s.InstanceCreateSchema)
+    @blp.response(201, s.InstanceSchema, headers={**ETAG, "Location": LOCATION_HEADER})
+    @documented(blp, 400, 409, 413, 415, 422, actor=True)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Create an instance.
+
+        The scope's rules apply: GLOBAL is the one root, PROJECT needs a project_id and a
+        GLOBAL or PROJECT parent, ORCHESTRATION a PROJECT or ORCHESTRATION parent.
+        """
+        instance = manager().create(InstanceSpec(**body), actor=actor())
+        location = url_for(".Instance", instance_id=instance.id)
+        return instance, {"Location": location, **etag(instance)}
+
+
+@blp.route(ID)
+class Instance(MethodView):
+    @blp.response(200, s.InstanceSchema, headers=ETAG)
+    @documented(blp, 404)
+    def get(self, instance_id: UUID) -> Any:
+        """Get an instance (If-None-Match with its ETag answers 304)."""
+        instance = manager().get(str(instance_id))
+        return instance, etag(instance)
+
+    @blp.arguments(s.InstanceUpdateSchema)
+    @blp.response(200, s.InstanceSchema, headers=ETAG)
+    @documented(blp, 400, 404, 409, 412, 413, 415, 422, if_match=True, actor=True)
+    def patch(self, changes: dict[str, Any], instance_id: UUID) -> Any:
+        """Change name, config, metadata and/or status.
+
+        ``status`` performs the lifecycle event that leads there from the current status
+        (e.g. PAUSED -> ACTIVE is resume). Config and metadata merge into what is stored
+        (null removes a key) unless ``replace`` is true.
+        """
+        instance_id_ = str(instance_id)
+        instance = apply_update(manager(), instance_id_, changes,
+                                expected_version(instance_id_), actor())
+        return instance, etag(instance)
+
+    @blp.arguments(s.DeleteQuerySchema, **QUERY)
+    @blp.response(200, s.DeleteResponseSchema)
+    @documented(blp, 404, 409, 412, if_match=True, actor=True)
+    def delete(self, query: dict[str, Any], instance_id: UUID) -> Any:
+        """Delete an instance and its subtree; their history stays.
+
+        Refused (409) while anything in the subtree is ACTIVE or PAUSED, unless
+        ``?force=true``, which stops them first.
+        """
+        return manager().delete(str(instance_id), force=query["force"], actor=actor(),
+                                reason=query["reason"],
+                                expected_version=expected_version(str(instance_id)))
+
+
+_LIFECYCLE_SUMMARIES = {
+    "start": "Start an instance (CREATED or STOPPED -> ACTIVE); its parent must be ACTIVE.",
+    "pause": "Pause an ACTIVE instance; its ACTIVE descendants are paused with it.",
+    "resume": "Resume a PAUSED instance, and the descendants its pause had paused.",
+    "stop": "Stop an ACTIVE or PAUSED instance and everything running below it.",
+    "archive": "Archive a CREATED or STOPPED instance and its whole subtree (terminal).",
+}
+
+
+def _lifecycle_view(event: str) -> Any:
+    def view(body: dict[str, Any], instance_id: UUID) -> Any:
+        instance_id_ = str(instance_id)
+        result = manager().transition(
+            instance_id_, event, actor=body.get("actor") or actor(), reason=body.get("reason"),
+            expected_version=expected_version(instance_id_))
+        return result, etag(result.instance)
+
+    view.__name__ = f"{event}_instance"
+    view.__doc__ = _LIFECYCLE_SUMMARIES[event]
+    return view
+
+
+for _event in EVENTS:
+    blp.route(f"{ID}/{_event}", methods=["POST"])(
+        blp.arguments(s.LifecycleRequestSchema, required=False)(
+            blp.response(200, s.InstanceLifecycleResponseSchema, headers=ETAG)(
+                documented(blp, 400, 404, 409, 412, 413, 415, 422, if_match=True,
+                           actor=True)(_lifecycle_view(_event)))))
+
+
+@blp.route(f"{ID}/children")
+@blp.arguments(s.PageQuerySchema, **QUERY)
+@blp.response(200, s.InstancePageSchema)
+@documented(blp, 404)
+def children(query: dict[str, Any], instance_id: UUID) -> Any:
+    """List an instance's direct children, in creation order, a page at a time."""
+    return page_body(manager().children_page(str(instance_id), **query))
+
+
+@blp.route(f"{ID}/ancestors")
+@blp.response(200, s.ItemsSchema)
+@documented(blp, 404)
+def ancestors(instance_id: UUID) -> Any:
+    """List an instance's ancestors, nearest first (parent, grandparent, ..., root)."""
+    return {"items": manager().get_ancestors(str(instance_id))}
+
+
+@blp.route(f"{ID}/descendants")
+@blp.arguments(s.PageQuerySchema, **QUERY)
+@blp.response(200, s.InstancePageSchema)
+@documented(blp, 404)
+def descendants(query: dict[str, Any], instance_id: UUID) -> Any:
+    """List everything below an instance, level by level, a page at a time."""
+    return page_body(manager().descendants_page(str(instance_id), **query))
+
+
+@blp.route(f"{ID}/tree")
+@blp.arguments(s.TreeQuerySchema, **QUERY)
+@blp.response(200, s.InstanceTreeResponseSchema)
+@documented(blp, 404)
+def tree(query: dict[str, Any], instance_id: UUID) -> Any:
+    """The subtree under an instance: nested (``tree``) or, with ?format=flat, as rows
+    (``items``, parents first). Any depth works; ?max_depth= cuts it."""
+    rows = manager().get_flat_tree(str(instance_id), query["max_depth"])
+    return tree_body(rows, query["format"], query["max_depth"])
+
+
+@blp.route("/global")
+@blp.response(200, s.InstanceSchema, headers=ETAG)
+@documented(blp, 404)
+def global_instance() -> Any:
+    """Get the GLOBAL instance (404 while there is none)."""
+    instance = manager().get_global_instance()
+    if instance is None:
+        raise NotFound("there is no GLOBAL instance yet")
+    return instance, etag(instance)
+
+
+@blp.route("/projects/<project_id>")
+@blp.response(200, s.ItemsSchema)
+@documented(blp)
+def project_instances(project_id: str) -> Any:
+    """List the PROJECT instances (sub-projects included) of a project."""
+    return {"items": manager().get_project_instances(project_id)}
+
+
+@blp.route("/projects/<project_id>/orchestrations")
+@blp.response(200, s.ItemsSchema)
+@documented(blp)
+def project_orchestrations(project_id: str) -> Any:
+    """List the ORCHESTRATION instances of a project."""
+    return {"items": manager().get_orchestration_instances(project_id)}
+
+
+@blp.route(f"{ID}/history")
+@blp.arguments(s.PageQuerySchema, **QUERY)
+@blp.response(200, s.EventPageSchema)
+@documented(blp, 404)
+def history(query: dict[str, Any], instance_id: UUID) -> Any:
+    """An instance's audit events, oldest first, a page at a time (also once deleted)."""
+    offset, limit = query["offset"], query["limit"]
+    events = manager().history(str(instance_id), offset, limit + 1)  # one more: is there more?
+    if not events and offset == 0:  # every instance that ever existed has its create event
+        raise NotFound(f"no instance with id {instance_id} has ever existed", id=instance_id)
+    return {"items": events[:limit], "offset": offset, "limit": limit,
+            "next_offset": offset + limit if len(events) > limit else None}
+
+
+@blp.route(f"{ID}/config/effective")
+@blp.response(200, s.EffectiveConfigSchema)
+@documented(blp, 404)
+def effective_config(instance_id: UUID) -> Any:
+    """The config an instance runs with, and where each key came from."""
+    return manager().effective_config(str(instance_id))
+
+
+@blp.route(f"{ID}/health")
+@blp.arguments(s.HealthQuerySchema, **QUERY)
+@blp.response(200, s.HealthReportSchema)
+@documented(blp, 404)
+def health(query: dict[str, Any], instance_id: UUID) -> Any:
+    """An instance's health and its checks; ?subtree=true rolls up the whole subtree."""
+    return manager().health_check(str(instance_id), subtree=query["subtree"])
+
+
+@blp.route(f"{ID}/heartbeat", methods=["POST"])
+@blp.response(200, s.InstanceSchema, headers=ETAG)
+@documented(blp, 404, 409, 413, 415)
+def heartbeat(instance_id: UUID) -> Any:
+    """Record that the instance's runner is alive (refused once ARCHIVED)."""
+    instance = manager().heartbeat(str(instance_id))
+    return instance, etag(instance)

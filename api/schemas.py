@@ -1,0 +1,271 @@
+"""The marshmallow schemas of every request and response (and so of the OpenAPI document).
+
+Request schemas check shape and types only; the library checks the rules (scope order,
+config keys, limits) and its errors name the same field paths. Unknown fields are errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from hopper_graph import HopperScope, InstanceStatus, InstanceType
+from hopper_graph.lifecycle import EVENTS
+from hopper_graph.repository import MAX_NAME_LENGTH
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+
+class UUIDString(fields.UUID):
+    """A UUID in, its canonical lower-case string out (the library's ids are strings)."""
+
+    def _deserialize(  # type: ignore[override]
+            self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        return str(super()._deserialize(value, attr, data, **kwargs))
+
+
+def _enum(enum: Any, **kwargs: Any) -> fields.Enum:
+    return fields.Enum(enum, by_value=True, **kwargs)
+
+
+def _described(text: str) -> dict[str, Any]:
+    return {"metadata": {"description": text}}
+
+
+# -- resources ------------------------------------------------------------------------------
+class InstanceSchema(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    scope = _enum(HopperScope)
+    status = _enum(InstanceStatus)
+    instance_type = _enum(InstanceType)
+    parent_id = fields.UUID(allow_none=True)
+    project_id = fields.String(allow_none=True)
+    config = fields.Dict(keys=fields.String(), **_described(
+        "The full config: the scope's defaults with this instance's overrides merged on."))
+    metadata = fields.Dict(keys=fields.String())
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    stopped_at = fields.DateTime(allow_none=True)
+    archived_at = fields.DateTime(allow_none=True)
+    version = fields.Integer(**_described("Increments on every write; the ETag."))
+    depth = fields.Integer(**_described("Distance from the root of the hierarchy (GLOBAL: 0)."))
+
+
+class StatusChangeSchema(Schema):
+    id = fields.UUID()
+    event = fields.String()
+    previous_status = _enum(InstanceStatus)
+    status = _enum(InstanceStatus)
+    cause = fields.UUID(allow_none=True, **_described(
+        "The instance whose event caused this change (cascades only)."))
+
+
+class InstanceLifecycleResponseSchema(Schema):
+    id = fields.UUID()
+    event = fields.String(validate=validate.OneOf(EVENTS))
+    previous_status = _enum(InstanceStatus)
+    status = _enum(InstanceStatus)
+    at = fields.DateTime()
+    cascaded = fields.List(fields.Nested(StatusChangeSchema), **_described(
+        "Every change the event caused below the instance, in the order applied."))
+    instance = fields.Nested(InstanceSchema)
+
+
+class DeleteResponseSchema(Schema):
+    id = fields.UUID()
+    deleted = fields.List(fields.UUID(), **_described("Deleted ids, deepest first."))
+    stopped = fields.List(fields.Nested(StatusChangeSchema), **_described(
+        "Instances stopped first because of ?force=true."))
+
+
+class EventSchema(Schema):
+    id = fields.UUID()
+    seq = fields.Integer(**_described("Position in the change feed; the cursor of /events."))
+    instance_id = fields.UUID()
+    event = fields.String(**_described("create, update, delete, or a lifecycle event."))
+    from_status = _enum(InstanceStatus, allow_none=True)
+    to_status = _enum(InstanceStatus, allow_none=True)
+    actor = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    cause = fields.UUID(allow_none=True)
+    at = fields.DateTime()
+
+
+class EffectiveConfigSchema(Schema):
+    id = fields.UUID()
+    config = fields.Dict(keys=fields.String(), **_described(
+        "The config the instance runs with, inherited keys filled in."))
+    provenance = fields.Dict(keys=fields.String(), values=fields.String(), **_described(
+        'Each dotted leaf key -> the id of the instance that set it, or "default".'))
+
+
+class HealthCheckSchema(Schema):
+    name = fields.String()
+    status = fields.String(validate=validate.OneOf(("pass", "warn", "fail", "unknown")))
+    detail = fields.String()
+
+
+class HealthReportSchema(Schema):
+    id = fields.UUID()
+    status = fields.String(validate=validate.OneOf(("healthy", "degraded", "unhealthy",
+                                                    "unknown")))
+    instance_status = _enum(InstanceStatus)
+    checks = fields.List(fields.Nested(HealthCheckSchema))
+    subtree = fields.Dict(keys=fields.String(), values=fields.Integer(), allow_none=True,
+                          **_described("With ?subtree=true: how many instances per health."))
+    unhealthy = fields.List(fields.UUID(), **_described(
+        "With ?subtree=true: up to 100 unhealthy ids."))
+
+
+class LivenessSchema(Schema):
+    status = fields.String()
+    version = fields.String()
+
+
+class ReadinessSchema(Schema):
+    status = fields.String()
+    neo4j = fields.String()
+    schema_version = fields.Integer()
+
+
+# -- collections ----------------------------------------------------------------------------
+class ItemsSchema(Schema):
+    items = fields.List(fields.Nested(InstanceSchema))
+
+
+class InstancePageSchema(ItemsSchema):
+    total = fields.Integer(**_described("Matching instances in all pages."))
+    offset = fields.Integer()
+    limit = fields.Integer()
+    next_offset = fields.Integer(allow_none=True, **_described(
+        "The offset of the next page; null on the last page."))
+
+
+class EventPageSchema(Schema):
+    items = fields.List(fields.Nested(EventSchema))
+    offset = fields.Integer()
+    limit = fields.Integer()
+    next_offset = fields.Integer(allow_none=True)
+
+
+class EventFeedSchema(Schema):
+    items = fields.List(fields.Nested(EventSchema))
+    after = fields.Integer(**_described("The cursor that was asked for."))
+    next_after = fields.Integer(**_described("Pass this as ?after= to continue."))
+    limit = fields.Integer()
+
+
+class TreeNodeSchema(Schema):
+    instance = fields.Nested(InstanceSchema)
+    children = fields.List(fields.Nested(lambda: TreeNodeSchema()))
+
+
+class FlatTreeRowSchema(Schema):
+    instance = fields.Nested(InstanceSchema)
+    parent_id = fields.UUID(allow_none=True, **_described("null for the root of the tree."))
+    depth = fields.Integer(**_described("Levels below the root of the tree (root: 0)."))
+
+
+class InstanceTreeResponseSchema(Schema):
+    root_id = fields.UUID()
+    format = fields.String(validate=validate.OneOf(("nested", "flat")))
+    max_depth = fields.Integer(allow_none=True)
+    count = fields.Integer(**_described("Instances in the tree."))
+    tree = fields.Nested(TreeNodeSchema, **_described("format=nested: the root node."))
+    items = fields.List(fields.Nested(FlatTreeRowSchema), **_described(
+        "format=flat: every node, parents before children."))
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, with this API's extension members."""
+
+    class Meta:
+        unknown = INCLUDE  # documents that further extension members may appear
+
+    type = fields.String(**_described("urn:hopper-graph:problem:<code>"))
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    instance = fields.String(**_described("The request path."))
+    code = fields.String(**_described("Stable machine-readable slug."))
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                         **_described("Dotted field path -> messages."))
+    current_status = _enum(InstanceStatus, **_described("Invalid transitions: the status."))
+    allowed_events = fields.List(fields.String(), **_described(
+        "Invalid transitions: the events allowed from current_status."))
+
+
+# -- requests -------------------------------------------------------------------------------
+class InstanceCreateSchema(Schema):
+    id = UUIDString(load_default=None, **_described("Optional; a new UUID when omitted."))
+    name = fields.String(required=True, validate=validate.Length(1, MAX_NAME_LENGTH))
+    scope = _enum(HopperScope, required=True)
+    parent_id = UUIDString(load_default=None, allow_none=True)
+    project_id = fields.String(load_default=None, allow_none=True, **_described(
+        "Required for PROJECT; an ORCHESTRATION inherits its project's."))
+    instance_type = _enum(InstanceType, load_default=None, allow_none=True)
+    config = fields.Dict(keys=fields.String(), load_default=None, allow_none=True,
+                         **_described("Overrides merged over the scope's defaults."))
+    metadata = fields.Dict(keys=fields.String(), load_default=None, allow_none=True)
+
+
+class InstanceUpdateSchema(Schema):
+    name = fields.String(validate=validate.Length(1, MAX_NAME_LENGTH))
+    config = fields.Dict(keys=fields.String(), **_described(
+        "Merged into the stored overrides (a null value removes a key) unless replace."))
+    metadata = fields.Dict(keys=fields.String(), **_described(
+        "Merged into the stored metadata (a null value removes a key) unless replace."))
+    status = _enum(InstanceStatus, **_described(
+        "The status to move to: performs the lifecycle event that leads there."))
+    replace = fields.Boolean(load_default=False, **_described(
+        "true: config and metadata replace what is stored instead of merging into it."))
+    reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
+    actor = fields.String(allow_none=True, validate=validate.Length(max=255))
+
+    @validates_schema
+    def _something_to_change(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not {"name", "config", "metadata", "status"} & data.keys():
+            raise ValidationError("give at least one of name, config, metadata, status")
+
+
+class LifecycleRequestSchema(Schema):
+    reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
+    actor = fields.String(allow_none=True, validate=validate.Length(max=255), **_described(
+        "Who asks; defaults to the X-Actor header."))
+
+
+class PageQuerySchema(Schema):
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))
+
+
+class InstanceListQuerySchema(PageQuerySchema):
+    scope = _enum(HopperScope)
+    status = _enum(InstanceStatus)
+    parent_id = UUIDString()
+    project_id = fields.String()
+
+
+class TreeQuerySchema(Schema):
+    max_depth = fields.Integer(load_default=None, validate=validate.Range(min=0), **_described(
+        "Levels below the root to include (0: the root alone)."))
+    format = fields.String(load_default="nested", validate=validate.OneOf(("nested", "flat")))
+
+
+class DeleteQuerySchema(Schema):
+    force = fields.Boolean(load_default=False, **_described(
+        "Stop ACTIVE and PAUSED instances in the subtree first instead of refusing."))
+    reason = fields.String(load_default=None, validate=validate.Length(max=1000))
+
+
+class HealthQuerySchema(Schema):
+    subtree = fields.Boolean(load_default=False)
+
+
+class EventsQuerySchema(Schema):
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))

@@ -1,0 +1,249 @@
+"""CRUD on /api/v1/instances: shapes, filters, pagination, ETags and If-Match."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tests.api.conftest import assert_problem
+
+INSTANCE_KEYS = {"id", "name", "scope", "status", "instance_type", "parent_id", "project_id",
+                 "config", "metadata", "created_at", "updated_at", "started_at", "stopped_at",
+                 "archived_at", "version", "depth"}
+URL = "/api/v1/instances"
+
+
+def test_create_answers_201_with_location_etag_and_the_instance(client, h):
+    g = h.global_()
+    response = client.post(URL, json={"name": "alpha", "scope": "PROJECT", "parent_id": g["id"],
+                                      "project_id": "alpha", "metadata": {"team": "a"},
+                                      "config": {"limits": {"max_child_instances": 7}}})
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body.keys() == INSTANCE_KEYS
+    assert response.headers["Location"] == f"{URL}/{body['id']}"
+    assert response.headers["ETag"] == '"1"'
+    assert (body["scope"], body["status"], body["instance_type"]) == (
+        "PROJECT", "CREATED", "PERSISTENT")
+    assert body["parent_id"] == g["id"] and body["project_id"] == "alpha"
+    assert body["config"]["limits"]["max_child_instances"] == 7
+    assert body["metadata"] == {"team": "a"} and body["version"] == 1 and body["depth"] == 1
+    assert datetime.fromisoformat(body["created_at"]).utcoffset() is not None
+    assert client.get(response.headers["Location"]).get_json() == body
+
+
+def test_create_takes_a_given_id_in_canonical_form(client):
+    given = "0E8F4B9C-1111-4222-8333-944445555666"
+    response = client.post(URL, json={"id": given, "name": "g", "scope": "GLOBAL"})
+    assert response.status_code == 201
+    assert response.get_json()["id"] == given.lower()
+    assert client.get(f"{URL}/{given}").status_code == 200
+
+
+def test_an_orchestration_inherits_the_project_id(h):
+    _, _, run = h.chain()
+    assert run["project_id"] == "alpha" and run["instance_type"] == "EPHEMERAL"
+
+
+def test_get_returns_the_instance_with_its_etag_and_304_when_unchanged(client, h):
+    g = h.global_()
+    response = client.get(f"{URL}/{g['id']}")
+    assert response.status_code == 200 and response.get_json() == g
+    assert response.headers["ETag"] == '"1"'
+    assert client.get(f"{URL}/{g['id']}", headers={"If-None-Match": '"1"'}).status_code == 304
+    assert client.get(f"{URL}/{g['id']}", headers={"If-None-Match": '"9"'}).status_code == 200
+
+
+def test_list_filters_and_paginates(client, h):
+    g = h.global_(limits={"max_child_instances": 50})
+    projects = [h.project(g, f"p{k}") for k in range(5)]
+    h.run(projects[0], "r0")
+    page = client.get(f"{URL}?scope=PROJECT&limit=2").get_json()
+    assert page.keys() == {"items", "total", "offset", "limit", "next_offset"}
+    assert [i["name"] for i in page["items"]] == ["p0", "p1"]
+    assert (page["total"], page["offset"], page["limit"], page["next_offset"]) == (5, 0, 2, 2)
+    last = client.get(f"{URL}?scope=PROJECT&limit=2&offset=4").get_json()
+    assert [i["name"] for i in last["items"]] == ["p4"] and last["next_offset"] is None
+    assert client.get(f"{URL}?project_id=p0").get_json()["total"] == 2
+    assert client.get(f"{URL}?parent_id={g['id']}").get_json()["total"] == 5
+    assert client.get(f"{URL}?status=ACTIVE").get_json()["total"] == 0
+    assert client.get(URL).get_json()["total"] == 7
+
+
+def test_bad_query_parameters_are_400_with_errors_by_parameter(client):
+    body = assert_problem(client.get(f"{URL}?limit=0&offset=-1&scope=NOPE"), 400,
+                          "invalid-query")
+    assert set(body["errors"]) == {"limit", "offset", "scope"}
+    assert_problem(client.get(f"{URL}?limit=100000"), 400, "invalid-query")
+
+
+def test_patch_merges_config_and_metadata_and_bumps_the_etag(client, h):
+    g = h.global_()
+    p = h.project(g, "alpha", metadata={"a": 1, "b": {"c": 2}})
+    response = client.patch(f"{URL}/{p['id']}", json={
+        "name": "alpha-2", "metadata": {"b": {"d": 3}, "a": None},
+        "config": {"delegation": {"orchestration_threshold": 4}}})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert response.headers["ETag"] == f'"{body["version"]}"' and body["version"] == 2
+    assert body["name"] == "alpha-2" and body["metadata"] == {"b": {"c": 2, "d": 3}}
+    assert body["config"]["delegation"]["orchestration_threshold"] == 4
+    assert body["config"]["delegation"]["auto_delegate"] is True  # merged, not replaced
+
+
+def test_patch_with_replace_replaces_metadata_and_config_overrides(client, h):
+    g = h.global_()
+    p = h.project(g, "alpha", metadata={"a": 1}, config={"tags": ["x"]})
+    body = client.patch(f"{URL}/{p['id']}", json={"metadata": {"z": 0}, "config": {},
+                                                  "replace": True}).get_json()
+    assert body["metadata"] == {"z": 0} and body["config"]["tags"] == []
+
+
+def test_patch_status_performs_the_matching_lifecycle_event(client, h):
+    g, p, _ = h.chain()
+    h.event(g, "start")
+    started = client.patch(f"{URL}/{p['id']}", json={"status": "ACTIVE"}).get_json()
+    assert started["status"] == "ACTIVE" and started["started_at"]
+    paused = client.patch(f"{URL}/{p['id']}", json={"status": "PAUSED"}).get_json()
+    assert paused["status"] == "PAUSED"
+    both = client.patch(f"{URL}/{p['id']}", json={"status": "ACTIVE", "name": "renamed",
+                                                  "reason": "back"}).get_json()
+    assert (both["status"], both["name"]) == ("ACTIVE", "renamed")
+    events = [e["event"] for e in client.get(f"{URL}/{p['id']}/history").get_json()["items"]]
+    assert events == ["create", "start", "pause", "update", "resume"]
+
+
+def test_patch_status_that_no_event_reaches_is_an_invalid_transition(client, h):
+    g = h.global_()
+    for status in ("CREATED", "PAUSED"):
+        body = assert_problem(client.patch(f"{URL}/{g['id']}", json={"status": status}), 409,
+                              "invalid-transition")
+        assert body["current_status"] == "CREATED"
+        assert body["allowed_events"] == ["start", "archive"]
+    assert client.get(f"{URL}/{g['id']}").get_json()["version"] == 1
+
+
+def test_patch_needs_something_to_change(client, h):
+    g = h.global_()
+    body = assert_problem(client.patch(f"{URL}/{g['id']}", json={"replace": True}), 422)
+    assert "_schema" in body["errors"]
+    body = assert_problem(client.patch(f"{URL}/{g['id']}", json={"colour": "red"}), 422)
+    assert body["errors"] == {"colour": ["Unknown field."]}
+
+
+def test_if_match_is_honoured_by_patch_delete_and_lifecycle(client, h):
+    g = h.global_()
+    url = f"{URL}/{g['id']}"
+    stale = {"If-Match": '"7"'}
+    body = assert_problem(client.patch(url, json={"name": "x"}, headers=stale), 412,
+                          "concurrent-modification")
+    assert (body["version"], body["expected_version"]) == (1, 7)
+    assert_problem(client.post(f"{url}/start", headers=stale), 412)
+    assert_problem(client.patch(url, json={"status": "ACTIVE"}, headers=stale), 412)
+    assert_problem(client.delete(url, headers=stale), 412)
+    assert_problem(client.patch(url, json={"name": "x"}, headers={"If-Match": "nonsense"}), 412)
+    assert_problem(client.patch(url, json={"name": "x"}, headers={"If-Match": 'W/"1"'}), 412)
+    renamed = client.patch(url, json={"name": "x"}, headers={"If-Match": '"1"'})
+    assert renamed.status_code == 200 and renamed.headers["ETag"] == '"2"'
+    started = client.post(f"{url}/start", headers={"If-Match": '"5", "2"'})
+    assert started.status_code == 200 and started.headers["ETag"] == '"3"'
+    assert client.patch(url, json={"name": "y"}, headers={"If-Match": "*"}).status_code == 200
+
+
+def test_delete_removes_the_subtree_and_keeps_history(client, h):
+    _g, p, run = h.chain()
+    response = client.delete(f"{URL}/{p['id']}", headers={"X-Actor": "ops"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body == {"id": p["id"], "deleted": [run["id"], p["id"]], "stopped": []}
+    assert_problem(client.get(f"{URL}/{p['id']}"), 404, "not-found")
+    history = client.get(f"{URL}/{run['id']}/history").get_json()["items"]
+    assert [e["event"] for e in history] == ["create", "delete"]
+    assert history[-1]["actor"] == "ops" and history[-1]["cause"] == p["id"]
+
+
+def test_delete_refuses_a_running_subtree_unless_forced(client, h):
+    g, p, run = h.chain()
+    for instance in (g, p, run):
+        h.event(instance, "start")
+    body = assert_problem(client.delete(f"{URL}/{p['id']}"), 409, "instance-running")
+    assert set(body["running"]) == {p["id"], run["id"]}
+    forced = client.delete(f"{URL}/{p['id']}?force=true&reason=cleanup").get_json()
+    assert {c["id"] for c in forced["stopped"]} == {p["id"], run["id"]}
+    assert set(forced["deleted"]) == {p["id"], run["id"]}
+
+
+def test_static_routes_are_not_taken_for_an_id(client, h):
+    assert_problem(client.get(f"{URL}/global"), 404, "not-found")  # none yet: the library's
+    g = h.global_()
+    a = h.project(g, "alpha")
+    sub = h.project(a, "alpha-sub", project_id="alpha")
+    run = h.run(sub, "alpha-run")
+    h.project(g, "beta")
+    response = client.get(f"{URL}/global")
+    assert response.status_code == 200 and response.get_json()["id"] == g["id"]
+    assert response.headers["ETag"] == '"1"'
+    projects = client.get(f"{URL}/projects/alpha").get_json()
+    assert [i["id"] for i in projects["items"]] == [a["id"], sub["id"]]
+    runs = client.get(f"{URL}/projects/alpha/orchestrations").get_json()
+    assert [i["id"] for i in runs["items"]] == [run["id"]]
+    assert client.get(f"{URL}/projects/nobody").get_json() == {"items": []}
+
+
+def test_an_id_that_is_not_a_uuid_is_an_unknown_url(client):
+    for path in ("not-a-uuid", "12345", "not-a-uuid/children"):
+        body = assert_problem(client.get(f"{URL}/{path}"), 404, "not-found")
+        assert "UUID" in body["detail"]
+
+
+def test_history_pages_oldest_first_and_404_for_an_id_never_seen(client, h):
+    g = h.global_()
+    for k in range(3):
+        client.patch(f"{URL}/{g['id']}", json={"name": f"g{k}"})
+    page = client.get(f"{URL}/{g['id']}/history?limit=3").get_json()
+    assert [e["event"] for e in page["items"]] == ["create", "update", "update"]
+    assert page["next_offset"] == 3 and page["items"][0].keys() == {
+        "id", "seq", "instance_id", "event", "from_status", "to_status", "actor", "reason",
+        "cause", "at"}
+    rest = client.get(f"{URL}/{g['id']}/history?offset=3").get_json()
+    assert len(rest["items"]) == 1 and rest["next_offset"] is None
+    assert_problem(client.get(f"{URL}/00000000-0000-4000-8000-000000000000/history"), 404)
+
+
+def test_effective_config_health_and_heartbeat(client, h):
+    g = h.global_()
+    p = h.project(g, "alpha", config={"tags": ["gpu"]})
+    run = h.run(p, "alpha-run")
+    effective = client.get(f"{URL}/{run['id']}/config/effective").get_json()
+    assert effective["id"] == run["id"] and effective["config"]["tags"] == ["gpu"]
+    assert effective["provenance"]["tags"] == p["id"]
+    for instance in (g, p, run):
+        h.event(instance, "start")
+    health = client.get(f"{URL}/{run['id']}/health").get_json()
+    assert health["status"] == "unknown" and health["instance_status"] == "ACTIVE"
+    assert {c["name"] for c in health["checks"]} >= {"heartbeat", "parent_status"}
+    beat = client.post(f"{URL}/{run['id']}/heartbeat")
+    assert beat.status_code == 200 and beat.headers["ETag"] == f'"{beat.get_json()["version"]}"'
+    assert client.get(f"{URL}/{run['id']}/health").get_json()["status"] == "healthy"
+    rollup = client.get(f"{URL}/{g['id']}/health?subtree=true").get_json()
+    assert sum(rollup["subtree"].values()) == 3 and rollup["status"] == "unknown"
+    assert_problem(client.get(f"{URL}/{g['id']}/health?subtree=maybe"), 400)
+
+
+def test_heartbeat_on_an_archived_instance_is_refused(client, h):
+    g = h.global_()
+    h.event(g, "archive")
+    body = assert_problem(client.post(f"{URL}/{g['id']}/heartbeat"), 409, "invalid-transition")
+    assert body["current_status"] == "ARCHIVED" and body["allowed_events"] == []
+
+
+def test_events_feed_reads_by_cursor(client, h):
+    g, _p, _ = h.chain()
+    h.event(g, "start", headers={"X-Actor": "alice"})
+    first = client.get("/api/v1/events?limit=2").get_json()
+    assert [e["event"] for e in first["items"]] == ["create", "create"]
+    assert first["after"] == 0 and first["next_after"] == first["items"][-1]["seq"]
+    rest = client.get(f"/api/v1/events?after={first['next_after']}").get_json()
+    assert [e["event"] for e in rest["items"]] == ["create", "start"]
+    assert rest["items"][-1]["actor"] == "alice"
+    done = client.get(f"/api/v1/events?after={rest['next_after']}").get_json()
+    assert done["items"] == [] and done["next_after"] == rest["next_after"]
