@@ -44,6 +44,7 @@ from hopper_graph.repository import (
     delete_subtree,
     lock_instance,
     new_event,
+    update_fields,
     utcnow,
 )
 
@@ -126,6 +127,22 @@ def mermaid_diagram() -> str:
         lines.append(f"    {source.value} --> {target.value}: {event}")
     lines.append("    ARCHIVED --> [*]")
     return "\n".join(lines)
+
+
+def event_to(instance_id: str, current: InstanceStatus | str,
+             target: InstanceStatus | str) -> str:
+    """The event that moves ``current`` to ``target`` (each pair has at most one), or
+    InvalidTransition naming what is allowed instead. No event leads to the same status."""
+    current, target = InstanceStatus(current), InstanceStatus(target)
+    for event in EVENTS:
+        if TRANSITIONS.get((current, event)) is target:
+            return event
+    allowed = allowed_events(current)
+    raise InvalidTransition(
+        f"cannot move instance {instance_id} from {current.value} to {target.value}; "
+        f"allowed now: {', '.join(allowed) or 'nothing (terminal)'}",
+        id=instance_id, status=current.value, target_status=target.value,
+        allowed_events=allowed)
 
 
 def decide(subject: TransitionSubject, event: str) -> InstanceStatus:
@@ -324,6 +341,32 @@ class InstanceLifecycleManager:
                                   [c for c in changes if c is not own],
                                   self.repository._instance(instance["instance"]))
         return result, changes
+
+    def update(self, instance_id: str, *, name: str | None = None,
+               config: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
+               replace: bool = False, status: InstanceStatus | str | None = None,
+               actor: str | None = None, reason: str | None = None,
+               expected_version: int | None = None) -> HopperInstance:
+        """Change fields and, with ``status``, move to that status by the one event that
+        leads there, all in one transaction: both apply or neither does."""
+        def work(tx: ManagedTransaction) -> tuple[dict[str, Any], list[StatusChange], datetime]:
+            record = tx.run(QUERIES.lock_for_transition.text, id=instance_id).single()
+            current = lock_instance(tx, instance_id, expected_version)
+            assert record is not None  # lock_instance raised NotFound otherwise
+            event = event_to(instance_id, current["status"], status) if status else None
+            update_fields(tx, current, name, config, metadata, replace, actor)
+            changes: list[StatusChange] = []
+            at = utcnow()
+            if event is not None:
+                result, changes = self._transition(tx, instance_id, event, actor, reason, None)
+                at = result.at
+            row = tx.run(QUERIES.get_instance.text, id=instance_id).single()
+            assert row is not None
+            return row["instance"], changes, at
+
+        row, changes, at = self.repository.write(work)
+        self._after_commit(changes, at, actor, reason)
+        return self.repository._instance(row)
 
     def delete(self, instance_id: str, *, force: bool = False, actor: str | None = None,
                reason: str | None = None, expected_version: int | None = None

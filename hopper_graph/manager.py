@@ -109,8 +109,9 @@ class InstanceManager:
         return self.repository.list(**filters)
 
     def update(self, instance_id: str, **changes: Any) -> HopperInstance:
-        """Change name, config and/or metadata (see InstanceRepository.update)."""
-        return self.repository.update(instance_id, **changes)
+        """Change name, config and/or metadata, and with ``status=`` the status too, in one
+        transaction (see InstanceLifecycleManager.update)."""
+        return self.lifecycle.update(instance_id, **changes)
 
     def delete(self, instance_id: str, *, force: bool = False, actor: str | None = None,
                reason: str | None = None, expected_version: int | None = None

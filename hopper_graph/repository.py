@@ -365,15 +365,7 @@ class InstanceRepository:
 
         def work(tx: ManagedTransaction) -> dict[str, Any]:
             current = lock_instance(tx, instance_id, expected_version)
-            changes = _changes(current, name, config, metadata, replace)
-            now = utcnow()
-            row = tx.run(QUERIES.update_instance.text, id=instance_id, changes=changes,
-                         now=now).single()
-            assert row is not None
-            status = current["status"]
-            append_events(tx, [new_event(instance_id, "update", status, status, now,
-                                         actor=actor, reason=", ".join(sorted(changes)))])
-            return row["instance"]  # type: ignore[no-any-return]
+            return update_fields(tx, current, name, config, metadata, replace, actor)
 
         return self._instance(self.write(work))
 
@@ -429,6 +421,28 @@ def lock_instance(tx: ManagedTransaction, instance_id: str,
             f"instance {instance_id} is at version {row['version']}, not {expected_version}",
             id=instance_id, version=row["version"], expected_version=expected_version)
     return row
+
+
+def update_fields(tx: ManagedTransaction, current: dict[str, Any], name: str | None,
+                  config: dict[str, Any] | None, metadata: dict[str, Any] | None,
+                  replace: bool, actor: str | None) -> dict[str, Any]:
+    """Write name/config/metadata changes to a locked instance with an ``update`` event;
+    returns the instance as stored afterwards (unchanged, and no event, if nothing changed)."""
+    if name is not None:
+        _check_name(name)
+    if metadata is not None:
+        _check_metadata(metadata)
+    changes = _changes(current, name, config, metadata, replace)
+    if not changes:
+        return current
+    now = utcnow()
+    row = tx.run(QUERIES.update_instance.text, id=current["id"], changes=changes,
+                 now=now).single()
+    assert row is not None
+    status = current["status"]
+    append_events(tx, [new_event(current["id"], "update", status, status, now, actor=actor,
+                                 reason="changed " + ", ".join(sorted(changes)))])
+    return row["instance"]  # type: ignore[no-any-return]
 
 
 def lock_subtree(tx: ManagedTransaction, instance_id: str) -> list[dict[str, Any]]:

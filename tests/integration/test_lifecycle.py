@@ -353,3 +353,23 @@ def test_history_survives_and_is_oldest_first(manager, active_project):
 def test_create_accepts_a_spec(manager):
     g = manager.create(InstanceSpec(name="g", scope="GLOBAL"))
     assert manager.get(g.id) == g
+
+
+def test_update_with_status_is_one_transaction(manager, active_project):
+    p = fresh(manager, active_project, S.CREATED)
+    run = manager.create(name="r", scope="ORCHESTRATION", parent_id=p.id)
+    # The guard fails (parent CREATED): the rename must not land either.
+    with pytest.raises(ParentNotActive):
+        manager.update(run.id, name="renamed", status="ACTIVE")
+    assert manager.get(run.id) == run
+    assert [e.event for e in manager.history(run.id)] == ["create"]
+    manager.start(p.id)
+    moved = manager.update(run.id, name="renamed", metadata={"k": 1}, status="ACTIVE",
+                           reason="go")
+    assert (moved.name, moved.status, moved.metadata) == ("renamed", S.ACTIVE, {"k": 1})
+    assert [e.event for e in manager.history(run.id)] == ["create", "update", "start"]
+    with pytest.raises(InvalidTransition) as err:
+        manager.update(run.id, status="ACTIVE")
+    assert err.value.details["allowed_events"] == ["pause", "stop"]
+    unchanged = manager.update(run.id, name="renamed")
+    assert unchanged.version == moved.version  # nothing changed, nothing written

@@ -1,0 +1,527 @@
+"""Export and import of the whole instance graph: a backup that loses nothing.
+
+``export_graph`` reads every instance (every property: status, timestamps, version, config,
+overrides, metadata, ...), every audit event (those of deleted instances too) and the event
+counter into one plain dict; ``write_export`` / ``read_export`` store it as JSON or YAML,
+chosen by the file's extension. ``import_graph`` writes such a dict into a database that
+holds no instance, event or counter yet, and gives back the same graph, history included.
+
+The format (``format_version`` 1)::
+
+    format: hopper-graph-export
+    format_version: 1
+    exported_at: <RFC 3339 time>        informative; ignored by import
+    hopper_graph_version: <version>     informative
+    event_seq: <int | null>             the audit counter: the last seq handed out
+    datetime_properties:                the properties stored as Neo4j DATETIME
+      instances: [created_at, updated_at, ...]
+      events: [at]
+    instances: [...]                    property maps, parents before children; parent_id
+                                        names the PARENT_OF edge; config, config_set and
+                                        metadata as maps rather than JSON strings
+    events: [...]                       property maps, in seq order
+    unlinked_event_ids: [...]           events whose instance exists without a HAS_EVENT
+                                        edge to them (normally none)
+
+Both directions work on a quiet graph: Neo4j is read-committed, so an export taken while
+others write may catch half of someone's later change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from neo4j import Driver, ManagedTransaction
+from neo4j.time import DateTime
+
+from hopper_graph import __version__
+from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
+from hopper_graph.errors import Conflict, HopperGraphError, ValidationError
+from hopper_graph.queries import QUERIES
+from hopper_graph.repository import translate_errors
+from hopper_graph.schema import apply_schema
+
+FORMAT = "hopper-graph-export"
+FORMAT_VERSION = 1
+BATCH_SIZE = 5000
+JSON_PROPERTIES = frozenset({"config", "config_set", "metadata"})
+"""Instance properties stored as JSON strings and exported as the maps they hold."""
+DEFAULT_DATETIME_PROPERTIES: dict[str, list[str]] = {
+    "instances": ["archived_at", "created_at", "heartbeat_at", "started_at", "stopped_at",
+                  "updated_at"],
+    "events": ["at"],
+}
+"""Used when a (hand-written) file has no ``datetime_properties``."""
+_INSTANCE_REQUIRED = ("id", "name", "scope", "status", "instance_type", "version",
+                      "created_at", "updated_at")
+_EVENT_REQUIRED = ("id", "seq", "instance_id", "event", "at")
+_FIRST_KEYS = ("id", "seq", "instance_id", "name", "scope", "status", "instance_type",
+               "parent_id", "project_id", "event", "from_status", "to_status")
+_MAX_REPORTED = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What an import wrote."""
+
+    instances: int
+    events: int
+    event_seq: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instances": self.instances, "events": self.events,
+                "event_seq": self.event_seq}
+
+
+# -- export -------------------------------------------------------------------------------
+def export_graph(driver: Driver, database: str | None = None) -> dict[str, Any]:
+    """The whole instance graph as a plain, JSON- and YAML-ready dict (see the module doc).
+
+    Refuses (Conflict) a graph whose PARENT_OF edges disagree with the instances' parent_id
+    or form a cycle: no parents-first list can hold it. ``hopper-graph check`` names them.
+    """
+    def work(tx: ManagedTransaction) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                               int | None]:
+        instances = [r.data() for r in tx.run(QUERIES.export_instances.text)]
+        events = [r.data() for r in tx.run(QUERIES.export_events.text)]
+        counter = tx.run(QUERIES.export_event_counter.text).single()
+        return instances, events, counter["value"] if counter else None
+
+    with translate_errors(), driver.session(database=database) as session:
+        instance_rows, event_rows, event_seq = session.execute_read(work)
+    exported_at = datetime.now(UTC).isoformat()
+    datetimes: dict[str, set[str]] = {"instances": set(), "events": set()}
+    instances = [_export_props(row["instance"], datetimes["instances"], json_maps=True)
+                 for row in _parents_first(instance_rows)]
+    events = [_export_props(row["event"], datetimes["events"], json_maps=False)
+              for row in event_rows]
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "exported_at": exported_at,
+        "hopper_graph_version": __version__,
+        "event_seq": event_seq,
+        "datetime_properties": {kind: sorted(keys) for kind, keys in datetimes.items()},
+        "instances": instances,
+        "events": events,
+        "unlinked_event_ids": [row["event"]["id"] for row in event_rows if row["unlinked"]],
+    }
+
+
+def _parents_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows in breadth-first order from the roots, keeping the query's order among
+    siblings; refuses edges that disagree with parent_id, and cycles."""
+    mismatched = [row["instance"]["id"] for row in rows
+                  if row["parents"] != _as_list(row["instance"].get("parent_id"))]
+    if mismatched:
+        raise Conflict(
+            f"cannot export: {len(mismatched)} instance(s) have PARENT_OF edges that disagree "
+            f"with their parent_id (first: {mismatched[0]}); run `hopper-graph check` and "
+            "repair the graph first", ids=mismatched[:_MAX_REPORTED])
+    children: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    order = []
+    for row in rows:
+        parent_id = row["instance"].get("parent_id")
+        if parent_id is None:
+            order.append(row)
+        else:
+            children[parent_id].append(row)
+    for row in order:  # grows while it is walked: breadth first, no recursion
+        order.extend(children.pop(row["instance"]["id"], []))
+    if len(order) != len(rows):
+        stuck = sorted({row["instance"]["id"] for rows_ in children.values() for row in rows_})
+        raise Conflict(
+            f"cannot export: {len(stuck)} instance(s) are not below any root (a PARENT_OF "
+            f"cycle; first: {stuck[0]}); run `hopper-graph check` and repair the graph first",
+            ids=stuck[:_MAX_REPORTED])
+    return order
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else [value]
+
+
+def _export_props(props: dict[str, Any], datetimes: set[str], json_maps: bool
+                  ) -> dict[str, Any]:
+    out = {}
+    for key in _ordered_keys(props):
+        value = props[key]
+        if isinstance(value, DateTime):
+            datetimes.add(key)
+            out[key] = _iso(value)
+        elif json_maps and key in JSON_PROPERTIES and isinstance(value, str):
+            out[key] = _json_map(value)
+        elif _is_plain(value):
+            out[key] = value
+        else:
+            raise HopperGraphError(
+                f"cannot export property {key!r} of {props.get('id')}: values of type "
+                f"{type(value).__name__} are not supported by the export format")
+    return out
+
+
+def _ordered_keys(props: dict[str, Any]) -> list[str]:
+    first = [k for k in _FIRST_KEYS if k in props]
+    return first + sorted(k for k in props if k not in _FIRST_KEYS)
+
+
+def _iso(value: DateTime) -> str:
+    """RFC 3339 with offset; microseconds when that is exact (always, for our writes)."""
+    if value.nanosecond % 1000 == 0 and value.tzinfo is not None:
+        return value.to_native().isoformat()  # type: ignore[no-any-return]
+    return value.iso_format()  # type: ignore[no-any-return]
+
+
+def _json_map(value: str) -> Any:
+    """The map (or list) a JSON property holds, when writing it back gives the same string;
+    otherwise the string itself, so nothing is lost either way."""
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):
+        return value
+    if isinstance(parsed, dict | list) and _dumps(parsed) == value:
+        return parsed
+    return value
+
+
+def _dumps(value: Any) -> str | None:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(isinstance(v, str | int | float | bool) for v in value)
+    return isinstance(value, str | int | float | bool)
+
+
+# -- import -------------------------------------------------------------------------------
+def import_graph(driver: Driver, data: dict[str, Any], database: str | None = None,
+                 batch_size: int = BATCH_SIZE) -> ImportResult:
+    """Restore an export into a database that holds no instance, event or counter yet.
+
+    This is a restore, not a lifecycle action: statuses, versions, timestamps and events
+    are written as they are in ``data``; no hook runs, no audit event is added and no
+    hierarchy rule is checked beyond the file's shape (run ``check_invariants`` after a
+    hand-edited file). The schema is applied first. Instances, then edges, then events are
+    written in batches of ``batch_size``, each batch its own transaction (one transaction
+    for a whole large graph would exceed the server's transaction memory); if a batch
+    fails, the batches already written are deleted again, so a failed import leaves the
+    database empty. The event counter is set last, to the larger of the exported counter
+    and the highest seq.
+
+    Raises ValidationError for a file that is not a valid export, Conflict when the
+    database is not empty.
+    """
+    instances, edges, events, event_seq = _prepare(data)
+    with translate_errors():
+        apply_schema(driver, database)
+        with driver.session(database=database) as session:
+            counts = session.execute_read(_count_hopper_nodes)
+            if any(counts.values()):
+                raise Conflict(
+                    "import restores into an empty database only; this one holds "
+                    f"{counts['instances']} instance(s), {counts['events']} event(s) and "
+                    f"{counts['counters']} counter(s): use a fresh database or remove them "
+                    "first", **counts)
+            written: dict[str, list[str]] = {"instances": [], "events": []}
+            try:
+                for batch in _batches(instances, batch_size):
+                    session.execute_write(_run, QUERIES.import_instances.text, rows=batch)
+                    written["instances"] += [row["id"] for row in batch]
+                for batch in _batches(edges, batch_size):
+                    session.execute_write(_run, QUERIES.import_parent_edges.text, rows=batch)
+                for batch in _batches(events, batch_size):
+                    session.execute_write(_run, QUERIES.import_events.text, events=batch)
+                    written["events"] += [row["props"]["id"] for row in batch]
+                if event_seq is not None:
+                    session.execute_write(_run, QUERIES.import_event_counter.text,
+                                          value=event_seq)
+            except BaseException as exc:
+                _undo(session, written, batch_size, exc)
+                raise
+    return ImportResult(len(instances), len(events), event_seq)
+
+
+def _count_hopper_nodes(tx: ManagedTransaction) -> dict[str, int]:
+    record = tx.run(QUERIES.count_hopper_nodes.text).single()
+    assert record is not None
+    return record.data()
+
+
+def _run(tx: ManagedTransaction, query: str, **params: Any) -> None:
+    tx.run(query, params).consume()
+
+
+def _undo(session: Any, written: dict[str, list[str]], batch_size: int,
+          cause: BaseException) -> None:
+    """Delete what a failed import wrote (its committed batches), or say it could not."""
+    try:
+        for batch in _batches(written["events"], batch_size):
+            session.execute_write(_run, QUERIES.undo_import_events.text, ids=batch)
+        for batch in _batches(written["instances"], batch_size):
+            session.execute_write(_run, QUERIES.undo_import_instances.text, ids=batch)
+    except Exception as exc:
+        raise HopperGraphError(
+            f"the import failed ({type(cause).__name__}: {cause}) and what it had written "
+            f"could not be removed ({type(exc).__name__}): empty the database before "
+            "importing again") from cause
+
+
+def _batches(rows: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+class _Problems:
+    """Collects what is wrong with a file, keyed by the path of each bad field."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, path: str, message: str) -> None:
+        self.errors.setdefault(path, []).append(message)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            path, messages = next(iter(self.errors.items()))
+            count = sum(len(m) for m in self.errors.values())
+            errors = dict(list(self.errors.items())[:_MAX_REPORTED])
+            raise ValidationError(
+                f"not a valid hopper-graph export: {count} problem(s), first: {path}: "
+                f"{messages[0]}", errors=errors)
+
+
+def _prepare(data: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                 list[dict[str, Any]], int | None]:
+    """Check an export's shape and turn it into the rows the import queries take."""
+    problems = _Problems()
+    if not isinstance(data, dict):
+        problems.add("$", "must be a map")
+        problems.raise_if_any()
+    if data.get("format") != FORMAT:
+        problems.add("format", f"must be {FORMAT!r}")
+    if data.get("format_version") != FORMAT_VERSION:
+        problems.add("format_version",
+                     f"must be {FORMAT_VERSION} (this hopper-graph reads version "
+                     f"{FORMAT_VERSION}), not {data.get('format_version')!r}")
+    problems.raise_if_any()
+    datetimes = _datetime_properties(data, problems)
+    instances = _list(data, "instances", problems)
+    events = _list(data, "events", problems)
+    problems.raise_if_any()
+    instance_rows, edges = _instance_rows(instances, datetimes["instances"], problems)
+    unlinked = set(_list(data, "unlinked_event_ids", problems, required=False))
+    event_rows = _event_rows(events, datetimes["events"], unlinked, problems)
+    event_seq = data.get("event_seq")
+    if event_seq is not None and (not isinstance(event_seq, int) or isinstance(event_seq, bool)
+                                  or event_seq < 0):
+        problems.add("event_seq", "must be a non-negative integer or null")
+    problems.raise_if_any()
+    highest = max((row["props"]["seq"] for row in event_rows), default=None)
+    if highest is not None:
+        event_seq = max(event_seq or 0, highest)
+    return instance_rows, edges, event_rows, event_seq
+
+
+def _datetime_properties(data: dict[str, Any], problems: _Problems) -> dict[str, set[str]]:
+    given = data.get("datetime_properties", DEFAULT_DATETIME_PROPERTIES)
+    result: dict[str, set[str]] = {}
+    for kind in ("instances", "events"):
+        keys = given.get(kind, []) if isinstance(given, dict) else None
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            problems.add(f"datetime_properties.{kind}", "must be a list of property names")
+            keys = []
+        result[kind] = set(keys)
+    return result
+
+
+def _list(data: dict[str, Any], key: str, problems: _Problems, required: bool = True
+          ) -> list[Any]:
+    value = data.get(key)
+    if value is None and not required:
+        return []
+    if not isinstance(value, list):
+        problems.add(key, "must be a list")
+        return []
+    return value
+
+
+def _instance_rows(instances: list[Any], datetimes: set[str], problems: _Problems
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows, edges = [], []
+    seen: set[str] = set()
+    for index, item in enumerate(instances):
+        path = f"instances[{index}]"
+        props = _props(item, path, _INSTANCE_REQUIRED, datetimes, problems, json_maps=True)
+        if props is None:
+            continue
+        _check_enum(props, "scope", HopperScope, path, problems)
+        _check_enum(props, "status", InstanceStatus, path, problems)
+        _check_enum(props, "instance_type", InstanceType, path, problems)
+        _check_int(props, "version", path, problems)
+        instance_id = props["id"]
+        if instance_id in seen:
+            problems.add(f"{path}.id", f"{instance_id} appears twice")
+        parent_id = props.get("parent_id")
+        if parent_id is not None:
+            if parent_id not in seen:
+                problems.add(f"{path}.parent_id", "must name an instance earlier in the file "
+                             "(parents come before their children)")
+            edges.append({"parent_id": parent_id, "id": instance_id})
+        seen.add(instance_id)
+        rows.append(props)
+    return rows, edges
+
+
+def _event_rows(events: list[Any], datetimes: set[str], unlinked: set[Any],
+                problems: _Problems) -> list[dict[str, Any]]:
+    rows = []
+    seen_ids: set[str] = set()
+    seen_seqs: set[int] = set()
+    for index, item in enumerate(events):
+        path = f"events[{index}]"
+        props = _props(item, path, _EVENT_REQUIRED, datetimes, problems, json_maps=False)
+        if props is None:
+            continue
+        if _check_int(props, "seq", path, problems):
+            if props["seq"] in seen_seqs:
+                problems.add(f"{path}.seq", f"seq {props['seq']} appears twice")
+            seen_seqs.add(props["seq"])
+        if props["id"] in seen_ids:
+            problems.add(f"{path}.id", f"{props['id']} appears twice")
+        seen_ids.add(props["id"])
+        rows.append({"props": props, "unlinked": props["id"] in unlinked})
+    return rows
+
+
+def _props(item: Any, path: str, required: tuple[str, ...], datetimes: set[str],
+           problems: _Problems, json_maps: bool) -> dict[str, Any] | None:
+    """The properties to store for one exported map, or None when it is unusable."""
+    if not isinstance(item, dict):
+        problems.add(path, "must be a map")
+        return None
+    missing = [key for key in required if item.get(key) is None]
+    for key in missing:
+        problems.add(f"{path}.{key}", "is required")
+    if not isinstance(item.get("id"), str) or not item.get("id"):
+        if "id" not in missing:
+            problems.add(f"{path}.id", "must be a non-empty string")
+        return None
+    props: dict[str, Any] = {}
+    for key, value in item.items():
+        if not isinstance(key, str):
+            problems.add(f"{path}.{key}", "property names must be strings")
+        elif value is None:
+            continue  # Neo4j stores no nulls: an absent property
+        elif key in datetimes:
+            props[key] = _datetime(value, f"{path}.{key}", problems)
+        elif json_maps and key in JSON_PROPERTIES and not isinstance(value, str):
+            props[key] = _dumps(value) if isinstance(value, dict | list) else None
+            if props[key] is None:
+                problems.add(f"{path}.{key}", "must be a map (or its JSON string)")
+        elif _is_plain(value):
+            props[key] = value
+        else:
+            problems.add(f"{path}.{key}", "must be a string, number, boolean or a list of "
+                         "them (maps only in config, config_set and metadata)")
+    return props
+
+
+def _datetime(value: Any, path: str, problems: _Problems) -> Any:
+    if isinstance(value, datetime):  # YAML reads an unquoted timestamp as a datetime
+        parsed: Any = value
+    else:
+        try:
+            parsed = DateTime.from_iso_format(str(value))
+        except (ValueError, TypeError):
+            problems.add(path, f"{value!r} is not an RFC 3339 date-time")
+            return None
+    if parsed.tzinfo is None:
+        problems.add(path, f"{value!r} has no UTC offset")
+        return None
+    return parsed
+
+
+def _check_enum(props: dict[str, Any], key: str, enum: type[Any], path: str,
+                problems: _Problems) -> None:
+    value = props.get(key)
+    if value is not None and value not in {member.value for member in enum}:
+        problems.add(f"{path}.{key}", f"{value!r} is not one of "
+                     f"{', '.join(member.value for member in enum)}")
+
+
+def _check_int(props: dict[str, Any], key: str, path: str, problems: _Problems) -> bool:
+    value = props.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, int) or isinstance(value, bool):
+        problems.add(f"{path}.{key}", "must be an integer")
+        return False
+    return True
+
+
+# -- files --------------------------------------------------------------------------------
+def file_format(path: str | Path) -> str:
+    """``json`` or ``yaml``, from the file's extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        return "json"
+    if suffix in (".yaml", ".yml"):
+        return "yaml"
+    raise ValidationError(f"{path}: unknown file type {suffix or '(none)'!r}; use .json, "
+                          ".yaml or .yml", errors={"file": ["extension must be .json, "
+                                                            ".yaml or .yml"]})
+
+
+def write_export(data: dict[str, Any], path: str | Path) -> None:
+    """Write an export as JSON or YAML (by extension), atomically: a crash mid-write
+    leaves any earlier file of that name as it was."""
+    kind = file_format(path)
+    target = Path(path)
+    fd, temporary = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.",
+                                     suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            if kind == "json":
+                json.dump(data, out, indent=2, ensure_ascii=False)
+                out.write("\n")
+            else:
+                yaml.dump(data, out, Dumper=_YAML_DUMPER, sort_keys=False, allow_unicode=True,
+                          default_flow_style=False, width=100)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_export(path: str | Path) -> dict[str, Any]:
+    """Read an export written by ``write_export`` (or by hand) from JSON or YAML."""
+    kind = file_format(path)
+    with open(path, encoding="utf-8") as source:
+        try:
+            data = json.load(source) if kind == "json" else yaml.load(source,
+                                                                     Loader=_YAML_LOADER)
+        except (ValueError, yaml.YAMLError) as exc:
+            detail = " ".join(str(exc).split())
+            raise ValidationError(f"{path} is not valid {kind.upper()}: {detail}",
+                                  errors={"file": [detail]}) from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"{path} does not hold a hopper-graph export (a map)",
+                              errors={"file": ["must hold a map"]})
+    return data
+
+
+_YAML_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
