@@ -1,8 +1,8 @@
 // name: append_events
 // Appends audit events in the caller's transaction. The counter node hands out sequence
 // numbers under its write lock, held to commit, so seq grows in commit order and a reader
-// following the feed by seq never skips an event.
-// params: events
+// following the feed by seq never skips an event. All events of one call share $at.
+// params: events, at
 MERGE (c:HopperCounter {name: 'event_seq'})
   ON CREATE SET c.value = 0
 SET c.value = c.value + size($events)
@@ -10,7 +10,7 @@ WITH c.value - size($events) AS base
 UNWIND range(0, size($events) - 1) AS i
 WITH base + i + 1 AS seq, $events[i] AS ev
 CREATE (e:InstanceEvent)
-SET e = ev, e.seq = seq
+SET e = ev, e.seq = seq, e.at = $at
 WITH e
 OPTIONAL MATCH (n:HopperInstance {id: e.instance_id})
 FOREACH (_ IN CASE WHEN n IS NULL THEN [] ELSE [1] END | CREATE (n)-[:HAS_EVENT]->(e))

@@ -31,7 +31,13 @@ RETURN [x IN below WHERE x.id IS NOT NULL
 // params: changes, now
 UNWIND $changes AS change
 MATCH (n:HopperInstance {id: change.id})
-SET n += change.props, n.version = n.version + 1, n.updated_at = $now
+SET n.status = change.status,
+    n.paused_by = change.paused_by,
+    n.started_at = CASE change.event WHEN 'start' THEN $now ELSE n.started_at END,
+    n.stopped_at = CASE change.event WHEN 'stop' THEN $now ELSE n.stopped_at END,
+    n.archived_at = CASE change.event WHEN 'archive' THEN $now ELSE n.archived_at END,
+    n.version = n.version + 1,
+    n.updated_at = $now
 
 // name: record_heartbeat
 // Records a runner's heartbeat. Telemetry, not a change of state: the version stays.

@@ -53,7 +53,6 @@ log = logging.getLogger("hopper_graph.lifecycle")
 EVENTS = ("start", "pause", "resume", "stop", "archive")
 HOOKS = ("on_create", "on_start", "on_pause", "on_resume", "on_stop", "on_archive",
          "on_delete")
-_TIMESTAMP = {"start": "started_at", "stop": "stopped_at", "archive": "archived_at"}
 
 
 @dataclass
@@ -292,8 +291,7 @@ class InstanceLifecycleManager:
     def create(self, spec: InstanceSpec, actor: str | None = None) -> HopperInstance:
         def before(props: dict[str, Any]) -> None:
             self.hooks.run_before([HookContext("on_create", props["id"], "create", None,
-                                               "CREATED", actor, None, None,
-                                               props["created_at"])])
+                                               "CREATED", actor, None, None, utcnow())])
 
         instance = self.repository.create(spec, actor=actor, before_write=before)
         self.hooks.run_after([HookContext("on_create", instance.id, "create", None,
@@ -452,20 +450,13 @@ def _write_changes(tx: ManagedTransaction, changes: list[StatusChange], at: date
                    actor: str | None, reason: str | None) -> None:
     if not changes:
         return
-    rows = [{"id": c.id, "props": _change_props(c, at)} for c in changes]
+    # paused_by remembers which instance's pause cascaded here, so its resume undoes
+    # exactly that; any other move of this instance forgets it (null removes the property).
+    rows = [{"id": c.id, "status": c.status.value, "event": c.event,
+             "paused_by": c.cause if c.event == "pause" else None} for c in changes]
     tx.run(QUERIES.apply_status_changes.text, changes=rows, now=at).consume()
     append_events(tx, [new_event(c.id, c.event, c.previous_status.value, c.status.value, at,
                                  actor=actor, reason=reason, cause=c.cause) for c in changes])
-
-
-def _change_props(change: StatusChange, at: datetime) -> dict[str, Any]:
-    props: dict[str, Any] = {"status": change.status.value}
-    if change.event in _TIMESTAMP:
-        props[_TIMESTAMP[change.event]] = at
-    # paused_by remembers which instance's pause cascaded here, so its resume undoes
-    # exactly that; any other move of this instance forgets it (None removes the property).
-    props["paused_by"] = change.cause if change.event == "pause" else None
-    return props
 
 
 class _Subtree:

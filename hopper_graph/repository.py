@@ -175,14 +175,15 @@ class InstanceRepository:
 
         def work(tx: ManagedTransaction) -> dict[str, Any]:
             now = utcnow()
-            plan = self._plan_create(tx, checked, now)
+            plan = self._plan_create(tx, checked)
             if before_write is not None:
                 before_write(plan.props)
             if plan.parent_id is None:
-                row = tx.run(QUERIES.create_global_instance.text, props=plan.props).single()
+                row = tx.run(QUERIES.create_global_instance.text, props=plan.props,
+                             now=now).single()
             else:
                 row = tx.run(QUERIES.create_child_instance.text, props=plan.props,
-                             parent_id=plan.parent_id).single()
+                             parent_id=plan.parent_id, now=now).single()
             assert row is not None
             append_events(tx, [new_event(plan.props["id"], "create", None, "CREATED", now,
                                          actor=actor)])
@@ -190,10 +191,10 @@ class InstanceRepository:
 
         return self._instance(self.write(work))
 
-    def _plan_create(self, tx: ManagedTransaction, spec: InstanceSpec, now: datetime) -> _Plan:
+    def _plan_create(self, tx: ManagedTransaction, spec: InstanceSpec) -> _Plan:
         scope = HopperScope(spec.scope)
         if spec.parent_id is None:
-            return _Plan(_props(spec, None, 0, now), None)
+            return _Plan(_props(spec, None, 0), None)
         record = tx.run(QUERIES.lock_parent_for_create.text, parent_id=spec.parent_id,
                         scope=scope.value).single()
         if record is None:
@@ -206,7 +207,7 @@ class InstanceRepository:
         _check_parent(spec, parent, record["child_count"], record["same_scope_sibling_types"],
                       max_depth)
         project_id = spec.project_id if scope is HopperScope.PROJECT else parent["project_id"]
-        return _Plan(_props(spec, project_id, parent["depth"] + 1, now), parent["id"])
+        return _Plan(_props(spec, project_id, parent["depth"] + 1), parent["id"])
 
     def bulk_create(self, specs: Sequence[InstanceSpec], actor: str | None = None,
                     batch_size: int = BULK_BATCH_SIZE) -> list[str]:
@@ -221,15 +222,15 @@ class InstanceRepository:
 
         def work(tx: ManagedTransaction) -> list[str]:
             now = utcnow()
-            rows = _BulkPlanner(tx, now).plan(checked)
+            rows = _BulkPlanner(tx).plan(checked)
             for start in range(0, len(rows), batch_size):
                 batch = rows[start:start + batch_size]
-                roots = [r for r in batch if r["parent_id"] is None]
-                for root in roots:
-                    tx.run(QUERIES.create_global_instance.text, props=root["props"]).consume()
+                for root in (r for r in batch if r["parent_id"] is None):
+                    tx.run(QUERIES.create_global_instance.text, props=root["props"],
+                           now=now + timedelta(microseconds=root["offset"])).consume()
                 children = [r for r in batch if r["parent_id"] is not None]
                 if children:
-                    tx.run(QUERIES.bulk_create_instances.text, rows=children).consume()
+                    tx.run(QUERIES.bulk_create_instances.text, rows=children, now=now).consume()
                 append_events(tx, [new_event(r["props"]["id"], "create", None, "CREATED", now,
                                              actor=actor) for r in batch])
             return [r["props"]["id"] for r in rows]
@@ -396,10 +397,14 @@ class InstanceRepository:
 
 # -- transaction building blocks (also used by the lifecycle module) ----------------------
 def append_events(tx: ManagedTransaction, events: list[dict[str, Any]]) -> None:
-    """Write audit events in ``tx``; they commit or roll back with the change they record."""
+    """Write audit events in ``tx``; they commit or roll back with the change they record.
+    The events of one call share one time (``at`` of the first), sent once."""
     if not events:
         return
-    seqs = [record["seq"] for record in tx.run(QUERIES.append_events.text, events=events)]
+    at = events[0]["at"]
+    rows = [{k: v for k, v in event.items() if k != "at"} for event in events]
+    seqs = [record["seq"] for record in tx.run(QUERIES.append_events.text, events=rows,
+                                                at=at)]
     for event, seq in zip(events, seqs, strict=True):
         event["seq"] = seq
     appended = _APPENDED.get()
@@ -615,8 +620,8 @@ def _check_unique_within(specs: Sequence[InstanceSpec]) -> None:
         ids.add(spec.id)  # type: ignore[arg-type]
 
 
-def _props(spec: InstanceSpec, project_id: str | None, depth: int,
-           now: datetime) -> dict[str, Any]:
+def _props(spec: InstanceSpec, project_id: str | None, depth: int) -> dict[str, Any]:
+    """The stored properties of a new instance; the create query adds the timestamps."""
     scope = HopperScope(spec.scope)
     overrides = spec.config or {}
     return {
@@ -626,7 +631,7 @@ def _props(spec: InstanceSpec, project_id: str | None, depth: int,
         "parent_id": spec.parent_id, "project_id": project_id,
         "config": scope_config.full_config_json(scope, overrides),
         "config_set": json.dumps(overrides), "metadata": json.dumps(spec.metadata or {}),
-        "created_at": now, "updated_at": now, "version": 1, "depth": depth,
+        "version": 1, "depth": depth,
     }
 
 
@@ -651,9 +656,8 @@ def _changes(current: dict[str, Any], name: str | None, config: dict[str, Any] |
 class _BulkPlanner:
     """Validates a bulk import against the graph (parents locked) and the batch itself."""
 
-    def __init__(self, tx: ManagedTransaction, now: datetime) -> None:
+    def __init__(self, tx: ManagedTransaction) -> None:
         self.tx = tx
-        self.now = now
         self.parents: dict[str, dict[str, Any]] = {}
         self.child_count: dict[str, int] = {}
         self.children: dict[str, list[tuple[str, str]]] = {}
@@ -674,14 +678,12 @@ class _BulkPlanner:
         return [self._row(index, spec) for index, spec in enumerate(specs)]
 
     def _row(self, index: int, spec: InstanceSpec) -> dict[str, Any]:
-        # One microsecond apart, so creation order (the order of children) is import order.
-        now = self.now + timedelta(microseconds=index)
         try:
             if spec.parent_id is None:
-                props = _props(spec, None, 0, now)
+                props = _props(spec, None, 0)
                 self.max_depth = scope_config.max_depth(json.loads(props["config"]))
             else:
-                props = self._child_props(spec, now)
+                props = self._child_props(spec)
         except (ValidationError, LimitExceeded, ParentArchived) as exc:
             exc.details["index"] = index
             if isinstance(exc, ValidationError):
@@ -690,9 +692,10 @@ class _BulkPlanner:
         self.parents[spec.id] = props  # type: ignore[index]
         self.child_count[spec.id] = 0  # type: ignore[index]
         self.children[spec.id] = []  # type: ignore[index]
-        return {"props": props, "parent_id": spec.parent_id}
+        # offset: microseconds after the import's time, so children keep the import order
+        return {"props": props, "parent_id": spec.parent_id, "offset": index}
 
-    def _child_props(self, spec: InstanceSpec, now: datetime) -> dict[str, Any]:
+    def _child_props(self, spec: InstanceSpec) -> dict[str, Any]:
         parent = self.parents.get(spec.parent_id)  # type: ignore[arg-type]
         if parent is None:
             raise ScopeRuleViolation(f"parent {spec.parent_id} does not exist", errors={
@@ -705,4 +708,4 @@ class _BulkPlanner:
                                    InstanceType(spec.instance_type).value))  # type: ignore[arg-type]
         scope = HopperScope(spec.scope)
         project_id = spec.project_id if scope is HopperScope.PROJECT else parent["project_id"]
-        return _props(spec, project_id, parent["depth"] + 1, now)
+        return _props(spec, project_id, parent["depth"] + 1)
