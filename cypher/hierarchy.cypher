@@ -19,6 +19,8 @@ RETURN COUNT { (p)-[:PARENT_OF]->() } AS total, instances
 // No row at all when the instance does not exist.
 MATCH (n:HopperInstance {id: $id})
 OPTIONAL MATCH (n)<-[:PARENT_OF*1..]-(a:HopperInstance)
+WITH n, collect(a) AS found  // rows of a var-length match carry their path:
+UNWIND CASE found WHEN [] THEN [null] ELSE found END AS a  // sort nodes, not paths
 WITH n, a ORDER BY a.depth DESC
 RETURN n.id AS id, collect(a {.*,
     created_at: toString(a.created_at), updated_at: toString(a.updated_at),
@@ -31,6 +33,8 @@ RETURN n.id AS id, collect(a {.*,
 // params: id, skip, limit
 MATCH (n:HopperInstance {id: $id})
 OPTIONAL MATCH (n)-[:PARENT_OF*1..]->(d:HopperInstance)
+WITH n, collect(d) AS found  // rows of a var-length match carry their path:
+UNWIND CASE found WHEN [] THEN [null] ELSE found END AS d  // sort nodes, not paths
 WITH n, d ORDER BY d.depth, d.created_at, d.id
 WITH n, collect(d {.*,
     created_at: toString(d.created_at), updated_at: toString(d.updated_at),
@@ -45,6 +49,8 @@ RETURN size(below) AS total, below[$skip..($skip + $limit)] AS instances
 MATCH (root:HopperInstance {id: $id})
 OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
   WHERE $max_depth IS NULL OR d.depth <= root.depth + $max_depth
+WITH root, collect(d) AS found  // rows of a var-length match carry their path:
+UNWIND CASE found WHEN [] THEN [null] ELSE found END AS d  // sort nodes, not paths
 WITH root, d ORDER BY d.depth, d.created_at, d.id
 WITH root, collect(d {.*,
     created_at: toString(d.created_at), updated_at: toString(d.updated_at),

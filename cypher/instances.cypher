@@ -136,6 +136,8 @@ MATCH (root:HopperInstance {id: $id})
 SET root.version = root.version
 WITH root WHERE root.id IS NOT NULL  // it may have been deleted while we waited
 OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
+WITH root, collect(d) AS found  // rows of a var-length match carry their path:
+UNWIND CASE found WHEN [] THEN [null] ELSE found END AS d  // sort nodes, not paths
 WITH root, d ORDER BY d.depth
 WITH root, collect(d) AS below
 FOREACH (x IN below | SET x.version = x.version)

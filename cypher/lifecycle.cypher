@@ -18,6 +18,8 @@ RETURN n {.*,
 // params: id
 MATCH (root:HopperInstance {id: $id})
 OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
+WITH collect(d) AS found  // rows of a var-length match carry their path:
+UNWIND found AS d  // sort nodes, not paths
 WITH d ORDER BY d.depth, d.created_at, d.id
 WITH collect(d) AS below
 FOREACH (x IN below | SET x.version = x.version)
@@ -55,6 +57,8 @@ RETURN n {.*,
 // params: id
 MATCH (n:HopperInstance {id: $id})
 OPTIONAL MATCH (n)<-[:PARENT_OF*1..]-(a:HopperInstance)
+WITH n, collect(a) AS found  // rows of a var-length match carry their path:
+UNWIND CASE found WHEN [] THEN [null] ELSE found END AS a  // sort nodes, not paths
 WITH n, a ORDER BY a.depth DESC
 RETURN n {.id, .scope, .config_set} AS instance,
        collect(a {.id, .scope, .config_set}) AS ancestors
@@ -65,6 +69,8 @@ RETURN n {.id, .scope, .config_set} AS instance,
 // params: id
 MATCH (n:HopperInstance {id: $id})
 OPTIONAL MATCH (n)<-[:PARENT_OF*1..]-(a:HopperInstance)
+WITH n, collect(a) AS found  // rows of a var-length match carry their path:
+UNWIND CASE found WHEN [] THEN [null] ELSE found END AS a  // sort nodes, not paths
 WITH n, a ORDER BY a.depth DESC
 WITH n, collect(a.config_set) AS above
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
@@ -80,9 +86,13 @@ RETURN n {.*,
 // params: id
 MATCH (root:HopperInstance {id: $id})
 OPTIONAL MATCH (root)<-[:PARENT_OF*1..]-(a:HopperInstance)
+WITH root, collect(a) AS found  // rows of a var-length match carry their path:
+UNWIND CASE found WHEN [] THEN [null] ELSE found END AS a  // sort nodes, not paths
 WITH root, a ORDER BY a.depth DESC
 WITH root, collect(a.config_set) AS above
 OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
+WITH root, above, collect(d) AS found  // rows of a var-length match carry their path:
+UNWIND CASE found WHEN [] THEN [null] ELSE found END AS d  // sort nodes, not paths
 WITH root, above, d ORDER BY d.depth
 WITH root, above, collect(d) AS below
 UNWIND [root] + below AS n
