@@ -298,7 +298,7 @@ class LocalNeo4j:
             f"server.http.advertised_address=127.0.0.1:{self.http_port}",
             "server.https.enabled=false",
             f"server.memory.pagecache.size={self.pagecache}",
-            "db.transaction.timeout=120s",
+            "db.transaction.timeout=10m",  # bulk imports of 100k+ instances are one transaction
             "dbms.usage_report.enabled=false",
             f"server.directories.data={self.home / 'data'}",
             f"server.directories.logs={self.home / 'logs'}",
