@@ -8,10 +8,11 @@ read back as ISO strings (see ``_native``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
 
@@ -169,23 +170,28 @@ def _native(value: Any) -> datetime | None:
     return to_native() if to_native else value  # type: ignore[no-any-return]
 
 
+# Plain dict lookups: calling the enum class costs ~1 us, and a tree of 100,000 makes 300,000.
+_SCOPES = {s.value: s for s in HopperScope}
+_STATUSES = {s.value: s for s in InstanceStatus}
+_TYPES = {t.value: t for t in InstanceType}
+
+
 def instance_from_row(row: dict[str, Any], repository: InstanceRepository | None = None
                       ) -> HopperInstance:
-    """Build a HopperInstance from a ``n {.*, parent_id: ...}`` map projection."""
+    """Build a HopperInstance from a ``n {.*}`` map projection (see the named queries)."""
     return HopperInstance(
-        id=row["id"], name=row["name"], scope=HopperScope(row["scope"]),
-        status=InstanceStatus(row["status"]),
-        instance_type=InstanceType(row["instance_type"]),
+        id=row["id"], name=row["name"], scope=_SCOPES[row["scope"]],
+        status=_STATUSES[row["status"]], instance_type=_TYPES[row["instance_type"]],
         parent_id=row.get("parent_id"), project_id=row.get("project_id"),
-        config=json.loads(row.get("config") or "{}"),
-        metadata=json.loads(row.get("metadata") or "{}"),
+        config=orjson.loads(row.get("config") or "{}"),
+        metadata=orjson.loads(row.get("metadata") or "{}"),
         created_at=_native(row["created_at"]),  # type: ignore[arg-type]
         updated_at=_native(row["updated_at"]),  # type: ignore[arg-type]
         started_at=_native(row.get("started_at")),
         stopped_at=_native(row.get("stopped_at")),
         archived_at=_native(row.get("archived_at")),
         version=row["version"], depth=row.get("depth", 0),
-        config_set=json.loads(row.get("config_set") or "{}"),
+        config_set=orjson.loads(row.get("config_set") or "{}"),
         heartbeat_at=_native(row.get("heartbeat_at")),
         _repository=repository,
     )

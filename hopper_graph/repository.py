@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import orjson
 from neo4j import Driver, ManagedTransaction
 from neo4j.exceptions import (
     ConstraintError,
@@ -518,10 +519,15 @@ def _check_metadata(metadata: object) -> None:
         raise ValidationError("metadata must be an object",
                               errors={"metadata": ["must be an object"]})
     try:
-        json.dumps(metadata)
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(metadata, allow_nan=False, sort_keys=True)
+        exact = json.dumps(orjson.loads(text), sort_keys=True) == text
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ValidationError("metadata must be JSON-serialisable",
                               errors={"metadata": [str(exc)]}) from None
+    if not exact:  # stored as JSON, it must read back the same
+        raise ValidationError("metadata must round-trip through JSON exactly", errors={
+            "metadata": ["only objects, arrays, strings, booleans, null, finite numbers and "
+                         "integers within 64 bits"]})
 
 
 def _check_spec(spec: InstanceSpec) -> InstanceSpec:

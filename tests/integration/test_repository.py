@@ -324,3 +324,13 @@ def test_model_helpers_delegate_to_the_repository(repo):
     run = make_orchestration(repo, p)
     assert [a.id for a in run.get_ancestors()] == [p.id, g.id]
     assert [d.id for d in g.get_descendants()] == [p.id, run.id]
+
+
+@pytest.mark.parametrize("bad", [{"n": float("nan")}, {"big": 2**70}, {"i": float("inf")},
+                                 {"s": {1, 2}}])
+def test_metadata_must_round_trip_exactly(repo, bad):
+    g = make_global(repo)
+    with pytest.raises(ValidationError) as err:
+        make_project(repo, g, metadata=bad)
+    assert "metadata" in err.value.errors
+    assert repo.list(scope="PROJECT").total == 0
