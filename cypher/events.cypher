@@ -21,6 +21,7 @@ ORDER BY seq
 // The audit events of one instance, oldest first; found by instance_id, so they outlive it.
 // params: instance_id, skip, limit
 MATCH (e:InstanceEvent {instance_id: $instance_id})
+WHERE e.seq IS NOT NULL  // lets the planner use the (instance_id, seq) index
 RETURN e {.*, at: toString(e.at)} AS event
 ORDER BY e.seq
 SKIP $skip LIMIT $limit

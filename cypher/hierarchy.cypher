@@ -5,6 +5,7 @@
 MATCH (p:HopperInstance {id: $parent_id})
 CALL (p) {
   MATCH (n:HopperInstance {parent_id: p.id})
+  WHERE n.created_at IS NOT NULL  // lets the planner use the (parent_id, created_at) index
   WITH n ORDER BY n.created_at, n.id SKIP $skip LIMIT $limit
   RETURN collect(n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),

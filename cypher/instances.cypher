@@ -64,10 +64,9 @@ RETURN p {.*,
 // and a MATCH placed before the CREATE would not see it.
 // params: rows, now
 UNWIND $rows AS row
+WITH row, $now + duration({microseconds: row.offset}) AS created
 CREATE (n:HopperInstance)
-SET n = row.props,
-    n.created_at = $now + duration({microseconds: row.offset}),
-    n.updated_at = n.created_at
+SET n = row.props, n.created_at = created, n.updated_at = created
 WITH n, row
 MATCH (p:HopperInstance {id: row.parent_id})
 CREATE (p)-[:PARENT_OF]->(n)

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 import yaml
@@ -46,11 +46,16 @@ from hopper_graph.graph import Neo4jSettings, connect
 from hopper_graph.lifecycle import EVENTS, TransitionResult
 from hopper_graph.local_neo4j import LocalNeo4j, LocalNeo4jError
 from hopper_graph.manager import HealthReport, InstanceManager
-from hopper_graph.models import HopperInstance
+from hopper_graph.models import FlatTreeRow, HopperInstance, InstanceEvent
 from hopper_graph.repository import translate_errors
 from hopper_graph.schema import apply_schema, schema_version
-from hopper_graph.transfer import export_graph, file_format, import_graph, read_export, \
-    write_export
+from hopper_graph.transfer import (
+    export_graph,
+    file_format,
+    import_graph,
+    read_export,
+    write_export,
+)
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -121,12 +126,44 @@ def resolve_settings() -> Neo4jSettings:
 
 
 # -- error handling -----------------------------------------------------------------------
+_HELP_ERRORS: tuple[type[Exception], ...] = tuple(
+    cls for cls in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if cls is not None)
+
+
+class OneLineUsageError(click.ClickException):
+    """A usage error (unknown command, bad option value) shown as one ``error:`` line."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, error: click.UsageError) -> None:
+        message = _one_line(error.format_message())
+        if error.ctx is not None:
+            message += f" (see '{error.ctx.command_path} --help')"
+        super().__init__(message)
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
 class HopperGroup(click.Group):
     """The root group: turns every expected failure into one ``error:`` line on stderr."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except _HELP_ERRORS:
+            raise  # a group called bare: its help, as click shows it
+        except click.UsageError as exc:
+            raise OneLineUsageError(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (*_HELP_ERRORS, BrokenPipeError):
+            raise  # help as click shows it; a closed pipe (`| head`) as click handles it
+        except click.UsageError as exc:
+            raise OneLineUsageError(exc) from None
         except (HopperGraphError, CommandError, LocalNeo4jError, DriverError, Neo4jError,
                 OSError) as exc:
             backend = ctx.obj if isinstance(ctx.obj, Backend) else None
@@ -370,7 +407,7 @@ def _gunicorn_app(factory: Callable[[], Any], options: dict[str, Any]) -> Any:
     from the command line or a config file."""
     from gunicorn.app.base import BaseApplication
 
-    class HopperApplication(BaseApplication):  # type: ignore[misc]
+    class HopperApplication(BaseApplication):
         def __init__(self) -> None:
             self.options = options
             self.factory = factory
@@ -378,7 +415,8 @@ def _gunicorn_app(factory: Callable[[], Any], options: dict[str, Any]) -> Any:
 
         def load_config(self) -> None:
             for key, value in self.options.items():
-                self.cfg.set(key, value)
+                if key in self.cfg.settings:  # settings newer than the installed gunicorn
+                    self.cfg.set(key, value)
 
         def load(self) -> Any:
             return self.factory()
@@ -437,6 +475,9 @@ def serve(host: str, port: int, workers: int, threads: int, as_json: bool) -> No
     _gunicorn_app(api.create_app, {
         "bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
         "accesslog": "-", "errorlog": "-", "proc_name": "hopper-graph",
+        # gunicorn >= 25.1 opens a control socket at one default path per user: a second
+        # `serve` on the host would fight over it, and nothing here uses it.
+        "control_socket_disable": True,
     }).run()
 
 
@@ -567,7 +608,7 @@ def instance_tree(backend: Backend, ref: str | None, max_depth: int | None,
         if root is None:
             raise NotFound("there is no GLOBAL instance; name the root to draw")
         root_id = root.id
-    rows = manager.get_flat_tree(root_id, max_depth)
+    rows = cast("list[FlatTreeRow]", manager.get_flat_tree(root_id, max_depth))
     if as_json:
         print_json({"root_id": root_id, "max_depth": max_depth,
                     "items": [{**row.instance.to_dict(), "level": row.depth} for row in rows]})
@@ -667,7 +708,8 @@ def instance_history(backend: Backend, ref: str, limit: int | None, offset: int,
                      as_json: bool) -> None:
     """Show an instance's audit trail, oldest first (also after it was deleted)."""
     manager = backend.manager()
-    events = manager.history(resolve_ref(manager, ref), offset=offset, limit=limit)
+    events = cast("list[InstanceEvent]",
+                  manager.history(resolve_ref(manager, ref), offset=offset, limit=limit))
     if as_json:
         print_json({"items": [e.to_dict() for e in events], "offset": offset, "limit": limit})
         return
@@ -678,8 +720,9 @@ def instance_history(backend: Backend, ref: str, limit: int | None, offset: int,
         table.add_column(column, overflow="fold")
     for e in events:
         change = Text.assemble(status_text(e.from_status), " -> ", status_text(e.to_status))
-        table.add_row(str(e.seq), e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), e.event, change,
-                      e.actor or "-", e.cause or "-", e.reason or "-")
+        at = e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(str(e.seq), at, e.event, change, e.actor or "-", e.cause or "-",
+                      e.reason or "-")
     out = console()
     out.print(table)
     out.print(f"{len(events)} event(s)", style="dim")

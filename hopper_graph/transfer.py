@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
@@ -41,7 +42,6 @@ from typing import Any
 
 import yaml
 from neo4j import Driver, ManagedTransaction
-from neo4j.time import DateTime
 
 from hopper_graph import __version__
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
@@ -61,9 +61,10 @@ DEFAULT_DATETIME_PROPERTIES: dict[str, list[str]] = {
     "events": ["at"],
 }
 """Used when a (hand-written) file has no ``datetime_properties``."""
-_INSTANCE_REQUIRED = ("id", "name", "scope", "status", "instance_type", "version",
-                      "created_at", "updated_at")
-_EVENT_REQUIRED = ("id", "seq", "instance_id", "event", "at")
+# Only what identity, edges and the constraints need: a restore brings back what was
+# there, even an instance some bug left without, say, updated_at.
+_INSTANCE_REQUIRED = ("id", "name", "scope")
+_EVENT_REQUIRED = ("id", "seq", "instance_id")
 _FIRST_KEYS = ("id", "seq", "instance_id", "name", "scope", "status", "instance_type",
                "parent_id", "project_id", "event", "from_status", "to_status")
 _MAX_REPORTED = 20
@@ -89,10 +90,10 @@ def export_graph(driver: Driver, database: str | None = None) -> dict[str, Any]:
     Refuses (Conflict) a graph whose PARENT_OF edges disagree with the instances' parent_id
     or form a cycle: no parents-first list can hold it. ``hopper-graph check`` names them.
     """
-    def work(tx: ManagedTransaction) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                               int | None]:
-        instances = [r.data() for r in tx.run(QUERIES.export_instances.text)]
-        events = [r.data() for r in tx.run(QUERIES.export_events.text)]
+    def work(tx: ManagedTransaction) -> tuple[list[list[Any]], list[list[Any]], int | None]:
+        # values(), not data(): data() walks every value again, which dominates at 100k.
+        instances = tx.run(QUERIES.export_instances.text).values("properties", "parents")
+        events = tx.run(QUERIES.export_events.text).values("properties", "unlinked")
         counter = tx.run(QUERIES.export_event_counter.text).single()
         return instances, events, counter["value"] if counter else None
 
@@ -100,10 +101,14 @@ def export_graph(driver: Driver, database: str | None = None) -> dict[str, Any]:
         instance_rows, event_rows, event_seq = session.execute_read(work)
     exported_at = datetime.now(UTC).isoformat()
     datetimes: dict[str, set[str]] = {"instances": set(), "events": set()}
-    instances = [_export_props(row["instance"], datetimes["instances"], json_maps=True)
-                 for row in _parents_first(instance_rows)]
-    events = [_export_props(row["event"], datetimes["events"], json_maps=False)
-              for row in event_rows]
+    instances = [_export_props(properties, datetimes["instances"], json_maps=True)
+                 for properties, _ in instance_rows]
+    parents = {instance["id"]: row_parents
+               for instance, (_, row_parents) in zip(instances, instance_rows, strict=True)}
+    events = [_export_props(properties, datetimes["events"], json_maps=False)
+              for properties, _ in event_rows]
+    unlinked = [event["id"] for event, (_, is_unlinked) in zip(events, event_rows, strict=True)
+                if is_unlinked]
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -111,17 +116,17 @@ def export_graph(driver: Driver, database: str | None = None) -> dict[str, Any]:
         "hopper_graph_version": __version__,
         "event_seq": event_seq,
         "datetime_properties": {kind: sorted(keys) for kind, keys in datetimes.items()},
-        "instances": instances,
+        "instances": _parents_first(instances, parents),
         "events": events,
-        "unlinked_event_ids": [row["event"]["id"] for row in event_rows if row["unlinked"]],
+        "unlinked_event_ids": unlinked,
     }
 
 
-def _parents_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows in breadth-first order from the roots, keeping the query's order among
+def _parents_first(instances: list[dict[str, Any]], parents: dict[str, list[str]]
+                   ) -> list[dict[str, Any]]:
+    """The instances in breadth-first order from the roots, keeping the query's order among
     siblings; refuses edges that disagree with parent_id, and cycles."""
-    mismatched = [row["instance"]["id"] for row in rows
-                  if row["parents"] != _as_list(row["instance"].get("parent_id"))]
+    mismatched = [i["id"] for i in instances if parents[i["id"]] != _as_list(i.get("parent_id"))]
     if mismatched:
         raise Conflict(
             f"cannot export: {len(mismatched)} instance(s) have PARENT_OF edges that disagree "
@@ -129,16 +134,16 @@ def _parents_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "repair the graph first", ids=mismatched[:_MAX_REPORTED])
     children: dict[str, list[dict[str, Any]]] = defaultdict(list)
     order = []
-    for row in rows:
-        parent_id = row["instance"].get("parent_id")
+    for instance in instances:
+        parent_id = instance.get("parent_id")
         if parent_id is None:
-            order.append(row)
+            order.append(instance)
         else:
-            children[parent_id].append(row)
-    for row in order:  # grows while it is walked: breadth first, no recursion
-        order.extend(children.pop(row["instance"]["id"], []))
-    if len(order) != len(rows):
-        stuck = sorted({row["instance"]["id"] for rows_ in children.values() for row in rows_})
+            children[parent_id].append(instance)
+    for instance in order:  # grows while it is walked: breadth first, no recursion
+        order.extend(children.pop(instance["id"], []))
+    if len(order) != len(instances):
+        stuck = sorted({i["id"] for group in children.values() for i in group})
         raise Conflict(
             f"cannot export: {len(stuck)} instance(s) are not below any root (a PARENT_OF "
             f"cycle; first: {stuck[0]}); run `hopper-graph check` and repair the graph first",
@@ -150,35 +155,27 @@ def _as_list(value: Any) -> list[Any]:
     return [] if value is None else [value]
 
 
-def _export_props(props: dict[str, Any], datetimes: set[str], json_maps: bool
+def _export_props(triples: list[list[Any]], datetimes: set[str], json_maps: bool
                   ) -> dict[str, Any]:
-    out = {}
-    for key in _ordered_keys(props):
-        value = props[key]
-        if isinstance(value, DateTime):
+    """A property map from the query's [key, value, is_datetime] triples."""
+    props = {}
+    for key, value, is_datetime in triples:
+        if is_datetime:
             datetimes.add(key)
-            out[key] = _iso(value)
         elif json_maps and key in JSON_PROPERTIES and isinstance(value, str):
-            out[key] = _json_map(value)
-        elif _is_plain(value):
-            out[key] = value
-        else:
+            value = _json_map(value)
+        elif not _is_plain(value):
+            owner = next((v for k, v, _ in triples if k == "id"), None)
             raise HopperGraphError(
-                f"cannot export property {key!r} of {props.get('id')}: values of type "
+                f"cannot export property {key!r} of {owner}: values of type "
                 f"{type(value).__name__} are not supported by the export format")
-    return out
+        props[key] = value
+    return {key: props[key] for key in _ordered_keys(props)}
 
 
 def _ordered_keys(props: dict[str, Any]) -> list[str]:
     first = [k for k in _FIRST_KEYS if k in props]
     return first + sorted(k for k in props if k not in _FIRST_KEYS)
-
-
-def _iso(value: DateTime) -> str:
-    """RFC 3339 with offset; microseconds when that is exact (always, for our writes)."""
-    if value.nanosecond % 1000 == 0 and value.tzinfo is not None:
-        return value.to_native().isoformat()  # type: ignore[no-any-return]
-    return value.iso_format()  # type: ignore[no-any-return]
 
 
 def _json_map(value: str) -> Any:
@@ -224,7 +221,7 @@ def import_graph(driver: Driver, data: dict[str, Any], database: str | None = No
     Raises ValidationError for a file that is not a valid export, Conflict when the
     database is not empty.
     """
-    instances, edges, events, event_seq = _prepare(data)
+    instances, edges, events, event_seq, datetimes = _prepare(data)
     with translate_errors():
         apply_schema(driver, database)
         with driver.session(database=database) as session:
@@ -234,16 +231,19 @@ def import_graph(driver: Driver, data: dict[str, Any], database: str | None = No
                     "import restores into an empty database only; this one holds "
                     f"{counts['instances']} instance(s), {counts['events']} event(s) and "
                     f"{counts['counters']} counter(s): use a fresh database or remove them "
-                    "first", **counts)
+                    "first", instances=counts["instances"], events=counts["events"],
+                    counters=counts["counters"])
             written: dict[str, list[str]] = {"instances": [], "events": []}
             try:
                 for batch in _batches(instances, batch_size):
-                    session.execute_write(_run, QUERIES.import_instances.text, rows=batch)
+                    session.execute_write(_run, QUERIES.import_instances.text, rows=batch,
+                                          datetime_keys=datetimes["instances"])
                     written["instances"] += [row["id"] for row in batch]
                 for batch in _batches(edges, batch_size):
                     session.execute_write(_run, QUERIES.import_parent_edges.text, rows=batch)
                 for batch in _batches(events, batch_size):
-                    session.execute_write(_run, QUERIES.import_events.text, events=batch)
+                    session.execute_write(_run, QUERIES.import_events.text, events=batch,
+                                          datetime_keys=datetimes["events"])
                     written["events"] += [row["props"]["id"] for row in batch]
                 if event_seq is not None:
                     session.execute_write(_run, QUERIES.import_event_counter.text,
@@ -304,7 +304,7 @@ class _Problems:
 
 
 def _prepare(data: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                 list[dict[str, Any]], int | None]:
+                                 list[dict[str, Any]], int | None, dict[str, list[str]]]:
     """Check an export's shape and turn it into the rows the import queries take."""
     problems = _Problems()
     if not isinstance(data, dict):
@@ -332,7 +332,8 @@ def _prepare(data: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
     highest = max((row["props"]["seq"] for row in event_rows), default=None)
     if highest is not None:
         event_seq = max(event_seq or 0, highest)
-    return instance_rows, edges, event_rows, event_seq
+    return instance_rows, edges, event_rows, event_seq, {
+        kind: sorted(keys) for kind, keys in datetimes.items()}
 
 
 def _datetime_properties(data: dict[str, Any], problems: _Problems) -> dict[str, set[str]]:
@@ -439,19 +440,31 @@ def _props(item: Any, path: str, required: tuple[str, ...], datetimes: set[str],
     return props
 
 
-def _datetime(value: Any, path: str, problems: _Problems) -> Any:
+def _datetime(value: Any, path: str, problems: _Problems) -> str | None:
+    """An RFC 3339 string with an offset (the import query turns it into a DATETIME)."""
     if isinstance(value, datetime):  # YAML reads an unquoted timestamp as a datetime
-        parsed: Any = value
-    else:
-        try:
-            parsed = DateTime.from_iso_format(str(value))
-        except (ValueError, TypeError):
-            problems.add(path, f"{value!r} is not an RFC 3339 date-time")
+        if value.tzinfo is None:
+            problems.add(path, f"{value.isoformat()!r} has no UTC offset")
             return None
-    if parsed.tzinfo is None:
-        problems.add(path, f"{value!r} has no UTC offset")
+        return value.isoformat()
+    text = value if isinstance(value, str) else ""
+    match = _RFC3339.match(text)
+    if match is None:
+        problems.add(path, f"{value!r} is not an RFC 3339 date-time with an offset")
         return None
-    return parsed
+    try:  # the calendar: no 30 February; the fraction cut to what Python reads
+        datetime.fromisoformat(match["main"] + (match["fraction"] or "")[:7]
+                               + match["offset"].replace("Z", "+00:00"))
+    except ValueError as exc:
+        problems.add(path, f"{value!r} is not a valid date-time: {exc}")
+        return None
+    return text
+
+
+_RFC3339 = re.compile(r"(?P<main>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?P<fraction>\.\d{1,9})?"
+                      r"(?P<offset>Z|[+-]\d{2}:\d{2})(?P<zone>\[[A-Za-z0-9_+\-/]+\])?\Z")
+"""RFC 3339 with an offset, optionally followed by a zone id (``...Z[UTC]``), as Neo4j
+writes a DATETIME that carries one."""
 
 
 def _check_enum(props: dict[str, Any], key: str, enum: type[Any], path: str,

@@ -221,3 +221,11 @@ def test_hierarchy_queries_match_a_python_model(repo, driver, database, parents)
     flat = repo.get_flat_tree(node_ids[0])
     assert {(r.instance.id, r.parent_id) for r in flat[1:]} == {
         (node_ids[i], node_ids[p]) for i, p in enumerate(parents) if p is not None}
+
+
+def test_bulk_created_instances_have_both_timestamps(repo):
+    g = make_global(repo)
+    [pid] = repo.bulk_create([InstanceSpec(name="p", scope="PROJECT", parent_id=g.id,
+                                           project_id="p")])
+    p = repo.get(pid)
+    assert p.created_at is not None and p.updated_at == p.created_at

@@ -1,0 +1,92 @@
+// name: export_instances
+// Every instance with all its properties, as [key, value, is_datetime] triples (a DATETIME
+// travels as its RFC 3339 string: exact, and far cheaper for the driver than a DateTime),
+// and the ids of its actual parents (PARENT_OF), in depth then creation order; the
+// exporter orders them parents first from there.
+// params: -
+MATCH (n:HopperInstance)
+RETURN [key IN keys(n) |
+         CASE WHEN valueType(n[key]) STARTS WITH 'ZONED DATETIME'
+              THEN [key, toString(n[key]), true]
+              ELSE [key, n[key], false] END] AS properties,
+       [(p:HopperInstance)-[:PARENT_OF]->(n) | p.id] AS parents
+ORDER BY n.depth, n.created_at, n.id
+
+// name: export_events
+// Every audit event, those of deleted instances included, in seq order, with its properties
+// as export_instances gives them; `unlinked` marks an event whose instance exists without a
+// HAS_EVENT edge to it (a restore keeps it that way).
+// params: -
+MATCH (e:InstanceEvent)
+RETURN [key IN keys(e) |
+         CASE WHEN valueType(e[key]) STARTS WITH 'ZONED DATETIME'
+              THEN [key, toString(e[key]), true]
+              ELSE [key, e[key], false] END] AS properties,
+       EXISTS { MATCH (:HopperInstance {id: e.instance_id}) }
+         AND NOT EXISTS { MATCH (:HopperInstance)-[:HAS_EVENT]->(e) } AS unlinked
+ORDER BY e.seq
+
+// name: export_event_counter
+// The last sequence number handed to an audit event (null before the first event).
+// params: -
+OPTIONAL MATCH (c:HopperCounter {name: 'event_seq'})
+RETURN c.value AS value
+
+// name: count_hopper_nodes
+// How many instances, events and counters the database holds: an import needs all zero
+// (counted from the store's statistics, not by a scan).
+// params: -
+RETURN COUNT { (:HopperInstance) } AS instances, COUNT { (:InstanceEvent) } AS events,
+       COUNT { (:HopperCounter) } AS counters
+
+// name: import_instances
+// Restores one batch of instances with their properties as exported (no lifecycle rule
+// runs: this is a restore); the datetime_keys arrive as RFC 3339 strings and are stored as
+// DATETIME again. A GLOBAL also gets its GlobalInstance label.
+// params: rows, datetime_keys
+UNWIND $rows AS row
+CREATE (n:HopperInstance)
+SET n = row
+FOREACH (key IN $datetime_keys | SET n[key] = datetime(n[key]))
+FOREACH (_ IN CASE WHEN row.scope = 'GLOBAL' THEN [1] ELSE [] END | SET n:GlobalInstance)
+
+// name: import_parent_edges
+// Restores one batch of PARENT_OF edges; every instance of the import exists by now.
+// params: rows
+UNWIND $rows AS row
+MATCH (p:HopperInstance {id: row.parent_id})
+MATCH (c:HopperInstance {id: row.id})
+CREATE (p)-[:PARENT_OF]->(c)
+
+// name: import_events
+// Restores one batch of audit events with their seq (datetime_keys as in import_instances),
+// linked from their instance when it exists (unless the export marked them unlinked).
+// params: events, datetime_keys
+UNWIND $events AS row
+CREATE (e:InstanceEvent)
+SET e = row.props
+FOREACH (key IN $datetime_keys | SET e[key] = datetime(e[key]))
+WITH e, row
+OPTIONAL MATCH (n:HopperInstance {id: e.instance_id})
+FOREACH (_ IN CASE WHEN n IS NULL OR row.unlinked THEN [] ELSE [1] END |
+  CREATE (n)-[:HAS_EVENT]->(e))
+
+// name: import_event_counter
+// Sets the event sequence counter, so the next audit event continues after the restored ones.
+// params: value
+MERGE (c:HopperCounter {name: 'event_seq'})
+SET c.value = $value
+
+// name: undo_import_events
+// Removes events a failed import wrote (by id), so the database is empty again.
+// params: ids
+UNWIND $ids AS id
+MATCH (e:InstanceEvent {id: id})
+DETACH DELETE e
+
+// name: undo_import_instances
+// Removes instances a failed import wrote (by id), with their edges.
+// params: ids
+UNWIND $ids AS id
+MATCH (n:HopperInstance {id: id})
+DETACH DELETE n
