@@ -129,6 +129,9 @@ def resolve_settings() -> Neo4jSettings:
 _HELP_ERRORS: tuple[type[Exception], ...] = tuple(
     cls for cls in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if cls is not None)
 
+# Help as click shows it; a closed pipe (`| head`) as click handles it.
+_PASS_THROUGH: tuple[type[BaseException], ...] = (*_HELP_ERRORS, BrokenPipeError)
+
 
 class OneLineUsageError(click.ClickException):
     """A usage error (unknown command, bad option value) shown as one ``error:`` line."""
@@ -160,7 +163,7 @@ class HopperGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (*_HELP_ERRORS, BrokenPipeError):
+        except _PASS_THROUGH:
             raise  # help as click shows it; a closed pipe (`| head`) as click handles it
         except click.UsageError as exc:
             raise OneLineUsageError(exc) from None

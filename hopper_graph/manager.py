@@ -7,6 +7,7 @@ effective configuration with its provenance, and in-process subscribers to the c
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import threading
@@ -81,7 +82,7 @@ class InstanceManager:
                  hooks: HookRegistry | None = None) -> None:
         self.repository = InstanceRepository(driver, database)
         self.lifecycle = InstanceLifecycleManager(self.repository, hooks)
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: builtins.list[Subscriber] = []
         self._lock = threading.Lock()
         self.repository.on_commit = self._publish
 
@@ -95,7 +96,8 @@ class InstanceManager:
         """Create an instance from a spec, or from keyword fields (name, scope, ...)."""
         return self.lifecycle.create(spec or InstanceSpec(**fields), actor=actor)
 
-    def bulk_create(self, specs: Sequence[InstanceSpec], actor: str | None = None) -> list[str]:
+    def bulk_create(self, specs: Sequence[InstanceSpec],
+                    actor: str | None = None) -> builtins.list[str]:
         """Import a whole hierarchy in one transaction (no per-instance hooks)."""
         return self.repository.bulk_create(specs, actor=actor)
 
@@ -139,20 +141,20 @@ class InstanceManager:
         return self.transition(instance_id, "archive", **options)
 
     def purge_archived(self, older_than: timedelta | None = None,
-                       actor: str | None = None) -> list[str]:
+                       actor: str | None = None) -> builtins.list[str]:
         return self.lifecycle.purge_archived(older_than, actor=actor)
 
     # -- hierarchy (the repository's reads) -------------------------------------------------
     def children_page(self, parent_id: str, offset: int = 0, limit: int | None = None) -> Page:
         return self.repository.children_page(parent_id, offset, limit)
 
-    def get_children(self, parent_id: str) -> list[HopperInstance]:
+    def get_children(self, parent_id: str) -> builtins.list[HopperInstance]:
         return self.repository.get_children(parent_id)
 
-    def get_ancestors(self, instance_id: str) -> list[HopperInstance]:
+    def get_ancestors(self, instance_id: str) -> builtins.list[HopperInstance]:
         return self.repository.get_ancestors(instance_id)
 
-    def get_descendants(self, instance_id: str) -> list[HopperInstance]:
+    def get_descendants(self, instance_id: str) -> builtins.list[HopperInstance]:
         return self.repository.get_descendants(instance_id)
 
     def descendants_page(self, instance_id: str, offset: int = 0,
@@ -162,30 +164,32 @@ class InstanceManager:
     def get_instance_tree(self, root_id: str, max_depth: int | None = None) -> TreeNode:
         return self.repository.get_instance_tree(root_id, max_depth)
 
-    def get_flat_tree(self, root_id: str, max_depth: int | None = None) -> list[FlatTreeRow]:
+    def get_flat_tree(self, root_id: str,
+                      max_depth: int | None = None) -> builtins.list[FlatTreeRow]:
         return self.repository.get_flat_tree(root_id, max_depth)
 
     def get_global_instance(self) -> HopperInstance | None:
         return self.repository.get_global_instance()
 
-    def get_project_instances(self, project_id: str) -> list[HopperInstance]:
+    def get_project_instances(self, project_id: str) -> builtins.list[HopperInstance]:
         return self.repository.get_project_instances(project_id)
 
-    def get_orchestration_instances(self, project_id: str) -> list[HopperInstance]:
+    def get_orchestration_instances(self, project_id: str) -> builtins.list[HopperInstance]:
         return self.repository.get_orchestration_instances(project_id)
 
-    def get_active_instances(self) -> list[HopperInstance]:
+    def get_active_instances(self) -> builtins.list[HopperInstance]:
         return self.repository.get_active_instances()
 
-    def get_instances_by_status(self, status: InstanceStatus | str) -> list[HopperInstance]:
+    def get_instances_by_status(self,
+                                status: InstanceStatus | str) -> builtins.list[HopperInstance]:
         return self.repository.get_instances_by_status(status)
 
     # -- audit and notifications ------------------------------------------------------------
     def history(self, instance_id: str, offset: int = 0,
-                limit: int | None = None) -> list[InstanceEvent]:
+                limit: int | None = None) -> builtins.list[InstanceEvent]:
         return self.repository.get_history(instance_id, offset, limit)
 
-    def events_since(self, after: int = 0, limit: int = 100) -> list[InstanceEvent]:
+    def events_since(self, after: int = 0, limit: int = 100) -> builtins.list[InstanceEvent]:
         """The durable change feed: pass the last ``seq`` you processed as ``after``."""
         return self.repository.events_since(after, limit)
 
@@ -201,7 +205,7 @@ class InstanceManager:
                     self._subscribers.remove(subscriber)
         return unsubscribe
 
-    def _publish(self, events: list[InstanceEvent]) -> None:
+    def _publish(self, events: builtins.list[InstanceEvent]) -> None:
         with self._lock:
             subscribers = list(self._subscribers)
         for event in events:
@@ -237,7 +241,7 @@ class InstanceManager:
             record = tx.run(QUERIES.record_heartbeat.text, id=instance_id, now=utcnow()).single()
             if record is None:
                 raise NotFound(f"no instance with id {instance_id}", id=instance_id)
-            return record["instance"]  # type: ignore[no-any-return]
+            return record["instance"]
         return instance_from_row(self.repository.write(work), self.repository)
 
     def health_check(self, instance_id: str, subtree: bool = False) -> HealthReport:

@@ -167,7 +167,7 @@ def _native(value: Any) -> datetime | None:
     if isinstance(value, str):
         return datetime.fromisoformat(value)
     to_native = getattr(value, "to_native", None)
-    return to_native() if to_native else value  # type: ignore[no-any-return]
+    return to_native() if to_native else value
 
 
 # Plain dict lookups: calling the enum class costs ~1 us, and a tree of 100,000 makes 300,000.

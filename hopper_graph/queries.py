@@ -17,6 +17,7 @@ written in the files, and user data only ever arrives as ``$parameters``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def _build(header: dict[str, object], body: list[str], path: Path) -> NamedQuery
         raise QueryFileError(
             f"{path.name}: query {name!r} uses {sorted(used)} but declares {sorted(declared)}"
         )
-    doc = " ".join(header["doc"])  # type: ignore[call-overload]
+    doc = " ".join(header["doc"])  # type: ignore[arg-type]
     return NamedQuery(name, doc, text, frozenset(declared), path.name)
 
 
@@ -113,7 +114,7 @@ class Queries:
         except KeyError:
             raise AttributeError(f"no named query {name!r} in {self.folder}") from None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[NamedQuery]:
         return iter(self._by_name.values())
 
     def __len__(self) -> int:

@@ -12,6 +12,7 @@ Status is never written here: the lifecycle module owns every status change.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import uuid
@@ -130,7 +131,7 @@ class InstanceRepository:
     def write(self, work: Callable[..., T], *args: Any) -> T:
         """Run ``work`` in a write transaction (retried on transient errors), then hand the
         audit events it appended to ``on_commit``: only events that committed are seen."""
-        appended: list[dict[str, Any]] = []
+        appended: builtins.list[dict[str, Any]] = []
 
         def attempt(tx: ManagedTransaction, *inner: Any) -> T:
             appended.clear()  # a retried attempt starts over
@@ -152,15 +153,15 @@ class InstanceRepository:
             return record.data() if record else None
         return self.read(work)
 
-    def _read_all(self, query: str, **params: Any) -> list[dict[str, Any]]:
-        def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
+    def _read_all(self, query: str, **params: Any) -> builtins.list[dict[str, Any]]:
+        def work(tx: ManagedTransaction) -> builtins.list[dict[str, Any]]:
             return [record.data() for record in tx.run(query, params)]
         return self.read(work)
 
     def _instance(self, row: dict[str, Any]) -> HopperInstance:
         return instance_from_row(row, self)
 
-    def _instances(self, rows: list[dict[str, Any]]) -> list[HopperInstance]:
+    def _instances(self, rows: builtins.list[dict[str, Any]]) -> builtins.list[HopperInstance]:
         return [instance_from_row(row, self) for row in rows]
 
     # -- create -------------------------------------------------------------------------
@@ -188,7 +189,7 @@ class InstanceRepository:
             assert row is not None
             append_events(tx, [new_event(plan.props["id"], "create", None, "CREATED", now,
                                          actor=actor)])
-            return row["instance"]  # type: ignore[no-any-return]
+            return row["instance"]
 
         return self._instance(self.write(work))
 
@@ -211,7 +212,7 @@ class InstanceRepository:
         return _Plan(_props(spec, project_id, parent["depth"] + 1), parent["id"])
 
     def bulk_create(self, specs: Sequence[InstanceSpec], actor: str | None = None,
-                    batch_size: int = BULK_BATCH_SIZE) -> list[str]:
+                    batch_size: int = BULK_BATCH_SIZE) -> builtins.list[str]:
         """Create a whole hierarchy in one transaction of batched writes; returns the ids.
 
         Parents come before their children: each ``parent_id`` names an instance already in
@@ -221,7 +222,7 @@ class InstanceRepository:
         checked = [_check_spec(spec) for spec in specs]
         _check_unique_within(checked)
 
-        def work(tx: ManagedTransaction) -> list[str]:
+        def work(tx: ManagedTransaction) -> builtins.list[str]:
             now = utcnow()
             rows = _BulkPlanner(tx).plan(checked)
             for start in range(0, len(rows), batch_size):
@@ -275,7 +276,7 @@ class InstanceRepository:
 
     # -- hierarchy ----------------------------------------------------------------------
     def get_children(self, parent_id: str, offset: int = 0,
-                     limit: int | None = None) -> list[HopperInstance]:
+                     limit: int | None = None) -> builtins.list[HopperInstance]:
         """The direct children of an instance, in creation order."""
         return self.children_page(parent_id, offset, limit).items
 
@@ -287,14 +288,14 @@ class InstanceRepository:
             raise NotFound(f"no instance with id {parent_id}", id=parent_id)
         return Page(self._instances(row["instances"]), row["total"], offset, limit or ALL)
 
-    def get_ancestors(self, instance_id: str) -> list[HopperInstance]:
+    def get_ancestors(self, instance_id: str) -> builtins.list[HopperInstance]:
         """The parent, its parent, and so on up to the root: nearest first."""
         row = self._read_one(QUERIES.get_ancestors.text, id=instance_id)
         if row is None:
             raise NotFound(f"no instance with id {instance_id}", id=instance_id)
         return self._instances(row["instances"])
 
-    def get_descendants(self, instance_id: str) -> list[HopperInstance]:
+    def get_descendants(self, instance_id: str) -> builtins.list[HopperInstance]:
         """Everything below an instance, level by level."""
         return self.descendants_page(instance_id).items
 
@@ -307,7 +308,8 @@ class InstanceRepository:
             raise NotFound(f"no instance with id {instance_id}", id=instance_id)
         return Page(self._instances(row["instances"]), row["total"], offset, limit or ALL)
 
-    def get_flat_tree(self, root_id: str, max_depth: int | None = None) -> list[FlatTreeRow]:
+    def get_flat_tree(self, root_id: str,
+                      max_depth: int | None = None) -> builtins.list[FlatTreeRow]:
         """The subtree as rows (instance, parent_id, depth below the root), parents first."""
         if max_depth is not None and max_depth < 0:
             raise ValidationError("max_depth must be >= 0",
@@ -333,23 +335,24 @@ class InstanceRepository:
         row = self._read_one(QUERIES.get_global_instance.text)
         return self._instance(row["instance"]) if row else None
 
-    def get_project_instances(self, project_id: str) -> list[HopperInstance]:
+    def get_project_instances(self, project_id: str) -> builtins.list[HopperInstance]:
         """The PROJECT instances (sub-projects included) that carry ``project_id``."""
         return self._in_project(project_id, HopperScope.PROJECT)
 
-    def get_orchestration_instances(self, project_id: str) -> list[HopperInstance]:
+    def get_orchestration_instances(self, project_id: str) -> builtins.list[HopperInstance]:
         """The ORCHESTRATION instances that belong to ``project_id``."""
         return self._in_project(project_id, HopperScope.ORCHESTRATION)
 
-    def _in_project(self, project_id: str, scope: HopperScope) -> list[HopperInstance]:
+    def _in_project(self, project_id: str, scope: HopperScope) -> builtins.list[HopperInstance]:
         rows = self._read_all(QUERIES.get_instances_in_scope_of_project.text,
                               project_id=project_id, scope=scope.value)
         return self._instances([r["instance"] for r in rows])
 
-    def get_active_instances(self) -> list[HopperInstance]:
+    def get_active_instances(self) -> builtins.list[HopperInstance]:
         return self.get_instances_by_status(InstanceStatus.ACTIVE)
 
-    def get_instances_by_status(self, status: InstanceStatus | str) -> list[HopperInstance]:
+    def get_instances_by_status(self,
+                                status: InstanceStatus | str) -> builtins.list[HopperInstance]:
         rows = self._read_all(QUERIES.get_instances_by_status.text, status=_status(status).value)
         return self._instances([r["instance"] for r in rows])
 
@@ -372,24 +375,24 @@ class InstanceRepository:
         return self._instance(self.write(work))
 
     def delete(self, instance_id: str, expected_version: int | None = None,
-               actor: str | None = None, reason: str | None = None) -> list[str]:
+               actor: str | None = None, reason: str | None = None) -> builtins.list[str]:
         """Delete an instance and its subtree; refused while anything in it is ACTIVE or
         PAUSED (the lifecycle manager's ``delete(force=True)`` stops them first). The audit
         history stays. Returns the deleted ids, deepest first."""
-        def work(tx: ManagedTransaction) -> list[str]:
+        def work(tx: ManagedTransaction) -> builtins.list[str]:
             return delete_subtree(tx, instance_id, expected_version, actor, reason)
         return self.write(work)
 
     # -- audit ----------------------------------------------------------------------------
     def get_history(self, instance_id: str, offset: int = 0,
-                    limit: int | None = None) -> list[InstanceEvent]:
+                    limit: int | None = None) -> builtins.list[InstanceEvent]:
         """The audit events of an instance, oldest first (also after it was deleted)."""
         _check_page(offset, limit)
         rows = self._read_all(QUERIES.get_history.text, instance_id=instance_id, skip=offset,
                               limit=ALL if limit is None else limit)
         return [event_from_row(r["event"]) for r in rows]
 
-    def events_since(self, after: int = 0, limit: int = 100) -> list[InstanceEvent]:
+    def events_since(self, after: int = 0, limit: int = 100) -> builtins.list[InstanceEvent]:
         """The change feed: events with ``seq`` greater than ``after``, in order."""
         _check_page(0, limit)
         rows = self._read_all(QUERIES.events_since.text, after=after, limit=limit)
@@ -448,7 +451,7 @@ def update_fields(tx: ManagedTransaction, current: dict[str, Any], name: str | N
     status = current["status"]
     append_events(tx, [new_event(current["id"], "update", status, status, now, actor=actor,
                                  reason="changed " + ", ".join(sorted(changes)))])
-    return row["instance"]  # type: ignore[no-any-return]
+    return row["instance"]
 
 
 def lock_subtree(tx: ManagedTransaction, instance_id: str) -> list[dict[str, Any]]:
