@@ -42,7 +42,7 @@ from hopper_graph.repository import (
     InstanceRepository,
     append_events,
     delete_subtree,
-    lock_instance,
+    lock_with_parent,
     new_event,
     update_fields,
     utcnow,
@@ -312,16 +312,10 @@ class InstanceLifecycleManager:
     def _transition(self, tx: ManagedTransaction, instance_id: str, event: str,
                     actor: str | None, reason: str | None, expected_version: int | None
                     ) -> tuple[TransitionResult, list[StatusChange]]:
-        record = tx.run(QUERIES.lock_for_transition.text, id=instance_id).single()
-        if record is None:
-            lock_instance(tx, instance_id)  # raises NotFound
-        assert record is not None
-        row = record["instance"]
-        if expected_version is not None:
-            lock_instance(tx, instance_id, expected_version)
+        row = lock_with_parent(tx, instance_id, expected_version)
         below = _Subtree(tx, instance_id) if event in ("stop", "pause", "resume", "archive") \
             else _Subtree.empty()
-        subject = TransitionSubject(instance_id, row["status"], record["parent_status"],
+        subject = TransitionSubject(instance_id, row["status"], row["parent_status"],
                                     below.running())
         previous = InstanceStatus(row["status"])
         status = decide(subject, event)
@@ -348,9 +342,7 @@ class InstanceLifecycleManager:
         """Change fields and, with ``status``, move to that status by the one event that
         leads there, all in one transaction: both apply or neither does."""
         def work(tx: ManagedTransaction) -> tuple[dict[str, Any], list[StatusChange], datetime]:
-            record = tx.run(QUERIES.lock_for_transition.text, id=instance_id).single()
-            current = lock_instance(tx, instance_id, expected_version)
-            assert record is not None  # lock_instance raised NotFound otherwise
+            current = lock_with_parent(tx, instance_id, expected_version)
             event = event_to(instance_id, current["status"], status) if status else None
             update_fields(tx, current, name, config, metadata, replace, actor)
             changes: list[StatusChange] = []
@@ -371,7 +363,7 @@ class InstanceLifecycleManager:
                ) -> DeleteResult:
         """Delete an instance's subtree; with ``force``, stop what runs in it first."""
         def work(tx: ManagedTransaction) -> tuple[DeleteResult, list[StatusChange]]:
-            root = lock_instance(tx, instance_id, expected_version)
+            root = lock_with_parent(tx, instance_id, expected_version)
             stopped: list[StatusChange] = []
             if force:
                 below = _Subtree(tx, instance_id)

@@ -41,6 +41,7 @@ from hopper_graph.enums import (
     InstanceType,
 )
 from hopper_graph.errors import (
+    ConcurrentModification,
     DatabaseUnavailable,
     DuplicateName,
     GlobalAlreadyExists,
@@ -69,6 +70,9 @@ _APPENDED: ContextVar[list[dict[str, Any]] | None] = ContextVar("_APPENDED", def
 ALL = 2**30
 """A limit that means no limit (Cypher takes no null there; list slices need 32 bits)."""
 MAX_NAME_LENGTH = 255
+MAX_NESTING = 64
+"""How deep config and metadata may nest: deeper input is refused, never recursed into."""
+MAX_SEQ = 2**63 - 1
 BULK_BATCH_SIZE = 5000
 
 
@@ -80,6 +84,8 @@ def new_event(instance_id: str, event: str, from_status: str | None, to_status: 
               at: datetime, actor: str | None = None, reason: str | None = None,
               cause: str | None = None) -> dict[str, Any]:
     """An audit event as ``append_events`` takes it."""
+    check_text("actor", actor)
+    check_text("reason", reason)
     return {"id": str(uuid.uuid4()), "instance_id": instance_id, "event": event,
             "from_status": from_status, "to_status": to_status, "actor": actor,
             "reason": reason, "cause": cause, "at": at}
@@ -162,7 +168,9 @@ class InstanceRepository:
         return instance_from_row(row, self)
 
     def _instances(self, rows: builtins.list[dict[str, Any]]) -> builtins.list[HopperInstance]:
-        return [instance_from_row(row, self) for row in rows]
+        # A node deleted by a concurrent transaction between match and read comes back
+        # as an empty map (reads are read-committed): it is gone, so it is left out.
+        return [instance_from_row(row, self) for row in rows if "id" in row]
 
     # -- create -------------------------------------------------------------------------
     def create(self, spec: InstanceSpec, actor: str | None = None,
@@ -311,13 +319,15 @@ class InstanceRepository:
     def get_flat_tree(self, root_id: str,
                       max_depth: int | None = None) -> builtins.list[FlatTreeRow]:
         """The subtree as rows (instance, parent_id, depth below the root), parents first."""
-        if max_depth is not None and max_depth < 0:
-            raise ValidationError("max_depth must be >= 0",
-                                  errors={"max_depth": ["must be >= 0"]})
+        if max_depth is not None and not 0 <= max_depth <= ALL:
+            raise ValidationError("max_depth is out of range",
+                                  errors={"max_depth": [f"must be between 0 and {ALL}"]})
         row = self._read_one(QUERIES.get_subtree.text, id=root_id, max_depth=max_depth)
         if row is None:
             raise NotFound(f"no instance with id {root_id}", id=root_id)
         instances = self._instances(row["instances"])
+        if not instances:  # the root was deleted while we read
+            raise NotFound(f"no instance with id {root_id}", id=root_id)
         base = instances[0].depth
         return [FlatTreeRow(i, i.parent_id if k else None, i.depth - base)
                 for k, i in enumerate(instances)]
@@ -327,7 +337,9 @@ class InstanceRepository:
         rows = self.get_flat_tree(root_id, max_depth)
         nodes = {row.instance.id: TreeNode(row.instance) for row in rows}
         for row in rows[1:]:
-            nodes[row.parent_id].children.append(nodes[row.instance.id])  # type: ignore[index]
+            parent = nodes.get(row.parent_id)  # type: ignore[arg-type]
+            if parent is not None:  # absent only if deleted while we read
+                parent.children.append(nodes[row.instance.id])
         return nodes[rows[0].instance.id]
 
     # -- scope and status ---------------------------------------------------------------
@@ -395,6 +407,9 @@ class InstanceRepository:
     def events_since(self, after: int = 0, limit: int = 100) -> builtins.list[InstanceEvent]:
         """The change feed: events with ``seq`` greater than ``after``, in order."""
         _check_page(0, limit)
+        if not 0 <= after <= MAX_SEQ:
+            raise ValidationError("after is out of range",
+                                  errors={"after": [f"must be between 0 and {MAX_SEQ}"]})
         rows = self._read_all(QUERIES.events_since.text, after=after, limit=limit)
         return [event_from_row(r["event"]) for r in rows]
 
@@ -419,8 +434,6 @@ def append_events(tx: ManagedTransaction, events: list[dict[str, Any]]) -> None:
 def lock_instance(tx: ManagedTransaction, instance_id: str,
                   expected_version: int | None = None) -> dict[str, Any]:
     """Take an instance's write lock and return its stored properties."""
-    from hopper_graph.errors import ConcurrentModification
-
     record = tx.run(QUERIES.lock_instance.text, id=instance_id).single()
     if record is None:
         raise NotFound(f"no instance with id {instance_id}", id=instance_id)
@@ -454,6 +467,22 @@ def update_fields(tx: ManagedTransaction, current: dict[str, Any], name: str | N
     return row["instance"]
 
 
+def lock_with_parent(tx: ManagedTransaction, instance_id: str,
+                     expected_version: int | None = None) -> dict[str, Any]:
+    """Take the parent's write lock, then the instance's: the order every writer uses
+    (parent, instance, subtree, event counter), so no two writers wait on each other in
+    a circle. Returns the instance as stored, with ``parent_status`` added."""
+    record = tx.run(QUERIES.lock_for_transition.text, id=instance_id).single()
+    if record is None:
+        raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+    row: dict[str, Any] = dict(record["instance"], parent_status=record["parent_status"])
+    if expected_version is not None and row["version"] != expected_version:
+        raise ConcurrentModification(
+            f"instance {instance_id} is at version {row['version']}, not {expected_version}",
+            id=instance_id, version=row["version"], expected_version=expected_version)
+    return row
+
+
 def lock_subtree(tx: ManagedTransaction, instance_id: str) -> list[dict[str, Any]]:
     """Lock an instance and its subtree top down; rows deepest first (root last)."""
     rows = [r["instance"] for r in tx.run(QUERIES.lock_subtree.text, id=instance_id)]
@@ -465,7 +494,7 @@ def lock_subtree(tx: ManagedTransaction, instance_id: str) -> list[dict[str, Any
 def delete_subtree(tx: ManagedTransaction, instance_id: str, expected_version: int | None,
                    actor: str | None, reason: str | None) -> list[str]:
     """Delete a subtree whose members are all at rest, writing one event per instance."""
-    root = lock_instance(tx, instance_id, expected_version)
+    root = lock_with_parent(tx, instance_id, expected_version)
     rows = lock_subtree(tx, instance_id)
     running = [r["id"] for r in rows if InstanceStatus(r["status"]).is_running]
     if running:
@@ -500,12 +529,37 @@ def _status(value: InstanceStatus | str) -> InstanceStatus:
 
 def _check_page(offset: int, limit: int | None) -> None:
     errors = {}
-    if offset < 0:
-        errors["offset"] = ["must be >= 0"]
-    if limit is not None and limit < 1:
-        errors["limit"] = ["must be >= 1"]
+    if not 0 <= offset <= ALL:
+        errors["offset"] = [f"must be between 0 and {ALL}"]
+    if limit is not None and not 1 <= limit <= ALL:
+        errors["limit"] = [f"must be between 1 and {ALL}"]
     if errors:
         raise ValidationError("invalid pagination", errors=errors)
+
+
+def check_text(field: str, value: str | None) -> None:
+    """Strings stored as properties must be valid Unicode (no lone surrogates): the driver
+    cannot encode them, and what cannot be stored is refused before anything is written."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{field} is not valid Unicode", errors={
+            field: ["contains an unpaired surrogate"]}) from None
+
+
+def check_nesting(field: str, value: Any, limit: int = MAX_NESTING) -> None:
+    """Refuse maps and lists nested deeper than ``limit`` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                raise ValidationError(f"{field} is nested too deeply", errors={
+                    field: [f"at most {limit} levels of nesting"]})
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
 
 
 def _check_name(name: object) -> None:
@@ -515,12 +569,14 @@ def _check_name(name: object) -> None:
     if len(name) > MAX_NAME_LENGTH:
         raise ValidationError("name is too long",
                               errors={"name": [f"at most {MAX_NAME_LENGTH} characters"]})
+    check_text("name", name)
 
 
 def _check_metadata(metadata: object) -> None:
     if not isinstance(metadata, dict):
         raise ValidationError("metadata must be an object",
                               errors={"metadata": ["must be an object"]})
+    check_nesting("metadata", metadata)
     try:
         text = json.dumps(metadata, allow_nan=False, sort_keys=True)
         exact = json.dumps(orjson.loads(text), sort_keys=True) == text
@@ -557,10 +613,13 @@ def _check_spec(spec: InstanceSpec) -> InstanceSpec:
     if scope is HopperScope.PROJECT and not (
             isinstance(spec.project_id, str) and spec.project_id.strip()):
         errors["project_id"] = ["required for a PROJECT instance"]
+    if spec.project_id is not None:
+        check_text("project_id", str(spec.project_id))
     if errors:
         raise ScopeRuleViolation("the instance breaks a scope rule", errors=errors)
     if spec.metadata is not None:
         _check_metadata(spec.metadata)
+    check_nesting("config", spec.config)
     overrides = scope_config.validate_overrides(scope, spec.config)
     return InstanceSpec(name=spec.name, scope=scope, parent_id=spec.parent_id,
                         project_id=spec.project_id, instance_type=instance_type,
@@ -650,6 +709,7 @@ def _changes(current: dict[str, Any], name: str | None, config: dict[str, Any] |
     if name is not None and name != current["name"]:
         changes["name"] = name
     if config is not None:
+        check_nesting("config", config)
         scope = HopperScope(current["scope"])
         stored = json.loads(current.get("config_set") or "{}")
         overrides = scope_config.update_overrides(scope, stored, config, replace=replace)

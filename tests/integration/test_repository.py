@@ -334,3 +334,28 @@ def test_metadata_must_round_trip_exactly(repo, bad):
         make_project(repo, g, metadata=bad)
     assert "metadata" in err.value.errors
     assert repo.list(scope="PROJECT").total == 0
+
+
+def test_hostile_values_are_refused_before_anything_is_written(repo):
+    g = make_global(repo)
+    deep: dict = {}
+    node = deep
+    for _ in range(5000):
+        node["x"] = {}
+        node = node["x"]
+    for spec in [
+        InstanceSpec(name="bad\ud800name", scope="PROJECT", parent_id=g.id, project_id="p"),
+        InstanceSpec(name="p", scope="PROJECT", parent_id=g.id, project_id="bad\udfff"),
+        InstanceSpec(name="p", scope="PROJECT", parent_id=g.id, project_id="p", metadata=deep),
+        InstanceSpec(name="p", scope="PROJECT", parent_id=g.id, project_id="p", config=deep),
+    ]:
+        with pytest.raises(ValidationError) as err:
+            repo.create(spec)
+        assert set(err.value.errors) & {"name", "project_id", "metadata", "config"}
+    with pytest.raises(ValidationError):
+        repo.list(offset=2**40)
+    with pytest.raises(ValidationError):
+        repo.events_since(after=10**20)
+    with pytest.raises(ValidationError):
+        repo.get_flat_tree(g.id, max_depth=10**20)
+    assert repo.list().total == 1
