@@ -20,7 +20,7 @@ from neo4j import Driver
 
 from hopper_graph import config as scope_config
 from hopper_graph.enums import HopperScope, InstanceStatus
-from hopper_graph.errors import InvalidTransition, NotFound
+from hopper_graph.errors import InvalidTransition
 from hopper_graph.lifecycle import (
     DeleteResult,
     HookRegistry,
@@ -37,7 +37,7 @@ from hopper_graph.models import (
     instance_from_row,
 )
 from hopper_graph.queries import QUERIES
-from hopper_graph.repository import InstanceRepository, utcnow
+from hopper_graph.repository import InstanceRepository, not_found, utcnow
 
 log = logging.getLogger("hopper_graph.manager")
 
@@ -221,7 +221,7 @@ class InstanceManager:
         ancestors) and where each key came from; one query over the ancestor chain."""
         row = self.repository._read_one(QUERIES.get_config_chain.text, id=instance_id)
         if row is None:
-            raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+            raise not_found(instance_id)
         own = row["instance"]
         chain = [(own["id"], json.loads(own["config_set"] or "{}"))]
         chain += [(a["id"], json.loads(a["config_set"] or "{}")) for a in row["ancestors"]]
@@ -240,7 +240,7 @@ class InstanceManager:
         def work(tx: Any) -> dict[str, Any]:
             record = tx.run(QUERIES.record_heartbeat.text, id=instance_id, now=utcnow()).single()
             if record is None:
-                raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+                raise not_found(instance_id)
             return record["instance"]
         return instance_from_row(self.repository.write(work), self.repository)
 
@@ -250,7 +250,7 @@ class InstanceManager:
         query = QUERIES.get_subtree_health_facts if subtree else QUERIES.get_health_facts
         rows = self.repository._read_all(query.text, id=instance_id)
         if not rows:
-            raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+            raise not_found(instance_id)
         now = utcnow()
         overrides: dict[str | None, list[Any]] = {}  # id -> config overrides, self then up
         reports = []

@@ -62,7 +62,7 @@ from hopper_graph.models import (
     event_from_row,
     instance_from_row,
 )
-from hopper_graph.queries import QUERIES
+from hopper_graph.queries import QUERIES, NamedQuery
 
 T = TypeVar("T")
 _APPENDED: ContextVar[list[dict[str, Any]] | None] = ContextVar("_APPENDED", default=None)
@@ -74,6 +74,10 @@ MAX_NESTING = 64
 """How deep config and metadata may nest: deeper input is refused, never recursed into."""
 MAX_SEQ = 2**63 - 1
 BULK_BATCH_SIZE = 5000
+
+
+def not_found(instance_id: str) -> NotFound:
+    return NotFound(f"no instance with id {instance_id}", id=instance_id)
 
 
 def utcnow() -> datetime:
@@ -257,7 +261,7 @@ class InstanceRepository:
         """The instance with this id; NotFound if there is none."""
         instance = self.find(instance_id)
         if instance is None:
-            raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+            raise not_found(instance_id)
         return instance
 
     def get_by_scope_and_name(self, scope: HopperScope | str, name: str) -> HopperInstance:
@@ -289,18 +293,23 @@ class InstanceRepository:
         return self.children_page(parent_id, offset, limit).items
 
     def children_page(self, parent_id: str, offset: int = 0, limit: int | None = None) -> Page:
+        return self._page(QUERIES.get_children, parent_id, offset, limit, parent_id=parent_id)
+
+    def _page(self, query: NamedQuery, instance_id: str, offset: int, limit: int | None,
+              **params: Any) -> Page:
+        """One page of a query returning ``total`` and ``instances`` (no row: NotFound)."""
         _check_page(offset, limit)
-        row = self._read_one(QUERIES.get_children.text, parent_id=parent_id, skip=offset,
-                             limit=ALL if limit is None else limit)
+        row = self._read_one(query.text, skip=offset, limit=ALL if limit is None else limit,
+                             **params)
         if row is None:
-            raise NotFound(f"no instance with id {parent_id}", id=parent_id)
+            raise not_found(instance_id)
         return Page(self._instances(row["instances"]), row["total"], offset, limit or ALL)
 
     def get_ancestors(self, instance_id: str) -> builtins.list[HopperInstance]:
         """The parent, its parent, and so on up to the root: nearest first."""
         row = self._read_one(QUERIES.get_ancestors.text, id=instance_id)
         if row is None:
-            raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+            raise not_found(instance_id)
         return self._instances(row["instances"])
 
     def get_descendants(self, instance_id: str) -> builtins.list[HopperInstance]:
@@ -309,12 +318,7 @@ class InstanceRepository:
 
     def descendants_page(self, instance_id: str, offset: int = 0,
                          limit: int | None = None) -> Page:
-        _check_page(offset, limit)
-        row = self._read_one(QUERIES.get_descendants.text, id=instance_id, skip=offset,
-                             limit=ALL if limit is None else limit)
-        if row is None:
-            raise NotFound(f"no instance with id {instance_id}", id=instance_id)
-        return Page(self._instances(row["instances"]), row["total"], offset, limit or ALL)
+        return self._page(QUERIES.get_descendants, instance_id, offset, limit, id=instance_id)
 
     def get_flat_tree(self, root_id: str,
                       max_depth: int | None = None) -> builtins.list[FlatTreeRow]:
@@ -324,10 +328,10 @@ class InstanceRepository:
                                   errors={"max_depth": [f"must be between 0 and {ALL}"]})
         row = self._read_one(QUERIES.get_subtree.text, id=root_id, max_depth=max_depth)
         if row is None:
-            raise NotFound(f"no instance with id {root_id}", id=root_id)
+            raise not_found(root_id)
         instances = self._instances(row["instances"])
         if not instances:  # the root was deleted while we read
-            raise NotFound(f"no instance with id {root_id}", id=root_id)
+            raise not_found(root_id)
         base = instances[0].depth
         return [FlatTreeRow(i, i.parent_id if k else None, i.depth - base)
                 for k, i in enumerate(instances)]
@@ -436,7 +440,7 @@ def lock_instance(tx: ManagedTransaction, instance_id: str,
     """Take an instance's write lock and return its stored properties."""
     record = tx.run(QUERIES.lock_instance.text, id=instance_id).single()
     if record is None:
-        raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+        raise not_found(instance_id)
     row: dict[str, Any] = record["instance"]
     if expected_version is not None and row["version"] != expected_version:
         raise ConcurrentModification(
@@ -474,7 +478,7 @@ def lock_with_parent(tx: ManagedTransaction, instance_id: str,
     a circle. Returns the instance as stored, with ``parent_status`` added."""
     record = tx.run(QUERIES.lock_for_transition.text, id=instance_id).single()
     if record is None:
-        raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+        raise not_found(instance_id)
     row: dict[str, Any] = dict(record["instance"], parent_status=record["parent_status"])
     if expected_version is not None and row["version"] != expected_version:
         raise ConcurrentModification(
@@ -487,7 +491,7 @@ def lock_subtree(tx: ManagedTransaction, instance_id: str) -> list[dict[str, Any
     """Lock an instance and its subtree top down; rows deepest first (root last)."""
     rows = [r["instance"] for r in tx.run(QUERIES.lock_subtree.text, id=instance_id)]
     if not rows:
-        raise NotFound(f"no instance with id {instance_id}", id=instance_id)
+        raise not_found(instance_id)
     return rows
 
 
