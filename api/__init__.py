@@ -19,7 +19,7 @@ from api.extension import (
     init_state,
     load_settings,
 )
-from api.openapi import OPENAPI_CONFIG, HopperApi
+from api.openapi import HopperApi, openapi_config
 
 blp = instances.blp
 """The /api/v1/instances blueprint."""
@@ -51,7 +51,7 @@ def init_app(app: Flask) -> HopperApi:
     load_settings(app)
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = app.config["HOPPER_MAX_CONTENT_LENGTH"]
-    for key, value in OPENAPI_CONFIG.items():
+    for key, value in openapi_config(bool(app.config["HOPPER_API_TOKEN"])).items():
         app.config.setdefault(key, value)
     init_state(app)
     api = HopperApi(app)

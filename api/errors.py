@@ -15,8 +15,13 @@ ConcurrentModification + If-Match      412     without If-Match it stays 409
 HookVetoed                             409
 DatabaseUnavailable, driver outages    503     with ``Retry-After``
 malformed JSON / query parameters      400
+text that is not Unicode (surrogates)  400     ``invalid-text``
+nesting > 64 levels, ints > 64 bits    422     ``validation-error``
 anything else                          500     logged; the body says nothing internal
 =====================================  ======  =========================================
+
+A problem stays small whatever caused it: ``errors`` holds at most ``MAX_ERRORS`` messages
+(``errors_omitted`` counts the rest), and every string in it is cut to ``MAX_TEXT``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any
 
 from flask import Flask, Response, has_request_context, request
 from neo4j.exceptions import ServiceUnavailable, SessionExpired
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, UnprocessableEntity
 from werkzeug.exceptions import NotFound as RoutingNotFound
 from werkzeug.exceptions import ServiceUnavailable as HTTPServiceUnavailable
 
@@ -83,6 +88,14 @@ HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "n
 """Stable codes for plain HTTP errors (status phrases differ between Python versions)."""
 _RESERVED = {"type", "title", "status", "detail", "instance", "code", "errors"}
 _RENAMED = {"status": "current_status"}
+MAX_ERRORS = 100
+"""At most this many messages in a problem's ``errors``; ``errors_omitted`` counts the rest."""
+MAX_TEXT = 500
+"""Every string a problem carries (detail, field paths, messages, ...) is cut to this."""
+MAX_ERRORS_BYTES = 32 * 1024
+"""And ``errors`` stops growing once its JSON text reaches this size."""
+MAX_ITEMS = 100
+"""Lists among a problem's extension members are cut to this many items."""
 _UNAVAILABLE_DETAIL = "Neo4j cannot be reached right now; try again later."
 _INTERNAL_DETAIL = "An unexpected error occurred. It has been logged."
 
@@ -91,6 +104,28 @@ class MalformedJSON(BadRequest):
     """The body is not JSON (or nests deeper than the parser allows)."""
 
     problem_code = "malformed-json"
+
+
+class InvalidText(BadRequest):
+    """A string in the body holds an unpaired UTF-16 surrogate (JSON ``"\\ud800"``): JSON's
+    grammar lets it through, but it is no Unicode text and cannot be stored."""
+
+    problem_code = "invalid-text"
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("Some strings in the body are not valid Unicode text.")
+        self.data = {"errors": errors}
+
+
+class BodyOutOfBounds(UnprocessableEntity):
+    """The body parses, but goes beyond what can be stored: it nests deeper than the API
+    accepts, or holds an integer beyond 64 bits."""
+
+    problem_code = "validation-error"
+
+    def __init__(self, detail: str, errors: dict[str, list[str]]) -> None:
+        super().__init__(detail)
+        self.data = {"errors": errors}
 
 
 class SchemaNotApplied(HTTPServiceUnavailable):
@@ -104,15 +139,51 @@ def problem(status: int, detail: str, *, code: str | None = None, title: str | N
     """A problem+json response; ``members`` become extension members."""
     phrase = HTTPStatus(status).phrase
     code = code or HTTP_CODES.get(status) or phrase.lower().replace(" ", "-")
-    body = {"type": TYPE_PREFIX + code, "title": title or phrase, "status": status,
-            "detail": detail, "code": code}
+    body: dict[str, Any] = {"type": TYPE_PREFIX + code, "title": title or phrase,
+                            "status": status, "detail": _clip(detail), "code": code}
     if has_request_context():
-        body["instance"] = request.path
-    body.update({k: v for k, v in members.items() if v is not None})
-    if not body.get("errors"):
-        body.pop("errors", None)
+        body["instance"] = _clip(request.path)
+    errors = members.pop("errors", None)
+    body.update({k: _bounded(v) for k, v in members.items() if v is not None})
+    if errors:
+        body["errors"], omitted = bounded_errors(errors)
+        if omitted:
+            body["errors_omitted"] = omitted
     text = json.dumps(body, default=str, separators=(",", ":"))
     return Response(text, status, headers=dict(headers or {}), mimetype=PROBLEM_MIMETYPE)
+
+
+def _clip(text: Any) -> str:
+    text = str(text)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "\u2026"
+
+
+def _bounded(value: Any) -> Any:
+    """An extension member, its strings clipped and its lists cut (one level deep)."""
+    if isinstance(value, str):
+        return _clip(value)
+    if isinstance(value, (list, tuple)):
+        return [_clip(v) if isinstance(v, str) else v for v in value[:MAX_ITEMS]]
+    return value
+
+
+def bounded_errors(errors: Mapping[Any, Any]) -> tuple[dict[str, list[str]], int]:
+    """``errors`` cut to ``MAX_ERRORS`` messages and ``MAX_ERRORS_BYTES`` of JSON, each path
+    and message clipped; and how many messages were left out."""
+    kept: dict[str, list[str]] = {}
+    count = size = omitted = 0
+    for key, messages in errors.items():
+        items = messages if isinstance(messages, (list, tuple)) else [messages]
+        path = _clip(key)
+        for message in items:
+            text = _clip(message)
+            cost = len(json.dumps(text)) + (0 if path in kept else len(json.dumps(path)))
+            if count >= MAX_ERRORS or size + cost > MAX_ERRORS_BYTES:
+                omitted += 1
+                continue
+            kept.setdefault(path, []).append(text)
+            count, size = count + 1, size + cost
+    return kept, omitted
 
 
 def handle_library_error(error: HopperGraphError) -> Response:
@@ -140,9 +211,9 @@ def handle_http_error(error: HTTPException) -> Response:
     detail = error.description or HTTPStatus(status).description
     if isinstance(error, RoutingNotFound):
         detail = "There is nothing at this URL (instance ids are UUIDs)."
-    if errors and status == 422:
+    if errors and code is None and status == 422:
         code, detail = "validation-error", "Some fields of the request body are invalid."
-    elif errors and status == 400:
+    elif errors and code is None and status == 400:
         code, detail = "invalid-query", "Some query parameters are invalid."
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     headers.update(data.get("headers") or {})

@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from api import guards
 from api import schemas as s
 from api.extension import manager
-from api.http import documented
+from api.http import QUERY, documented
 
 blp = Blueprint("events", __name__, url_prefix="/api/v1/events",
                 description="The change feed: every audit event, in commit order.")
@@ -18,7 +18,7 @@ blp.before_request(guards.check_body)
 
 
 @blp.route("")
-@blp.arguments(s.EventsQuerySchema, location="query", error_status_code=400)
+@blp.arguments(s.EventsQuerySchema, **QUERY)
 @blp.response(200, s.EventFeedSchema)
 @documented(blp)
 def events(query: dict[str, Any]) -> Any:

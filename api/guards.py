@@ -3,7 +3,11 @@
 - ``require_token``: with ``HOPPER_API_TOKEN`` set, ``Authorization: Bearer <token>``
   (compared in constant time) or 401 with ``WWW-Authenticate: Bearer``.
 - ``check_body``: a body larger than ``HOPPER_MAX_CONTENT_LENGTH`` is 413, a body that is not
-  JSON 415, malformed JSON 400, before any view or schema sees it.
+  JSON 415, malformed JSON 400 (``NaN``, ``Infinity`` and numbers too large for a float
+  included), before any view or schema sees it. The parsed body is then walked once: a
+  string with an unpaired UTF-16 surrogate is 400 ``invalid-text``, nesting deeper than
+  ``MAX_NESTING`` levels or an integer beyond 64 bits 422 ``validation-error``, each naming
+  the field, because the Neo4j driver could not carry either.
 - ``add_cors_headers``: only for the origins listed in ``HOPPER_CORS_ORIGINS`` (``*`` for
   any); without that setting no CORS header is ever sent.
 """
@@ -12,18 +16,22 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 from typing import Any
 
 from flask import Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge, Unauthorized, UnsupportedMediaType
 
-from api.errors import MalformedJSON
+from api.errors import BodyOutOfBounds, InvalidText, MalformedJSON
 
 REALM = "hopper-graph"
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 CORS_REQUEST_HEADERS = "Authorization, Content-Type, If-Match, If-None-Match, X-Actor"
 CORS_EXPOSED_HEADERS = "ETag, Location, Retry-After, WWW-Authenticate"
+MAX_NESTING = 64
+"""Levels of objects and arrays a body may nest (the body itself is level 1)."""
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class TokenRequired(Unauthorized):
@@ -69,11 +77,71 @@ def check_body() -> None:
             f"Send the body as application/json, not {request.mimetype or 'untyped'}.")
     data = request.get_data(cache=True)
     try:
-        json.loads(data)
+        body = json.loads(data, parse_constant=_no_constant, parse_float=_finite_float)
     except RecursionError:
         raise MalformedJSON("The JSON body nests too deeply.") from None
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and the two above
         raise MalformedJSON(f"The body is not valid JSON: {exc}") from None
+    check_values(body)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
+def check_values(body: Any) -> None:
+    """Walk a parsed body once, without recursion: 422 for nesting deeper than MAX_NESTING
+    or an integer beyond 64 bits, 400 for a string (value or key) with an unpaired
+    surrogate. The error names the field: its dotted path, or for nesting the top-level
+    member it is under."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(body, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, (dict, list)):
+            if len(path) >= MAX_NESTING:
+                raise BodyOutOfBounds(
+                    f"The body nests deeper than {MAX_NESTING} levels.",
+                    {_field(path[:1]): [f"nests deeper than {MAX_NESTING} levels"]})
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if not _is_text(key):
+                        raise InvalidText({_field((*path, key)): [_SURROGATE]})
+                    stack.append((item, (*path, key)))
+            else:
+                stack.extend((item, (*path, k)) for k, item in enumerate(value))
+        elif isinstance(value, str) and not _is_text(value):
+            raise InvalidText({_field(path): [_SURROGATE]})
+        elif isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+            raise BodyOutOfBounds("A number in the body is too large.",
+                                  {_field(path): ["Must fit in 64 bits."]})
+
+
+_SURROGATE = "holds an unpaired UTF-16 surrogate; send valid Unicode text"
+
+
+def _is_text(text: str) -> bool:
+    """Whether ``text`` is Unicode the driver can send as UTF-8 (no lone surrogates)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _field(path: tuple[Any, ...]) -> str:
+    """A dotted field path (surrogates in keys shown as escapes); ``_schema`` for the body."""
+    if not path:
+        return "_schema"
+    return ".".join(str(part).encode("utf-8", "backslashreplace").decode() for part in path)
 
 
 def add_cors_headers(response: Response) -> Response:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 from werkzeug.exceptions import PreconditionFailed
 
 from api.extension import manager
@@ -23,6 +24,9 @@ LOCATION_HEADER = {"description": "The URL of the new instance.", "schema": {"ty
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
             "description": "The ETag you last saw; the change applies only at that version "
                            "(412 otherwise)."}
+QUERY: dict[str, Any] = {"location": "query", "error_status_code": 400, "unknown": RAISE}
+"""``blp.arguments`` for query parameters: 400 ``invalid-query`` when one is wrong, and an
+unknown one is refused (webargs would drop it silently: ``?forse=true`` would not force)."""
 X_ACTOR = {"name": "X-Actor", "in": "header", "required": False, "schema": {"type": "string"},
            "description": "Who makes the change; recorded in the audit event."}
 
@@ -43,20 +47,31 @@ def etag(instance: HopperInstance) -> dict[str, str]:
     return {"ETag": f'"{instance.version}"'}
 
 
+MAX_VERSION_DIGITS = 18
+"""A version is a 64-bit integer in Neo4j; a longer tag can name none (and must not reach
+the driver)."""
+
+
 def expected_version(instance_id: str) -> int | None:
     """The version that If-Match names: None without the header or with ``*``; 412 when it
-    names no version this instance has now."""
+    names no version this instance has now. Tags that are not a plain decimal number (weak,
+    empty ``""``, non-ASCII digits, too long) name no version."""
     if "If-Match" not in request.headers:
         return None
     tags = request.if_match
     if tags.star_tag:
         return None
-    versions = {int(tag) for tag in tags.as_set() if tag.isdigit()}
+    versions = {int(tag) for tag in tags.as_set() if _is_version(tag)}
     if len(versions) > 1:  # a list of tags: the current version must be one of them
         versions &= {manager().get(instance_id).version}
     if len(versions) != 1:
         raise PreconditionFailed("If-Match names no current version of this instance.")
     return versions.pop()
+
+
+def _is_version(tag: str | None) -> bool:
+    return (isinstance(tag, str) and 0 < len(tag) <= MAX_VERSION_DIGITS and tag.isascii()
+            and tag.isdigit())
 
 
 def conditional_get(response: Response) -> Response:

@@ -20,6 +20,7 @@ from api.extension import manager
 from api.http import (
     ETAG_HEADER,
     LOCATION_HEADER,
+    QUERY,
     actor,
     conditional_get,
     documented,
@@ -39,8 +40,12 @@ blp.before_request(guards.check_body)
 blp.after_request(conditional_get)
 
 ID = "/<uuid:instance_id>"
-QUERY = {"location": "query", "error_status_code": 400}
 ETAG = {"ETag": ETAG_HEADER}
+
+
+def no_query() -> Any:
+    """For operations without query parameters: any parameter given is refused."""
+    return blp.arguments(s.NoQuerySchema, as_kwargs=True, **QUERY)
 
 
 @blp.route("")
@@ -52,6 +57,7 @@ class Instances(MethodView):
         """List instances (filters: scope, status, parent_id, project_id), a page at a time."""
         return page_body(manager().list(**query))
 
+    @no_query()
     @blp.arguments(s.InstanceCreateSchema)
     @blp.response(201, s.InstanceSchema, headers={**ETAG, "Location": LOCATION_HEADER})
     @documented(blp, 400, 409, 413, 415, 422, actor=True)
@@ -68,6 +74,7 @@ class Instances(MethodView):
 
 @blp.route(ID)
 class Instance(MethodView):
+    @no_query()
     @blp.response(200, s.InstanceSchema, headers=ETAG)
     @documented(blp, 404)
     def get(self, instance_id: UUID) -> Any:
@@ -75,6 +82,7 @@ class Instance(MethodView):
         instance = manager().get(str(instance_id))
         return instance, etag(instance)
 
+    @no_query()
     @blp.arguments(s.InstanceUpdateSchema)
     @blp.response(200, s.InstanceSchema, headers=ETAG)
     @documented(blp, 400, 404, 409, 412, 413, 415, 422, if_match=True, actor=True)
@@ -127,11 +135,11 @@ def _lifecycle_view(event: str) -> Any:
 
 
 for _event in EVENTS:
-    blp.route(f"{ID}/{_event}", methods=["POST"])(
+    blp.route(f"{ID}/{_event}", methods=["POST"])(no_query()(
         blp.arguments(s.LifecycleRequestSchema, required=False)(
             blp.response(200, s.InstanceLifecycleResponseSchema, headers=ETAG)(
                 documented(blp, 400, 404, 409, 412, 413, 415, 422, if_match=True,
-                           actor=True)(_lifecycle_view(_event)))))
+                           actor=True)(_lifecycle_view(_event))))))
 
 
 @blp.route(f"{ID}/children")
@@ -144,6 +152,7 @@ def children(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/ancestors")
+@no_query()
 @blp.response(200, s.ItemsSchema)
 @documented(blp, 404)
 def ancestors(instance_id: UUID) -> Any:
@@ -172,6 +181,7 @@ def tree(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route("/global")
+@no_query()
 @blp.response(200, s.InstanceSchema, headers=ETAG)
 @documented(blp, 404)
 def global_instance() -> Any:
@@ -183,6 +193,7 @@ def global_instance() -> Any:
 
 
 @blp.route("/projects/<project_id>")
+@no_query()
 @blp.response(200, s.ItemsSchema)
 @documented(blp)
 def project_instances(project_id: str) -> Any:
@@ -191,6 +202,7 @@ def project_instances(project_id: str) -> Any:
 
 
 @blp.route("/projects/<project_id>/orchestrations")
+@no_query()
 @blp.response(200, s.ItemsSchema)
 @documented(blp)
 def project_orchestrations(project_id: str) -> Any:
@@ -213,6 +225,7 @@ def history(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/config/effective")
+@no_query()
 @blp.response(200, s.EffectiveConfigSchema)
 @documented(blp, 404)
 def effective_config(instance_id: UUID) -> Any:
@@ -230,6 +243,7 @@ def health(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/heartbeat", methods=["POST"])
+@no_query()
 @blp.response(200, s.InstanceSchema, headers=ETAG)
 @documented(blp, 404, 409, 413, 415)
 def heartbeat(instance_id: UUID) -> Any:

@@ -34,9 +34,20 @@ OPENAPI_CONFIG: dict[str, Any] = {
             "The instance hierarchy of Hopper (GLOBAL, PROJECT, ORCHESTRATION) in Neo4j. "
             "Errors are application/problem+json (RFC 9457). When the server has an API "
             "token, every /api/v1 call needs `Authorization: Bearer <token>`.")},
-        "security": [{"bearerAuth": []}],
     },
 }
+"""The defaults ``init_app`` puts in the app's config; ``openapi_config`` adds the security
+requirement when the app has a token."""
+SECURITY = [{"bearerAuth": []}]
+
+
+def openapi_config(token_required: bool) -> dict[str, Any]:
+    """OPENAPI_CONFIG for an app: the document declares ``bearerAuth`` as a requirement of
+    every operation only when the server enforces a token (the probes opt out)."""
+    config = dict(OPENAPI_CONFIG)
+    if token_required:
+        config["API_SPEC_OPTIONS"] = {**config["API_SPEC_OPTIONS"], "security": SECURITY}
+    return config
 
 
 class HopperApi(Api):

@@ -1,14 +1,15 @@
 """The marshmallow schemas of every request and response (and so of the OpenAPI document).
 
 Request schemas check shape and types only; the library checks the rules (scope order,
-config keys, limits) and its errors name the same field paths. Unknown fields are errors.
+config keys, limits) and its errors name the same field paths. Unknown fields are errors, and
+so are unknown query parameters (``QuerySchema``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from hopper_graph import HopperScope, InstanceStatus, InstanceType
 from hopper_graph.lifecycle import EVENTS
@@ -16,6 +17,12 @@ from hopper_graph.repository import MAX_NAME_LENGTH
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
+MAX_OFFSET = 2_000_000_000
+"""Cypher's SKIP and LIMIT take 32-bit values; the history page asks for ``limit + 1`` more."""
+MAX_CURSOR = 2**62
+"""The largest ``after`` of /events (seq is a 64-bit integer in Neo4j)."""
+MAX_TREE_DEPTH = 100_000
+"""The largest ``max_depth`` of /tree; deeper than any hierarchy can be."""
 
 
 class UUIDString(fields.UUID):
@@ -197,6 +204,8 @@ class ProblemSchema(Schema):
     current_status = _enum(InstanceStatus, **_described("Invalid transitions: the status."))
     allowed_events = fields.List(fields.String(), **_described(
         "Invalid transitions: the events allowed from current_status."))
+    errors_omitted = fields.Integer(**_described(
+        "How many messages were left out of errors (it lists at most 100)."))
 
 
 # -- requests -------------------------------------------------------------------------------
@@ -238,8 +247,19 @@ class LifecycleRequestSchema(Schema):
         "Who asks; defaults to the X-Actor header."))
 
 
-class PageQuerySchema(Schema):
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+class QuerySchema(Schema):
+    """Query parameters: an unknown one is refused (400 ``invalid-query``), not ignored."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class NoQuerySchema(QuerySchema):
+    """The query of an operation that takes no parameters."""
+
+
+class PageQuerySchema(QuerySchema):
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
     limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))
 
 
@@ -250,22 +270,23 @@ class InstanceListQuerySchema(PageQuerySchema):
     project_id = fields.String()
 
 
-class TreeQuerySchema(Schema):
-    max_depth = fields.Integer(load_default=None, validate=validate.Range(min=0), **_described(
-        "Levels below the root to include (0: the root alone)."))
+class TreeQuerySchema(QuerySchema):
+    max_depth = fields.Integer(load_default=None, validate=validate.Range(0, MAX_TREE_DEPTH),
+                               **_described("Levels below the root to include (0: the root "
+                                            "alone)."))
     format = fields.String(load_default="nested", validate=validate.OneOf(("nested", "flat")))
 
 
-class DeleteQuerySchema(Schema):
+class DeleteQuerySchema(QuerySchema):
     force = fields.Boolean(load_default=False, **_described(
         "Stop ACTIVE and PAUSED instances in the subtree first instead of refusing."))
     reason = fields.String(load_default=None, validate=validate.Length(max=1000))
 
 
-class HealthQuerySchema(Schema):
+class HealthQuerySchema(QuerySchema):
     subtree = fields.Boolean(load_default=False)
 
 
-class EventsQuerySchema(Schema):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+class EventsQuerySchema(QuerySchema):
+    after = fields.Integer(load_default=0, validate=validate.Range(0, MAX_CURSOR))
     limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))

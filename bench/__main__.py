@@ -221,7 +221,9 @@ def _row(result: Result) -> str:
 
 
 def markdown(results: list[Result], meta: dict[str, Any]) -> str:
-    lines = [f"Run {meta['when']} on {meta['machine']}; Neo4j {meta['neo4j']}.", "",
+    load = ", ".join(f"{x:.1f}" for x in meta["load_average_at_end"])
+    lines = [f"Run {meta['when']} on {meta['machine']}; Neo4j {meta['neo4j']}; load average "
+             f"at the end {load}.", "",
              "| operation | p50 | p95 | max | floor p50 | ratio | target |",
              "|---|---|---|---|---|---|---|"]
     for r in results:
@@ -246,7 +248,8 @@ def main() -> int:
     args = parser.parse_args()
     settings = Neo4jSettings.from_env()
     if settings is None:
-        server = LocalNeo4j(name="bench", bolt_port=7700, http_port=7701, heap="2g",
+        # A 100k-instance bulk import is one transaction of ~1.5 GiB: give it room.
+        server = LocalNeo4j(name="bench", bolt_port=7700, http_port=7701, heap="4g",
                             pagecache="1g")
         server.start()
         settings = Neo4jSettings(server.uri, timeout=120)
@@ -260,7 +263,9 @@ def main() -> int:
     meta = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                        f"{platform.python_implementation()} {platform.python_version()}",
-            "neo4j": version, "quick": args.quick, "peak_rss_mb": peak_rss_mb()}
+            "neo4j": version, "quick": args.quick, "peak_rss_mb": peak_rss_mb(),
+            # Other work on the machine skews every figure: say how busy it was.
+            "load_average_at_end": os.getloadavg()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "results": [r.to_dict()
                                                                for r in bench.results]},

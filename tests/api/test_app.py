@@ -129,6 +129,16 @@ def test_the_openapi_document_validates_and_documents_every_operation(client):
             if "requestBody" in operation:
                 assert {"400", "413", "415", "422"} <= errors, (method, path)
     assert "bearerAuth" in spec["components"]["securitySchemes"]
+    assert "security" not in spec  # no token configured: nothing to send
+
+
+def test_the_document_requires_the_token_only_when_one_is_set(make_app):
+    token = "s3cret"
+    spec = make_app(HOPPER_API_TOKEN=token).test_client().get("/api/v1/openapi.json").get_json()
+    validate(spec)
+    assert spec["security"] == [{"bearerAuth": []}]
+    for path in ("/health", "/ready"):
+        assert spec["paths"][path]["get"]["security"] == []
 
 
 def test_the_browsable_docs_are_served(client):

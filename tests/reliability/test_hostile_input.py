@@ -4,9 +4,7 @@ the graph is exactly as it was (the same nodes, edges, and instances at the same
 Strings that look like Cypher, or hold unicode and control characters, are not refused:
 they are data, stored and returned verbatim, and nothing else in the graph moves.
 
-Cases marked ``xfail(strict=True)`` are bugs found by this suite and not fixed yet (see
-docs/reliability.md, "Known gaps"); when a fix lands they pass, strict xfail turns that
-into a failure, and the mark must go.
+The cases that once failed are listed in docs/reliability.md, "Found and fixed".
 """
 
 from __future__ import annotations
@@ -92,22 +90,12 @@ def deep_create(depth: int, field: str) -> Callable[[], str]:
     return text
 
 
-def bug(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, raises=AssertionError, reason=f"known bug: {reason}")
-
-
 def case(name: str, request: Send, status: int, code: str,
          marks: pytest.MarkDecorator | tuple[()] = ()) -> Any:
     """One named hostile request and the problem it must get."""
     return pytest.param(request, status, code, id=name, marks=marks)
 
 
-SURROGATE_BUG = bug("a lone surrogate (\\ud800) reaches the Neo4j driver, which cannot "
-                    "encode it: 500")
-INT_BUG = bug("an integer beyond Cypher's 32-bit SKIP/LIMIT (or beyond 64 bits) passes "
-              "the query schema and fails in Neo4j or the driver: 500")
-NESTING_BUG = bug("JSON nested deeper than the config code's recursion allows but "
-                  "shallower than the parser's limit: RecursionError, 500")
 
 CASES = [
     # -- malformed JSON ------------------------------------------------------------------
@@ -123,9 +111,11 @@ CASES = [
     case("json-malformed-lifecycle", send("POST", run_path("/start"), data="{"), 400,
      "malformed-json"),
     case("json-nan-and-infinity", send("PATCH", run_path(),
-                 data='{"metadata": {"n": NaN, "i": Infinity}}'), 400, "malformed-json",
-                 marks=bug("NaN and Infinity are accepted, stored, and written back out as "
-                           "bare NaN/Infinity: every later response is invalid JSON")),
+                 data='{"metadata": {"n": NaN, "i": Infinity}}'), 400, "malformed-json"),
+    case("json-minus-infinity", send("POST", URL, data='{"name": "g", "scope": "GLOBAL", '
+                                     '"metadata": {"i": -Infinity}}'), 400, "malformed-json"),
+    case("json-float-overflow", send("PATCH", run_path(), data='{"metadata": {"f": 1e400}}'),
+         400, "malformed-json"),
     # -- wrong content type --------------------------------------------------------------
     case("content-type-text-plain", send("POST", URL, data='{"name": "g", "scope": "GLOBAL"}',
                                      content_type="text/plain"), 415,
@@ -157,7 +147,12 @@ CASES = [
     case("array-nested-10000", send("POST", URL, data='{"name": ' + "[" * 10_000 + "]" * 10_000
                                 + ', "scope": "GLOBAL"}'), 400, "malformed-json"),
     case("config-nested-900", send("POST", URL, data=deep_create(900, "config")),
-                 422, "validation-error", marks=NESTING_BUG),
+         422, "validation-error"),
+    case("metadata-nested-65-levels", send("PATCH", run_path(), data='{"metadata": '
+                                           + nested(64) + "}"), 422, "validation-error"),
+    case("array-in-reason-nested-100", send("POST", run_path("/start"), data='{"reason": '
+                                            + "[" * 100 + "]" * 100 + "}"), 422,
+         "validation-error"),
     # -- huge arrays -------------------------------------------------------------------------
     case("array-as-body", send("POST", URL, data=lambda: json.dumps([0] * 200_000)), 422,
      "validation-error"),
@@ -167,9 +162,7 @@ CASES = [
      "validation-error"),
     case("array-of-wrong-items-in-config",
                  send("POST", URL, child_of_alpha(config={"tags": list(range(100_000))})),
-                 422, "validation-error",
-                 marks=bug("one error message per bad item: a 0.6 MB request gets a 4.4 MB "
-                           "answer; cap the errors listed")),
+                 422, "validation-error"),
     # -- null for every field ------------------------------------------------------------
     case("null-every-create-field", send("POST", URL, dict.fromkeys((
         "id", "name", "scope", "parent_id", "project_id", "instance_type", "config",
@@ -194,19 +187,29 @@ CASES = [
         config={"limits": {"max_child_instances": -1}})), 422, "validation-error"),
     case("config-limit-not-a-number", send("POST", URL, child_of_alpha(
         config={"limits": {"max_child_instances": "ten"}})), 422, "validation-error"),
-    case("offset-huge", send("GET", f"{URL}?offset={10**20}"), 400, "invalid-query",
-                 marks=INT_BUG),
+    case("offset-huge", send("GET", f"{URL}?offset={10**20}"), 400, "invalid-query"),
     case("offset-past-int32", send("GET", project_path(f"/descendants?offset={2**40}")),
-                 400, "invalid-query", marks=INT_BUG),
+         400, "invalid-query"),
+    case("offset-just-past-bound", send("GET", project_path(f"/children?offset={2 * 10**9 + 1}")),
+         400, "invalid-query"),
     case("history-offset-huge", send("GET", project_path(f"/history?offset={10**20}")),
-                 400, "invalid-query", marks=INT_BUG),
-    case("after-huge", send("GET", f"{API}/events?after={10**20}"), 400,
-                 "invalid-query", marks=INT_BUG),
+         400, "invalid-query"),
+    case("after-huge", send("GET", f"{API}/events?after={10**20}"), 400, "invalid-query"),
+    case("after-past-int64", send("GET", f"{API}/events?after={2**63}"), 400, "invalid-query"),
     case("max-depth-huge", send("GET", project_path(f"/tree?max_depth={10**20}")),
-                 400, "invalid-query", marks=INT_BUG),
+         400, "invalid-query"),
+    case("digits-past-int-max-str-digits", send("GET", f"{URL}?offset={'9' * 5000}"), 400,
+         "invalid-query"),
+    case("integer-past-int64-in-metadata", send("PATCH", run_path(),
+                                                data='{"metadata": {"n": ' + "9" * 30 + "}}"),
+         422, "validation-error"),
+    case("integer-past-int64-in-config", send("POST", URL, child_of_alpha(
+        config={"limits": {"max_child_instances": 2**64}})), 422, "validation-error"),
     # -- unknown parameters and fields -----------------------------------------------------
-    case("unknown-query-param-does-not-force", send("DELETE", project_path("?forse=true")), 409,
-     "instance-running"),
+    case("unknown-query-param-is-refused", send("DELETE", project_path("?forse=true")), 400,
+     "invalid-query"),
+    case("query-param-where-none-is-taken", send("POST", run_path("/start?force=true")), 400,
+         "invalid-query"),
     case("unknown-body-field", send("POST", URL, child_of_alpha(owner="mallory")), 422,
      "validation-error"),
     # -- ids that are not UUIDs --------------------------------------------------------------
@@ -228,17 +231,27 @@ CASES = [
                                     headers={"If-Match": '"abc"'}), 412,
      "precondition-failed"),
     case("if-match-empty-tag", send("POST", run_path("/start"), headers={"If-Match": '""'}),
-         412, "precondition-failed",
-         marks=bug('If-Match: "" parses to a None tag and expected_version() calls '
-                   "None.isdigit(): 500")),
+         412, "precondition-failed"),
+    case("if-match-empty-tag-in-list", send("PATCH", run_path(), {"name": "x"},
+                                            headers={"If-Match": '"", W/"1"'}), 412,
+         "precondition-failed"),
+    case("if-match-non-ascii-digits", send("DELETE", run_path(),
+                                           headers={"If-Match": '"\u00b2"'}), 412,
+         "precondition-failed"),
+    case("if-match-huge-version", send("POST", run_path("/start"),
+                                       headers={"If-Match": f'"{10**30}"'}), 412,
+         "precondition-failed"),
     case("if-match-stale-version", send("POST", run_path("/start"), headers={"If-Match": '"7"'}),
      412, "concurrent-modification"),
     # -- strings the driver cannot carry ---------------------------------------------------
     case("lone-surrogate-in-name", send("POST", URL, data=lambda: json.dumps(
-        {"name": "\ud800", "scope": "GLOBAL"})), 422, "validation-error",
-        marks=SURROGATE_BUG),
+        {"name": "\ud800", "scope": "GLOBAL"})), 400, "invalid-text"),
     case("lone-surrogate-in-reason", send("POST", run_path("/start"),
-                 data='{"reason": "\\udfff"}'), 422, "validation-error", marks=SURROGATE_BUG),
+                 data='{"reason": "\\udfff"}'), 400, "invalid-text"),
+    case("lone-surrogate-in-metadata-key", send("PATCH", run_path(),
+                 data='{"metadata": {"a": {"k\\ud83d": 1}}}'), 400, "invalid-text"),
+    case("lone-surrogate-deep-in-config", send("POST", URL, child_of_alpha(
+        config={"x": [{"y": "ok \udc00"}]})), 400, "invalid-text"),
 ]
 
 
@@ -258,14 +271,77 @@ def test_hostile_request_is_refused_and_changes_nothing(scene, clean_graph, data
     assert_consistent(clean_graph, database)
 
 
-def test_unknown_query_parameters_are_ignored_on_reads(scene, clean_graph, database):
-    """Unknown query parameters are dropped, not rejected: a read answers as without them."""
+def test_unknown_query_parameters_are_refused_by_name(scene, clean_graph, database):
+    """An unknown query parameter is refused (400 naming it), not silently dropped; a
+    known one given twice counts once (the first)."""
     before = census(clean_graph, database)
-    plain = scene.client.get(f"{URL}?scope=PROJECT")
-    noisy = scene.client.get(f"{URL}?scope=PROJECT&bogus=1&{quote(CYPHER)}=1&limit=5&limit=6")
-    assert plain.status_code == noisy.status_code == 200
-    assert [i["id"] for i in noisy.get_json()["items"]] == [scene.project_id]
+    noisy = scene.client.get(f"{URL}?scope=PROJECT&bogus=1&{quote(CYPHER)}=1")
+    assert noisy.status_code == 400 and noisy.mimetype == PROBLEM
+    body = noisy.get_json()
+    assert body["code"] == "invalid-query"
+    assert set(body["errors"]) == {"bogus", CYPHER}
+    for path in (f"{URL}/{scene.run_id}?fields=name", f"{URL}/global?x=1",
+                 f"{API}/events?after=0&cursor=1"):
+        refused = scene.client.get(path)
+        assert refused.status_code == 400 and refused.get_json()["code"] == "invalid-query", \
+            path
+    twice = scene.client.get(f"{URL}?scope=PROJECT&limit=5&limit=6")
+    assert twice.status_code == 200
+    assert twice.get_json()["limit"] == 5
+    assert [i["id"] for i in twice.get_json()["items"]] == [scene.project_id]
     assert census(clean_graph, database) == before
+    assert_consistent(clean_graph, database)
+
+
+FIELD_NAMED = [
+    pytest.param(send("GET", f"{URL}?offset={10**20}"), "offset", id="offset"),
+    pytest.param(send("GET", f"{URL}?limit={10**20}"), "limit", id="limit"),
+    pytest.param(send("GET", f"{API}/events?after={10**20}"), "after", id="after"),
+    pytest.param(send("GET", project_path(f"/tree?max_depth={10**20}")), "max_depth",
+                 id="max-depth"),
+    pytest.param(send("DELETE", project_path("?forse=true")), "forse", id="unknown-param"),
+    pytest.param(send("POST", URL, data=deep_create(900, "config")), "config",
+                 id="nesting"),
+    pytest.param(send("POST", URL, data=lambda: json.dumps(
+        {"name": "\ud800", "scope": "GLOBAL"})), "name", id="surrogate"),
+    pytest.param(send("PATCH", run_path(), data='{"metadata": {"a": ["x", "\\udfff"]}}'),
+                 "metadata.a.1", id="surrogate-in-list"),
+    pytest.param(send("PATCH", run_path(), data='{"metadata": {"n": ' + "9" * 30 + "}}"),
+                 "metadata.n", id="integer-past-int64"),
+]
+
+
+@pytest.mark.parametrize(("request_", "field"), FIELD_NAMED)
+def test_refusals_name_the_field(scene, request_, field):
+    body = request_(scene).get_json()
+    assert field in body["errors"], body
+
+
+def test_long_error_lists_are_capped(scene, clean_graph, database):
+    """One message per bad item would make the answer larger than the request: at most 100
+    messages, each clipped, and errors_omitted counts the rest."""
+    response = scene.client.post(URL, json={
+        "name": "child", "scope": "ORCHESTRATION", "parent_id": scene.project_id,
+        "config": {"tags": list(range(100_000))}})
+    assert response.status_code == 422
+    body = response.get_json()
+    messages = [m for ms in body["errors"].values() for m in ms]
+    assert 0 < len(messages) <= 100
+    assert all(len(m) <= 500 for m in messages)
+    assert len(messages) + body["errors_omitted"] >= 100_000
+    assert len(response.get_data()) <= MAX_PROBLEM_BYTES
+    assert_consistent(clean_graph, database)
+
+
+def test_nesting_up_to_the_limit_is_stored_and_patchable(scene, clean_graph, database):
+    """64 levels (the body counts as one) are accepted, returned as sent, and merged into."""
+    deep = '{"metadata": ' + nested(63) + "}"
+    for _ in range(2):
+        response = scene.client.patch(f"{URL}/{scene.run_id}", data=deep,
+                                      content_type="application/json")
+        assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    stored = scene.client.get(f"{URL}/{scene.run_id}").get_json()["metadata"]
+    assert stored == json.loads(nested(63))
     assert_consistent(clean_graph, database)
 
 
@@ -317,10 +393,9 @@ def test_strange_names_are_stored_and_returned_verbatim(scene, clean_graph, data
     assert_consistent(clean_graph, database)
 
 
-@NESTING_BUG
 def test_deep_metadata_does_not_make_an_instance_unpatchable(scene, clean_graph, database):
     """Metadata nested 900 levels deep: refused outright, or stored and patchable again.
-    Today it is stored, and the next merge into it recurses too deep (500)."""
+    The API refuses bodies nested deeper than 64 levels (422), so it is never stored."""
     deep = '{"metadata": ' + nested(900) + "}"
     first = scene.client.patch(f"{URL}/{scene.run_id}", data=deep,
                                content_type="application/json")

@@ -11,8 +11,6 @@ import itertools
 import threading
 import time
 
-import pytest
-
 from tests.reliability.conftest import (
     URL,
     LiveServer,
@@ -173,13 +171,6 @@ def test_delete_parent_against_create_children(live, lib, clean_graph, database)
     assert_consistent(clean_graph, database)
 
 
-READ_RACE_BUG = pytest.mark.xfail(strict=False, reason=(
-    "known bug: a read matches an instance that a concurrent delete removes before its "
-    "properties are read (read-committed); the empty projection makes instance_from_row "
-    "raise KeyError('id'): 500. Racy, so not strict."))
-
-
-@READ_RACE_BUG
 def test_reads_racing_deletes_never_fail(live, lib, clean_graph, database):
     """Readers list, page and walk a parent's subtree while writers add and delete its
     children: every read answers 200 with a consistent page."""

@@ -48,7 +48,7 @@ def operations(live: LiveServer) -> list[tuple[str, str]]:
     found = []
     for path, item in document["paths"].items():
         for method, operation in item.items():
-            if method in METHODS and operation.get("security", document["security"]):
+            if method in METHODS and operation.get("security", document.get("security")):
                 found.append((method.upper(), path))
     return found
 

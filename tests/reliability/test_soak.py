@@ -2,9 +2,8 @@
 on loopback for ``HOPPER_SOAK_SECONDS`` (default 60), then the graph is checked.
 
 Each client owns the orchestrations it creates, so every answer it should get is known in
-advance: all of them must be 2xx (the one exception: 500s the server logged for the known
-read-racing-delete bug, counted in the figures), the graph must agree with each client's
-model of its instances, and the invariant checker must find nothing.
+advance: all of them must be 2xx, the graph must agree with each client's model of its
+instances, and the invariant checker must find nothing.
 The figures (requests, throughput, latency percentiles per operation, answers by status)
 are printed and written to tests/reliability/results/soak.json.
 """
@@ -16,7 +15,6 @@ import os
 import random
 import threading
 import time
-import traceback
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -56,21 +54,6 @@ class RetryCounter(logging.Handler):
         if "will be retried" in message:
             cause = "deadlock" if "DeadlockDetected" in message else "other"
             self.causes[cause] += 1
-
-
-class KnownBugs(logging.Handler):
-    """Counts the 500s the API logged for a known bug (docs/reliability.md, "Known gaps"):
-    a read racing a delete (test_races.py::test_reads_racing_deletes_never_fail)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.hits: Counter[str] = Counter()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        error = record.exc_info[1] if record.exc_info else None
-        frames = traceback.extract_tb(error.__traceback__) if error else []
-        if isinstance(error, KeyError) and any(f.name == "instance_from_row" for f in frames):
-            self.hits["read-racing-delete"] += 1
 
 
 @dataclass
@@ -148,9 +131,8 @@ def test_soak_mixed_workload(live, lib: InstanceManager, clean_graph, database):
                        project_id=f"soak-{n}")
         lib.start(p.id)
         projects.append(p.id)
-    retries, known = RetryCounter(), KnownBugs()
+    retries = RetryCounter()
     logging.getLogger("neo4j").addHandler(retries)
-    logging.getLogger("hopper_graph.api").addHandler(known)
     started = time.monotonic()
     clients = [Client(n, live, projects, started + SECONDS) for n in range(CLIENTS)]
     threads = [threading.Thread(target=c.run, name=f"soak-{c.number}") for c in clients]
@@ -160,7 +142,6 @@ def test_soak_mixed_workload(live, lib: InstanceManager, clean_graph, database):
         thread.join()
     elapsed = time.monotonic() - started
     logging.getLogger("neo4j").removeHandler(retries)
-    logging.getLogger("hopper_graph.api").removeHandler(known)
 
     replies = [pair for c in clients for pair in c.replies]
     by_kind: dict[str, list[float]] = defaultdict(list)
@@ -178,14 +159,13 @@ def test_soak_mixed_workload(live, lib: InstanceManager, clean_graph, database):
         "by_status": {str(k): v for k, v in sorted(by_status.items())},
         "errors": dict(failures),
         "driver_retries": dict(retries.causes),
-        "known_bug_hits": dict(known.hits),
     }
     write_results("soak", figures)
 
-    # Every answer was a success, except 500s that the server logged for the known bug.
+    # Every answer was a success.
     server_errors = sum(n for status, n in by_status.items() if status >= 500)
-    assert server_errors == sum(known.hits.values()), figures["errors"]
-    assert sum(failures.values()) == server_errors, failures
+    assert server_errors == 0, figures["errors"]
+    assert sum(failures.values()) == 0, failures
     for client in clients:  # the graph agrees with what each client was told
         for instance_id, status in client.owned.items():
             assert lib.get(instance_id).status.value == status
