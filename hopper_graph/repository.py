@@ -42,6 +42,7 @@ from hopper_graph.enums import (
 )
 from hopper_graph.errors import (
     ConcurrentModification,
+    Conflict,
     DatabaseUnavailable,
     DuplicateName,
     GlobalAlreadyExists,
@@ -102,11 +103,16 @@ def translate_errors() -> Iterator[None]:
         yield
     except ConstraintError as exc:
         message = exc.message or ""
-        if "GlobalInstance" in message:
+        # Two GLOBALs with the same name may trip the (name, scope) constraint before the
+        # GlobalInstance one; either way it is a second GLOBAL.
+        if "GlobalInstance" in message or "`scope` = 'GLOBAL'" in message:
             raise GlobalAlreadyExists("a GLOBAL instance already exists") from None
-        if "`name`" in message or "name" in message:
+        if "`name`" in message:
             raise DuplicateName("an instance with this name and scope already exists",
                                 errors={"name": ["already taken in this scope"]}) from None
+        if "`id`" in message:
+            raise Conflict("an instance with this id already exists",
+                           errors={"id": ["already taken"]}) from None
         raise
     except (ServiceUnavailable, SessionExpired) as exc:
         raise DatabaseUnavailable(f"Neo4j is unavailable: {type(exc).__name__}") from None

@@ -359,3 +359,13 @@ def test_hostile_values_are_refused_before_anything_is_written(repo):
     with pytest.raises(ValidationError):
         repo.get_flat_tree(g.id, max_depth=10**20)
     assert repo.list().total == 1
+
+
+def test_a_taken_id_is_a_conflict_naming_id(repo):
+    from hopper_graph import Conflict
+
+    g = make_global(repo)
+    with pytest.raises(Conflict) as err:
+        repo.create(InstanceSpec(id=g.id, name="p", scope="PROJECT", parent_id=g.id,
+                                 project_id="p"))
+    assert "id" in err.value.errors
