@@ -27,6 +27,8 @@ from neo4j import Driver, ManagedTransaction
 from neo4j.exceptions import (
     ConstraintError,
     DriverError,
+    Neo4jError,
+    ResultFailedError,
     ServiceUnavailable,
     SessionExpired,
     TransientError,
@@ -96,6 +98,18 @@ def new_event(instance_id: str, event: str, from_status: str | None, to_status: 
             "reason": reason, "cause": cause, "at": at}
 
 
+def _retryable_cause(exc: ResultFailedError) -> Exception:
+    """The error to hand the driver for a result that failed because of another one.
+
+    When the server fails one statement of a transaction (a deadlock, say), reading any
+    other result of it raises ResultFailedError, which the driver does not retry; its cause
+    is the server's error, which it does retry when it is transient."""
+    cause = exc.__cause__
+    if isinstance(cause, Neo4jError) and cause.is_retryable():
+        return cause
+    return exc
+
+
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
     """Driver exceptions become the library's: constraint hits and unreachable servers."""
@@ -141,8 +155,14 @@ class InstanceRepository:
 
     # -- transactions -------------------------------------------------------------------
     def read(self, work: Callable[..., T], *args: Any) -> T:
+        def attempt(tx: ManagedTransaction, *inner: Any) -> T:
+            try:
+                return work(tx, *inner)
+            except ResultFailedError as exc:
+                raise _retryable_cause(exc) from None
+
         with translate_errors(), self.driver.session(database=self.database) as session:
-            return session.execute_read(work, *args)
+            return session.execute_read(attempt, *args)
 
     def write(self, work: Callable[..., T], *args: Any) -> T:
         """Run ``work`` in a write transaction (retried on transient errors), then hand the
@@ -154,6 +174,8 @@ class InstanceRepository:
             token = _APPENDED.set(appended)
             try:
                 return work(tx, *inner)
+            except ResultFailedError as exc:
+                raise _retryable_cause(exc) from None
             finally:
                 _APPENDED.reset(token)
 
