@@ -42,10 +42,12 @@ SET n.status = change.status,
     n.updated_at = $now
 
 // name: record_heartbeat
-// Records a runner's heartbeat. Telemetry, not a change of state: the version stays.
+// Records a runner's heartbeat unless the instance is ARCHIVED, in one conditional write
+// (a status checked first and written after could change in between). Telemetry, not a
+// change of state: the version stays. The caller reads the returned status.
 // params: id, now
 MATCH (n:HopperInstance {id: $id})
-SET n.heartbeat_at = $now
+SET n.heartbeat_at = CASE n.status WHEN 'ARCHIVED' THEN n.heartbeat_at ELSE $now END
 RETURN n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),
     started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),

@@ -231,18 +231,18 @@ class InstanceManager:
     # -- health -------------------------------------------------------------------------------
     def heartbeat(self, instance_id: str) -> HopperInstance:
         """Record that the instance's runner is alive (refused once it is ARCHIVED)."""
-        current = self.repository.get(instance_id)
-        if current.status is InstanceStatus.ARCHIVED:
-            raise InvalidTransition(f"instance {instance_id} is ARCHIVED: no heartbeats",
-                                    id=instance_id, status="ARCHIVED", event="heartbeat",
-                                    allowed_events=[])
-
         def work(tx: Any) -> dict[str, Any]:
             record = tx.run(QUERIES.record_heartbeat.text, id=instance_id, now=utcnow()).single()
             if record is None:
                 raise not_found(instance_id)
             return record["instance"]
-        return instance_from_row(self.repository.write(work), self.repository)
+
+        instance = instance_from_row(self.repository.write(work), self.repository)
+        if instance.status is InstanceStatus.ARCHIVED:  # the query wrote nothing
+            raise InvalidTransition(f"instance {instance_id} is ARCHIVED: no heartbeats",
+                                    id=instance_id, status="ARCHIVED", event="heartbeat",
+                                    allowed_events=[])
+        return instance
 
     def health_check(self, instance_id: str, subtree: bool = False) -> HealthReport:
         """healthy / degraded / unhealthy / unknown, with the individual checks; with

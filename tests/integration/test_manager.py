@@ -113,5 +113,6 @@ def test_heartbeat_refused_when_archived_and_unknown_id(manager):
     manager.archive(g.id)
     with pytest.raises(InvalidTransition):
         manager.heartbeat(g.id)
+    assert manager.get(g.id).heartbeat_at is None  # refused means nothing written
     with pytest.raises(NotFound):
         manager.heartbeat("00000000-0000-0000-0000-000000000000")
