@@ -100,11 +100,20 @@ WHERE ($scope IS NULL OR n.scope = $scope)
   AND ($project_id IS NULL OR n.project_id = $project_id)
 WITH n ORDER BY n.created_at, n.id
 WITH collect(n) AS matched
-RETURN size(matched) AS total,
-       [n IN matched[$skip..($skip + $limit)] | n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)}] AS instances
+WITH size(matched) AS total, matched[$skip..($skip + $limit)] AS page
+RETURN total,
+       [x IN page | x.id] AS id, [x IN page | x.name] AS name,
+       [x IN page | x.scope] AS scope, [x IN page | x.status] AS status,
+       [x IN page | x.instance_type] AS instance_type, [x IN page | x.parent_id] AS parent_id,
+       [x IN page | x.project_id] AS project_id, [x IN page | x.config] AS config,
+       [x IN page | x.config_set] AS config_set, [x IN page | x.metadata] AS metadata,
+       [x IN page | x.version] AS version, [x IN page | x.depth] AS depth,
+       [x IN page | toString(x.created_at)] AS created_at,
+       [x IN page | toString(x.updated_at)] AS updated_at,
+       [x IN page | toString(x.started_at)] AS started_at,
+       [x IN page | toString(x.stopped_at)] AS stopped_at,
+       [x IN page | toString(x.archived_at)] AS archived_at,
+       [x IN page | toString(x.heartbeat_at)] AS heartbeat_at
 
 // name: lock_instance
 // Takes the instance's write lock and returns it as stored now (read-committed safe).
