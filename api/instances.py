@@ -26,8 +26,9 @@ from api.http import (
     documented,
     etag,
     expected_version,
-    page_body,
-    tree_body,
+    items_response,
+    page_response,
+    tree_response,
 )
 from api.updates import apply_update
 from hopper_graph import InstanceSpec, NotFound
@@ -55,7 +56,7 @@ class Instances(MethodView):
     @documented(blp)
     def get(self, query: dict[str, Any]) -> Any:
         """List instances (filters: scope, status, parent_id, project_id), a page at a time."""
-        return page_body(manager().list(**query))
+        return page_response(manager().list(**query))
 
     @no_query()
     @blp.arguments(s.InstanceCreateSchema)
@@ -148,7 +149,7 @@ for _event in EVENTS:
 @documented(blp, 404)
 def children(query: dict[str, Any], instance_id: UUID) -> Any:
     """List an instance's direct children, in creation order, a page at a time."""
-    return page_body(manager().children_page(str(instance_id), **query))
+    return page_response(manager().children_page(str(instance_id), **query))
 
 
 @blp.route(f"{ID}/ancestors")
@@ -157,7 +158,7 @@ def children(query: dict[str, Any], instance_id: UUID) -> Any:
 @documented(blp, 404)
 def ancestors(instance_id: UUID) -> Any:
     """List an instance's ancestors, nearest first (parent, grandparent, ..., root)."""
-    return {"items": manager().get_ancestors(str(instance_id))}
+    return items_response(manager().get_ancestors(str(instance_id)))
 
 
 @blp.route(f"{ID}/descendants")
@@ -166,7 +167,7 @@ def ancestors(instance_id: UUID) -> Any:
 @documented(blp, 404)
 def descendants(query: dict[str, Any], instance_id: UUID) -> Any:
     """List everything below an instance, level by level, a page at a time."""
-    return page_body(manager().descendants_page(str(instance_id), **query))
+    return page_response(manager().descendants_page(str(instance_id), **query))
 
 
 @blp.route(f"{ID}/tree")
@@ -177,7 +178,7 @@ def tree(query: dict[str, Any], instance_id: UUID) -> Any:
     """The subtree under an instance: nested (``tree``) or, with ?format=flat, as rows
     (``items``, parents first). Any depth works; ?max_depth= cuts it."""
     rows = manager().get_flat_tree(str(instance_id), query["max_depth"])
-    return tree_body(rows, query["format"], query["max_depth"])
+    return tree_response(rows, query["format"], query["max_depth"])
 
 
 @blp.route("/global")
@@ -198,7 +199,7 @@ def global_instance() -> Any:
 @documented(blp)
 def project_instances(project_id: str) -> Any:
     """List the PROJECT instances (sub-projects included) of a project."""
-    return {"items": manager().get_project_instances(project_id)}
+    return items_response(manager().get_project_instances(project_id))
 
 
 @blp.route("/projects/<project_id>/orchestrations")
@@ -207,7 +208,7 @@ def project_instances(project_id: str) -> Any:
 @documented(blp)
 def project_orchestrations(project_id: str) -> Any:
     """List the ORCHESTRATION instances of a project."""
-    return {"items": manager().get_orchestration_instances(project_id)}
+    return items_response(manager().get_orchestration_instances(project_id))
 
 
 @blp.route(f"{ID}/history")

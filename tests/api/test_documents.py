@@ -1,0 +1,67 @@
+"""The hand-written instance JSON of list and tree responses says what InstanceSchema says."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from api.http import instance_document
+from api.schemas import InstanceSchema
+from hopper_graph import InstanceManager
+
+URL = "/api/v1/instances"
+
+METADATA = {"owner": "ops é 漢", "nested": {"list": [1, 2.5, "x", None, True]}, "z": {}}
+
+
+@pytest.fixture
+def family(app, database):
+    lib = InstanceManager(app.extensions["hopper_graph"].driver, database)
+    g = lib.create(name="g", scope="GLOBAL")
+    p = lib.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p",
+                   metadata=METADATA,
+                   config={"tags": ["a", "b"], "limits": {"max_child_instances": 7}})
+    r = lib.create(name="r", scope="ORCHESTRATION", parent_id=p.id)
+    lib.start(g.id)
+    lib.start(p.id)
+    lib.start(r.id)
+    lib.stop(r.id)
+    return lib, g
+
+
+def _same_as_schema(instance):
+    """The fast document and the schema's dump, each through a JSON round trip."""
+    fast = orjson.loads(orjson.dumps(instance_document(instance)))
+    return fast, orjson.loads(orjson.dumps(InstanceSchema().dump(instance)))
+
+
+def test_documents_of_undecoded_and_decoded_instances_match_the_schema(family):
+    lib, g = family
+    for instance in lib.repository.get_descendants(g.id) + [lib.get(g.id)]:
+        fast, schema = _same_as_schema(instance)  # config still JSON text here
+        assert fast == schema
+        assert instance.config and instance.metadata is not None  # now decoded
+        fast, schema = _same_as_schema(instance)
+        assert fast == schema
+    assert {k for k in fast} == set(InstanceSchema().fields)
+
+
+def test_a_changed_config_is_sent_as_changed(family):
+    lib, g = family
+    instance = lib.repository.get_descendants(g.id)[0]
+    instance.config = {"tags": ["changed"]}
+    assert orjson.loads(orjson.dumps(instance_document(instance)))["config"] == {
+        "tags": ["changed"]}
+
+
+def test_tree_and_page_bodies_carry_what_get_returns(client, family):
+    _, g = family
+    flat = client.get(f"{URL}/{g.id}/tree?format=flat").get_json()
+    nested = client.get(f"{URL}/{g.id}/tree").get_json()
+    page = client.get(f"{URL}/{g.id}/descendants").get_json()
+    for item in flat["items"]:
+        single = client.get(f"{URL}/{item['instance']['id']}").get_json()
+        assert item["instance"] == single
+    assert nested["tree"]["instance"] == flat["items"][0]["instance"]
+    assert page["items"] == [row["instance"] for row in flat["items"][1:]]
+    assert any(i["metadata"] == METADATA for i in page["items"])
