@@ -1,21 +1,32 @@
 // name: append_events
 // Appends audit events in the caller's transaction. The counter node hands out sequence
 // numbers under its write lock, held to commit, so seq grows in commit order and a reader
-// following the feed by seq never skips an event. All events of one call share $at.
+// following the feed by seq never skips an event. All events of one call share $at; the
+// i-th event (from 1) gets seq base + i.
 // params: events, at
 MERGE (c:HopperCounter {name: 'event_seq'})
   ON CREATE SET c.value = 0
 SET c.value = c.value + size($events)
 WITH c.value - size($events) AS base
-UNWIND range(0, size($events) - 1) AS i
-WITH base + i + 1 AS seq, $events[i] AS ev
-CREATE (e:InstanceEvent)
-SET e = ev, e.seq = seq, e.at = $at
-WITH e
-OPTIONAL MATCH (n:HopperInstance {id: e.instance_id})
-FOREACH (_ IN CASE WHEN n IS NULL THEN [] ELSE [1] END | CREATE (n)-[:HAS_EVENT]->(e))
-RETURN e.seq AS seq
-ORDER BY seq
+CALL (base) {
+  UNWIND range(0, size($events) - 1) AS i
+  CREATE (e:InstanceEvent)
+  SET e = $events[i], e.seq = base + i + 1, e.at = $at
+  WITH e
+  OPTIONAL MATCH (n:HopperInstance {id: e.instance_id})
+  FOREACH (_ IN CASE WHEN n IS NULL THEN [] ELSE [1] END | CREATE (n)-[:HAS_EVENT]->(e))
+}
+RETURN base
+
+// name: reserve_event_seqs
+// Hands out $count consecutive seq numbers, base + 1 .. base + $count, for events the
+// caller writes itself in the same transaction (a bulk import); the counter's lock is
+// held to commit, as in append_events.
+// params: count
+MERGE (c:HopperCounter {name: 'event_seq'})
+  ON CREATE SET c.value = 0
+SET c.value = c.value + $count
+RETURN c.value - $count AS base
 
 // name: get_history
 // The audit events of one instance, oldest first; found by instance_id, so they outlive it.

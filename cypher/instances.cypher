@@ -56,18 +56,22 @@ RETURN p {.*,
        [(p)-[:PARENT_OF]->(s:HopperInstance) | [s.scope, s.instance_type]] AS children
 
 // name: bulk_create_instances
-// Creates one batch of a bulk import; rows come parents first, so every parent exists.
-// Each row's created_at is the import's time plus its position in microseconds, so the
-// order of children is the import order. (Timestamps are computed here rather than sent
-// per row: the Python driver takes ~100 us to pack each datetime.)
+// Creates one batch of a bulk import with the audit event of each instance; rows come
+// parents first, so every parent exists. Each row's created_at is the import's time plus
+// its position in microseconds, so the order of children is the import order.
+// (Timestamps are computed here rather than sent per row: the Python driver takes ~100 us
+// to pack each datetime.) The caller reserved the events' seq numbers (reserve_event_seqs).
 // Nodes are created first and attached after: a parent may be a row of the same batch,
 // and a MATCH placed before the CREATE would not see it.
 // params: rows, now
 UNWIND $rows AS row
 WITH row, $now + duration({microseconds: row.offset}) AS created
-CREATE (n:HopperInstance)
-SET n = row.props, n.created_at = created, n.updated_at = created
-WITH n, row
+CREATE (n:HopperInstance)-[:HAS_EVENT]->(e:InstanceEvent)
+SET n = row.props, n.created_at = created, n.updated_at = created,
+    e = row.event, e.at = $now
+FOREACH (_ IN CASE WHEN row.props.scope = 'GLOBAL' THEN [1] ELSE [] END |
+  SET n:GlobalInstance)  // the root of an import into an empty graph
+WITH n, row WHERE row.parent_id IS NOT NULL
 MATCH (p:HopperInstance {id: row.parent_id})
 CREATE (p)-[:PARENT_OF]->(n)
 

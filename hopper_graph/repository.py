@@ -16,7 +16,7 @@ import builtins
 import contextlib
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -275,16 +275,19 @@ class InstanceRepository:
         def work(tx: ManagedTransaction) -> builtins.list[str]:
             now = utcnow()
             rows = _BulkPlanner(tx).plan(checked)
+            if not rows:
+                return []
+            events = [new_event(r["props"]["id"], "create", None, "CREATED", now,
+                              actor=actor) for r in rows]
+            base = tx.run(QUERIES.reserve_event_seqs.text,
+                          count=len(rows)).single(strict=True)["base"]
+            for offset, (row, event) in enumerate(zip(rows, events, strict=True), 1):
+                event["seq"] = base + offset
+                row["event"] = {k: v for k, v in event.items() if k != "at"}
             for start in range(0, len(rows), batch_size):
-                batch = rows[start:start + batch_size]
-                for root in (r for r in batch if r["parent_id"] is None):
-                    tx.run(QUERIES.create_global_instance.text, props=root["props"],
-                           now=now + timedelta(microseconds=root["offset"])).consume()
-                children = [r for r in batch if r["parent_id"] is not None]
-                if children:
-                    tx.run(QUERIES.bulk_create_instances.text, rows=children, now=now).consume()
-                append_events(tx, [new_event(r["props"]["id"], "create", None, "CREATED", now,
-                                             actor=actor) for r in batch])
+                tx.run(QUERIES.bulk_create_instances.text, rows=rows[start:start + batch_size],
+                       now=now).consume()
+            _appended(events)
             return [r["props"]["id"] for r in rows]
 
         return self.write(work)
@@ -466,10 +469,14 @@ def append_events(tx: ManagedTransaction, events: list[dict[str, Any]]) -> None:
         return
     at = events[0]["at"]
     rows = [{k: v for k, v in event.items() if k != "at"} for event in events]
-    seqs = [record["seq"] for record in tx.run(QUERIES.append_events.text, events=rows,
-                                                at=at)]
-    for event, seq in zip(events, seqs, strict=True):
-        event["seq"] = seq
+    record = tx.run(QUERIES.append_events.text, events=rows, at=at).single(strict=True)
+    for offset, event in enumerate(events, 1):
+        event["seq"] = record["base"] + offset
+    _appended(events)
+
+
+def _appended(events: list[dict[str, Any]]) -> None:
+    """Note events written in this transaction for the subscribers, told after commit."""
     appended = _APPENDED.get()
     if appended is not None:
         appended.extend(events)
@@ -680,8 +687,10 @@ def _canonical_id(value: object) -> str:
 
 
 def _check_parent(spec: InstanceSpec, parent: dict[str, Any], child_count: int,
-                  sibling_types: list[str], max_depth: int | None) -> None:
-    """The rules that need the (locked) parent: scope order, status, limits, SINGLETON."""
+                  sibling_types: Collection[str], max_depth: int | None,
+                  limit: int | None = None) -> None:
+    """The rules that need the (locked) parent: scope order, status, limits, SINGLETON.
+    ``limit`` is the parent's ``limits.max_child_instances`` when the caller knows it."""
     scope = HopperScope(spec.scope)
     parent_scope = HopperScope(parent["scope"])
     if parent_scope not in ALLOWED_PARENT_SCOPES[scope]:
@@ -699,7 +708,8 @@ def _check_parent(spec: InstanceSpec, parent: dict[str, Any], child_count: int,
     if max_depth is not None and parent["depth"] + 1 > max_depth:
         raise LimitExceeded(f"the hierarchy is limited to depth {max_depth}",
                             limit="limits.max_depth", value=max_depth)
-    limit = scope_config.max_child_instances(json.loads(parent["config"]))
+    if limit is None:
+        limit = scope_config.max_child_instances(json.loads(parent["config"]))
     if child_count >= limit:
         raise LimitExceeded(f"parent {parent['id']} already has {child_count} children "
                             f"(limits.max_child_instances = {limit})",
@@ -708,10 +718,11 @@ def _check_parent(spec: InstanceSpec, parent: dict[str, Any], child_count: int,
     _check_singleton(spec, sibling_types)
 
 
-def _check_singleton(spec: InstanceSpec, sibling_types: list[str]) -> None:
+def _check_singleton(spec: InstanceSpec, sibling_types: Collection[str]) -> None:
     if not sibling_types:
         return
-    if spec.instance_type == InstanceType.SINGLETON or InstanceType.SINGLETON in sibling_types:
+    if (spec.instance_type == InstanceType.SINGLETON
+            or InstanceType.SINGLETON.value in sibling_types):
         raise ScopeRuleViolation(
             f"a SINGLETON {HopperScope(spec.scope).value} instance cannot have a same-scope "
             "sibling", errors={"instance_type": ["SINGLETON forbids a same-scope sibling"]})
@@ -742,7 +753,8 @@ def _props(spec: InstanceSpec, project_id: str | None, depth: int) -> dict[str, 
         "instance_type": InstanceType(spec.instance_type).value,  # type: ignore[arg-type]
         "parent_id": spec.parent_id, "project_id": project_id,
         "config": scope_config.full_config_json(scope, overrides),
-        "config_set": json.dumps(overrides), "metadata": json.dumps(spec.metadata or {}),
+        "config_set": json.dumps(overrides) if overrides else "{}",
+        "metadata": json.dumps(spec.metadata) if spec.metadata else "{}",
         "version": 1, "depth": depth,
     }
 
@@ -773,7 +785,9 @@ class _BulkPlanner:
         self.tx = tx
         self.parents: dict[str, dict[str, Any]] = {}
         self.child_count: dict[str, int] = {}
-        self.children: dict[str, list[tuple[str, str]]] = {}
+        # per parent: the instance types of its children, by scope (the SINGLETON rule)
+        self.children: dict[str, dict[str, set[str]]] = {}
+        self.limits: dict[str, int] = {}  # per parent: limits.max_child_instances
         self.max_depth: int | None = None
 
     def plan(self, specs: Sequence[InstanceSpec]) -> list[dict[str, Any]]:
@@ -784,7 +798,10 @@ class _BulkPlanner:
             parent = record["parent"]
             self.parents[parent["id"]] = parent
             self.child_count[parent["id"]] = record["child_count"]
-            self.children[parent["id"]] = [tuple(c) for c in record["children"]]
+            by_scope: dict[str, set[str]] = {}
+            for scope, kind in record["children"]:
+                by_scope.setdefault(scope, set()).add(kind)
+            self.children[parent["id"]] = by_scope
         global_config = self.tx.run(QUERIES.get_global_config.text).single()
         if global_config:
             self.max_depth = scope_config.max_depth(json.loads(global_config["config"]))
@@ -804,7 +821,7 @@ class _BulkPlanner:
             raise
         self.parents[spec.id] = props  # type: ignore[index]
         self.child_count[spec.id] = 0  # type: ignore[index]
-        self.children[spec.id] = []  # type: ignore[index]
+        self.children[spec.id] = {}  # type: ignore[index]
         # offset: microseconds after the import's time, so children keep the import order
         return {"props": props, "parent_id": spec.parent_id, "offset": index}
 
@@ -814,11 +831,15 @@ class _BulkPlanner:
             raise ScopeRuleViolation(f"parent {spec.parent_id} does not exist", errors={
                 "parent_id": ["no instance with this id in the graph or earlier in the batch"]})
         pid = parent["id"]
-        siblings = [t for s, t in self.children[pid] if s == HopperScope(spec.scope).value]
-        _check_parent(spec, parent, self.child_count[pid], siblings, self.max_depth)
-        self.child_count[pid] += 1
-        self.children[pid].append((HopperScope(spec.scope).value,
-                                   InstanceType(spec.instance_type).value))  # type: ignore[arg-type]
         scope = HopperScope(spec.scope)
+        kind = InstanceType(spec.instance_type).value  # type: ignore[arg-type]
+        limit = self.limits.get(pid)
+        if limit is None:
+            limit = self.limits[pid] = scope_config.max_child_instances(
+                json.loads(parent["config"]))
+        siblings = self.children[pid].setdefault(scope.value, set())
+        _check_parent(spec, parent, self.child_count[pid], siblings, self.max_depth, limit)
+        self.child_count[pid] += 1
+        siblings.add(kind)
         project_id = spec.project_id if scope is HopperScope.PROJECT else parent["project_id"]
         return _props(spec, project_id, parent["depth"] + 1)
