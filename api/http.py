@@ -4,13 +4,12 @@ decorator that documents an operation's error responses and headers."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from http import HTTPStatus
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import orjson
-
-from flask import Response, current_app, request
+from flask import Response, request
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 from werkzeug.exceptions import PreconditionFailed

@@ -1,17 +1,21 @@
 // name: lock_parent_for_create
 // Takes the parent's write lock, so creates under one parent run one at a time (the child
-// limit and the SINGLETON rule cannot be raced), then returns what the create rules need.
+// limit and the SINGLETON rule cannot be raced), then returns what the create rules need:
+// the parent, its children's count and the distinct types of those in $scope, and the
+// GLOBAL's config (it holds limits.max_depth).
 // params: parent_id, scope
 MATCH (p:HopperInstance {id: $parent_id})
 SET p.version = p.version
 WITH p WHERE p.id IS NOT NULL  // it may have been deleted while we waited for the lock
+OPTIONAL MATCH (g:GlobalInstance)
 RETURN p {.*,
     created_at: toString(p.created_at), updated_at: toString(p.updated_at),
     started_at: toString(p.started_at), stopped_at: toString(p.stopped_at),
     archived_at: toString(p.archived_at), heartbeat_at: toString(p.heartbeat_at)} AS parent,
        COUNT { (p)-[:PARENT_OF]->() } AS child_count,
-       [(p)-[:PARENT_OF]->(s:HopperInstance) WHERE s.scope = $scope | s.instance_type]
-         AS same_scope_sibling_types
+       COLLECT { MATCH (p)-[:PARENT_OF]->(s:HopperInstance {scope: $scope})
+                 RETURN DISTINCT s.instance_type } AS same_scope_sibling_types,
+       g.config AS global_config
 
 // name: get_global_config
 // The stored config of the GLOBAL instance (it holds limits.max_depth), if there is one.
@@ -20,23 +24,37 @@ MATCH (g:GlobalInstance)
 RETURN g.config AS config
 
 // name: create_global_instance
-// Creates the GLOBAL root. The GlobalInstance label carries a uniqueness constraint on
-// scope, so a second GLOBAL fails in the database, however the calls race.
-// params: props, now
+// Creates the GLOBAL root with its audit event (seq from the counter, as in
+// append_events). The GlobalInstance label carries a uniqueness constraint on scope, so a
+// second GLOBAL fails in the database, however the calls race.
+// params: props, now, event
 CREATE (n:HopperInstance:GlobalInstance)
 SET n = $props, n.created_at = $now, n.updated_at = $now
-RETURN n {.*,
+WITH n
+MERGE (c:HopperCounter {name: 'event_seq'})  // the counter last: see append_events
+  ON CREATE SET c.value = 0
+SET c.value = c.value + 1
+CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent)
+SET e = $event, e.seq = c.value, e.at = $now
+RETURN e.seq AS seq, n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),
     started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
     archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
 
 // name: create_child_instance
-// Creates an instance under its parent; the caller already holds the parent's lock.
-// params: props, parent_id, now
+// Creates an instance under its parent, with its audit event (seq from the counter, as in
+// append_events); the caller already holds the parent's lock.
+// params: props, parent_id, now, event
 MATCH (p:HopperInstance {id: $parent_id})
 CREATE (p)-[:PARENT_OF]->(n:HopperInstance)
 SET n = $props, n.created_at = $now, n.updated_at = $now
-RETURN n {.*,
+WITH n
+MERGE (c:HopperCounter {name: 'event_seq'})  // the counter last: see append_events
+  ON CREATE SET c.value = 0
+SET c.value = c.value + 1
+CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent)
+SET e = $event, e.seq = c.value, e.at = $now
+RETURN e.seq AS seq, n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),
     started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
     archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance

@@ -28,9 +28,12 @@ RETURN [x IN below WHERE x.id IS NOT NULL
   AS instances
 
 // name: apply_status_changes
-// Writes the status changes the state machine decided, in order; a node changed twice
-// (stopped, then archived as EPHEMERAL) is written twice and its version bumps twice.
-// params: changes, now
+// Writes the status changes the state machine decided, in order, with their audit events
+// ($events[i] records $changes[i]); a node changed twice (stopped, then archived as
+// EPHEMERAL) is written twice and its version bumps twice. The events' seq numbers come
+// from the counter after every instance is written (the counter's lock last, as in
+// append_events): base + 1, base + 2, ... Returns base and the instance $id as it is now.
+// params: changes, events, now, id
 UNWIND $changes AS change
 MATCH (n:HopperInstance {id: change.id})
 SET n.status = change.status,
@@ -40,6 +43,25 @@ SET n.status = change.status,
     n.archived_at = CASE change.event WHEN 'archive' THEN $now ELSE n.archived_at END,
     n.version = n.version + 1,
     n.updated_at = $now
+WITH count(*) AS written
+MERGE (c:HopperCounter {name: 'event_seq'})
+  ON CREATE SET c.value = 0
+SET c.value = c.value + size($events)
+WITH c.value - size($events) AS base
+CALL (base) {
+  UNWIND range(0, size($events) - 1) AS i
+  CREATE (e:InstanceEvent)
+  SET e = $events[i], e.seq = base + i + 1, e.at = $now
+  WITH e
+  MATCH (n:HopperInstance {id: e.instance_id})
+  CREATE (n)-[:HAS_EVENT]->(e)
+}
+OPTIONAL MATCH (n:HopperInstance {id: $id})
+RETURN base, CASE WHEN n IS NULL THEN null ELSE n {.*,
+    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
+    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} END
+    AS instance
 
 // name: record_heartbeat
 // Records a runner's heartbeat unless the instance is ARCHIVED, in one conditional write

@@ -40,10 +40,11 @@ from hopper_graph.models import HopperInstance, InstanceSpec
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import (
     InstanceRepository,
-    append_events,
     delete_subtree,
     lock_with_parent,
     new_event,
+    record_appended,
+    stored_event,
     update_fields,
     utcnow,
 )
@@ -326,12 +327,11 @@ class InstanceLifecycleManager:
         changes += below.auto_archive(changes, {instance_id: row["instance_type"]})
         at = utcnow()
         self.hooks.run_before(_hook_contexts(changes, at, actor, reason))
-        _write_changes(tx, changes, at, actor, reason)
-        instance = tx.run(QUERIES.get_instance.text, id=instance_id).single()
-        assert instance is not None
+        instance = _write_changes(tx, changes, at, actor, reason, instance_id)
+        assert instance is not None  # its lock is held: it is there
         result = TransitionResult(instance_id, event, previous, status, at,
                                   [c for c in changes if c is not own],
-                                  self.repository._instance(instance["instance"]))
+                                  self.repository._instance(instance))
         return result, changes
 
     def update(self, instance_id: str, *, name: str | None = None,
@@ -439,16 +439,26 @@ def _past_retention(row: dict[str, Any], now: datetime, older_than: timedelta | 
 
 
 def _write_changes(tx: ManagedTransaction, changes: list[StatusChange], at: datetime,
-                   actor: str | None, reason: str | None) -> None:
+                   actor: str | None, reason: str | None, instance_id: str | None = None
+                   ) -> dict[str, Any] | None:
+    """Write ``changes`` and their audit events in one statement; returns the instance
+    ``instance_id`` as it is afterwards (None without changes)."""
     if not changes:
-        return
+        return None
     # paused_by remembers which instance's pause cascaded here, so its resume undoes
     # exactly that; any other move of this instance forgets it (null removes the property).
     rows = [{"id": c.id, "status": c.status.value, "event": c.event,
              "paused_by": c.cause if c.event == "pause" else None} for c in changes]
-    tx.run(QUERIES.apply_status_changes.text, changes=rows, now=at).consume()
-    append_events(tx, [new_event(c.id, c.event, c.previous_status.value, c.status.value, at,
-                                 actor=actor, reason=reason, cause=c.cause) for c in changes])
+    events = [new_event(c.id, c.event, c.previous_status.value, c.status.value, at,
+                        actor=actor, reason=reason, cause=c.cause) for c in changes]
+    record = tx.run(QUERIES.apply_status_changes.text, changes=rows,
+                    events=[stored_event(e) for e in events], now=at,
+                    id=instance_id).single(strict=True)
+    for offset, event in enumerate(events, 1):
+        event["seq"] = record["base"] + offset
+    record_appended(events)
+    instance: dict[str, Any] | None = record["instance"]
+    return instance
 
 
 class _Subtree:

@@ -31,11 +31,30 @@ class HopperInstance:
     JSON never builds 300,000 dicts (see ``json_fragment``).
     """
 
-    __slots__ = ("id", "name", "scope", "status", "instance_type", "parent_id", "project_id",
-                 "created_at", "updated_at", "started_at", "stopped_at", "archived_at",
-                 "version", "depth", "heartbeat_at", "_repository",
-                 "_config", "_metadata", "_config_set",
-                 "_config_json", "_metadata_json", "_config_set_json")
+    __slots__ = (
+        "_config",
+        "_config_json",
+        "_config_set",
+        "_config_set_json",
+        "_metadata",
+        "_metadata_json",
+        "_repository",
+        "archived_at",
+        "created_at",
+        "depth",
+        "heartbeat_at",
+        "id",
+        "instance_type",
+        "name",
+        "parent_id",
+        "project_id",
+        "scope",
+        "started_at",
+        "status",
+        "stopped_at",
+        "updated_at",
+        "version",
+    )
 
     def __init__(self, id: str, name: str, scope: HopperScope, status: InstanceStatus,
                  instance_type: InstanceType, parent_id: str | None, project_id: str | None,

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -230,15 +230,17 @@ class InstanceRepository:
             plan = self._plan_create(tx, checked)
             if before_write is not None:
                 before_write(plan.props)
+            event = new_event(plan.props["id"], "create", None, "CREATED", now, actor=actor)
             if plan.parent_id is None:
                 row = tx.run(QUERIES.create_global_instance.text, props=plan.props,
-                             now=now).single()
+                             now=now, event=stored_event(event)).single()
             else:
                 row = tx.run(QUERIES.create_child_instance.text, props=plan.props,
-                             parent_id=plan.parent_id, now=now).single()
+                             parent_id=plan.parent_id, now=now,
+                             event=stored_event(event)).single()
             assert row is not None
-            append_events(tx, [new_event(plan.props["id"], "create", None, "CREATED", now,
-                                         actor=actor)])
+            event["seq"] = row["seq"]
+            record_appended([event])
             return row["instance"]
 
         return self._instance(self.write(work))
@@ -253,9 +255,9 @@ class InstanceRepository:
             raise ScopeRuleViolation(f"parent {spec.parent_id} does not exist",
                                      errors={"parent_id": ["no instance with this id"]})
         parent = record["parent"]
-        global_config = tx.run(QUERIES.get_global_config.text).single()
-        max_depth = scope_config.max_depth(json.loads(global_config["config"])) \
-            if global_config else None
+        global_config = record["global_config"]
+        max_depth = scope_config.max_depth(json.loads(global_config)) \
+            if global_config is not None else None
         _check_parent(spec, parent, record["child_count"], record["same_scope_sibling_types"],
                       max_depth)
         project_id = spec.project_id if scope is HopperScope.PROJECT else parent["project_id"]
@@ -283,11 +285,11 @@ class InstanceRepository:
                           count=len(rows)).single(strict=True)["base"]
             for offset, (row, event) in enumerate(zip(rows, events, strict=True), 1):
                 event["seq"] = base + offset
-                row["event"] = {k: v for k, v in event.items() if k != "at"}
+                row["event"] = stored_event(event)
             for start in range(0, len(rows), batch_size):
                 tx.run(QUERIES.bulk_create_instances.text, rows=rows[start:start + batch_size],
                        now=now).consume()
-            _appended(events)
+            record_appended(events)
             return [r["props"]["id"] for r in rows]
 
         return self.write(work)
@@ -468,14 +470,19 @@ def append_events(tx: ManagedTransaction, events: list[dict[str, Any]]) -> None:
     if not events:
         return
     at = events[0]["at"]
-    rows = [{k: v for k, v in event.items() if k != "at"} for event in events]
+    rows = [stored_event(event) for event in events]
     record = tx.run(QUERIES.append_events.text, events=rows, at=at).single(strict=True)
     for offset, event in enumerate(events, 1):
         event["seq"] = record["base"] + offset
-    _appended(events)
+    record_appended(events)
 
 
-def _appended(events: list[dict[str, Any]]) -> None:
+def stored_event(event: dict[str, Any]) -> dict[str, Any]:
+    """An event's properties but its time, which the queries take once as a parameter."""
+    return {k: v for k, v in event.items() if k != "at"}
+
+
+def record_appended(events: list[dict[str, Any]]) -> None:
     """Note events written in this transaction for the subscribers, told after commit."""
     appended = _APPENDED.get()
     if appended is not None:

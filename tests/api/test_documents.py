@@ -37,7 +37,7 @@ def _same_as_schema(instance):
 
 def test_documents_of_undecoded_and_decoded_instances_match_the_schema(family):
     lib, g = family
-    for instance in lib.repository.get_descendants(g.id) + [lib.get(g.id)]:
+    for instance in [*lib.repository.get_descendants(g.id), lib.get(g.id)]:
         fast, schema = _same_as_schema(instance)  # config still JSON text here
         assert fast == schema
         assert instance.config and instance.metadata is not None  # now decoded
