@@ -55,6 +55,13 @@ class HopperInstance:
         "updated_at",
         "version",
     )
+    # the decoded value (_UNSET until first read) and the stored text (None once replaced)
+    _config: Any
+    _metadata: Any
+    _config_set: Any
+    _config_json: str | None
+    _metadata_json: str | None
+    _config_set_json: str | None
 
     def __init__(self, id: str, name: str, scope: HopperScope, status: InstanceStatus,
                  instance_type: InstanceType, parent_id: str | None, project_id: str | None,
@@ -100,8 +107,8 @@ class HopperInstance:
     @property
     def config(self) -> dict[str, Any]:
         if self._config is _UNSET:
-            self._config = orjson.loads(self._config_json)
-        return self._config  # type: ignore[no-any-return]
+            self._config = orjson.loads(self._config_json or "{}")
+        return self._config
 
     @config.setter
     def config(self, value: dict[str, Any]) -> None:
@@ -110,8 +117,8 @@ class HopperInstance:
     @property
     def metadata(self) -> dict[str, Any]:
         if self._metadata is _UNSET:
-            self._metadata = orjson.loads(self._metadata_json)
-        return self._metadata  # type: ignore[no-any-return]
+            self._metadata = orjson.loads(self._metadata_json or "{}")
+        return self._metadata
 
     @metadata.setter
     def metadata(self, value: dict[str, Any]) -> None:
@@ -121,8 +128,8 @@ class HopperInstance:
     def config_set(self) -> dict[str, Any]:
         """The keys the caller set explicitly: what inheritance and provenance look at."""
         if self._config_set is _UNSET:
-            self._config_set = orjson.loads(self._config_set_json)
-        return self._config_set  # type: ignore[no-any-return]
+            self._config_set = orjson.loads(self._config_set_json or "{}")
+        return self._config_set
 
     @config_set.setter
     def config_set(self, value: dict[str, Any]) -> None:
