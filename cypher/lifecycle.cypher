@@ -28,33 +28,31 @@ RETURN [x IN below WHERE x.id IS NOT NULL
   AS instances
 
 // name: apply_status_changes
-// Writes the status changes the state machine decided, in order, with their audit events
-// ($events[i] records $changes[i]); a node changed twice (stopped, then archived as
-// EPHEMERAL) is written twice and its version bumps twice. The events' seq numbers come
-// from the counter after every instance is written (the counter's lock last, as in
-// append_events): base + 1, base + 2, ... Returns base and the instance $id as it is now.
-// params: changes, events, now, id
-UNWIND $changes AS change
-MATCH (n:HopperInstance {id: change.id})
-SET n.status = change.status,
-    n.paused_by = change.paused_by,
-    n.started_at = CASE change.event WHEN 'start' THEN $now ELSE n.started_at END,
-    n.stopped_at = CASE change.event WHEN 'stop' THEN $now ELSE n.stopped_at END,
-    n.archived_at = CASE change.event WHEN 'archive' THEN $now ELSE n.archived_at END,
-    n.version = n.version + 1,
-    n.updated_at = $now
-WITH count(*) AS written
+// Writes the status changes the state machine decided, with their audit events. One row
+// per instance carries its final status, which timestamps to set, how many changes it
+// took (an instance stopped, then archived as EPHEMERAL, bumps its version twice) and its
+// events; each event's seq is base + its offset, in the order the changes were decided.
+// The caller holds every instance's lock already, so the counter is still locked last
+// (see append_events). Returns base and the instance $id as it is now.
+// params: count, rows, now, id
 MERGE (c:HopperCounter {name: 'event_seq'})
   ON CREATE SET c.value = 0
-SET c.value = c.value + size($events)
-WITH c.value - size($events) AS base
+SET c.value = c.value + $count
+WITH c.value - $count AS base
 CALL (base) {
-  UNWIND range(0, size($events) - 1) AS i
-  CREATE (e:InstanceEvent)
-  SET e = $events[i], e.seq = base + i + 1, e.at = $now
-  WITH e
-  MATCH (n:HopperInstance {id: e.instance_id})
-  CREATE (n)-[:HAS_EVENT]->(e)
+  UNWIND $rows AS row
+  MATCH (n:HopperInstance {id: row.id})
+  SET n.status = row.status,
+      n.paused_by = row.paused_by,
+      n.started_at = CASE WHEN row.started THEN $now ELSE n.started_at END,
+      n.stopped_at = CASE WHEN row.stopped THEN $now ELSE n.stopped_at END,
+      n.archived_at = CASE WHEN row.archived THEN $now ELSE n.archived_at END,
+      n.version = n.version + row.writes,
+      n.updated_at = $now
+  WITH n, row
+  UNWIND row.events AS event
+  CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent)
+  SET e = event.props, e.seq = base + event.offset, e.at = $now
 }
 OPTIONAL MATCH (n:HopperInstance {id: $id})
 RETURN base, CASE WHEN n IS NULL THEN null ELSE n {.*,

@@ -326,7 +326,8 @@ class InstanceLifecycleManager:
         changes = [own, *cascaded] if event == "resume" else [*cascaded, own]
         changes += below.auto_archive(changes, {instance_id: row["instance_type"]})
         at = utcnow()
-        self.hooks.run_before(_hook_contexts(changes, at, actor, reason))
+        if self.hooks:
+            self.hooks.run_before(_hook_contexts(changes, at, actor, reason))
         instance = _write_changes(tx, changes, at, actor, reason, instance_id)
         assert instance is not None  # its lock is held: it is there
         result = TransitionResult(instance_id, event, previous, status, at,
@@ -424,7 +425,8 @@ class InstanceLifecycleManager:
                          "from_status": change.previous_status.value,
                          "to_status": change.status.value, "actor": actor,
                          "cause": change.cause})
-        self.hooks.run_after(_hook_contexts(changes, at, actor, reason))
+        if self.hooks:
+            self.hooks.run_after(_hook_contexts(changes, at, actor, reason))
 
 
 def _past_retention(row: dict[str, Any], now: datetime, older_than: timedelta | None) -> bool:
@@ -438,6 +440,10 @@ def _past_retention(row: dict[str, Any], now: datetime, older_than: timedelta | 
     return ttl is not None and bool(archived_at <= now - timedelta(seconds=ttl))
 
 
+_STAMPED = {"start": "started", "stop": "stopped", "archive": "archived"}
+"""The events that set a timestamp, and the row flag that says so."""
+
+
 def _write_changes(tx: ManagedTransaction, changes: list[StatusChange], at: datetime,
                    actor: str | None, reason: str | None, instance_id: str | None = None
                    ) -> dict[str, Any] | None:
@@ -445,15 +451,24 @@ def _write_changes(tx: ManagedTransaction, changes: list[StatusChange], at: date
     ``instance_id`` as it is afterwards (None without changes)."""
     if not changes:
         return None
-    # paused_by remembers which instance's pause cascaded here, so its resume undoes
-    # exactly that; any other move of this instance forgets it (null removes the property).
-    rows = [{"id": c.id, "status": c.status.value, "event": c.event,
-             "paused_by": c.cause if c.event == "pause" else None} for c in changes]
     events = [new_event(c.id, c.event, c.previous_status.value, c.status.value, at,
                         actor=actor, reason=reason, cause=c.cause) for c in changes]
-    record = tx.run(QUERIES.apply_status_changes.text, changes=rows,
-                    events=[stored_event(e) for e in events], now=at,
-                    id=instance_id).single(strict=True)
+    rows: dict[str, dict[str, Any]] = {}
+    for offset, (change, event) in enumerate(zip(changes, events, strict=True), 1):
+        row = rows.get(change.id)
+        if row is None:
+            row = rows[change.id] = {"id": change.id, "writes": 0, "started": False,
+                                     "stopped": False, "archived": False, "events": []}
+        row["status"] = change.status.value
+        # paused_by remembers which instance's pause cascaded here, so its resume undoes
+        # exactly that; any other move forgets it (null removes the property).
+        row["paused_by"] = change.cause if change.event == "pause" else None
+        row["writes"] += 1
+        if change.event in _STAMPED:
+            row[_STAMPED[change.event]] = True
+        row["events"].append({"props": stored_event(event), "offset": offset})
+    record = tx.run(QUERIES.apply_status_changes.text, count=len(events),
+                    rows=list(rows.values()), now=at, id=instance_id).single(strict=True)
     for offset, event in enumerate(events, 1):
         event["seq"] = record["base"] + offset
     record_appended(events)

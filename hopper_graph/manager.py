@@ -34,6 +34,7 @@ from hopper_graph.models import (
     InstanceSpec,
     Page,
     TreeNode,
+    event_from_row,
     instance_from_row,
 )
 from hopper_graph.queries import QUERIES
@@ -205,10 +206,12 @@ class InstanceManager:
                     self._subscribers.remove(subscriber)
         return unsubscribe
 
-    def _publish(self, events: builtins.list[InstanceEvent]) -> None:
+    def _publish(self, rows: builtins.list[dict[str, Any]]) -> None:
         with self._lock:
             subscribers = list(self._subscribers)
-        for event in events:
+        if not subscribers:
+            return
+        for event in map(event_from_row, rows):
             for subscriber in subscribers:
                 try:
                     subscriber(event)

@@ -175,8 +175,9 @@ class InstanceRepository:
         self.database = database
         self.retry_time = _retry_time(driver) if retry_time is None else retry_time
         """Seconds to keep retrying a read; by default the driver's own retry time."""
-        self.on_commit: Callable[[list[InstanceEvent]], None] | None = None
-        """Called after each committed write with the audit events it appended."""
+        self.on_commit: Callable[[list[dict[str, Any]]], None] | None = None
+        """Called after each committed write with the audit events it appended, as rows
+        (``event_from_row`` makes them InstanceEvents)."""
 
     # -- transactions -------------------------------------------------------------------
     def read(self, work: Callable[..., T], *args: Any) -> T:
@@ -207,7 +208,7 @@ class InstanceRepository:
         with translate_errors(), self.driver.session(database=self.database) as session:
             result = session.execute_write(attempt, *args)
         if appended and self.on_commit is not None:
-            self.on_commit([event_from_row(event) for event in appended])
+            self.on_commit(appended)
         return result
 
     def _read_one(self, query: str, **params: Any) -> dict[str, Any] | None:
