@@ -31,17 +31,27 @@ RETURN c.value - $count AS base
 // name: get_history
 // The audit events of one instance, oldest first; found by instance_id, so they outlive it.
 // params: instance_id, skip, limit
+// One record of parallel lists, as the many-instance queries answer (EVENT_COLUMNS).
 MATCH (e:InstanceEvent {instance_id: $instance_id})
 WHERE e.seq IS NOT NULL  // lets the planner use the (instance_id, seq) index
-RETURN e {.*, at: toString(e.at)} AS event
-ORDER BY e.seq
-SKIP $skip LIMIT $limit
+WITH e ORDER BY e.seq SKIP $skip LIMIT $limit
+WITH collect(e) AS found
+RETURN [x IN found | x.id] AS id, [x IN found | x.seq] AS seq,
+       [x IN found | x.instance_id] AS instance_id, [x IN found | x.event] AS event,
+       [x IN found | x.from_status] AS from_status, [x IN found | x.to_status] AS to_status,
+       [x IN found | x.actor] AS actor, [x IN found | x.reason] AS reason,
+       [x IN found | x.cause] AS cause, [x IN found | toString(x.at)] AS at
 
 // name: events_since
 // The change feed: events after a cursor (a seq), in order.
 // params: after, limit
+// One record of parallel lists, as the many-instance queries answer (EVENT_COLUMNS).
 MATCH (e:InstanceEvent)
 WHERE e.seq > $after
-RETURN e {.*, at: toString(e.at)} AS event
-ORDER BY e.seq
-LIMIT $limit
+WITH e ORDER BY e.seq LIMIT $limit
+WITH collect(e) AS found
+RETURN [x IN found | x.id] AS id, [x IN found | x.seq] AS seq,
+       [x IN found | x.instance_id] AS instance_id, [x IN found | x.event] AS event,
+       [x IN found | x.from_status] AS from_status, [x IN found | x.to_status] AS to_status,
+       [x IN found | x.actor] AS actor, [x IN found | x.reason] AS reason,
+       [x IN found | x.cause] AS cause, [x IN found | toString(x.at)] AS at

@@ -328,3 +328,20 @@ def event_from_row(row: dict[str, Any]) -> InstanceEvent:
         actor=row.get("actor"), reason=row.get("reason"), cause=row.get("cause"),
         at=_native(row["at"]),  # type: ignore[arg-type]
     )
+
+
+EVENT_COLUMNS = ("id", "seq", "instance_id", "event", "from_status", "to_status", "actor",
+                 "reason", "cause", "at")
+"""The columns of a many-event query: parallel lists, as ``INSTANCE_COLUMNS``."""
+
+
+def events_from_columns(row: dict[str, Any]) -> list[InstanceEvent]:
+    statuses, parse = _STATUSES, datetime.fromisoformat
+    return [
+        InstanceEvent(id_, seq, instance_id, event,
+                      statuses[from_status] if from_status else None,
+                      statuses[to_status] if to_status else None,
+                      actor, reason, cause, parse(at))
+        for (id_, seq, instance_id, event, from_status, to_status, actor, reason, cause,
+             at) in zip(*(row[c] for c in EVENT_COLUMNS), strict=True)
+    ]

@@ -63,7 +63,7 @@ from hopper_graph.models import (
     InstanceSpec,
     Page,
     TreeNode,
-    event_from_row,
+    events_from_columns,
     instance_from_row,
     instances_from_columns,
 )
@@ -479,9 +479,10 @@ class InstanceRepository:
                     limit: int | None = None) -> builtins.list[InstanceEvent]:
         """The audit events of an instance, oldest first (also after it was deleted)."""
         _check_page(offset, limit)
-        rows = self._read_all(QUERIES.get_history.text, instance_id=instance_id, skip=offset,
-                              limit=ALL if limit is None else limit)
-        return [event_from_row(r["event"]) for r in rows]
+        row = self._read_one(QUERIES.get_history.text, instance_id=instance_id, skip=offset,
+                             limit=ALL if limit is None else limit)
+        assert row is not None  # an aggregation always answers
+        return events_from_columns(row)
 
     def events_since(self, after: int = 0, limit: int = 100) -> builtins.list[InstanceEvent]:
         """The change feed: events with ``seq`` greater than ``after``, in order."""
@@ -489,8 +490,9 @@ class InstanceRepository:
         if not 0 <= after <= MAX_SEQ:
             raise ValidationError("after is out of range",
                                   errors={"after": [f"must be between 0 and {MAX_SEQ}"]})
-        rows = self._read_all(QUERIES.events_since.text, after=after, limit=limit)
-        return [event_from_row(r["event"]) for r in rows]
+        row = self._read_one(QUERIES.events_since.text, after=after, limit=limit)
+        assert row is not None  # an aggregation always answers
+        return events_from_columns(row)
 
 
 # -- transaction building blocks (also used by the lifecycle module) ----------------------
