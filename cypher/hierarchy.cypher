@@ -9,7 +9,8 @@
 MATCH (p:HopperInstance {id: $parent_id})
 CALL (p) {
   MATCH (n:HopperInstance {parent_id: p.id})
-  WHERE n.created_at IS NOT NULL  // lets the planner use the (parent_id, created_at) index
+  WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL  // the sort keys come from the
+                                       // (parent_id, created_at, id) index: no node is read
   WITH n ORDER BY n.created_at, n.id SKIP $skip LIMIT $limit
   RETURN collect(n) AS page
 }
