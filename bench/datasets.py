@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from hopper_graph import InstanceManager, InstanceSpec
+from hopper_graph.config import full_config_json
 
 
 def _id() -> str:
@@ -97,3 +100,27 @@ def wide(manager: InstanceManager, children: int = 10_000) -> Wide:
                           parent_id=parent.id) for i in range(children)]
     manager.bulk_create(specs)
     return Wide(global_id, parent.id, [s.id for s in specs])
+
+
+def plain_rows(specs: list[InstanceSpec], global_id: str) -> list[dict[str, Any]]:
+    """What the import floor writes for ``specs``: each instance's stored properties as
+    the library would store them, its parent, and its create event (seq numbers far from
+    the library's)."""
+    depth = {global_id: 0}
+    project_of: dict[str, str | None] = {global_id: None}
+    rows = []
+    for index, spec in enumerate(specs):
+        assert spec.id is not None and spec.parent_id is not None
+        scope = str(getattr(spec.scope, "value", spec.scope))
+        depth[spec.id] = depth[spec.parent_id] + 1
+        project_of[spec.id] = spec.project_id or project_of[spec.parent_id]
+        rows.append({"parent_id": spec.parent_id, "props": {
+            "id": spec.id, "name": spec.name, "scope": scope, "status": "CREATED",
+            "instance_type": str(getattr(spec.instance_type, "value", spec.instance_type)
+                                 or "EPHEMERAL"),
+            "parent_id": spec.parent_id, "project_id": project_of[spec.id],
+            "config": full_config_json(scope, spec.config), "config_set": json.dumps(
+                spec.config or {}), "metadata": "{}", "version": 1, "depth": depth[spec.id]},
+            "event": {"id": _id(), "instance_id": spec.id, "event": "create",
+                      "to_status": "CREATED", "seq": 10**12 + index}})
+    return rows

@@ -31,7 +31,7 @@ RETURN g.config AS config
 CREATE (n:HopperInstance:GlobalInstance)
 SET n = $props, n.created_at = $now, n.updated_at = $now
 WITH n
-MERGE (c:HopperCounter {name: 'event_seq'})  // the counter last: see append_events
+MERGE (c:HopperCounter {name: 'event_seq'})  // locked since lock_writes
   ON CREATE SET c.value = 0
 SET c.value = c.value + 1
 CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent)
@@ -49,7 +49,7 @@ MATCH (p:HopperInstance {id: $parent_id})
 CREATE (p)-[:PARENT_OF]->(n:HopperInstance)
 SET n = $props, n.created_at = $now, n.updated_at = $now
 WITH n
-MERGE (c:HopperCounter {name: 'event_seq'})  // the counter last: see append_events
+MERGE (c:HopperCounter {name: 'event_seq'})  // locked since lock_writes
   ON CREATE SET c.value = 0
 SET c.value = c.value + 1
 CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent)
@@ -123,19 +123,20 @@ WHERE ($scope IS NULL OR n.scope = $scope)
 WITH n ORDER BY n.created_at, n.id
 WITH collect(n) AS matched
 WITH size(matched) AS total, matched[$skip..($skip + $limit)] AS page
+WITH total, [x IN page | properties(x)] AS props
 RETURN total,
-       [x IN page | x.id] AS id, [x IN page | x.name] AS name,
-       [x IN page | x.scope] AS scope, [x IN page | x.status] AS status,
-       [x IN page | x.instance_type] AS instance_type, [x IN page | x.parent_id] AS parent_id,
-       [x IN page | x.project_id] AS project_id, [x IN page | x.config] AS config,
-       [x IN page | x.config_set] AS config_set, [x IN page | x.metadata] AS metadata,
-       [x IN page | x.version] AS version, [x IN page | x.depth] AS depth,
-       [x IN page | toString(x.created_at)] AS created_at,
-       [x IN page | toString(x.updated_at)] AS updated_at,
-       [x IN page | toString(x.started_at)] AS started_at,
-       [x IN page | toString(x.stopped_at)] AS stopped_at,
-       [x IN page | toString(x.archived_at)] AS archived_at,
-       [x IN page | toString(x.heartbeat_at)] AS heartbeat_at
+       [p IN props | p.id] AS id, [p IN props | p.name] AS name,
+       [p IN props | p.scope] AS scope, [p IN props | p.status] AS status,
+       [p IN props | p.instance_type] AS instance_type, [p IN props | p.parent_id] AS parent_id,
+       [p IN props | p.project_id] AS project_id, [p IN props | p.config] AS config,
+       [p IN props | p.config_set] AS config_set, [p IN props | p.metadata] AS metadata,
+       [p IN props | p.version] AS version, [p IN props | p.depth] AS depth,
+       [p IN props | toString(p.created_at)] AS created_at,
+       [p IN props | toString(p.updated_at)] AS updated_at,
+       [p IN props | toString(p.started_at)] AS started_at,
+       [p IN props | toString(p.stopped_at)] AS stopped_at,
+       [p IN props | toString(p.archived_at)] AS archived_at,
+       [p IN props | toString(p.heartbeat_at)] AS heartbeat_at
 
 // name: lock_instance
 // Takes the instance's write lock and returns it as stored now (read-committed safe).

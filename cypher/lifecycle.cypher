@@ -32,8 +32,7 @@ RETURN [x IN below WHERE x.id IS NOT NULL
 // per instance carries its final status, which timestamps to set, how many changes it
 // took (an instance stopped, then archived as EPHEMERAL, bumps its version twice) and its
 // events; each event's seq is base + its offset, in the order the changes were decided.
-// The caller holds every instance's lock already, so the counter is still locked last
-// (see append_events). Returns base and the instance $id as it is now.
+// Returns base and the instance $id as it is now.
 // params: count, rows, now, id
 MERGE (c:HopperCounter {name: 'event_seq'})
   ON CREATE SET c.value = 0

@@ -105,6 +105,10 @@ def _retry_time(driver: Driver) -> float:
     return float(getattr(config, "max_transaction_retry_time", 30.0))
 
 
+def _tree_order(instance: HopperInstance) -> tuple[int, datetime, str]:
+    return instance.depth, instance.created_at, instance.id
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -192,13 +196,17 @@ class InstanceRepository:
 
     def write(self, work: Callable[..., T], *args: Any) -> T:
         """Run ``work`` in a write transaction (retried on transient errors), then hand the
-        audit events it appended to ``on_commit``: only events that committed are seen."""
+        audit events it appended to ``on_commit``: only events that committed are seen.
+
+        The transaction first takes the event counter's lock (``lock_writes``), so writes
+        run one at a time and cannot deadlock with each other."""
         appended: builtins.list[dict[str, Any]] = []
 
         def attempt(tx: ManagedTransaction, *inner: Any) -> T:
             appended.clear()  # a retried attempt starts over
             token = _APPENDED.set(appended)
             try:
+                tx.run(QUERIES.lock_writes.text).consume()  # first: see lock_writes
                 return work(tx, *inner)
             except ResultFailedError as exc:
                 raise _retryable_cause(exc) from None
@@ -403,9 +411,12 @@ class InstanceRepository:
         if row is None:
             raise not_found(root_id)
         instances = self._instances(row)
-        if not instances:  # the root was deleted while we read
+        if not instances or instances[0].id != root_id:  # the root was deleted while we read
             raise not_found(root_id)
-        base = instances[0].depth
+        root, below = instances[0], instances[1:]
+        below.sort(key=_tree_order)  # parents first; creation order within a level
+        instances = [root, *below]
+        base = root.depth
         return [FlatTreeRow(i, i.parent_id if k else None, i.depth - base)
                 for k, i in enumerate(instances)]
 
@@ -559,9 +570,8 @@ def update_fields(tx: ManagedTransaction, current: dict[str, Any], name: str | N
 
 def lock_with_parent(tx: ManagedTransaction, instance_id: str,
                      expected_version: int | None = None) -> dict[str, Any]:
-    """Take the parent's write lock, then the instance's: the order every writer uses
-    (parent, instance, subtree, event counter), so no two writers wait on each other in
-    a circle. Returns the instance as stored, with ``parent_status`` added."""
+    """Take the parent's write lock, then the instance's (top down, like every writer).
+    Returns the instance as stored, with ``parent_status`` added."""
     record = tx.run(QUERIES.lock_for_transition.text, id=instance_id).single()
     if record is None:
         raise not_found(instance_id)

@@ -1,8 +1,9 @@
 """Constraints and indexes, applied idempotently and recorded as numbered migrations.
 
-Each migration is a list of schema statements (all ``IF NOT EXISTS`` or ``IF EXISTS``). ``apply_schema``
-runs those not yet recorded as ``(:SchemaMigration {version, name, applied_at})`` nodes,
-so an upgrade applies only what is new, and running it twice changes nothing.
+Each migration is a list of schema statements (all ``IF NOT EXISTS`` or ``IF EXISTS``).
+``apply_schema`` runs those not yet recorded as ``(:SchemaMigration {version, name,
+applied_at})`` nodes, so an upgrade applies only what is new, and running it twice changes
+nothing.
 
 Community Edition enforces uniqueness (single and composite) but not property existence,
 so the library validates required properties itself before every write.
