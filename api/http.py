@@ -16,6 +16,7 @@ from werkzeug.exceptions import PreconditionFailed
 
 from api.extension import manager
 from hopper_graph import FlatTreeRow, HopperInstance, Page
+from hopper_graph.models import gc_paused
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -116,14 +117,17 @@ def json_response(body: Any) -> Response:
 
 
 def items_response(instances: list[HopperInstance]) -> Response:
-    return json_response({"items": [instance_document(i) for i in instances]})
+    with gc_paused():
+        return json_response({"items": [instance_document(i) for i in instances]})
 
 
 def page_response(page: Page) -> Response:
     end = page.offset + len(page.items)
-    return json_response({"items": [instance_document(i) for i in page.items],
-                          "total": page.total, "offset": page.offset, "limit": page.limit,
-                          "next_offset": end if end < page.total else None})
+    with gc_paused():
+        return json_response({"items": [instance_document(i) for i in page.items],
+                              "total": page.total, "offset": page.offset,
+                              "limit": page.limit,
+                              "next_offset": end if end < page.total else None})
 
 
 def tree_response(rows: list[FlatTreeRow], fmt: str, max_depth: int | None) -> Response:
@@ -131,13 +135,14 @@ def tree_response(rows: list[FlatTreeRow], fmt: str, max_depth: int | None) -> R
     encoder should recurse once per level of a deep tree."""
     meta = {"root_id": rows[0].instance.id, "format": fmt, "max_depth": max_depth,
             "count": len(rows)}
-    if fmt == "flat":
-        return json_response({**meta, "items": [
-            {"depth": r.depth, "instance": instance_document(r.instance),
-             "parent_id": r.parent_id} for r in rows]})
-    head = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS)[:-1]
-    return Response(head + b',"tree":' + nested_tree_json(rows) + b"}", 200,
-                    mimetype="application/json")
+    with gc_paused():
+        if fmt == "flat":
+            return json_response({**meta, "items": [
+                {"depth": r.depth, "instance": instance_document(r.instance),
+                 "parent_id": r.parent_id} for r in rows]})
+        head = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS)[:-1]
+        return Response(head + b',"tree":' + nested_tree_json(rows) + b"}", 200,
+                        mimetype="application/json")
 
 
 def nested_tree_json(rows: list[FlatTreeRow]) -> bytes:

@@ -64,6 +64,7 @@ from hopper_graph.models import (
     Page,
     TreeNode,
     events_from_columns,
+    gc_paused,
     instance_from_row,
     instances_from_columns,
 )
@@ -415,19 +416,20 @@ class InstanceRepository:
             raise not_found(root_id)
         root, below = instances[0], instances[1:]
         below.sort(key=_tree_order)  # parents first; creation order within a level
-        instances = [root, *below]
         base = root.depth
-        return [FlatTreeRow(i, i.parent_id if k else None, i.depth - base)
-                for k, i in enumerate(instances)]
+        with gc_paused():
+            return [FlatTreeRow(root, None, 0), *(FlatTreeRow(i, i.parent_id, i.depth - base)
+                                                  for i in below)]
 
     def get_instance_tree(self, root_id: str, max_depth: int | None = None) -> TreeNode:
         """The subtree as nested TreeNodes, assembled without recursion (any depth works)."""
         rows = self.get_flat_tree(root_id, max_depth)
-        nodes = {row.instance.id: TreeNode(row.instance) for row in rows}
-        for row in rows[1:]:
-            parent = nodes.get(row.parent_id)  # type: ignore[arg-type]
-            if parent is not None:  # absent only if deleted while we read
-                parent.children.append(nodes[row.instance.id])
+        with gc_paused():
+            nodes = {row.instance.id: TreeNode(row.instance) for row in rows}
+            for row in rows[1:]:
+                parent = nodes.get(row.parent_id)  # type: ignore[arg-type]
+                if parent is not None:  # absent only if deleted while we read
+                    parent.children.append(nodes[row.instance.id])
         return nodes[rows[0].instance.id]
 
     # -- scope and status ---------------------------------------------------------------

@@ -258,3 +258,24 @@ def test_create_event_has_no_from_status():
     assert event.from_status is None and event.to_status is InstanceStatus.CREATED
     assert event.actor is None and event.reason is None and event.cause is None
     assert event.to_dict()["from_status"] is None
+
+
+def test_gc_paused_restores_the_collector_as_it_found_it():
+    import gc
+
+    from hopper_graph.models import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():  # overlapping use: the outer one still needs it paused
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # the application had turned it off: it stays off
+    finally:
+        gc.enable()
