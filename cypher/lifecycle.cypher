@@ -23,8 +23,8 @@ UNWIND found AS d  // sort nodes, not paths
 WITH d ORDER BY d.depth, d.created_at, d.id
 WITH collect(d) AS below
 FOREACH (x IN below | SET x.version = x.version)
-RETURN [x IN below WHERE x.id IS NOT NULL
-        | x {.id, .parent_id, .status, .instance_type, .paused_by, .depth}]
+RETURN [p IN [x IN below | properties(x)] WHERE p.id IS NOT NULL  // one read per node
+        | p {.id, .parent_id, .status, .instance_type, .paused_by, .depth}]
   AS instances
 
 // name: apply_status_changes

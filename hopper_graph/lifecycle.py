@@ -36,7 +36,7 @@ from hopper_graph.errors import (
     ParentNotActive,
     ValidationError,
 )
-from hopper_graph.models import HopperInstance, InstanceSpec
+from hopper_graph.models import HopperInstance, InstanceSpec, gc_paused
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import (
     InstanceRepository,
@@ -321,10 +321,11 @@ class InstanceLifecycleManager:
         previous = InstanceStatus(row["status"])
         status = decide(subject, event)
         own = StatusChange(instance_id, event, previous, status)
-        cascaded = below.cascade(event, instance_id, status)
-        # Stop, pause and archive work bottom up (descendants first); resume top down.
-        changes = [own, *cascaded] if event == "resume" else [*cascaded, own]
-        changes += below.auto_archive(changes, {instance_id: row["instance_type"]})
+        with gc_paused():  # a cascade can build tens of thousands of changes
+            cascaded = below.cascade(event, instance_id, status)
+            # Stop, pause and archive work bottom up (descendants first); resume top down.
+            changes = [own, *cascaded] if event == "resume" else [*cascaded, own]
+            changes += below.auto_archive(changes, {instance_id: row["instance_type"]})
         at = utcnow()
         if self.hooks:
             self.hooks.run_before(_hook_contexts(changes, at, actor, reason))
@@ -451,6 +452,21 @@ def _write_changes(tx: ManagedTransaction, changes: list[StatusChange], at: date
     ``instance_id`` as it is afterwards (None without changes)."""
     if not changes:
         return None
+    with gc_paused():
+        events, rows = _change_rows(changes, at, actor, reason)
+    record = tx.run(QUERIES.apply_status_changes.text, count=len(events),
+                    rows=list(rows.values()), now=at, id=instance_id).single(strict=True)
+    for offset, event in enumerate(events, 1):
+        event["seq"] = record["base"] + offset
+    record_appended(events)
+    instance: dict[str, Any] | None = record["instance"]
+    return instance
+
+
+def _change_rows(changes: list[StatusChange], at: datetime, actor: str | None,
+                 reason: str | None
+                 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The audit events of ``changes``, in order, and one write row per instance."""
     events = [new_event(c.id, c.event, c.previous_status.value, c.status.value, at,
                         actor=actor, reason=reason, cause=c.cause) for c in changes]
     rows: dict[str, dict[str, Any]] = {}
@@ -467,13 +483,7 @@ def _write_changes(tx: ManagedTransaction, changes: list[StatusChange], at: date
         if change.event in _STAMPED:
             row[_STAMPED[change.event]] = True
         row["events"].append({"props": stored_event(event), "offset": offset})
-    record = tx.run(QUERIES.apply_status_changes.text, count=len(events),
-                    rows=list(rows.values()), now=at, id=instance_id).single(strict=True)
-    for offset, event in enumerate(events, 1):
-        event["seq"] = record["base"] + offset
-    record_appended(events)
-    instance: dict[str, Any] | None = record["instance"]
-    return instance
+    return events, rows
 
 
 class _Subtree:
