@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import orjson
 
@@ -25,6 +25,35 @@ if TYPE_CHECKING:
 
 
 _UNSET: Any = object()
+
+
+class _JsonProperty:
+    """A dict property of HopperInstance kept as its stored JSON text (slot ``_<name>_json``)
+    until first read, then decoded once into slot ``_<name>``; assigning a dict replaces
+    both."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.decoded, self.text = f"_{name}", f"_{name}_json"
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> _JsonProperty: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> dict[str, Any]: ...
+
+    def __get__(self, instance: object | None, owner: type | None = None
+                ) -> _JsonProperty | dict[str, Any]:
+        if instance is None:
+            return self
+        value = getattr(instance, self.decoded)
+        if value is _UNSET:
+            value = orjson.loads(getattr(instance, self.text) or "{}")
+            setattr(instance, self.decoded, value)
+        return value
+
+    def __set__(self, instance: object, value: dict[str, Any]) -> None:
+        setattr(instance, self.decoded, value)
+        setattr(instance, self.text, None)
 
 
 class HopperInstance:
@@ -108,45 +137,18 @@ class HopperInstance:
         self._config_set_json = config_set or "{}"
         return self
 
-    @property
-    def config(self) -> dict[str, Any]:
-        if self._config is _UNSET:
-            self._config = orjson.loads(self._config_json or "{}")
-        return self._config
-
-    @config.setter
-    def config(self, value: dict[str, Any]) -> None:
-        self._config, self._config_json = value, None
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        if self._metadata is _UNSET:
-            self._metadata = orjson.loads(self._metadata_json or "{}")
-        return self._metadata
-
-    @metadata.setter
-    def metadata(self, value: dict[str, Any]) -> None:
-        self._metadata, self._metadata_json = value, None
-
-    @property
-    def config_set(self) -> dict[str, Any]:
-        """The keys the caller set explicitly: what inheritance and provenance look at."""
-        if self._config_set is _UNSET:
-            self._config_set = orjson.loads(self._config_set_json or "{}")
-        return self._config_set
-
-    @config_set.setter
-    def config_set(self, value: dict[str, Any]) -> None:
-        self._config_set, self._config_set_json = value, None
+    config = _JsonProperty()
+    metadata = _JsonProperty()
+    config_set = _JsonProperty()
+    """The keys the caller set explicitly: what inheritance and provenance look at."""
 
     def json_fragment(self, name: str) -> orjson.Fragment | dict[str, Any]:
         """``config`` or ``metadata`` ready for ``orjson.dumps``: the stored text as it
         came from the graph while nothing has decoded it, else the decoded dict."""
-        raw = self._config_json if name == "config" else self._metadata_json
-        decoded = self._config if name == "config" else self._metadata
-        if decoded is _UNSET and raw is not None:
+        raw = getattr(self, f"_{name}_json")
+        if getattr(self, f"_{name}") is _UNSET and raw is not None:
             return orjson.Fragment(raw)
-        return self.config if name == "config" else self.metadata
+        return getattr(self, name)
 
     def __repr__(self) -> str:
         return (f"HopperInstance(id={self.id!r}, name={self.name!r}, scope={self.scope}, "
