@@ -1,11 +1,13 @@
 """InstanceRepository: every read and write of the instance graph.
 
-Reads run as read transactions and writes as write transactions (so a ``neo4j://``
-cluster routes them right), each through ``execute_read``/``execute_write``, which retry
-transient failures. Every query is a named query from ``cypher/``; each hierarchy read is
-one round trip. Writes that depend on the graph's state take the write lock of the node
-they depend on before reading it (Neo4j is read-committed), and rely on uniqueness
-constraints for what no lock can cover (a second GLOBAL, a duplicate name).
+Reads run in read sessions and writes as write transactions (so a ``neo4j://`` cluster
+routes them right). A single-statement read is an auto-commit transaction, retried here;
+writes go through ``execute_write``, which retries transient failures. Every query is a
+named query from ``cypher/``; each hierarchy read is one round trip. Every write first
+takes the audit counter's lock (``lock_writes``), so writers run one at a time; writes that
+depend on the graph's state also lock the node they depend on before reading it (Neo4j is
+read-committed), and rely on uniqueness constraints for what no lock can cover (a second
+GLOBAL, a duplicate name).
 
 Status is never written here: the lifecycle module owns every status change.
 """
