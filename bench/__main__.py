@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--out FILE]``: build the hierarchies, measure, report.
+"""``python -m bench [--quick | --smoke] [--out FILE]``: build the hierarchies, measure, report.
 
 Uses ``HOPPER_NEO4J_URI`` when set, else starts the project's local Neo4j instance
 ``bench`` (Bolt 7700) so a developer's and the tests' graphs are left alone. The graph of
@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,26 @@ from hopper_graph.local_neo4j import LocalNeo4j
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+@dataclass(frozen=True)
+class Sizes:
+    chain: int  # depth of the leaf
+    forest: int  # instances, the GLOBAL included
+    projects: int
+    wide: int  # children of the one parent
+    http_seconds: float  # how long each HTTP load runs
+
+
+FULL = Sizes(chain=5000, forest=100_000, projects=1000, wide=10_000, http_seconds=10.0)
+QUICK = Sizes(chain=1000, forest=20_000, projects=200, wide=2000, http_seconds=10.0)
+SMOKE = Sizes(chain=50, forest=600, projects=10, wide=120, http_seconds=1.0)
+"""Every phase in seconds: what the test suite runs to keep the benchmark working."""
+
+
 class Bench:
-    def __init__(self, driver: Driver, database: str | None, quick: bool) -> None:
+    def __init__(self, driver: Driver, database: str | None, sizes: Sizes = FULL) -> None:
         self.driver = driver
         self.database = database
-        self.quick = quick
+        self.sizes = sizes
         self.results: list[Result] = []
         self.manager = InstanceManager(driver, database)
 
@@ -59,7 +75,7 @@ class Bench:
     # -- (a) a chain 5,000 deep ------------------------------------------------------------
     def chain(self) -> None:
         self.wipe()
-        depth = 1000 if self.quick else 5000
+        depth = self.sizes.chain
         chain = datasets.chain(self.manager, depth)
         repo = self.manager.repository
         self.add(timed(f"ancestors of a {depth}-deep leaf",
@@ -78,8 +94,7 @@ class Bench:
 
     # -- (b) a forest of 100,000 -----------------------------------------------------------
     def forest(self) -> None:
-        total = 20_000 if self.quick else 100_000
-        projects = 200 if self.quick else 1000
+        total, projects = self.sizes.forest, self.sizes.projects
         floor_import = self._import_floor(total, projects)
         self.wipe()
         global_id = datasets.make_global(self.manager)
@@ -176,23 +191,24 @@ class Bench:
     # -- (c) one parent with 10,000 children -------------------------------------------------
     def wide(self) -> None:
         self.wipe()
-        count = 2000 if self.quick else 10_000
+        count = self.sizes.wide
+        deep_offset = count * 9 // 10
         wide = datasets.wide(self.manager, count)
         repo = self.manager.repository
-        first = self.add(timed("first page (100) of 10,000 children",
+        first = self.add(timed(f"first page (100) of {count:,} children",
                                lambda: repo.get_children(wide.parent_id, 0, 100), repeat=30,
                                target="p50 <= 10 ms"),
                          timed("floor: first page", self.bare(
                              "MATCH (:HopperInstance {id: $id})-[:PARENT_OF]->(c) "
                              "RETURN c ORDER BY c.created_at SKIP 0 LIMIT 100",
                              id=wide.parent_id), repeat=30))
-        deep = self.add(timed("a deep page (offset 9,000) of the children",
-                              lambda: repo.get_children(wide.parent_id, count - 1000, 100),
+        deep = self.add(timed(f"a deep page (offset {deep_offset:,}) of the children",
+                              lambda: repo.get_children(wide.parent_id, deep_offset, 100),
                               repeat=30, target="<= 2x first page"),
                         timed("floor: deep page", self.bare(
                             "MATCH (:HopperInstance {id: $id})-[:PARENT_OF]->(c) "
                             "RETURN c ORDER BY c.created_at SKIP $skip LIMIT 100",
-                            id=wide.parent_id, skip=count - 1000), repeat=30))
+                            id=wide.parent_id, skip=deep_offset), repeat=30))
         deep.extra["ratio_to_first_page"] = deep.p50 / first.p50
         self._cascade(wide)
         self.add(timed("events feed: 10,000 events",
@@ -268,7 +284,10 @@ def markdown(results: list[Result], meta: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="a fifth of the full sizes")
+    sizes.add_argument("--smoke", action="store_true",
+                       help="tiny sizes: checks that every phase runs, measures nothing")
     parser.add_argument("--only", choices=["chain", "forest", "wide"], action="append")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
@@ -281,7 +300,8 @@ def main() -> int:
         settings = Neo4jSettings(server.uri, timeout=120)
     driver = connect(settings)
     apply_schema(driver, settings.database)
-    bench = Bench(driver, settings.database, args.quick)
+    bench = Bench(driver, settings.database,
+                  SMOKE if args.smoke else QUICK if args.quick else FULL)
     for phase in args.only or ["chain", "forest", "wide"]:
         getattr(bench, phase)()
     version = driver.execute_query("CALL dbms.components() YIELD versions RETURN versions[0]"
@@ -289,7 +309,7 @@ def main() -> int:
     meta = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                        f"{platform.python_implementation()} {platform.python_version()}",
-            "neo4j": version, "quick": args.quick, "peak_rss_mb": peak_rss_mb(),
+            "neo4j": version, "sizes": asdict(bench.sizes), "peak_rss_mb": peak_rss_mb(),
             # Other work on the machine skews every figure: say how busy it was.
             "load_average_at_end": os.getloadavg()}
     args.out.parent.mkdir(parents=True, exist_ok=True)

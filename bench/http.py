@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from bench.datasets import Forest
 
 CLIENTS = 8
-DURATION = 10.0
 
 
 def run(bench: Bench, global_id: str, forest: Forest) -> None:
@@ -86,6 +85,12 @@ def _trees(bench: Bench, port: int, global_id: str) -> None:
     nested = bench.add(_timed_http("HTTP: nested tree of the GLOBAL", fetch(""), 3, None))
     nested.extra["ratio_to_flat"] = nested.p50 / flat.p50
 
+    def descendants() -> None:  # a page is at most 1,000: the API has no unpaged form
+        status, body = _get(port, f"/api/v1/instances/{global_id}/descendants?limit=1000")
+        assert status == 200, (status, body[:200])
+    bench.add(_timed_http("HTTP: descendants of the GLOBAL, first page (1,000)",
+                          descendants, 10, None))
+
 
 def _load(port: int, clients: int, duration: float,
           request: Callable[[http.client.HTTPConnection, int], int]) -> dict[str, Any]:
@@ -120,7 +125,7 @@ def _load(port: int, clients: int, duration: float,
 def _get_throughput(bench: Bench, port: int, ids: list[str]) -> None:
     def request(conn: http.client.HTTPConnection, i: int) -> int:
         return _get(port, f"/api/v1/instances/{ids[i % len(ids)]}", conn)[0]
-    load = _load(port, CLIENTS, DURATION, request)
+    load = _load(port, CLIENTS, bench.sizes.http_seconds, request)
     result = Result(f"HTTP: GET /instances/{{id}}, {CLIENTS} clients", load["latencies"],
                     target=">= 500 req/s, p99 <= 50 ms",
                     extra={"requests_per_s": load["rps"],
@@ -153,7 +158,7 @@ def _lifecycle_latency(bench: Bench, port: int, forest: Forest) -> None:
             paused[client] = not paused[client]
         return response.status
 
-    load = _load(port, CLIENTS, DURATION / 2, request)
+    load = _load(port, CLIENTS, bench.sizes.http_seconds / 2, request)
     bench.add(Result(f"HTTP: lifecycle POST, {CLIENTS} clients", load["latencies"],
                      extra={"requests_per_s": load["rps"],
                             "p99_ms": percentile(load["latencies"], 99) * 1e3,

@@ -1,0 +1,58 @@
+"""The benchmark runs end to end: ``python -m bench --smoke`` builds all three hierarchies
+in the test Neo4j, serves the API under gunicorn, and writes a result for every operation
+the performance issue names. Tiny sizes: this checks the harness, it measures nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+MEASURED = [
+    "ancestors of a 50-deep leaf", "descendants of the chain's root", "nested tree of the chain",
+    "bulk import of 599 instances", "descendants of the GLOBAL", "flat tree of the GLOBAL",
+    "nested tree of the GLOBAL", "one PROJECT's subtree (flat)",
+    "peak RSS loading the whole tree (MiB)", "single create (validated, audited)",
+    "single transition: start", "single transition: pause", "single transition: resume",
+    "single transition: stop", "HTTP: flat tree of the GLOBAL",
+    "HTTP: nested tree of the GLOBAL", "HTTP: descendants of the GLOBAL, first page (1,000)",
+    "HTTP: GET /instances/{id}, 8 clients", "HTTP: lifecycle POST, 8 clients",
+    "first page (100) of 120 children", "a deep page (offset 108) of the children",
+    "cascade stop of 120 descendants", "events feed: 10,000 events",
+]
+WITH_FLOOR = {"ancestors of a 50-deep leaf", "descendants of the chain's root",
+              "bulk import of 599 instances", "descendants of the GLOBAL",
+              "flat tree of the GLOBAL", "nested tree of the GLOBAL",
+              "one PROJECT's subtree (flat)",
+              "first page (100) of 120 children", "a deep page (offset 108) of the children",
+              "events feed: 10,000 events"}
+
+
+def test_the_benchmark_runs_every_phase_and_reports_every_operation(neo4j_source,
+                                                                    clean_graph, tmp_path):
+    settings = neo4j_source.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOPPER_")}
+    env.update({"HOPPER_NEO4J_URI": settings.uri,
+                "HOPPER_NEO4J_USER": settings.user or "",
+                "HOPPER_NEO4J_PASSWORD": settings.password or "",
+                "HOPPER_NEO4J_DATABASE": settings.database or ""})
+    out = tmp_path / "smoke.json"
+    run = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
+                         cwd=CHECKOUT, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+
+    report = json.loads(out.read_text())
+    results = {r["name"]: r for r in report["results"]}
+    assert sorted(results) == sorted(MEASURED)
+    for name, result in results.items():
+        assert result["n"] >= 1 and result["p50_ms"] > 0, name
+        assert (result["floor_p50_ms"] is not None) == (name in WITH_FLOOR), name
+    for name in ("HTTP: GET /instances/{id}, 8 clients", "HTTP: lifecycle POST, 8 clients"):
+        assert set(results[name]["statuses"]) == {"200"}, results[name]["statuses"]
+    assert results["cascade stop of 120 descendants"]["changes"] == 240  # stop + archive
+    assert report["meta"]["sizes"]["forest"] == 600
+    assert out.with_suffix(".md").read_text().count("\n| ") == len(MEASURED) + 1
