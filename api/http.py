@@ -4,7 +4,6 @@ decorator that documents an operation's error responses and headers."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -16,7 +15,7 @@ from werkzeug.exceptions import PreconditionFailed
 
 from api.extension import manager
 from hopper_graph import FlatTreeRow, HopperInstance, Page
-from hopper_graph.models import gc_paused
+from hopper_graph.models import gc_paused, iso_or_none
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,20 +93,16 @@ def instance_document(instance: HopperInstance) -> dict[str, Any]:
     two equal). ``config`` and ``metadata`` go out as the stored JSON text when nothing has
     decoded them."""
     return {
-        "archived_at": _iso(instance.archived_at),
+        "archived_at": iso_or_none(instance.archived_at),
         "config": instance.json_fragment("config"),
-        "created_at": _iso(instance.created_at), "depth": instance.depth,
+        "created_at": iso_or_none(instance.created_at), "depth": instance.depth,
         "id": instance.id, "instance_type": instance.instance_type.value,
         "metadata": instance.json_fragment("metadata"), "name": instance.name,
         "parent_id": instance.parent_id, "project_id": instance.project_id,
-        "scope": instance.scope.value, "started_at": _iso(instance.started_at),
-        "status": instance.status.value, "stopped_at": _iso(instance.stopped_at),
-        "updated_at": _iso(instance.updated_at), "version": instance.version,
+        "scope": instance.scope.value, "started_at": iso_or_none(instance.started_at),
+        "status": instance.status.value, "stopped_at": iso_or_none(instance.stopped_at),
+        "updated_at": iso_or_none(instance.updated_at), "version": instance.version,
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def json_response(body: Any) -> Response:

@@ -182,9 +182,9 @@ class HopperInstance:
             "status": self.status.value, "instance_type": self.instance_type.value,
             "parent_id": self.parent_id, "project_id": self.project_id,
             "config": self.config, "metadata": self.metadata,
-            "created_at": _iso(self.created_at), "updated_at": _iso(self.updated_at),
-            "started_at": _iso(self.started_at), "stopped_at": _iso(self.stopped_at),
-            "archived_at": _iso(self.archived_at), "version": self.version,
+            "created_at": iso_or_none(self.created_at), "updated_at": iso_or_none(self.updated_at),
+            "started_at": iso_or_none(self.started_at), "stopped_at": iso_or_none(self.stopped_at),
+            "archived_at": iso_or_none(self.archived_at), "version": self.version,
             "depth": self.depth,
         }
 
@@ -231,7 +231,7 @@ class InstanceEvent:
             "from_status": self.from_status.value if self.from_status else None,
             "to_status": self.to_status.value if self.to_status else None,
             "actor": self.actor, "reason": self.reason, "cause": self.cause,
-            "at": _iso(self.at),
+            "at": iso_or_none(self.at),
         }
 
 
@@ -262,7 +262,8 @@ class Page:
     limit: int
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_or_none(value: datetime | None) -> str | None:
+    """RFC 3339 with offset, as every JSON form of an instance or event writes times."""
     return value.isoformat() if value is not None else None
 
 
