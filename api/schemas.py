@@ -13,7 +13,7 @@ from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from hopper_graph import HopperScope, InstanceStatus, InstanceType
 from hopper_graph.lifecycle import EVENTS
-from hopper_graph.repository import MAX_NAME_LENGTH
+from hopper_graph.rules import MAX_NAME_LENGTH
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100

@@ -1,60 +1,91 @@
-// name: lock_writes
-// The first statement of every write transaction (InstanceRepository.write): takes the
-// event counter's write lock, held to commit. Writers therefore queue here holding no
-// other lock, and none can wait for a lock another holds while that one waits for it
-// (measured: ~100 deadlock retries in 25 s of creates, transitions and deletes under
-// three parents when the counter was taken last; none since). Every write appends audit
-// events under this lock anyway, so seq follows commit order as before.
-// The lock is taken by setting and removing a property that nothing reads: SET c.value =
-// c.value would also lock, but puts the value read before the wait into the transaction,
-// and a later c.value + n then builds on that stale value (measured: 200 increments by four
-// writers ended 150 short).
+// The audit trail. A write creates its events as (:InstanceEvent:PendingEvent) nodes with
+// no seq, in its own transaction and under its own locks only: no writer waits for a
+// global counter. The feed orders them afterwards (sequence_events): under the counter's
+// lock, for one short statement and its commit, the pending events already committed get
+// the next seq numbers and lose the PendingEvent label. A number is handed out only by a
+// committed sequencing, and each hands out numbers above every earlier one, so a reader
+// who saw seq N never later finds a committed event below N.
+
+// name: append_events
+// Appends audit events in the caller's transaction, linked from their instance when it
+// exists (the events of a delete are written after it is gone). All events of one call
+// share $at; $events carry their offset within the transaction.
+// params: events, at
+UNWIND $events AS event
+CREATE (e:InstanceEvent:PendingEvent)
+SET e = event, e.at = $at
+WITH e
+OPTIONAL MATCH (n:HopperInstance {id: e.instance_id})
+FOREACH (_ IN CASE WHEN n IS NULL THEN [] ELSE [1] END | CREATE (n)-[:HAS_EVENT]->(e))
+
+// name: lock_event_counter
+// The first statement of a sequencing transaction: takes the counter's write lock, which
+// the transaction holds to its commit, so sequencings run one at a time.
 // params: -
 MERGE (c:HopperCounter {name: 'event_seq'})
   ON CREATE SET c.value = 0
 SET c._lock = true
 REMOVE c._lock
 
-// name: append_events
-// Appends audit events in the caller's transaction. The counter node hands out sequence
-// numbers under its write lock (taken by lock_writes and held to commit), so seq grows in
-// commit order and a reader following the feed by seq never skips an event. All events of one call share $at; the
-// i-th event (from 1) gets seq base + i.
-// params: events, at
-MERGE (c:HopperCounter {name: 'event_seq'})
-  ON CREATE SET c.value = 0
-SET c.value = c.value + size($events)
-WITH c.value - size($events) AS base
-CALL (base) {
-  UNWIND range(0, size($events) - 1) AS i
-  CREATE (e:InstanceEvent)
-  SET e = $events[i], e.seq = base + i + 1, e.at = $at
-  WITH e
-  OPTIONAL MATCH (n:HopperInstance {id: e.instance_id})
-  FOREACH (_ IN CASE WHEN n IS NULL THEN [] ELSE [1] END | CREATE (n)-[:HAS_EVENT]->(e))
+// name: sequence_events
+// The second statement of a sequencing transaction (the counter is locked): gives the
+// oldest committed pending events, up to $limit, the next seq numbers, in the order they
+// were written (time, then position within their transaction), and returns how many.
+// Events are locked in that same order here and by a delete (lock_events_of), so the two
+// never wait on each other in a circle.
+// params: limit
+MATCH (c:HopperCounter {name: 'event_seq'})
+CALL (c) {
+  MATCH (e:PendingEvent)
+  WITH e ORDER BY e.at, e.offset, e.id LIMIT $limit
+  RETURN collect(e) AS pending
 }
-RETURN base
+WITH c, pending, c.value AS base
+SET c.value = base + size(pending)
+WITH pending, base
+UNWIND range(0, size(pending) - 1) AS i
+WITH pending[i] AS e, base + i + 1 AS seq
+SET e.seq = seq
+REMOVE e:PendingEvent
+RETURN count(e) AS sequenced, max(seq) AS last
 
-// name: reserve_event_seqs
-// Hands out $count consecutive seq numbers, base + 1 .. base + $count, for events the
-// caller writes itself in the same transaction (a bulk import), under the counter's lock
-// as in append_events.
-// params: count
-MERGE (c:HopperCounter {name: 'event_seq'})
-  ON CREATE SET c.value = 0
-SET c.value = c.value + $count
-RETURN c.value - $count AS base
+// name: count_pending_events
+// How many committed events wait for a seq (from the store's statistics, not a scan), and
+// whether any of them belongs to $instance_id (null: any instance).
+// params: instance_id
+RETURN COUNT { (:PendingEvent) } AS pending,
+       $instance_id IS NOT NULL
+         AND EXISTS { MATCH (e:PendingEvent) WHERE e.instance_id = $instance_id } AS own
+
+// name: lock_events_of
+// A delete takes the locks of the events of the instances it removes, in the order the
+// sequencer takes them, before its DETACH DELETE would take them in any order.
+// params: ids
+UNWIND $ids AS id
+MATCH (:HopperInstance {id: id})-[:HAS_EVENT]->(e:InstanceEvent)  // what DETACH DELETE locks
+WITH e ORDER BY e.at, e.offset, e.id
+SET e._lock = true
+REMOVE e._lock
 
 // name: get_history
 // The audit events of one instance, oldest first; found by instance_id, so they outlive it.
+// Also whether the instance or any event of it exists at all (a history nobody has is not
+// found, at any offset), and whether some of its events still wait for their seq (the
+// caller sequences them and reads again).
 // params: instance_id, skip, limit
 // One record of parallel lists, as the many-instance queries answer (EVENT_COLUMNS).
-MATCH (e:InstanceEvent {instance_id: $instance_id})
-WHERE e.seq IS NOT NULL  // lets the planner use the (instance_id, seq) index
-WITH e ORDER BY e.seq SKIP $skip LIMIT $limit
-WITH collect(e) AS found
-WITH [x IN found | properties(x)] AS props
-RETURN [p IN props | p.id] AS id, [p IN props | p.seq] AS seq,
+CALL () {
+  MATCH (e:InstanceEvent {instance_id: $instance_id})
+  WHERE e.seq IS NOT NULL  // lets the planner use the (instance_id, seq) index
+  WITH e ORDER BY e.seq SKIP $skip LIMIT $limit
+  RETURN collect(e) AS found
+}
+WITH found, [x IN found | properties(x)] AS props
+RETURN EXISTS { MATCH (:HopperInstance {id: $instance_id}) }
+         OR EXISTS { MATCH (e:InstanceEvent {instance_id: $instance_id}) WHERE e.seq IS NOT NULL }
+         AS known,
+       EXISTS { MATCH (e:PendingEvent) WHERE e.instance_id = $instance_id } AS pending,
+       [p IN props | p.id] AS id, [p IN props | p.seq] AS seq,
        [p IN props | p.instance_id] AS instance_id, [p IN props | p.event] AS event,
        [p IN props | p.from_status] AS from_status, [p IN props | p.to_status] AS to_status,
        [p IN props | p.actor] AS actor, [p IN props | p.reason] AS reason,
@@ -74,3 +105,11 @@ RETURN [p IN props | p.id] AS id, [p IN props | p.seq] AS seq,
        [p IN props | p.from_status] AS from_status, [p IN props | p.to_status] AS to_status,
        [p IN props | p.actor] AS actor, [p IN props | p.reason] AS reason,
        [p IN props | p.cause] AS cause, [p IN props | toString(p.at)] AS at
+
+// name: get_event_seqs
+// The seq of each of these events (null while pending): what the in-process subscribers
+// are told once their events are sequenced.
+// params: ids
+UNWIND $ids AS id
+MATCH (e:InstanceEvent {id: id})
+RETURN e.id AS id, e.seq AS seq

@@ -1,21 +1,20 @@
-// name: lock_parent_for_create
-// Takes the parent's write lock, so creates under one parent run one at a time (the child
-// limit and the SINGLETON rule cannot be raced), then returns what the create rules need:
-// the parent, its children's count and the distinct types of those in $scope, and the
-// GLOBAL's config (it holds limits.max_depth).
+// name: get_parent_for_create
+// What the create rules need, read without a lock (the create's own statement checks again
+// under the parent's lock what may have changed): the parent, how many of its children
+// count toward its limit (ARCHIVED ones do not), the distinct types of those in $scope, and
+// the GLOBAL's config (it holds limits.max_depth).
 // params: parent_id, scope
 MATCH (p:HopperInstance {id: $parent_id})
-SET p.version = p.version
-WITH p WHERE p.id IS NOT NULL  // it may have been deleted while we waited for the lock
 OPTIONAL MATCH (g:GlobalInstance)
 RETURN p {.*,
     created_at: toString(p.created_at), updated_at: toString(p.updated_at),
     started_at: toString(p.started_at), stopped_at: toString(p.stopped_at),
     archived_at: toString(p.archived_at), heartbeat_at: toString(p.heartbeat_at)} AS parent,
-       COUNT { (p)-[:PARENT_OF]->() } AS child_count,
+       COUNT { (p)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
+         AS child_count,
        COLLECT { MATCH (p)-[:PARENT_OF]->(s:HopperInstance {scope: $scope})
                  RETURN DISTINCT s.instance_type } AS same_scope_sibling_types,
-       g.config AS global_config
+       g.config AS global_config, p:Restoring AS restoring
 
 // name: get_global_config
 // The stored config of the GLOBAL instance (it holds limits.max_depth), if there is one.
@@ -24,71 +23,86 @@ MATCH (g:GlobalInstance)
 RETURN g.config AS config
 
 // name: create_global_instance
-// Creates the GLOBAL root with its audit event (seq from the counter, as in
-// append_events). The GlobalInstance label carries a uniqueness constraint on scope, so a
-// second GLOBAL fails in the database, however the calls race.
+// Creates the GLOBAL root with its audit event. The GlobalInstance label carries a
+// uniqueness constraint on scope, so a second GLOBAL fails in the database, however the
+// calls race.
 // params: props, now, event
 CREATE (n:HopperInstance:GlobalInstance)
 SET n = $props, n.created_at = $now, n.updated_at = $now
-WITH n
-MERGE (c:HopperCounter {name: 'event_seq'})  // locked since lock_writes
-  ON CREATE SET c.value = 0
-SET c.value = c.value + 1
-CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent)
-SET e = $event, e.seq = c.value, e.at = $now
-RETURN e.seq AS seq, n {.*,
+CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
+SET e = $event, e.at = $now
+RETURN n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),
     started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
     archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
 
 // name: create_child_instance
-// Creates an instance under its parent, with its audit event (seq from the counter, as in
-// append_events); the caller already holds the parent's lock.
-// params: props, parent_id, now, event
+// Creates an instance under its parent with its audit event, in one statement, if the
+// parent is still as the caller's rules saw it: it takes the parent's write lock (creates
+// under one parent queue here, so the limit and the SINGLETON rule cannot be raced), then
+// checks the parent's version (its status and config), the children that count toward
+// $limit (ARCHIVED ones do not) and the SINGLETON rule, and creates only if all hold. A
+// top-level PROJECT also gets the ProjectInstance label, whose constraint keeps its
+// project_id unique. Returns what it found; `instance` is null when nothing was created,
+// and there is no row at all when the parent is gone.
+// params: props, parent_id, parent_version, limit, singleton, top_project, now, event
 MATCH (p:HopperInstance {id: $parent_id})
-CREATE (p)-[:PARENT_OF]->(n:HopperInstance)
-SET n = $props, n.created_at = $now, n.updated_at = $now
-WITH n
-MERGE (c:HopperCounter {name: 'event_seq'})  // locked since lock_writes
-  ON CREATE SET c.value = 0
-SET c.value = c.value + 1
-CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent)
-SET e = $event, e.seq = c.value, e.at = $now
-RETURN e.seq AS seq, n {.*,
+SET p._lock = true REMOVE p._lock
+WITH p WHERE p.id IS NOT NULL  // it may have been deleted while we waited for the lock
+WITH p, p.version AS parent_version, p:Restoring AS restoring,
+     COUNT { (p)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
+       AS child_count,
+     COLLECT { MATCH (p)-[:PARENT_OF]->(s:HopperInstance {scope: $props.scope})
+               RETURN DISTINCT s.instance_type } AS types
+WITH *, parent_version = $parent_version AND NOT restoring AND child_count < $limit
+        AND (size(types) = 0 OR (NOT $singleton AND NOT 'SINGLETON' IN types)) AS allowed
+OPTIONAL CALL (p, allowed) {
+  WITH p WHERE allowed
+  CREATE (p)-[:PARENT_OF]->(n:HopperInstance)
+  SET n = $props, n.created_at = $now, n.updated_at = $now
+  FOREACH (_ IN CASE WHEN $top_project THEN [1] ELSE [] END | SET n:ProjectInstance)
+  CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
+  SET e = $event, e.at = $now
+  RETURN n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),
     started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
     archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
+}
+RETURN parent_version, restoring, child_count, types AS same_scope_sibling_types, instance
 
 // name: bulk_lock_parents
 // Locks every existing parent a bulk import attaches to and returns what its rules need.
 // params: parent_ids
 UNWIND $parent_ids AS parent_id
 MATCH (p:HopperInstance {id: parent_id})
-SET p.version = p.version
+SET p._lock = true REMOVE p._lock
 WITH p WHERE p.id IS NOT NULL  // it may have been deleted while we waited for the lock
 RETURN p {.*,
     created_at: toString(p.created_at), updated_at: toString(p.updated_at),
     started_at: toString(p.started_at), stopped_at: toString(p.stopped_at),
     archived_at: toString(p.archived_at), heartbeat_at: toString(p.heartbeat_at)} AS parent,
-       COUNT { (p)-[:PARENT_OF]->() } AS child_count,
-       [(p)-[:PARENT_OF]->(s:HopperInstance) | [s.scope, s.instance_type]] AS children
+       COUNT { (p)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
+         AS child_count,
+       [(p)-[:PARENT_OF]->(s:HopperInstance) | [s.scope, s.instance_type]] AS children,
+       p:Restoring AS restoring
 
 // name: bulk_create_instances
 // Creates one batch of a bulk import with the audit event of each instance; rows come
 // parents first, so every parent exists. Each row's created_at is the import's time plus
 // its position in microseconds, so the order of children is the import order.
 // (Timestamps are computed here rather than sent per row: the Python driver takes ~100 us
-// to pack each datetime.) The caller reserved the events' seq numbers (reserve_event_seqs).
+// to pack each datetime.) The events wait for their seq like every other (PendingEvent).
 // Nodes are created first and attached after: a parent may be a row of the same batch,
 // and a MATCH placed before the CREATE would not see it.
 // params: rows, now
 UNWIND $rows AS row
 WITH row, $now + duration({microseconds: row.offset}) AS created
-CREATE (n:HopperInstance)-[:HAS_EVENT]->(e:InstanceEvent)
+CREATE (n:HopperInstance)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
 SET n = row.props, n.created_at = created, n.updated_at = created,
     e = row.event, e.at = $now
 FOREACH (_ IN CASE WHEN row.props.scope = 'GLOBAL' THEN [1] ELSE [] END |
   SET n:GlobalInstance)  // the root of an import into an empty graph
+FOREACH (_ IN CASE WHEN row.top_project THEN [1] ELSE [] END | SET n:ProjectInstance)
 WITH n, row WHERE row.parent_id IS NOT NULL
 MATCH (p:HopperInstance {id: row.parent_id})
 CREATE (p)-[:PARENT_OF]->(n)
@@ -138,23 +152,23 @@ RETURN total,
        [p IN props | toString(p.archived_at)] AS archived_at,
        [p IN props | toString(p.heartbeat_at)] AS heartbeat_at
 
-// name: lock_instance
-// Takes the instance's write lock and returns it as stored now (read-committed safe).
-// params: id
-MATCH (n:HopperInstance {id: $id})
-SET n.version = n.version
-WITH n WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
-RETURN n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
-
 // name: update_instance
-// Writes changed fields of an instance whose lock the caller holds, bumping its version.
-// params: id, changes, now
+// Writes changed fields of an instance if it is still at $version (the caller computed
+// them from that version), bumping the version, with its audit event: one conditional
+// write. Returns the instance as it is now and whether the change applied.
+// params: id, version, changes, now, event
 MATCH (n:HopperInstance {id: $id})
-SET n += $changes, n.version = n.version + 1, n.updated_at = $now
-RETURN n {.*,
+SET n._lock = true REMOVE n._lock
+WITH n WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
+WITH n, n:Restoring AS restoring
+WITH n, restoring, n.version = $version AND NOT restoring AS applies
+CALL (n, applies) {
+  WITH n WHERE applies
+  SET n += $changes, n.version = n.version + 1, n.updated_at = $now
+  CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
+  SET e = $event, e.at = $now
+}
+RETURN applies, restoring, n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),
     started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
     archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
@@ -164,14 +178,14 @@ RETURN n {.*,
 // the order a delete or a cascade works in.
 // params: id
 MATCH (root:HopperInstance {id: $id})
-SET root.version = root.version
+SET root._lock = true REMOVE root._lock
 WITH root WHERE root.id IS NOT NULL  // it may have been deleted while we waited
 OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
 WITH root, collect(d) AS found  // rows of a var-length match carry their path:
 UNWIND CASE found WHEN [] THEN [null] ELSE found END AS d  // sort nodes, not paths
 WITH root, d ORDER BY d.depth
 WITH root, collect(d) AS below
-FOREACH (x IN below | SET x.version = x.version)
+FOREACH (x IN below | SET x._lock = true REMOVE x._lock)
 WITH [root] + below AS nodes
 UNWIND nodes AS n
 RETURN n {.id, .status, .depth, .instance_type, .version} AS instance

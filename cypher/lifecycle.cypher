@@ -1,44 +1,98 @@
-// name: lock_for_transition
-// Takes the parent's write lock, then the instance's (top down, the order every writer
-// uses), and returns both as stored now: a guard on the parent's status cannot be raced.
-// params: id
+// Writers lock a node by setting and removing a property nothing reads (`SET x._lock =
+// true REMOVE x._lock`): it takes the node's write lock without putting a value read
+// before the wait into the transaction (`SET x.v = x.v` would, and a later `x.v + 1` then
+// builds on that stale value). Locks are taken top down (parent, instance, subtree by
+// depth) by every writer, so writers never wait on each other in a circle. No write takes
+// a lock outside the instances it changes, their parent and, for a cascade, their subtree.
+
+// name: transition_instance
+// One status change of an instance, checked and written in one statement (one round
+// trip): locks the parent, then the instance, then applies $event if the machine's edges
+// for it ($edges: status -> new status) allow the stored status, the version is
+// $expected_version (when given), the parent is ACTIVE (when $needs_active_parent), the
+// instance has no children (when $cascades: a cascade takes lifecycle's longer path) and
+// no restore is writing it. A stopped EPHEMERAL is archived in the same write, with a
+// second event. Returns what the checks saw, and whether it applied; nothing is written
+// otherwise. The caller turns a refusal into the typed error the state machine gives.
+// params: id, event, edges, expected_version, needs_active_parent, cascades, now, event_ids, actor, reason
 MATCH (n:HopperInstance {id: $id})
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
-FOREACH (locked IN CASE WHEN p IS NULL THEN [] ELSE [p] END | SET locked.version = locked.version)
-SET n.version = n.version
+FOREACH (x IN CASE WHEN p IS NULL THEN [] ELSE [p] END | SET x._lock = true REMOVE x._lock)
+SET n._lock = true REMOVE n._lock
+WITH n, p WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
+WITH n, n.status AS before, n.version AS version, p.status AS parent_status,
+     $edges[n.status] AS target, n:Restoring AS restoring,
+     $cascades AND EXISTS { (n)-[:PARENT_OF]->() } AS cascade
+WITH *, target IS NOT NULL AND NOT restoring AND NOT cascade
+        AND ($expected_version IS NULL OR version = $expected_version)
+        AND (NOT $needs_active_parent OR parent_status IS NULL OR parent_status = 'ACTIVE')
+        AS applies,
+     $event = 'stop' AND n.instance_type = 'EPHEMERAL' AS archive_too
+CALL (n, applies, before, target, archive_too) {
+  WITH * WHERE applies
+  SET n.status = CASE WHEN archive_too THEN 'ARCHIVED' ELSE target END,
+      n.paused_by = null,
+      n.started_at = CASE WHEN $event = 'start' THEN $now ELSE n.started_at END,
+      n.stopped_at = CASE WHEN $event = 'stop' THEN $now ELSE n.stopped_at END,
+      n.archived_at = CASE WHEN $event = 'archive' OR archive_too THEN $now
+                           ELSE n.archived_at END,
+      n.version = n.version + CASE WHEN archive_too THEN 2 ELSE 1 END,
+      n.updated_at = $now
+  CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
+  SET e = {id: $event_ids[0], instance_id: n.id, event: $event, from_status: before,
+           to_status: target, actor: $actor, reason: $reason, at: $now, offset: 1}
+  FOREACH (_ IN CASE WHEN archive_too THEN [1] ELSE [] END |
+    CREATE (n)-[:HAS_EVENT]->(a:InstanceEvent:PendingEvent)
+    SET a = {id: $event_ids[1], instance_id: n.id, event: 'archive', from_status: target,
+             to_status: 'ARCHIVED', actor: $actor, reason: $reason, cause: n.id, at: $now,
+             offset: 2})
+}
+RETURN applies, before, version, parent_status, restoring, cascade, n {.*,
+    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
+    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
+
+// name: lock_for_transition
+// The instance as stored, with its parent's status: with $lock, after taking the parent's
+// write lock, then the instance's (top down, the order every writer uses), so a guard on
+// the parent's status cannot be raced; without, a plain read (the plan before-hooks see).
+// params: id, lock
+MATCH (n:HopperInstance {id: $id})
+OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
+FOREACH (x IN CASE WHEN p IS NULL OR NOT $lock THEN [] ELSE [p] END |
+  SET x._lock = true REMOVE x._lock)
+FOREACH (x IN CASE WHEN $lock THEN [n] ELSE [] END | SET x._lock = true REMOVE x._lock)
 WITH n, p WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
 RETURN n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),
     started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance, p.status AS parent_status
+    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance,
+       p.status AS parent_status, n:Restoring AS restoring
 
 // name: lock_subtree_for_cascade
-// Locks everything below an instance, top down, and returns what a cascade needs of each,
-// parents before children.
-// params: id
+// Everything below an instance, parents before children, with what a cascade needs of
+// each: with $lock, after locking them top down; without, a plain read.
+// params: id, lock
 MATCH (root:HopperInstance {id: $id})
 OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
 WITH collect(d) AS found  // rows of a var-length match carry their path:
 UNWIND found AS d  // sort nodes, not paths
 WITH d ORDER BY d.depth, d.created_at, d.id
 WITH collect(d) AS below
-FOREACH (x IN below | SET x.version = x.version)
+FOREACH (x IN CASE WHEN $lock THEN below ELSE [] END | SET x._lock = true REMOVE x._lock)
 RETURN [p IN [x IN below | properties(x)] WHERE p.id IS NOT NULL  // one read per node
-        | p {.id, .parent_id, .status, .instance_type, .paused_by, .depth}]
+        | p {.id, .parent_id, .status, .instance_type, .paused_by, .depth, .version}]
   AS instances
 
 // name: apply_status_changes
-// Writes the status changes the state machine decided, with their audit events. One row
-// per instance carries its final status, which timestamps to set, how many changes it
-// took (an instance stopped, then archived as EPHEMERAL, bumps its version twice) and its
-// events; each event's seq is base + its offset, in the order the changes were decided.
-// Returns base and the instance $id as it is now.
-// params: count, rows, now, id
-MERGE (c:HopperCounter {name: 'event_seq'})
-  ON CREATE SET c.value = 0
-SET c.value = c.value + $count
-WITH c.value - $count AS base
-CALL (base) {
+// Writes the status changes the state machine decided, with their audit events, to
+// instances whose locks the caller holds. One row per instance carries its final status,
+// which timestamps to set, how many changes it took (an instance stopped, then archived
+// as EPHEMERAL, bumps its version twice) and its events, each with its offset: the order
+// the changes were decided in, which the feed keeps (see sequence_events).
+// Returns the instance $id as it is now.
+// params: rows, now, id
+CALL () {
   UNWIND $rows AS row
   MATCH (n:HopperInstance {id: row.id})
   SET n.status = row.status,
@@ -50,11 +104,11 @@ CALL (base) {
       n.updated_at = $now
   WITH n, row
   UNWIND row.events AS event
-  CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent)
-  SET e = event.props, e.seq = base + event.offset, e.at = $now
+  CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
+  SET e = event, e.at = $now
 }
 OPTIONAL MATCH (n:HopperInstance {id: $id})
-RETURN base, CASE WHEN n IS NULL THEN null ELSE n {.*,
+RETURN CASE WHEN n IS NULL THEN null ELSE n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),
     started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
     archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} END
@@ -63,7 +117,8 @@ RETURN base, CASE WHEN n IS NULL THEN null ELSE n {.*,
 // name: record_heartbeat
 // Records a runner's heartbeat unless the instance is ARCHIVED, in one conditional write
 // (a status checked first and written after could change in between). Telemetry, not a
-// change of state: the version stays. The caller reads the returned status.
+// change of state: the version stays, no event is written. The caller reads the returned
+// status.
 // params: id, now
 MATCH (n:HopperInstance {id: $id})
 SET n.heartbeat_at = CASE n.status WHEN 'ARCHIVED' THEN n.heartbeat_at ELSE $now END
@@ -124,11 +179,14 @@ RETURN n {.*,
     archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance, p.status AS parent_status,
        COUNT { (n)-[:PARENT_OF]->() } AS child_count, above
 
-// name: find_purgeable
-// ARCHIVED EPHEMERAL instances archived before a cutoff, with their retention settings;
-// the caller applies each one's own retention.
-// params: cutoff
-MATCH (n:HopperInstance {status: 'ARCHIVED', instance_type: 'EPHEMERAL'})
-WHERE n.archived_at < $cutoff
-RETURN n.id AS id, toString(n.archived_at) AS archived_at, n.config AS config
-ORDER BY n.depth
+// name: find_purge_candidates
+// The ARCHIVED EPHEMERAL instances a purge examines, oldest archive first, at most $limit,
+// each with its retention settings (in config) and its children (id, type, status): the
+// caller decides which are purgeable and which subtrees are purgeable whole.
+// params: limit
+MATCH (n:HopperInstance {status: 'ARCHIVED'})
+WHERE n.instance_type = 'EPHEMERAL'
+WITH n ORDER BY n.archived_at, n.id LIMIT $limit
+RETURN n.id AS id, n.name AS name, n.scope AS scope, n.parent_id AS parent_id,
+       toString(n.archived_at) AS archived_at, n.config AS config,
+       [(n)-[:PARENT_OF]->(c:HopperInstance) | [c.id, c.instance_type, c.status]] AS children

@@ -12,7 +12,9 @@ from hopper_graph.errors import (
     Conflict,
     DatabaseUnavailable,
     DuplicateName,
+    DuplicateProject,
     GlobalAlreadyExists,
+    HookTimedOut,
     HookVetoed,
     HopperGraphError,
     InstanceRunning,
@@ -21,6 +23,7 @@ from hopper_graph.errors import (
     NotFound,
     ParentArchived,
     ParentNotActive,
+    RestoreInProgress,
     ScopeRuleViolation,
     ValidationError,
 )
@@ -43,6 +46,7 @@ from hopper_graph.models import (
     Page,
     TreeNode,
 )
+from hopper_graph.purge import PurgeItem, PurgeReport
 from hopper_graph.repository import InstanceRepository
 from hopper_graph.schema import apply_schema, schema_version
 
@@ -57,12 +61,14 @@ __all__ = [
     "DatabaseUnavailable",
     "DeleteResult",
     "DuplicateName",
+    "DuplicateProject",
     "EffectiveConfig",
     "FlatTreeRow",
     "GlobalAlreadyExists",
     "HealthReport",
     "HookContext",
     "HookRegistry",
+    "HookTimedOut",
     "HookVetoed",
     "HopperGraphError",
     "HopperInstance",
@@ -72,6 +78,9 @@ __all__ = [
     "InstanceLifecycleManager",
     "InstanceManager",
     "InstanceRepository",
+    "PurgeItem",
+    "PurgeReport",
+    "RestoreInProgress",
     "InstanceRunning",
     "InstanceSpec",
     "InstanceStatus",

@@ -21,9 +21,10 @@ from typing import Any
 
 from neo4j import Driver, ManagedTransaction
 
+from hopper_graph import audit
 from hopper_graph import config as scope_config
+from hopper_graph.graph import Graph
 from hopper_graph.queries import QUERIES, NamedQuery
-from hopper_graph.repository import translate_errors
 
 KINDS: dict[str, str] = {
     "multiple-globals": "more than one GLOBAL instance",
@@ -74,10 +75,10 @@ def check_invariants(driver: Driver, database: str | None = None) -> list[Violat
     cannot be reached.
     """
     violations: list[Violation] = []
-    with translate_errors(), driver.session(database=database) as session:
-        for query, judge in _CHECKS:
-            rows = session.execute_read(_fetch, query.text)
-            violations.extend(judge(rows))
+    graph = Graph(driver, database)
+    audit.sequence_all(graph)  # "latest event" is by seq: number what waits for one
+    for query, judge in _CHECKS:
+        violations.extend(judge(graph.read(_fetch, query.text)))
     return violations
 
 

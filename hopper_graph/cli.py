@@ -42,12 +42,11 @@ from hopper_graph.errors import (
     NotFound,
     ValidationError,
 )
-from hopper_graph.graph import Neo4jSettings, connect
+from hopper_graph.graph import Neo4jSettings, connect, translate_errors
 from hopper_graph.lifecycle import EVENTS, TransitionResult
 from hopper_graph.local_neo4j import LocalNeo4j, LocalNeo4jError
 from hopper_graph.manager import HealthReport, InstanceManager
 from hopper_graph.models import FlatTreeRow, HopperInstance, InstanceEvent
-from hopper_graph.repository import translate_errors
 from hopper_graph.schema import apply_schema, schema_version
 from hopper_graph.transfer import (
     export_graph,

@@ -9,13 +9,16 @@
      +-- Conflict                      the request is valid but the graph's state refuses it
      |    +-- DuplicateName            (name, scope) is taken
      |    +-- GlobalAlreadyExists      a second GLOBAL instance
+     |    +-- DuplicateProject         a second PROJECT for one project_id
      |    +-- InvalidTransition        the event is not allowed from the current status
      |    +-- ConcurrentModification   the expected version is not the stored one
      |    +-- ParentNotActive          start/resume under a parent that is not ACTIVE
      |    +-- InstanceRunning          archive/delete refused while something in it runs
      |    +-- ParentArchived           nothing may be created under an ARCHIVED parent
      |    +-- LimitExceeded            max_child_instances or max_depth reached
+     |    +-- RestoreInProgress        an import is writing the graph; live writes wait
      +-- HookVetoed                    a before-hook raised; nothing was written
+     |    +-- HookTimedOut             a before-hook ran past its time limit
      +-- DatabaseUnavailable           Neo4j cannot be reached (or timed out)
 
 The API maps each class to one HTTP status in exactly one place (``api/errors.py``).
@@ -70,6 +73,10 @@ class GlobalAlreadyExists(Conflict):
     code = "global-already-exists"
 
 
+class DuplicateProject(Conflict):
+    code = "duplicate-project"
+
+
 class InvalidTransition(Conflict):
     """An event not allowed from the current status; names both and what is allowed."""
 
@@ -96,8 +103,16 @@ class LimitExceeded(Conflict):
     code = "limit-exceeded"
 
 
+class RestoreInProgress(Conflict):
+    code = "restore-in-progress"
+
+
 class HookVetoed(HopperGraphError):
     code = "hook-vetoed"
+
+
+class HookTimedOut(HookVetoed):
+    code = "hook-timed-out"
 
 
 class DatabaseUnavailable(HopperGraphError):

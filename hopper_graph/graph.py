@@ -1,17 +1,73 @@
-"""Connection settings and the one neo4j Driver a process should hold.
+"""The connection: settings, the one Driver, sessions, retries, bookmarks, error translation.
 
-Settings come from the environment with one prefix (``HOPPER_NEO4J_URI``, ``_USER``,
-``_PASSWORD``, ``_DATABASE``, ``_TIMEOUT``). Both ``bolt://`` (one server) and ``neo4j://``
-(routing: clusters, Aura) URIs work, because the repository runs every read as a read
-transaction and every write as a write transaction.
+The one module that opens a session. Settings come from the environment with one prefix
+(``HOPPER_NEO4J_URI``, ``_USER``, ``_PASSWORD``, ``_DATABASE``, ``_TIMEOUT``). Both
+``bolt://`` (one server) and ``neo4j://`` (routing: clusters, Aura) URIs work: every read
+runs as a read and every write as a write, and every session follows the driver's bookmark
+manager, so within a process a read always sees the writes committed before it, whichever
+cluster member serves it. :func:`following` adds bookmarks a client brought from elsewhere
+(another worker, another process); :func:`last_bookmarks` is what a write left behind.
+
+Work runs three ways:
+
+- :meth:`Graph.read_rows` / :meth:`Graph.write_rows`: one statement as an auto-commit
+  transaction, one round trip (a managed transaction takes two), retried here on the
+  errors the server marks retryable;
+- :meth:`Graph.read` / :meth:`Graph.write`: a managed transaction of several statements,
+  retried by the driver.
+
+Driver exceptions leave this module as the library's own (``errors.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from neo4j import Driver, GraphDatabase
+from neo4j import (
+    READ_ACCESS,
+    WRITE_ACCESS,
+    Bookmarks,
+    Driver,
+    GraphDatabase,
+    ManagedTransaction,
+    Record,
+    Session,
+)
+from neo4j.exceptions import (
+    ClientError,
+    ConstraintError,
+    DatabaseError,
+    DriverError,
+    Neo4jError,
+    ResultFailedError,
+    ServiceUnavailable,
+    SessionExpired,
+    TransientError,
+)
+
+from hopper_graph.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    DuplicateName,
+    DuplicateProject,
+    GlobalAlreadyExists,
+    HopperGraphError,
+    ValidationError,
+)
+
+T = TypeVar("T")
+RETRY_FIRST_PAUSE = 0.05
+RETRY_MAX_PAUSE = 1.0
+
+_FOLLOW: ContextVar[tuple[str, ...]] = ContextVar("_FOLLOW", default=())
+_LAST: ContextVar[tuple[str, ...]] = ContextVar("_LAST", default=())
 
 
 @dataclass(frozen=True)
@@ -51,3 +107,182 @@ def connect(settings: Neo4jSettings) -> Driver:
         # notifications (e.g. "label does not exist" on an empty database) are noise here.
         notifications_min_severity="OFF",
     )
+
+
+# -- bookmarks ----------------------------------------------------------------------------
+@contextlib.contextmanager
+def following(bookmarks: Iterator[str] | tuple[str, ...] | list[str]) -> Iterator[None]:
+    """Serve the reads and writes in this block at least as fresh as ``bookmarks`` (what a
+    write elsewhere returned from :func:`last_bookmarks`)."""
+    token = _FOLLOW.set(tuple(bookmarks))
+    try:
+        yield
+    finally:
+        _FOLLOW.reset(token)
+
+
+def last_bookmarks() -> tuple[str, ...]:
+    """The bookmarks of the last write committed in this context (empty before one)."""
+    return _LAST.get()
+
+
+def reset_last_bookmarks() -> None:
+    _LAST.set(())
+
+
+# -- errors -------------------------------------------------------------------------------
+_DUPLICATE = re.compile(r"already exists with label `(?P<label>[^`]+)` and "
+                        r"propert(?:y|ies) `(?P<prop>[^`]+)`")
+"""The schema part of a uniqueness violation: label and first property come before any
+value, so user text (a name that reads "GlobalInstance") cannot be mistaken for them."""
+
+
+def _constraint_error(exc: ConstraintError) -> HopperGraphError | None:
+    match = _DUPLICATE.search(exc.message or "")
+    if match is None:
+        return None
+    label, prop = match["label"], match["prop"]
+    if label == "GlobalInstance":
+        return GlobalAlreadyExists("a GLOBAL instance already exists")
+    if label == "ProjectInstance":
+        return DuplicateProject("a PROJECT instance with this project_id already exists",
+                                errors={"project_id": ["already has a PROJECT instance"]})
+    if label == "HopperInstance" and prop == "name":
+        return DuplicateName("an instance with this name and scope already exists",
+                             errors={"name": ["already taken in this scope"]})
+    if label == "HopperInstance" and prop == "id":
+        return Conflict("an instance with this id already exists",
+                        errors={"id": ["already taken"]})
+    return None
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Driver exceptions become the library's. What the caller can fix is a 4xx-style
+    error; everything else is DatabaseUnavailable with no server text in it."""
+    try:
+        yield
+    except ConstraintError as exc:
+        translated = _constraint_error(exc)
+        if translated is None:
+            raise Conflict("the change breaks a database constraint") from None
+        raise translated from None
+    except (ServiceUnavailable, SessionExpired) as exc:
+        raise DatabaseUnavailable(f"Neo4j is unavailable: {type(exc).__name__}") from None
+    except TransientError as exc:
+        raise DatabaseUnavailable(f"Neo4j could not complete the request: {exc.code}") from None
+    except ClientError as exc:
+        if exc.code and "InvalidBookmark" in exc.code:
+            raise ValidationError("the bookmark is not one this database issued", errors={
+                "bookmark": ["not a bookmark of this database"]}) from None
+        raise DatabaseUnavailable(f"Neo4j refused the request: {exc.code}") from None
+    except DatabaseError as exc:
+        if "too large to index" in (exc.message or ""):
+            raise ValidationError("a text value is too long to store", errors={
+                "value": ["too long to index"]}) from None
+        raise DatabaseUnavailable(f"Neo4j failed the request: {exc.code}") from None
+    except DriverError as exc:
+        raise DatabaseUnavailable(f"Neo4j driver error: {type(exc).__name__}") from None
+
+
+def _retryable_cause(exc: ResultFailedError) -> Exception:
+    """The error to hand the driver for a result that failed because of another one.
+
+    When the server fails one statement of a transaction (a deadlock, say), reading any
+    other result of it raises ResultFailedError, which the driver does not retry; its cause
+    is the server's error, which it does retry when it is transient."""
+    cause = exc.__cause__
+    if isinstance(cause, Neo4jError) and cause.is_retryable():
+        return cause
+    return exc
+
+
+def _plain(record: Record) -> dict[str, Any]:
+    """A record as a dict, as it came off the wire.
+
+    The named queries return map projections and lists, never Node objects, so nothing
+    needs the recursive conversion of ``Record.data()``, which cost more than half of
+    reading a 5,000-instance chain.
+    """
+    return dict(zip(record.keys(), record.values(), strict=True))
+
+
+def _retry_time(driver: Driver) -> float:
+    """The driver's ``max_transaction_retry_time``; the driver has no public accessor."""
+    config = getattr(driver, "_default_workspace_config", None)
+    return float(getattr(config, "max_transaction_retry_time", 30.0))
+
+
+class Graph:
+    """Sessions on one database of one driver, every one following the bookmarks."""
+
+    def __init__(self, driver: Driver, database: str | None = None,
+                 retry_time: float | None = None) -> None:
+        self.driver = driver
+        self.database = database
+        self.retry_time = _retry_time(driver) if retry_time is None else retry_time
+        """Seconds to keep retrying an auto-commit statement."""
+
+    @contextlib.contextmanager
+    def session(self, write: bool = True, **config: Any) -> Iterator[Session]:
+        """A session on the database, following this process's and the caller's bookmarks;
+        a write's new bookmarks are kept for :func:`last_bookmarks`."""
+        follow = _FOLLOW.get()
+        if follow:
+            config["bookmarks"] = Bookmarks.from_raw_values(follow)
+        with translate_errors(), self.driver.session(
+                database=self.database,
+                bookmark_manager=self.driver.execute_query_bookmark_manager,
+                default_access_mode=WRITE_ACCESS if write else READ_ACCESS,
+                **config) as session:
+            yield session
+            if write:
+                _LAST.set(tuple(session.last_bookmarks().raw_values))
+
+    def read(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(tx, *args)`` in a managed read transaction."""
+        with self.session(write=False) as session:
+            return session.execute_read(_attempt(work), *args)
+
+    def write(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(tx, *args)`` in a managed write transaction, retried on transient errors
+        (so ``work`` must be safe to run again: a retry starts from scratch)."""
+        with self.session() as session:
+            return session.execute_write(_attempt(work), *args)
+
+    def read_rows(self, query: str, **params: Any) -> list[dict[str, Any]]:
+        """The rows of one read statement, as an auto-commit transaction."""
+        return self._auto(False, query, params)
+
+    def write_rows(self, query: str, **params: Any) -> list[dict[str, Any]]:
+        """The rows of one write statement, as an auto-commit transaction: one round trip.
+        The statement must be safe to repeat after a transient failure."""
+        return self._auto(True, query, params)
+
+    def _auto(self, write: bool, query: str, params: dict[str, Any]
+              ) -> list[dict[str, Any]]:
+        """The driver does not retry auto-commit transactions, so this does, as
+        ``execute_*`` would: on the errors that say a retry may succeed, with growing
+        pauses, within the driver's retry time."""
+        deadline = time.monotonic() + self.retry_time
+        pause = RETRY_FIRST_PAUSE
+        while True:
+            try:
+                with self.session(write=write) as session:
+                    return [_plain(record) for record in session.run(query, params)]
+            except DatabaseUnavailable as exc:
+                cause = exc.__context__
+                retryable = isinstance(cause, Neo4jError | DriverError) and cause.is_retryable()
+                if not retryable or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, RETRY_MAX_PAUSE)
+
+
+def _attempt(work: Callable[..., T]) -> Callable[..., T]:
+    def attempt(tx: ManagedTransaction, *args: Any) -> T:
+        try:
+            return work(tx, *args)
+        except ResultFailedError as exc:
+            raise _retryable_cause(exc) from None
+    return attempt

@@ -10,41 +10,48 @@ machine per instance costs ~0.3 ms and a cascade may touch ten thousand.
 
 ``InstanceLifecycleManager`` writes one transaction per request: the status changes, the
 version bumps, the timestamps, every cascaded change and one audit event per change commit
-together or not at all. It takes write locks top down (parent, instance, then the subtree),
-so two racing transitions serialise and the second sees the first's result.
+together or not at all. A change without a subtree is one conditional statement (one round
+trip); a cascade locks top down (parent, instance, then the subtree), so two racing
+transitions serialise and the second sees the first's result. Before-hooks run before the
+write, holding no lock, on a plan the write then checks.
 """
 
 from __future__ import annotations
 
-import json
+import contextvars
 import logging
-from collections.abc import Callable, Iterable
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from neo4j import ManagedTransaction
 from statemachine import State, StateMachine
 from statemachine.exceptions import TransitionNotAllowed
 
+from hopper_graph import audit
+from hopper_graph.audit import new_event, stored_event
 from hopper_graph.enums import InstanceStatus, InstanceType
 from hopper_graph.errors import (
+    ConcurrentModification,
+    HookTimedOut,
     HookVetoed,
     InstanceRunning,
     InvalidTransition,
-    NotFound,
     ParentNotActive,
     ValidationError,
 )
 from hopper_graph.models import HopperInstance, InstanceSpec, gc_paused
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import (
+    WRITE_ATTEMPTS,
     InstanceRepository,
     delete_subtree,
     lock_with_parent,
-    new_event,
-    record_appended,
-    stored_event,
+    not_found,
+    restore_in_progress,
     update_fields,
     utcnow,
 )
@@ -215,53 +222,73 @@ class HookContext:
 
 
 Hook = Callable[[HookContext], None]
+DEFAULT_HOOK_TIMEOUT = 30.0
 
 
 class HookRegistry:
     """Callables to run before and after each lifecycle event.
 
-    A before-hook runs inside the transaction, after the change was validated and before it
-    is written; raising vetoes it (nothing is written, the caller gets HookVetoed naming the
-    hook). It may run more than once if the database asks for a retry, so keep it free of
-    side effects it cannot repeat. An after-hook runs once, after commit; if it raises, the
+    A before-hook runs before the change is written, outside any transaction and holding
+    no lock, after the change was planned from the stored state; raising vetoes it
+    (nothing is written, the caller gets HookVetoed naming the hook), and so does running
+    longer than ``timeout`` seconds (HookTimedOut). The write then checks that the state
+    the plan came from still holds; if not, the change is planned again and the hooks run
+    again, so keep them free of side effects they cannot repeat. A change that is not
+    written reaches no after-hook. An after-hook runs once, after commit; if it raises, the
     error is logged and the change stands.
     """
 
-    def __init__(self) -> None:
-        self._hooks: dict[tuple[str, str], list[Hook]] = {}
+    def __init__(self, timeout: float | None = DEFAULT_HOOK_TIMEOUT) -> None:
+        self._hooks: dict[tuple[str, str], list[tuple[Hook, float | None]]] = {}
+        self.timeout = timeout
+        """Seconds a before-hook may run (None: no limit); ``register`` can set its own."""
 
-    def register(self, hook: str, fn: Hook, *, when: str = "after") -> Hook:
+    def register(self, hook: str, fn: Hook, *, when: str = "after",
+                 timeout: float | None = None) -> Hook:
         if hook not in HOOKS:
             raise ValueError(f"unknown hook {hook!r}; one of {', '.join(HOOKS)}")
         if when not in ("before", "after"):
             raise ValueError("when must be 'before' or 'after'")
-        self._hooks.setdefault((when, hook), []).append(fn)
+        self._hooks.setdefault((when, hook), []).append((fn, timeout))
         return fn
 
-    def before(self, hook: str) -> Callable[[Hook], Hook]:
+    def before(self, hook: str, timeout: float | None = None) -> Callable[[Hook], Hook]:
         """Decorator: ``@hooks.before("on_start")``."""
-        return lambda fn: self.register(hook, fn, when="before")
+        return lambda fn: self.register(hook, fn, when="before", timeout=timeout)
 
     def after(self, hook: str) -> Callable[[Hook], Hook]:
         """Decorator: ``@hooks.after("on_stop")``."""
         return lambda fn: self.register(hook, fn, when="after")
 
+    def has_before(self, *hooks: str) -> bool:
+        return any(("before", hook) in self._hooks for hook in hooks)
+
     def run_before(self, contexts: Iterable[HookContext]) -> None:
         for context in contexts:
-            for fn in self._hooks.get(("before", context.hook), ()):
-                try:
-                    fn(context)
-                except Exception as exc:
-                    name = getattr(fn, "__qualname__", repr(fn))
-                    raise HookVetoed(
-                        f"before-hook {name} for {context.hook} vetoed the change to "
-                        f"{context.instance_id}: {exc}",
-                        hook=context.hook, hook_function=name, id=context.instance_id,
-                    ) from exc
+            for fn, timeout in self._hooks.get(("before", context.hook), ()):
+                self._run_one(fn, context, self.timeout if timeout is None else timeout)
+
+    @staticmethod
+    def _run_one(fn: Hook, context: HookContext, timeout: float | None) -> None:
+        name = getattr(fn, "__qualname__", repr(fn))
+        try:
+            _call_within(fn, context, timeout)
+        except _Overran:
+            raise HookTimedOut(
+                f"before-hook {name} for {context.hook} ran past its {timeout:g} s limit and "
+                f"vetoed the change to {context.instance_id}",
+                hook=context.hook, hook_function=name, id=context.instance_id,
+                timeout=timeout) from None
+        except Exception as exc:
+            raise HookVetoed(
+                f"before-hook {name} for {context.hook} vetoed the change to "
+                f"{context.instance_id}: {exc}",
+                hook=context.hook, hook_function=name, id=context.instance_id,
+            ) from exc
 
     def run_after(self, contexts: Iterable[HookContext]) -> None:
         for context in contexts:
-            for fn in self._hooks.get(("after", context.hook), ()):
+            for fn, _ in self._hooks.get(("after", context.hook), ()):
                 try:
                     fn(context)
                 except Exception:
@@ -273,10 +300,61 @@ class HookRegistry:
         return bool(self._hooks)
 
 
+class _Overran(Exception):
+    pass
+
+
+def _call_within(fn: Hook, context: HookContext, timeout: float | None) -> None:
+    """``fn(context)``, given up on after ``timeout`` seconds. Python cannot stop a thread,
+    so an overrunning hook goes on in a daemon thread and its outcome is ignored."""
+    if timeout is None:
+        fn(context)
+        return
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn(context)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(run,),
+                              name=f"hook-{context.hook}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise _Overran
+    if outcome:
+        raise outcome[0]
+
+
 def _hook_contexts(changes: Iterable[StatusChange], at: datetime, actor: str | None,
                    reason: str | None) -> list[HookContext]:
     return [HookContext(f"on_{c.event}", c.id, c.event, c.previous_status.value,
                         c.status.value, actor, reason, c.cause, at) for c in changes]
+
+
+def _create_context(instance_id: str, actor: str | None, at: datetime) -> HookContext:
+    return HookContext("on_create", instance_id, "create", None, "CREATED", actor, None, None,
+                       at)
+
+
+def delete_contexts(ids: Iterable[str], root_id: str | None, at: datetime,
+                    actor: str | None, reason: str | None) -> list[HookContext]:
+    """The on_delete contexts of ``ids``; each names ``root_id`` as its cause but the root
+    itself (None: no cause)."""
+    return [HookContext("on_delete", i, "delete", None, None, actor, reason,
+                        None if i == root_id else root_id, at) for i in ids]
+
+
+class _Stale(Exception):
+    """The state a plan (and the before-hooks) saw changed before the write: plan again."""
+
+
+_HOOKS_OF = {event: (f"on_{event}", "on_archive") if event == "stop" else (f"on_{event}",)
+             for event in EVENTS}
+"""The hooks an event's change of the instance itself can fire (a stop may archive)."""
+_NEEDS_ACTIVE_PARENT = {"start", "resume"}
 
 
 # -- the manager --------------------------------------------------------------------------
@@ -286,36 +364,129 @@ class InstanceLifecycleManager:
     def __init__(self, repository: InstanceRepository, hooks: HookRegistry | None = None
                  ) -> None:
         self.repository = repository
-        self.hooks = hooks or HookRegistry()
+        self.hooks = hooks if hooks is not None else HookRegistry()
 
     # create and delete go through here too, for their hooks
     def create(self, spec: InstanceSpec, actor: str | None = None) -> HopperInstance:
         def before(props: dict[str, Any]) -> None:
-            self.hooks.run_before([HookContext("on_create", props["id"], "create", None,
-                                               "CREATED", actor, None, None, utcnow())])
+            self.hooks.run_before([_create_context(props["id"], actor, utcnow())])
 
-        instance = self.repository.create(spec, actor=actor, before_write=before)
-        self.hooks.run_after([HookContext("on_create", instance.id, "create", None,
-                                          "CREATED", actor, None, None, instance.created_at)])
+        instance = self.repository.create(
+            spec, actor=actor, before_write=before if self.hooks.has_before("on_create")
+            else None)
+        self.hooks.run_after([_create_context(instance.id, actor, instance.created_at)])
         return instance
+
+    def bulk_create(self, specs: Sequence[InstanceSpec], actor: str | None = None
+                    ) -> list[str]:
+        """Create a whole hierarchy in one transaction. The on_create before-hooks see each
+        instance (in order, ids assigned) before the transaction; any veto creates
+        nothing. The after-hooks see each one after commit."""
+        def before(checked: list[InstanceSpec]) -> None:
+            at = utcnow()
+            self.hooks.run_before([_create_context(str(s.id), actor, at) for s in checked])
+
+        ids = self.repository.bulk_create(
+            specs, actor=actor, before_write=before if self.hooks.has_before("on_create")
+            else None)
+        if self.hooks:
+            at = utcnow()
+            self.hooks.run_after([_create_context(i, actor, at) for i in ids])
+        return ids
 
     def transition(self, instance_id: str, event: str, *, actor: str | None = None,
                    reason: str | None = None, expected_version: int | None = None
                    ) -> TransitionResult:
-        """Apply ``event`` to an instance and its cascade, atomically."""
-        def work(tx: ManagedTransaction) -> tuple[TransitionResult, list[StatusChange]]:
-            return self._transition(tx, instance_id, event, actor, reason, expected_version)
+        """Apply ``event`` to an instance and its cascade, atomically.
 
-        result, changes = self.repository.write(work)
+        Without before-hooks and without a cascade this is one statement; with a cascade,
+        one transaction that locks the subtree. With before-hooks, the change is planned
+        from a plain read, the hooks run, and the write checks the plan still holds."""
+        if event not in EVENTS:
+            decide(TransitionSubject(instance_id, InstanceStatus.CREATED.value), event)
+        if self.hooks.has_before(*_HOOKS_OF[event]):
+            result, changes = self._planned(instance_id, event, actor, reason,
+                                            expected_version)
+        else:
+            done = self._one_statement(instance_id, event, actor, reason, expected_version)
+            if done is None:  # a cascade: lock the subtree
+                done = self.repository.write(self._transition, instance_id, event, actor,
+                                             reason, expected_version, None)
+            result, changes = done
         self._after_commit(changes, result.at, actor, reason)
         return result
 
+    def _one_statement(self, instance_id: str, event: str, actor: str | None,
+                       reason: str | None, expected_version: int | None
+                       ) -> tuple[TransitionResult, list[StatusChange]] | None:
+        """The transition as one conditional statement; None when it has a subtree to
+        cascade to. A refusal becomes the error the state machine raises for it."""
+        at = utcnow()
+        ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+        edges = {source.value: target.value for (source, name), target in TRANSITIONS.items()
+                 if name == event}
+        audit.check_event_text(actor, reason)
+        rows = self.repository.graph.write_rows(
+            QUERIES.transition_instance.text, id=instance_id, event=event, edges=edges,
+            expected_version=expected_version, needs_active_parent=event in
+            _NEEDS_ACTIVE_PARENT, cascades=event != "start", now=at, event_ids=ids,
+            actor=actor, reason=reason)
+        if not rows:
+            raise not_found(instance_id)
+        row = rows[0]
+        if row["restoring"]:
+            raise restore_in_progress(instance_id)
+        if row["cascade"]:
+            return None
+        if expected_version is not None and row["version"] != expected_version:
+            raise ConcurrentModification(
+                f"instance {instance_id} is at version {row['version']}, not "
+                f"{expected_version}", id=instance_id, version=row["version"],
+                expected_version=expected_version)
+        subject = TransitionSubject(instance_id, row["before"], row["parent_status"])
+        previous = InstanceStatus(row["before"])
+        status = decide(subject, event)  # raises what the statement refused
+        assert row["applies"], "the statement and the machine disagree"
+        own = StatusChange(instance_id, event, previous, status)
+        changes = [own]
+        instance = self.repository.instance(row["instance"])
+        if instance.status is not status:  # a stopped EPHEMERAL, archived with it
+            changes.append(StatusChange(instance_id, "archive", status, instance.status,
+                                        instance_id))
+        events = _events_of(changes, ids, at, actor, reason)
+        self.repository.committed(events)
+        return (TransitionResult(instance_id, event, previous, status, at, changes[1:],
+                                 instance), changes)
+
+    def _planned(self, instance_id: str, event: str, actor: str | None, reason: str | None,
+                 expected_version: int | None
+                 ) -> tuple[TransitionResult, list[StatusChange]]:
+        """Plan from a plain read, run the before-hooks holding no lock, then write if
+        the plan still holds (else plan again)."""
+        for _ in range(WRITE_ATTEMPTS):
+            plan, changes = self.repository.graph.write(
+                self._transition, instance_id, event, actor, reason, expected_version, False)
+            self.hooks.run_before(_hook_contexts(changes, plan.at, actor, reason))
+            try:
+                return self.repository.write(self._transition, instance_id, event, actor,
+                                             reason, expected_version, changes)
+            except _Stale:
+                continue
+        raise ConcurrentModification(
+            f"instance {instance_id} kept changing while its hooks ran; try again",
+            id=instance_id)
+
     def _transition(self, tx: ManagedTransaction, instance_id: str, event: str,
-                    actor: str | None, reason: str | None, expected_version: int | None
+                    actor: str | None, reason: str | None, expected_version: int | None,
+                    planned: list[StatusChange] | bool | None
                     ) -> tuple[TransitionResult, list[StatusChange]]:
-        row = lock_with_parent(tx, instance_id, expected_version)
-        below = _Subtree(tx, instance_id) if event in ("stop", "pause", "resume", "archive") \
-            else _Subtree.empty()
+        """Decide the change and its cascade from the stored state, and write it. With
+        ``planned=False`` nothing is locked or written (a plan for the hooks); with a list,
+        the state must still give exactly those changes (else _Stale)."""
+        lock = planned is not False
+        row = lock_with_parent(tx, instance_id, expected_version, lock=lock)
+        below = _Subtree(tx, instance_id, lock) if event in ("stop", "pause", "resume",
+                                                             "archive") else _Subtree.empty()
         subject = TransitionSubject(instance_id, row["status"], row["parent_status"],
                                     below.running())
         previous = InstanceStatus(row["status"])
@@ -325,15 +496,17 @@ class InstanceLifecycleManager:
             cascaded = below.cascade(event, instance_id, status)
             # Stop, pause and archive work bottom up (descendants first); resume top down.
             changes = [own, *cascaded] if event == "resume" else [*cascaded, own]
-            changes += below.auto_archive(changes, {instance_id: row["instance_type"]})
+            changes += below.auto_archive(changes, {instance_id: row["instance_type"]},
+                                          instance_id)
         at = utcnow()
-        if self.hooks:
-            self.hooks.run_before(_hook_contexts(changes, at, actor, reason))
-        instance = _write_changes(tx, changes, at, actor, reason, instance_id)
+        if isinstance(planned, list) and planned != changes:
+            raise _Stale
+        instance = row if planned is False else _write_changes(tx, changes, at, actor, reason,
+                                                               instance_id)
         assert instance is not None  # its lock is held: it is there
         result = TransitionResult(instance_id, event, previous, status, at,
                                   [c for c in changes if c is not own],
-                                  self.repository._instance(instance))
+                                  self.repository.instance(instance))
         return result, changes
 
     def update(self, instance_id: str, *, name: str | None = None,
@@ -343,79 +516,105 @@ class InstanceLifecycleManager:
                expected_version: int | None = None) -> HopperInstance:
         """Change fields and, with ``status``, move to that status by the one event that
         leads there, all in one transaction: both apply or neither does."""
-        def work(tx: ManagedTransaction) -> tuple[dict[str, Any], list[StatusChange], datetime]:
-            current = lock_with_parent(tx, instance_id, expected_version)
-            event = event_to(instance_id, current["status"], status) if status else None
-            update_fields(tx, current, name, config, metadata, replace, actor)
-            changes: list[StatusChange] = []
-            at = utcnow()
-            if event is not None:
-                result, changes = self._transition(tx, instance_id, event, actor, reason, None)
-                at = result.at
-            row = tx.run(QUERIES.get_instance.text, id=instance_id).single()
-            assert row is not None
-            return row["instance"], changes, at
+        if status is None:
+            return self.repository.update(instance_id, name=name, config=config,
+                                          metadata=metadata, replace=replace,
+                                          expected_version=expected_version, actor=actor)
 
-        row, changes, at = self.repository.write(work)
+        def work(tx: ManagedTransaction, planned: tuple[int, list[StatusChange]] | bool | None
+                 ) -> tuple[dict[str, Any], list[StatusChange], datetime]:
+            lock = planned is not False
+            current = lock_with_parent(tx, instance_id, expected_version, lock=lock)
+            event = event_to(instance_id, current["status"], status)
+            if not lock:
+                result, changes = self._transition(tx, instance_id, event, actor, reason,
+                                                   None, False)
+                return current, changes, result.at
+            if isinstance(planned, tuple) and planned[0] != current["version"]:
+                raise _Stale
+            update_fields(tx, current, name, config, metadata, replace, actor)
+            result, changes = self._transition(tx, instance_id, event, actor, reason, None,
+                                               planned[1] if isinstance(planned, tuple)
+                                               else None)
+            return _stored_instance(tx, instance_id), changes, result.at
+
+        hooked = self.hooks.has_before(*(f"on_{e}" for e in EVENTS))
+        for _ in range(WRITE_ATTEMPTS if hooked else 1):
+            planned: tuple[int, list[StatusChange]] | None = None
+            if hooked:
+                current, changes, at = self.repository.graph.write(work, False)
+                self.hooks.run_before(_hook_contexts(changes, at, actor, reason))
+                planned = (current["version"], changes)
+            try:
+                row, changes, at = self.repository.write(work, planned)
+                break
+            except _Stale:
+                continue
+        else:
+            raise ConcurrentModification(
+                f"instance {instance_id} kept changing while its hooks ran; try again",
+                id=instance_id)
         self._after_commit(changes, at, actor, reason)
-        return self.repository._instance(row)
+        return self.repository.instance(row)
 
     def delete(self, instance_id: str, *, force: bool = False, actor: str | None = None,
                reason: str | None = None, expected_version: int | None = None
                ) -> DeleteResult:
-        """Delete an instance's subtree; with ``force``, stop what runs in it first."""
-        def work(tx: ManagedTransaction) -> tuple[DeleteResult, list[StatusChange]]:
-            root = lock_with_parent(tx, instance_id, expected_version)
-            stopped: list[StatusChange] = []
-            if force:
-                below = _Subtree(tx, instance_id)
-                if InstanceStatus(root["status"]).is_running:
-                    subject = TransitionSubject(instance_id, root["status"])
-                    stopped.append(StatusChange(instance_id, "stop",
-                                                InstanceStatus(root["status"]),
-                                                decide(subject, "stop")))
-                stopped += below.cascade("stop", instance_id, InstanceStatus.STOPPED)
-            at = utcnow()
-            self.hooks.run_before(_hook_contexts(stopped, at, actor, reason))
-            _write_changes(tx, stopped, at, actor, reason)
-            if self.hooks:
-                self.hooks.run_before(self._delete_contexts(tx, instance_id, at, actor, reason))
-            deleted = delete_subtree(tx, instance_id, None, actor, reason)
-            return DeleteResult(instance_id, deleted, stopped), stopped
-
-        result, stopped = self.repository.write(work)
+        """Delete an instance's subtree; with ``force``, stop what runs in it first
+        (descendants first, as a stop cascades). Before-hooks see the plan from a plain
+        read; the write checks it still holds."""
+        hooked = self.hooks.has_before("on_delete", "on_stop", "on_archive")
+        for _ in range(WRITE_ATTEMPTS if hooked else 1):
+            planned = None
+            if hooked:
+                plan = self.repository.graph.write(self._delete, instance_id, force, actor,
+                                                   reason, expected_version, False)
+                at = utcnow()
+                self.hooks.run_before(_hook_contexts(plan.stopped, at, actor, reason))
+                self.hooks.run_before(delete_contexts(plan.deleted, instance_id, at, actor,
+                                                       reason))
+                planned = plan
+            try:
+                result = self.repository.write(self._delete, instance_id, force, actor,
+                                               reason, expected_version, planned)
+                break
+            except _Stale:
+                continue
+        else:
+            raise ConcurrentModification(
+                f"instance {instance_id} kept changing while its hooks ran; try again",
+                id=instance_id)
         at = utcnow()
-        self._after_commit(stopped, at, actor, reason)
-        self.hooks.run_after([HookContext("on_delete", i, "delete", None, None, actor, reason,
-                                          None if i == instance_id else instance_id, at)
-                              for i in result.deleted])
+        self._after_commit(result.stopped, at, actor, reason)
+        self.hooks.run_after(delete_contexts(result.deleted, instance_id, at, actor, reason))
         return result
 
-    def _delete_contexts(self, tx: ManagedTransaction, instance_id: str, at: datetime,
-                         actor: str | None, reason: str | None) -> list[HookContext]:
-        ids = [instance_id, *(r["id"] for r in _Subtree(tx, instance_id).rows)]
-        return [HookContext("on_delete", i, "delete", None, None, actor, reason,
-                            None if i == instance_id else instance_id, at) for i in ids]
-
-    def purge_archived(self, older_than: timedelta | None = None, actor: str | None = None
-                       ) -> list[str]:
-        """Delete ARCHIVED EPHEMERAL instances past their retention (or ``older_than``).
-
-        Each instance's own ``retention`` config decides unless ``older_than`` is given;
-        ``retention.purge_archived: false`` keeps an instance. History stays.
-        """
-        now = utcnow()
-        cutoff = now - older_than if older_than is not None else now
-        rows = self.repository._read_all(QUERIES.find_purgeable.text, cutoff=cutoff)
-        purged: list[str] = []
-        for row in rows:
-            if row["id"] in purged or not _past_retention(row, now, older_than):
-                continue
-            try:
-                purged += self.delete(row["id"], actor=actor, reason="purge").deleted
-            except (InstanceRunning, NotFound):
-                continue  # deleted meanwhile, or something under it runs: not purgeable now
-        return purged
+    def _delete(self, tx: ManagedTransaction, instance_id: str, force: bool,
+                actor: str | None, reason: str | None, expected_version: int | None,
+                planned: DeleteResult | bool | None) -> DeleteResult:
+        """With ``planned=False`` only plan (read, nothing locked); with a plan, the state
+        must still give the same one (else _Stale)."""
+        lock = planned is not False
+        root = lock_with_parent(tx, instance_id, expected_version, lock=lock)
+        below = _Subtree(tx, instance_id, lock)
+        stopped: list[StatusChange] = []
+        if force:
+            stopped = below.cascade("stop", instance_id, InstanceStatus.STOPPED)
+            if InstanceStatus(root["status"]).is_running:
+                subject = TransitionSubject(instance_id, root["status"])
+                stopped.append(StatusChange(instance_id, "stop",
+                                            InstanceStatus(root["status"]),
+                                            decide(subject, "stop")))
+        ids = [*(r["id"] for r in reversed(below.rows)), instance_id]  # deepest first
+        plan = DeleteResult(instance_id, ids, stopped)
+        if planned is False:
+            return plan
+        if isinstance(planned, DeleteResult) and (planned.deleted, planned.stopped) != (
+                plan.deleted, plan.stopped):
+            raise _Stale
+        _write_changes(tx, stopped, utcnow(), actor, reason)
+        deleted = delete_subtree(tx, instance_id, actor, reason)
+        return DeleteResult(instance_id, deleted, stopped)
 
     def _after_commit(self, changes: list[StatusChange], at: datetime, actor: str | None,
                       reason: str | None) -> None:
@@ -430,19 +629,28 @@ class InstanceLifecycleManager:
             self.hooks.run_after(_hook_contexts(changes, at, actor, reason))
 
 
-def _past_retention(row: dict[str, Any], now: datetime, older_than: timedelta | None) -> bool:
-    archived_at = datetime.fromisoformat(row["archived_at"])
-    if older_than is not None:
-        return bool(archived_at <= now - older_than)
-    retention = json.loads(row["config"] or "{}").get("retention", {})
-    if not retention.get("purge_archived", True):
-        return False
-    ttl = retention.get("archived_ttl_seconds")
-    return ttl is not None and bool(archived_at <= now - timedelta(seconds=ttl))
+def _stored_instance(tx: ManagedTransaction, instance_id: str) -> dict[str, Any]:
+    row = tx.run(QUERIES.get_instance.text, id=instance_id).single()
+    assert row is not None  # its lock is held
+    stored: dict[str, Any] = row["instance"]
+    return stored
 
 
 _STAMPED = {"start": "started", "stop": "stopped", "archive": "archived"}
 """The events that set a timestamp, and the row flag that says so."""
+
+
+def _events_of(changes: list[StatusChange], ids: list[str], at: datetime, actor: str | None,
+               reason: str | None) -> list[dict[str, Any]]:
+    """The events ``transition_instance`` wrote for ``changes``, as the subscribers see them."""
+    events = []
+    for offset, (change, event_id) in enumerate(zip(changes, ids, strict=False), 1):
+        event = new_event(change.id, change.event, change.previous_status.value,
+                          change.status.value, at, actor=actor, reason=reason,
+                          cause=change.cause, offset=offset)
+        event["id"] = event_id
+        events.append(event)
+    return events
 
 
 def _write_changes(tx: ManagedTransaction, changes: list[StatusChange], at: datetime,
@@ -454,11 +662,9 @@ def _write_changes(tx: ManagedTransaction, changes: list[StatusChange], at: date
         return None
     with gc_paused():
         events, rows = _change_rows(changes, at, actor, reason)
-    record = tx.run(QUERIES.apply_status_changes.text, count=len(events),
-                    rows=list(rows.values()), now=at, id=instance_id).single(strict=True)
-    for offset, event in enumerate(events, 1):
-        event["seq"] = record["base"] + offset
-    record_appended(events)
+    record = tx.run(QUERIES.apply_status_changes.text, rows=list(rows.values()), now=at,
+                    id=instance_id).single(strict=True)
+    audit.record_written(events)
     instance: dict[str, Any] | None = record["instance"]
     return instance
 
@@ -468,9 +674,10 @@ def _change_rows(changes: list[StatusChange], at: datetime, actor: str | None,
                  ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """The audit events of ``changes``, in order, and one write row per instance."""
     events = [new_event(c.id, c.event, c.previous_status.value, c.status.value, at,
-                        actor=actor, reason=reason, cause=c.cause) for c in changes]
+                        actor=actor, reason=reason, cause=c.cause, offset=offset)
+              for offset, c in enumerate(changes, 1)]
     rows: dict[str, dict[str, Any]] = {}
-    for offset, (change, event) in enumerate(zip(changes, events, strict=True), 1):
+    for change, event in zip(changes, events, strict=True):
         row = rows.get(change.id)
         if row is None:
             row = rows[change.id] = {"id": change.id, "writes": 0, "started": False,
@@ -482,18 +689,19 @@ def _change_rows(changes: list[StatusChange], at: datetime, actor: str | None,
         row["writes"] += 1
         if change.event in _STAMPED:
             row[_STAMPED[change.event]] = True
-        row["events"].append({"props": stored_event(event), "offset": offset})
+        row["events"].append(stored_event(event))
     return events, rows
 
 
 class _Subtree:
     """The locked descendants of an instance (parents before children) and the cascades."""
 
-    def __init__(self, tx: ManagedTransaction | None, root_id: str) -> None:
+    def __init__(self, tx: ManagedTransaction | None, root_id: str, lock: bool = True) -> None:
         self.root_id = root_id
         self.rows: list[dict[str, Any]] = []
         if tx is not None:
-            record = tx.run(QUERIES.lock_subtree_for_cascade.text, id=root_id).single()
+            record = tx.run(QUERIES.lock_subtree_for_cascade.text, id=root_id,
+                            lock=lock).single()
             self.rows = record["instances"] if record else []
 
     @classmethod
@@ -542,9 +750,10 @@ class _Subtree:
                 row["status"] = status_of[row["id"]] = target.value
         return changes
 
-    def auto_archive(self, changes: list[StatusChange], root_type: dict[str, str]
-                     ) -> list[StatusChange]:
-        """EPHEMERAL instances that just stopped are archived at once, with their subtree."""
+    def auto_archive(self, changes: list[StatusChange], root_type: dict[str, str],
+                     cause: str) -> list[StatusChange]:
+        """EPHEMERAL instances that just stopped are archived at once, with their subtree;
+        ``cause`` is the instance the event was sent to."""
         types = {r["id"]: r["instance_type"] for r in self.rows} | root_type
         stopped = [c.id for c in changes if c.event == "stop"
                    and types.get(c.id) == InstanceType.EPHEMERAL.value]
@@ -568,6 +777,6 @@ class _Subtree:
                 if status is InstanceStatus.ARCHIVED or status.is_running:
                     continue
                 target = TRANSITIONS[status, "archive"]
-                archived.append(StatusChange(node, "archive", status, target, top))
+                archived.append(StatusChange(node, "archive", status, target, cause))
                 status_of[node] = target.value
         return archived

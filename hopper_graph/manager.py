@@ -18,7 +18,9 @@ from typing import Any
 
 from neo4j import Driver
 
+from hopper_graph import audit
 from hopper_graph import config as scope_config
+from hopper_graph import purge as purging
 from hopper_graph.enums import HopperScope, InstanceStatus
 from hopper_graph.errors import InvalidTransition
 from hopper_graph.lifecycle import (
@@ -37,6 +39,7 @@ from hopper_graph.models import (
     event_from_row,
     instance_from_row,
 )
+from hopper_graph.purge import PurgeReport
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import InstanceRepository, not_found, utcnow
 
@@ -99,8 +102,9 @@ class InstanceManager:
 
     def bulk_create(self, specs: Sequence[InstanceSpec],
                     actor: str | None = None) -> builtins.list[str]:
-        """Import a whole hierarchy in one transaction (no per-instance hooks)."""
-        return self.repository.bulk_create(specs, actor=actor)
+        """Import a whole hierarchy in one transaction; the on_create hooks see each
+        instance (see InstanceLifecycleManager.bulk_create)."""
+        return self.lifecycle.bulk_create(specs, actor=actor)
 
     def get(self, instance_id: str) -> HopperInstance:
         return self.repository.get(instance_id)
@@ -141,9 +145,17 @@ class InstanceManager:
     def archive(self, instance_id: str, **options: Any) -> TransitionResult:
         return self.transition(instance_id, "archive", **options)
 
+    def purge(self, older_than: timedelta | None = None, *, dry_run: bool = False,
+              actor: str | None = None, limit: int = purging.DEFAULT_LIMIT) -> PurgeReport:
+        """Delete the ARCHIVED EPHEMERAL instances past their retention, never one that is
+        not purgeable itself; ``dry_run`` lists what would go and what stays, with why."""
+        return purging.purge(self.lifecycle, older_than, dry_run=dry_run, actor=actor,
+                             limit=limit)
+
     def purge_archived(self, older_than: timedelta | None = None,
                        actor: str | None = None) -> builtins.list[str]:
-        return self.lifecycle.purge_archived(older_than, actor=actor)
+        """The ids :meth:`purge` deleted."""
+        return [item.id for item in self.purge(older_than, actor=actor).purged]
 
     # -- hierarchy (the repository's reads) -------------------------------------------------
     def children_page(self, parent_id: str, offset: int = 0, limit: int | None = None) -> Page:
@@ -207,22 +219,32 @@ class InstanceManager:
         return unsubscribe
 
     def _publish(self, rows: builtins.list[dict[str, Any]]) -> None:
+        """Tell the subscribers about committed events, once the feed has numbered them
+        (the write that made them numbers them itself, only when someone listens)."""
         with self._lock:
             subscribers = list(self._subscribers)
         if not subscribers:
             return
-        for event in map(event_from_row, rows):
+        seqs = self._sequenced([row["id"] for row in rows])
+        for event in map(event_from_row, ({**row, "seq": seqs[row["id"]]} for row in rows)):
             for subscriber in subscribers:
                 try:
                     subscriber(event)
                 except Exception:
                     log.exception("subscriber %r failed on event %s", subscriber, event.seq)
 
+    def _sequenced(self, event_ids: builtins.list[str]) -> dict[str, int | None]:
+        graph = self.repository.graph
+        while True:
+            seqs = audit.seqs_of(graph, event_ids)
+            if all(seqs.get(i) is not None for i in event_ids) or not audit.sequence(graph):
+                return {i: seqs.get(i) for i in event_ids}
+
     # -- config -----------------------------------------------------------------------------
     def effective_config(self, instance_id: str) -> EffectiveConfig:
         """The config an instance runs with (inherited sections filled in from its
         ancestors) and where each key came from; one query over the ancestor chain."""
-        row = self.repository._read_one(QUERIES.get_config_chain.text, id=instance_id)
+        row = self.repository.row(QUERIES.get_config_chain.text, id=instance_id)
         if row is None:
             raise not_found(instance_id)
         own = row["instance"]
@@ -234,13 +256,11 @@ class InstanceManager:
     # -- health -------------------------------------------------------------------------------
     def heartbeat(self, instance_id: str) -> HopperInstance:
         """Record that the instance's runner is alive (refused once it is ARCHIVED)."""
-        def work(tx: Any) -> dict[str, Any]:
-            record = tx.run(QUERIES.record_heartbeat.text, id=instance_id, now=utcnow()).single()
-            if record is None:
-                raise not_found(instance_id)
-            return record["instance"]
-
-        instance = instance_from_row(self.repository.write(work), self.repository)
+        rows = self.repository.graph.write_rows(QUERIES.record_heartbeat.text, id=instance_id,
+                                                now=utcnow())
+        if not rows:
+            raise not_found(instance_id)
+        instance = instance_from_row(rows[0]["instance"], self.repository)
         if instance.status is InstanceStatus.ARCHIVED:  # the query wrote nothing
             raise InvalidTransition(f"instance {instance_id} is ARCHIVED: no heartbeats",
                                     id=instance_id, status="ARCHIVED", event="heartbeat",
@@ -251,7 +271,7 @@ class InstanceManager:
         """healthy / degraded / unhealthy / unknown, with the individual checks; with
         ``subtree``, the worst over the whole subtree and a count per status."""
         query = QUERIES.get_subtree_health_facts if subtree else QUERIES.get_health_facts
-        rows = self.repository._read_all(query.text, id=instance_id)
+        rows = self.repository.rows(query.text, id=instance_id)
         if not rows:
             raise not_found(instance_id)
         now = utcnow()

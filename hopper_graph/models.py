@@ -14,14 +14,20 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, Protocol, overload
 
 import orjson
 
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
 
-if TYPE_CHECKING:
-    from hopper_graph.repository import InstanceRepository
+
+class HierarchyReader(Protocol):
+    """What an instance needs to answer ``get_ancestors()`` and ``get_descendants()``
+    (the repository is one): the models know no loader."""
+
+    def get_ancestors(self, instance_id: str) -> list[HopperInstance]: ...
+
+    def get_descendants(self, instance_id: str) -> list[HopperInstance]: ...
 
 
 _UNSET: Any = object()
@@ -103,7 +109,7 @@ class HopperInstance:
                  stopped_at: datetime | None = None, archived_at: datetime | None = None,
                  version: int = 1, depth: int = 0, config_set: dict[str, Any] | None = None,
                  heartbeat_at: datetime | None = None,
-                 _repository: InstanceRepository | None = None) -> None:
+                 _repository: HierarchyReader | None = None) -> None:
         self.id, self.name, self.scope, self.status = id, name, scope, status
         self.instance_type, self.parent_id, self.project_id = instance_type, parent_id, project_id
         self.created_at, self.updated_at = created_at, updated_at
@@ -121,7 +127,7 @@ class HopperInstance:
                     metadata: str | None, version: int, depth: int | None,
                     created_at: datetime, updated_at: datetime, started_at: datetime | None,
                     stopped_at: datetime | None, archived_at: datetime | None,
-                    heartbeat_at: datetime | None, repository: InstanceRepository | None
+                    heartbeat_at: datetime | None, repository: HierarchyReader | None
                     ) -> HopperInstance:
         """Build from stored values, keeping the three JSON properties as text for now."""
         self = cls.__new__(cls)
@@ -170,7 +176,7 @@ class HopperInstance:
         """Every instance below this one: one query."""
         return self._repo().get_descendants(self.id)
 
-    def _repo(self) -> InstanceRepository:
+    def _repo(self) -> HierarchyReader:
         if self._repository is None:
             raise RuntimeError("this instance was not loaded through a repository")
         return self._repository
@@ -287,7 +293,7 @@ _STATUSES = {s.value: s for s in InstanceStatus}
 _TYPES = {t.value: t for t in InstanceType}
 
 
-def instance_from_row(row: dict[str, Any], repository: InstanceRepository | None = None
+def instance_from_row(row: dict[str, Any], repository: HierarchyReader | None = None
                       ) -> HopperInstance:
     """Build a HopperInstance from a ``n {.*}`` map projection (see the named queries)."""
     return HopperInstance._from_graph(
@@ -340,7 +346,7 @@ def gc_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def instances_from_columns(row: dict[str, Any], repository: InstanceRepository | None = None
+def instances_from_columns(row: dict[str, Any], repository: HierarchyReader | None = None
                            ) -> list[HopperInstance]:
     """HopperInstances from a record of ``INSTANCE_COLUMNS``; an instance deleted by a
     concurrent transaction between match and read (its id reads as null) is left out."""
@@ -348,7 +354,7 @@ def instances_from_columns(row: dict[str, Any], repository: InstanceRepository |
         return _instances_from_columns(row, repository)
 
 
-def _instances_from_columns(row: dict[str, Any], repository: InstanceRepository | None
+def _instances_from_columns(row: dict[str, Any], repository: HierarchyReader | None
                             ) -> list[HopperInstance]:
     build, parse = HopperInstance._from_graph, datetime.fromisoformat
     scopes, statuses, types = _SCOPES, _STATUSES, _TYPES

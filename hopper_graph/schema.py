@@ -62,6 +62,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         "FOR (n:HopperInstance) ON (n.parent_id, n.created_at, n.id)",
         "DROP INDEX hopper_instance_parent IF EXISTS",
     )),
+    Migration(3, "one PROJECT per project_id; events waiting for their seq", (
+        # A top-level PROJECT carries :ProjectInstance, whose project_id is unique: one
+        # PROJECT per project, however creates race. (Sub-projects share their project's
+        # id and are not labelled.) Fails, and stays unapplied, while duplicates exist.
+        "MATCH (:GlobalInstance)-[:PARENT_OF]->(p:HopperInstance {scope: 'PROJECT'}) "
+        "SET p:ProjectInstance",
+        "CREATE CONSTRAINT hopper_single_project IF NOT EXISTS "
+        "FOR (n:ProjectInstance) REQUIRE n.project_id IS UNIQUE",
+        # A history finds its instance's events that still wait for a seq (audit.py).
+        "CREATE INDEX instance_event_pending IF NOT EXISTS "
+        "FOR (e:PendingEvent) ON (e.instance_id)",
+    )),
 )
 
 

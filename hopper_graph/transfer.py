@@ -46,8 +46,8 @@ from neo4j import Driver, ManagedTransaction
 from hopper_graph import __version__
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
 from hopper_graph.errors import Conflict, HopperGraphError, ValidationError
+from hopper_graph.graph import translate_errors
 from hopper_graph.queries import QUERIES
-from hopper_graph.repository import translate_errors
 from hopper_graph.schema import apply_schema
 
 FORMAT = "hopper-graph-export"

@@ -10,9 +10,10 @@ import uuid
 import pytest
 
 from hopper_graph import HopperScope, InstanceSpec
+from hopper_graph.audit import append_events, new_event
 from hopper_graph.checker import KINDS, Violation, check_invariants, find_cycles
 from hopper_graph.enums import ALLOWED_PARENT_SCOPES, DEFAULT_INSTANCE_TYPE
-from hopper_graph.repository import append_events, new_event, utcnow
+from hopper_graph.repository import utcnow
 from hopper_graph.schema import MIGRATIONS
 from tests.conftest import wipe
 from tests.factories import chain_specs

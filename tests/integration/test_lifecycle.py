@@ -242,7 +242,9 @@ def test_purge_archived_respects_retention(manager, active_project):
     assert manager.purge_archived() == [gone.id]
     assert manager.repository.find(gone.id) is None
     assert [e.event for e in manager.history(gone.id)][-1] == "delete"
-    assert manager.purge_archived(older_than=timedelta(0)) == [keep.id, pinned.id]
+    # older_than replaces the TTL, never purge_archived: false
+    assert manager.purge_archived(older_than=timedelta(0)) == [keep.id]
+    assert manager.get(pinned.id).status is S.ARCHIVED
     assert manager.get(p.id).status is S.ACTIVE
 
 

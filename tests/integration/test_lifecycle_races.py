@@ -102,7 +102,7 @@ def test_delete_racing_create_child(manager):
         # Either the create came first (and was deleted with the subtree) or it found no
         # parent: never an orphan.
         assert set(outcomes) <= {"ok", "ScopeRuleViolation"}
-        orphans = manager.repository._read_all(
+        orphans = manager.repository.rows(
             "MATCH (n:HopperInstance {scope: 'ORCHESTRATION'}) "
             "WHERE NOT ()-[:PARENT_OF]->(n) RETURN n.id AS id")
         assert orphans == []

@@ -47,7 +47,8 @@ def test_every_query_of_every_real_file_is_loaded():
 def test_the_hierarchy_queries_the_repository_needs_are_there():
     for name in ("get_children", "get_ancestors", "get_descendants", "get_subtree",
                  "get_global_instance", "get_instances_by_status", "create_child_instance",
-                 "lock_parent_for_create", "append_events", "get_history"):
+                 "get_parent_for_create", "transition_instance", "sequence_events",
+                 "append_events", "get_history"):
         query = getattr(QUERIES, name)
         assert query.name == name
         assert query.text and query.doc, f"{name} needs a body and a description"
