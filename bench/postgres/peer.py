@@ -79,6 +79,10 @@ class Peer:
             _copy(cur, "events", EVENT_COLUMNS, (r["event"] for r in rows))
         return len(rows)
 
+    def analyze(self) -> None:
+        """Refresh the planner's statistics after a load, as one would after a COPY."""
+        self.conn.execute("ANALYZE instances, events")
+
     def set_status(self, ids: Iterable[str], status: str) -> None:
         """Setup, not measured: put ``ids`` in ``status`` directly."""
         self.conn.execute("UPDATE instances SET status = %s WHERE id = ANY(%s::uuid[])",
