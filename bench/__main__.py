@@ -2,7 +2,9 @@
 
 Uses ``HOPPER_NEO4J_URI`` when set, else starts the project's local Neo4j instance
 ``bench`` (Bolt 7700) so a developer's and the tests' graphs are left alone. The graph of
-that database is wiped between phases.
+that database is wiped between phases. The write phase runs each workload beside a
+PostgreSQL peer (``bench/postgres``) in a throwaway cluster of its own, started on first
+use and removed at the end; where PostgreSQL cannot run, it says why and runs without.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +26,9 @@ from typing import Any
 
 from neo4j import Driver, RoutingControl
 
-from bench import datasets
-from bench.measure import Result, once, peak_rss_mb, timed
+from bench import datasets, postgres
+from bench.measure import Result, concurrent, once, peak_rss_mb, timed
+from bench.postgres import writes as pg
 from hopper_graph import InstanceManager, Neo4jSettings, apply_schema, connect
 from hopper_graph.local_neo4j import LocalNeo4j
 
@@ -37,12 +42,24 @@ class Sizes:
     projects: int
     wide: int  # children of the one parent
     http_seconds: float  # how long each HTTP load runs
+    cascade: int  # running instances below the PROJECT the write phase stops
+    bulk: int  # instances the write phase imports online, the GLOBAL included
+    writers_seconds: float  # how long each concurrent-writers run lasts
 
 
-FULL = Sizes(chain=5000, forest=100_000, projects=1000, wide=10_000, http_seconds=10.0)
-QUICK = Sizes(chain=1000, forest=20_000, projects=200, wide=2000, http_seconds=10.0)
-SMOKE = Sizes(chain=50, forest=600, projects=10, wide=120, http_seconds=1.0)
+FULL = Sizes(chain=5000, forest=100_000, projects=1000, wide=10_000, http_seconds=10.0,
+             cascade=10_000, bulk=20_000, writers_seconds=10.0)
+QUICK = Sizes(chain=1000, forest=20_000, projects=200, wide=2000, http_seconds=10.0,
+              cascade=2000, bulk=5000, writers_seconds=5.0)
+SMOKE = Sizes(chain=50, forest=600, projects=10, wide=120, http_seconds=1.0,
+              cascade=120, bulk=300, writers_seconds=0.5)
 """Every phase in seconds: what the test suite runs to keep the benchmark working."""
+
+WRITERS = 8
+"""Concurrent writers, each on its own PROJECT."""
+
+CYCLE = (("start", "CREATED"), ("pause", "ACTIVE"), ("resume", "PAUSED"), ("stop", "ACTIVE"))
+"""The single transitions timed, in order, each with the status it expects."""
 
 
 class Bench:
@@ -52,12 +69,34 @@ class Bench:
         self.sizes = sizes
         self.results: list[Result] = []
         self.manager = InstanceManager(driver, database)
+        self.peer_version: str | None = None
+        self.peer_skipped: str | None = None
+        self._peer: postgres.Peer | None = None
+        self._closing = ExitStack()
 
-    def add(self, result: Result, floor: Result | None = None) -> Result:
+    def add(self, result: Result, floor: Result | None = None,
+            peer: Result | None = None) -> Result:
         result.floor = floor
+        result.peer = peer
         self.results.append(result)
         print(_row(result), flush=True)
         return result
+
+    def peer(self) -> postgres.Peer | None:
+        """The PostgreSQL peer, started on first use and removed by ``close``; None (said
+        once, with the reason) where PostgreSQL cannot run here."""
+        if self._peer is None and self.peer_skipped is None:
+            try:
+                self._peer = self._closing.enter_context(postgres.Peer.start())
+                self.peer_version = self._peer.version
+            except postgres.PostgresUnavailable as error:
+                self.peer_skipped = str(error)
+                print(f"PostgreSQL peer skipped: {error}\n"
+                      "  Every workload still runs; none has a peer figure.", flush=True)
+        return self._peer
+
+    def close(self) -> None:
+        self._closing.close()
 
     def bare(self, query: str, **params: Any) -> Callable[[], list[Any]]:
         """The floor: the same rows through the bare driver and the simplest Cypher."""
@@ -122,7 +161,6 @@ class Bench:
                      "MATCH (:HopperInstance {id: $id})-[:PARENT_OF*0..]->(d) RETURN d",
                      id=project), repeat=20))
         self._rss(global_id)
-        self._writes(forest)
         self._http(global_id, forest)
 
     def _import_floor(self, total: int, projects: int) -> Result:
@@ -170,24 +208,6 @@ class Bench:
         self.results.append(result)
         print(f"{result.name:<48} base {base:7.1f}  flat {flat:7.1f}  nested {nested:7.1f}")
 
-    def _writes(self, forest: datasets.Forest) -> None:
-        manager = self.manager
-        project = forest.projects[1]
-        counter = iter(range(10**6))
-        self.add(timed("single create (validated, audited)", lambda: manager.create(
-            name=f"bench-create-{next(counter)}", scope="ORCHESTRATION", parent_id=project,
-            instance_type="PERSISTENT"), repeat=50, warmup=5, target="p50 <= 10 ms"))
-        targets = [manager.create(name=f"bench-t-{i}", scope="ORCHESTRATION",
-                                  parent_id=forest.projects[2], instance_type="PERSISTENT").id
-                   for i in range(60)]
-        manager.start(forest.global_id)
-        manager.start(forest.projects[2])
-        for event in ("start", "pause", "resume", "stop"):
-            ids = iter(targets)
-            self.add(timed(f"single transition: {event}",
-                           lambda event=event, ids=ids: manager.transition(next(ids), event),
-                           repeat=50, warmup=5, target="p50 <= 10 ms"))
-
     # -- (c) one parent with 10,000 children -------------------------------------------------
     def wide(self) -> None:
         self.wipe()
@@ -210,22 +230,157 @@ class Bench:
                             "RETURN c ORDER BY c.created_at SKIP $skip LIMIT 100",
                             id=wide.parent_id, skip=deep_offset), repeat=30))
         deep.extra["ratio_to_first_page"] = deep.p50 / first.p50
-        self._cascade(wide)
         self.add(timed("events feed: 10,000 events",
                        lambda: self.manager.events_since(0, 10_000), repeat=5),
                  timed("floor: events feed", self.bare(
                      "MATCH (e:InstanceEvent) WHERE e.seq > 0 RETURN e ORDER BY e.seq "
                      "LIMIT 10000"), repeat=5))
 
+    # -- (d) every write, beside the PostgreSQL peer doing the same work ----------------------
+    def writes(self) -> None:
+        """A cascade stop, an online import, single creates and transitions, concurrent
+        writers: each timed on our side and on the peer's, one after the other."""
+        self.wipe()
+        self._cascade(datasets.wide(self.manager, self.sizes.cascade))
+        self.wipe()
+        forest = self._online_import()
+        self._writes(forest)
+        self._writers(forest)
+
     def _cascade(self, wide: datasets.Wide) -> None:
         manager = self.manager
         manager.start(wide.global_id)
         manager.start(wide.parent_id)
         _parallel(lambda child: manager.start(child), wide.children, threads=4)
+        peer = self._peer_cascade(wide)
         result = self.add(once(f"cascade stop of {len(wide.children)} descendants",
                                lambda: manager.stop(wide.parent_id).cascaded,
-                               target="<= 2 s"))
+                               target="<= 1 s, <= 1.0x peer"), peer=peer)
         result.extra["changes"] = result.rows
+
+    def _peer_cascade(self, wide: datasets.Wide) -> Result | None:
+        peer = self.peer()
+        if peer is None:
+            return None
+        peer.reset()
+        peer.copy([datasets.plain_global(wide.global_id, datasets.global_config()),
+                   *datasets.plain_rows(wide.specs, wide.global_id)])
+        peer.set_status([wide.global_id, *(s.id for s in wide.specs if s.id)], "ACTIVE")
+        peer.analyze()
+        changes: list[int] = []
+        result = once("peer: cascade stop", lambda: changes.append(
+            pg.cascade_stop(peer.conn, wide.parent_id)))
+        result.extra["changes"] = changes[0]  # the root's own stop included
+        return result
+
+    def _online_import(self) -> datasets.Forest:
+        """The write phase's hierarchy: imported by ``bulk_create`` (every rule checked)
+        and by the peer's COPY of the same specs."""
+        total = self.sizes.bulk
+        global_id = datasets.make_global(self.manager)
+        forest = datasets.forest_specs(global_id, total=total, projects=max(20, total // 500))
+        peer = self._peer_import(forest)
+        count = len(forest.specs)
+        result = once(f"online bulk import of {count} instances",
+                      lambda: self.manager.bulk_create(forest.specs),
+                      target=">= 10,000 instances/s, <= 1.0x peer")
+        result.rate = count / result.p50
+        self.add(result, peer=peer)
+        return forest
+
+    def _peer_import(self, forest: datasets.Forest) -> Result | None:
+        peer = self.peer()
+        if peer is None:
+            return None
+        peer.reset()
+        peer.copy([datasets.plain_global(forest.global_id, datasets.global_config())])
+        rows = datasets.plain_rows(forest.specs, forest.global_id)
+        result = once("peer: COPY", lambda: peer.copy(rows))
+        result.rate = len(rows) / result.p50
+        peer.analyze()
+        return result
+
+    def _writes(self, forest: datasets.Forest) -> None:
+        """Single creates under one PROJECT, then each transition of CYCLE on its own
+        instances under another."""
+        manager, peer = self.manager, self.peer()
+        project, busy = forest.projects[1], forest.projects[2]
+        peer_create = None
+        if peer is not None:
+            config, names = datasets.stored_config("ORCHESTRATION"), iter(range(10**6))
+            peer_create = timed("peer: single create", lambda: pg.create(
+                peer.conn, f"bench-create-{next(names)}", "ORCHESTRATION", project,
+                "PERSISTENT", config), repeat=50, warmup=5)
+        counter = iter(range(10**6))
+        self.add(timed("single create (validated, audited)", lambda: manager.create(
+            name=f"bench-create-{next(counter)}", scope="ORCHESTRATION", parent_id=project,
+            instance_type="PERSISTENT"), repeat=50, warmup=5, target="p50 <= 3 ms, <= 1.0x peer"),
+            peer=peer_create)
+        targets = [manager.create(name=f"bench-t-{i}", scope="ORCHESTRATION", parent_id=busy,
+                                  instance_type="PERSISTENT").id for i in range(60)]
+        manager.start(forest.global_id)
+        manager.start(busy)
+        peer_targets = self._peer_targets(busy, forest.global_id, len(targets))
+        for event, expected in CYCLE:
+            peer_result = None
+            if peer is not None:
+                pids = iter(peer_targets)
+                peer_result = timed(f"peer: {event}", lambda e=event, x=expected, i=pids:
+                                    pg.transition(peer.conn, next(i), e, x),
+                                    repeat=50, warmup=5)
+            ids = iter(targets)
+            self.add(timed(f"single transition: {event}",
+                           lambda event=event, ids=ids: manager.transition(next(ids), event),
+                           repeat=50, warmup=5, target="p50 <= 2 ms, <= 1.0x peer"),
+                     peer=peer_result)
+
+    def _peer_targets(self, parent_id: str, global_id: str, count: int) -> list[str]:
+        peer = self.peer()
+        if peer is None:
+            return []
+        config = datasets.stored_config("ORCHESTRATION")
+        ids = [pg.create(peer.conn, f"bench-t-{i}", "ORCHESTRATION", parent_id, "PERSISTENT",
+                         config) for i in range(count)]
+        peer.set_status([global_id, parent_id], "ACTIVE")
+        return ids
+
+    def _writers(self, forest: datasets.Forest) -> None:
+        """One writer, then WRITERS at once, each toggling pause/resume on a running
+        ORCHESTRATION of its own PROJECT for ``writers_seconds``: ours through one shared
+        InstanceManager, the peer's with a connection per thread."""
+        chosen = _writer_instances(forest, WRITERS)
+        for project, run in chosen:
+            self.manager.start(project)
+            self.manager.start(run)
+        ours = [_toggler(self.manager, run) for _, run in chosen]
+        peer_one, peer_many = self._peer_writers(chosen)
+        seconds = self.sizes.writers_seconds
+        one = concurrent("1 writer, pause/resume", ours[:1], seconds,
+                         target=f"the base of the {WRITERS}-writer ratio")
+        many = concurrent(f"{WRITERS} concurrent writers, each on its own PROJECT", ours,
+                          seconds, target=">= 1,000/s, > 2x one writer, p99 <= 25 ms, "
+                                          "<= 1.0x peer")
+        assert one.rate and many.rate
+        many.extra["ratio_to_one_writer"] = many.rate / one.rate
+        if peer_one and peer_many and peer_one.rate and peer_many.rate:
+            many.extra["peer_ratio_to_one_writer"] = peer_many.rate / peer_one.rate
+        self.add(one, peer=peer_one)
+        self.add(many, peer=peer_many)
+
+    def _peer_writers(self, chosen: list[tuple[str, str]]
+                      ) -> tuple[Result | None, Result | None]:
+        peer = self.peer()
+        if peer is None:
+            return None, None
+        peer.set_status([i for pair in chosen for i in pair], "ACTIVE")
+        seconds = self.sizes.writers_seconds
+        with ExitStack() as stack:
+            conns = [stack.enter_context(peer.connect()) for _ in chosen]
+            workers = [pg.toggler(conn, run) for conn, (_, run) in zip(conns, chosen,
+                                                                     strict=True)]
+            one = concurrent("peer: 1 writer", workers[:1], seconds)
+            many = concurrent(f"peer: {WRITERS} writers", workers, seconds)
+        return one, many
 
     def _http(self, global_id: str, forest: datasets.Forest) -> None:
         from bench import http
@@ -251,6 +406,27 @@ def _parallel(fn: Callable[[Any], Any], items: list[Any], threads: int) -> None:
         w.join()
 
 
+def _writer_instances(forest: datasets.Forest, count: int) -> list[tuple[str, str]]:
+    """``count`` top-level PROJECTs other than those ``_writes`` uses, each with its first
+    ORCHESTRATION."""
+    first_run: dict[str, str] = {}
+    for spec in forest.specs:
+        if spec.scope == "ORCHESTRATION" and spec.parent_id and spec.id:
+            first_run.setdefault(spec.parent_id, spec.id)
+    return [(p, first_run[p]) for p in forest.projects[3:3 + count]]
+
+
+def _toggler(manager: InstanceManager, instance_id: str) -> Callable[[], Any]:
+    """Pause ``instance_id`` (ACTIVE to begin with), resume it the next call, and so on."""
+    paused = [False]
+
+    def toggle() -> Any:
+        result = (manager.resume if paused[0] else manager.pause)(instance_id)
+        paused[0] = not paused[0]
+        return result
+    return toggle
+
+
 def _settings_of(driver: Driver) -> str:
     return os.environ.get("HOPPER_NEO4J_URI") or LocalNeo4j(
         name="bench", bolt_port=7700, http_port=7701).uri
@@ -258,28 +434,59 @@ def _settings_of(driver: Driver) -> str:
 
 def _row(result: Result) -> str:
     ratio = f"{result.ratio:5.2f}x" if result.ratio else "      "
-    return (f"{result.name:<48} p50 {result.p50 * 1e3:9.1f} ms  p95 {result.p95 * 1e3:9.1f}"
-            f"  max {result.max * 1e3:9.1f}  {ratio}  {result.target or ''}")
+    line = (f"{result.name:<48} p50 {result.p50 * 1e3:9.1f} ms  p95 {result.p95 * 1e3:9.1f}"
+            f"  max {result.max * 1e3:9.1f}  {ratio}")
+    if result.rate is not None:
+        line += f"  p99 {result.p99 * 1e3:.1f} ms  {result.rate:,.0f}/s"
+    peer = result.peer
+    if peer is not None and result.ratio_to_peer is not None:
+        figure = (f"{peer.rate:,.0f}/s" if result.ratio_of == "rate" and peer.rate
+                  else f"p50 {peer.p50 * 1e3:.1f} ms")
+        line += f"  | peer {figure}: {result.ratio_to_peer:.2f}x ({result.ratio_of})"
+    return f"{line}  {result.target or ''}"
+
+
+RATIO_LEGEND = ("Ratio to peer: ours against the PostgreSQL peer's in the same run, p50 over "
+                "p50 (p50), or for a throughput the peer's rate over ours (rate); at or under "
+                "1.00x we are at least as fast. Ratio to floor: our p50 over the bare "
+                "driver's.")
+
+COLUMNS = ["operation", "ratio to peer", "p50", "peer p50", "p95", "p99", "max", "rate",
+           "peer rate", "floor p50", "ratio to floor", "target"]
+
+
+def _cells(r: Result) -> list[str]:
+    if r.name.startswith("peak RSS"):
+        return [r.name, "", f"{r.p50:.0f} MiB", *[""] * 8, r.target or ""]
+    peer, to_peer = r.peer, r.ratio_to_peer
+    notes = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in r.extra.items())
+    return [r.name, f"{to_peer:.2f}x ({r.ratio_of})" if to_peer is not None else "",
+            _ms(r.p50), _ms(peer.p50) if peer else "", _ms(r.p95), _ms(r.p99), _ms(r.max),
+            f"{r.rate:,.0f}/s" if r.rate else "",
+            f"{peer.rate:,.0f}/s" if peer and peer.rate else "",
+            _ms(r.floor.p50) if r.floor else "", f"{r.ratio:.2f}x" if r.ratio else "",
+            f"{r.target or ''}{' (' + notes + ')' if notes else ''}"]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms"
 
 
 def markdown(results: list[Result], meta: dict[str, Any]) -> str:
     load = ", ".join(f"{x:.1f}" for x in meta["load_average_at_end"])
-    lines = [f"Run {meta['when']} on {meta['machine']}; Neo4j {meta['neo4j']}; load average "
-             f"at the end {load}.", "",
-             "| operation | p50 | p95 | max | floor p50 | ratio | target |",
-             "|---|---|---|---|---|---|---|"]
-    for r in results:
-        floor = f"{r.floor.p50 * 1e3:.1f} ms" if r.floor else ""
-        ratio = f"{r.ratio:.2f}x" if r.ratio else ""
-        if r.name.startswith("peak RSS"):
-            lines.append(f"| {r.name} | {r.p50:.0f} MiB | | | | | {r.target} |")
-            continue
-        notes = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
-                          for k, v in r.extra.items())
-        lines.append(f"| {r.name} | {r.p50 * 1e3:.1f} ms | {r.p95 * 1e3:.1f} ms | "
-                     f"{r.max * 1e3:.1f} ms | {floor} | {ratio} | {r.target or ''}"
-                     f"{' (' + notes + ')' if notes else ''} |")
+    lines = [f"Run {meta['when']} on {meta['machine']}; Neo4j {meta['neo4j']}; peer "
+             f"{meta['peer']}; load average at the end {load}.", "", RATIO_LEGEND, "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in results]
     return "\n".join(lines) + "\n"
+
+
+PHASES = ["chain", "forest", "wide", "writes"]
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so the peer's cluster is stopped and removed
 
 
 def main() -> int:
@@ -288,7 +495,7 @@ def main() -> int:
     sizes.add_argument("--quick", action="store_true", help="a fifth of the full sizes")
     sizes.add_argument("--smoke", action="store_true",
                        help="tiny sizes: checks that every phase runs, measures nothing")
-    parser.add_argument("--only", choices=["chain", "forest", "wide"], action="append")
+    parser.add_argument("--only", choices=PHASES, action="append")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
     settings = Neo4jSettings.from_env()
@@ -302,14 +509,20 @@ def main() -> int:
     apply_schema(driver, settings.database)
     bench = Bench(driver, settings.database,
                   SMOKE if args.smoke else QUICK if args.quick else FULL)
-    for phase in args.only or ["chain", "forest", "wide"]:
-        getattr(bench, phase)()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        for phase in args.only or PHASES:
+            getattr(bench, phase)()
+    finally:
+        bench.close()
     version = driver.execute_query("CALL dbms.components() YIELD versions RETURN versions[0]"
                                    ).records[0][0]
     meta = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                        f"{platform.python_implementation()} {platform.python_version()}",
             "neo4j": version, "sizes": asdict(bench.sizes), "peak_rss_mb": peak_rss_mb(),
+            "peer": bench.peer_version or (f"skipped: {bench.peer_skipped}"
+                                           if bench.peer_skipped else "not used"),
             # Other work on the machine skews every figure: say how busy it was.
             "load_average_at_end": os.getloadavg()}
     args.out.parent.mkdir(parents=True, exist_ok=True)

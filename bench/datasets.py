@@ -38,12 +38,17 @@ class Wide:
     global_id: str
     parent_id: str
     children: list[str]
+    specs: list[InstanceSpec] = field(default_factory=list)  # the PROJECT, then its children
+
+
+def global_config(max_depth: int = 64, max_children: int = 2000) -> dict[str, Any]:
+    return {"limits": {"max_depth": max_depth, "max_child_instances": max_children}}
 
 
 def make_global(manager: InstanceManager, max_depth: int = 64,
                 max_children: int = 2000) -> str:
-    return manager.create(name="global", scope="GLOBAL", config={
-        "limits": {"max_depth": max_depth, "max_child_instances": max_children}}).id
+    return manager.create(name="global", scope="GLOBAL",
+                          config=global_config(max_depth, max_children)).id
 
 
 def chain(manager: InstanceManager, depth: int = 5000) -> Chain:
@@ -93,19 +98,41 @@ def forest_specs(global_id: str, total: int = 100_000, projects: int = 1000) -> 
 def wide(manager: InstanceManager, children: int = 10_000) -> Wide:
     """A GLOBAL with one PROJECT that has ``children`` ORCHESTRATION children."""
     global_id = make_global(manager)
-    parent = manager.create(name="wide", scope="PROJECT", parent_id=global_id,
-                            project_id="wide",
-                            config={"limits": {"max_child_instances": children + 10}})
+    parent = InstanceSpec(id=_id(), name="wide", scope="PROJECT", parent_id=global_id,
+                          project_id="wide",
+                          config={"limits": {"max_child_instances": children + 10}})
+    manager.create(parent)
     specs = [InstanceSpec(id=_id(), name=f"wide-{i}", scope="ORCHESTRATION",
                           parent_id=parent.id) for i in range(children)]
     manager.bulk_create(specs)
-    return Wide(global_id, parent.id, [s.id for s in specs])
+    assert parent.id is not None
+    return Wide(global_id, parent.id, [s.id for s in specs if s.id], [parent, *specs])
+
+
+def stored_config(scope: str, config: dict[str, Any] | None = None) -> str:
+    """The configuration snapshot (JSON) the library stores for an instance of ``scope``
+    created with ``config``: the peer stores the same text."""
+    return full_config_json(scope, config)
+
+
+_DEFAULT_TYPE = {"GLOBAL": "SINGLETON", "PROJECT": "PERSISTENT", "ORCHESTRATION": "EPHEMERAL"}
+
+
+def plain_global(global_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The GLOBAL as ``plain_rows`` would give it (for the peer, which holds the GLOBAL too)."""
+    return {"parent_id": None, "props": {
+        "id": global_id, "name": "global", "scope": "GLOBAL", "status": "CREATED",
+        "instance_type": "SINGLETON", "parent_id": None, "project_id": None,
+        "config": stored_config("GLOBAL", config), "config_set": json.dumps(config),
+        "metadata": "{}", "version": 1, "depth": 0},
+        "event": {"id": _id(), "instance_id": global_id, "event": "create",
+                  "to_status": "CREATED", "seq": 10**12 - 1}}
 
 
 def plain_rows(specs: list[InstanceSpec], global_id: str) -> list[dict[str, Any]]:
-    """What the import floor writes for ``specs``: each instance's stored properties as
-    the library would store them, its parent, and its create event (seq numbers far from
-    the library's)."""
+    """What the import floor (and the PostgreSQL peer) writes for ``specs``: each
+    instance's stored properties as the library would store them, its parent, and its
+    create event (seq numbers far from the library's)."""
     depth = {global_id: 0}
     project_of: dict[str, str | None] = {global_id: None}
     rows = []
@@ -117,7 +144,7 @@ def plain_rows(specs: list[InstanceSpec], global_id: str) -> list[dict[str, Any]
         rows.append({"parent_id": spec.parent_id, "props": {
             "id": spec.id, "name": spec.name, "scope": scope, "status": "CREATED",
             "instance_type": str(getattr(spec.instance_type, "value", spec.instance_type)
-                                 or "EPHEMERAL"),
+                                 or _DEFAULT_TYPE[scope]),
             "parent_id": spec.parent_id, "project_id": project_of[spec.id],
             "config": full_config_json(scope, spec.config), "config_set": json.dumps(
                 spec.config or {}), "metadata": "{}", "version": 1, "depth": depth[spec.id]},

@@ -138,6 +138,7 @@ def _lifecycle_latency(bench: Bench, port: int, forest: Forest) -> None:
     """Each client toggles pause/resume on its own ACTIVE instance, concurrently."""
     manager = bench.manager
     project = forest.projects[3]
+    manager.start(forest.global_id)  # the forest is imported CREATED; runs need it ACTIVE
     manager.start(project)
     mine = []
     for i in range(CLIENTS):

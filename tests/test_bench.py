@@ -1,6 +1,7 @@
 """The benchmark runs end to end: ``python -m bench --smoke`` builds all three hierarchies
-in the test Neo4j, serves the API under gunicorn, and writes a result for every operation
-the performance issue names. Tiny sizes: this checks the harness, it measures nothing."""
+in the test Neo4j, serves the API under gunicorn, runs the write workloads beside the
+PostgreSQL peer, and writes a result for every operation the performance issues name. Tiny
+sizes: this checks the harness, it measures nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from bench.postgres import Cluster, PostgresUnavailable
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +25,9 @@ MEASURED = [
     "HTTP: nested tree of the GLOBAL", "HTTP: descendants of the GLOBAL, first page (1,000)",
     "HTTP: GET /instances/{id}, 8 clients", "HTTP: lifecycle POST, 8 clients",
     "first page (100) of 120 children", "a deep page (offset 108) of the children",
-    "cascade stop of 120 descendants", "events feed: 10,000 events",
+    "events feed: 10,000 events", "cascade stop of 120 descendants",
+    "online bulk import of 299 instances", "1 writer, pause/resume",
+    "8 concurrent writers, each on its own PROJECT",
 ]
 WITH_FLOOR = {"ancestors of a 50-deep leaf", "descendants of the chain's root",
               "bulk import of 599 instances", "descendants of the GLOBAL",
@@ -30,6 +35,23 @@ WITH_FLOOR = {"ancestors of a 50-deep leaf", "descendants of the chain's root",
               "one PROJECT's subtree (flat)",
               "first page (100) of 120 children", "a deep page (offset 108) of the children",
               "events feed: 10,000 events"}
+WITH_PEER = {"cascade stop of 120 descendants", "online bulk import of 299 instances",
+             "single create (validated, audited)", "single transition: start",
+             "single transition: pause", "single transition: resume", "single transition: stop",
+             "1 writer, pause/resume", "8 concurrent writers, each on its own PROJECT"}
+THROUGHPUTS = {"online bulk import of 299 instances", "1 writer, pause/resume",
+               "8 concurrent writers, each on its own PROJECT"}
+
+
+def _postgres_missing() -> str | None:
+    """Why the peer cannot run here, or None: then the benchmark must report its figures."""
+    try:
+        import psycopg  # noqa: F401
+
+        Cluster()
+    except (ImportError, PostgresUnavailable) as error:
+        return str(error)
+    return None
 
 
 def test_the_benchmark_runs_every_phase_and_reports_every_operation(neo4j_source,
@@ -51,6 +73,23 @@ def test_the_benchmark_runs_every_phase_and_reports_every_operation(neo4j_source
     for name, result in results.items():
         assert result["n"] >= 1 and result["p50_ms"] > 0, name
         assert (result["floor_p50_ms"] is not None) == (name in WITH_FLOOR), name
+        assert (result["rate_per_s"] is not None) == (name in THROUGHPUTS), name
+    missing = _postgres_missing()
+    if missing is None:
+        assert report["meta"]["peer"].startswith("PostgreSQL 15"), report["meta"]["peer"]
+        for name, result in results.items():
+            assert (result["peer_p50_ms"] is not None) == (name in WITH_PEER), name
+            if name in WITH_PEER:
+                assert result["ratio_to_peer"] > 0, name
+                assert result["ratio_to_peer_of"] == ("rate" if name in THROUGHPUTS
+                                                      else "p50"), name
+        writers = results["8 concurrent writers, each on its own PROJECT"]
+        assert writers["peer_rate_per_s"] > 0 and writers["peer_ratio_to_one_writer"] > 0
+    else:
+        assert "PostgreSQL peer skipped" in run.stdout, run.stdout[-2000:]
+        assert all(r["peer_p50_ms"] is None for r in results.values())
+    assert results["8 concurrent writers, each on its own PROJECT"]["threads"] == 8
+    assert results["8 concurrent writers, each on its own PROJECT"]["ratio_to_one_writer"] > 0
     for name in ("HTTP: GET /instances/{id}, 8 clients", "HTTP: lifecycle POST, 8 clients"):
         assert set(results[name]["statuses"]) == {"200"}, results[name]["statuses"]
     assert results["cascade stop of 120 descendants"]["changes"] == 240  # stop + archive

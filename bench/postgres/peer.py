@@ -1,0 +1,96 @@
+"""The peer itself: a throwaway cluster with the schema, connections to it, and loading.
+
+Loading is COPY of the rows ``bench.datasets.plain_rows`` makes from the same specs our
+side imports, so both sides hold the same hierarchy; the write workloads (``writes.py``)
+and, later, the read workloads run over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.postgres.cluster import Cluster, PostgresUnavailable
+
+try:
+    import psycopg
+except ImportError:  # pragma: no cover - a checkout installed without the dev extras
+    psycopg = None  # type: ignore[assignment]
+
+SCHEMA = Path(__file__).with_name("schema.sql")
+
+INSTANCE_COLUMNS = ("id", "name", "scope", "status", "instance_type", "parent_id",
+                    "project_id", "config", "metadata", "version", "depth")
+"""What COPY writes of an instance; the timestamps take their defaults (now())."""
+
+EVENT_COLUMNS = ("id", "instance_id", "event", "to_status")
+
+
+class Peer:
+    """A started cluster with the benchmark's schema; ``conn`` is for one-thread work."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.conn = self.connect()
+        self.version = "PostgreSQL " + self.conn.execute("SHOW server_version").fetchone()[0]
+        self.conn.execute(SCHEMA.read_text())
+
+    @classmethod
+    def start(cls) -> Peer:
+        """Start a cluster and create the schema, or raise PostgresUnavailable saying why."""
+        if psycopg is None:
+            raise PostgresUnavailable("psycopg is not installed "
+                                      "(pip install 'psycopg[binary]>=3.2', in the dev extras)")
+        cluster = Cluster()
+        cluster.start()
+        try:
+            return cls(cluster)
+        except BaseException:
+            cluster.stop()
+            raise
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A new connection in autocommit mode: work that must be atomic says so with
+        ``conn.transaction()``, as the workloads do."""
+        return psycopg.connect(**self.cluster.conninfo, autocommit=True)
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        finally:
+            self.cluster.stop()
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def reset(self) -> None:
+        """Empty both tables (between workloads, as our side wipes its graph)."""
+        self.conn.execute("TRUNCATE events, instances RESTART IDENTITY")
+
+    def copy(self, rows: Sequence[dict[str, Any]]) -> int:
+        """COPY ``rows`` (``datasets.plain_rows`` shape: props and event) into both
+        tables in one transaction; parents come before their children."""
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            _copy(cur, "instances", INSTANCE_COLUMNS, (r["props"] for r in rows))
+            _copy(cur, "events", EVENT_COLUMNS, (r["event"] for r in rows))
+        return len(rows)
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics after a load, as one would after a COPY."""
+        self.conn.execute("ANALYZE instances, events")
+
+    def set_status(self, ids: Iterable[str], status: str) -> None:
+        """Setup, not measured: put ``ids`` in ``status`` directly."""
+        self.conn.execute("UPDATE instances SET status = %s WHERE id = ANY(%s::uuid[])",
+                          (status, list(ids)))
+
+
+def _copy(cur: psycopg.Cursor[Any], table: str, columns: Sequence[str],
+          rows: Iterable[dict[str, Any]]) -> None:
+    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row.get(column) for column in columns])

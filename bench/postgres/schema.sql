@@ -1,0 +1,40 @@
+-- The peer's schema: the instances as an adjacency list and the audit trail as a table,
+-- keyed and indexed as a careful SQL user would, for the same reads and writes as ours.
+
+CREATE TABLE instances (
+    id            uuid PRIMARY KEY,
+    name          text NOT NULL,
+    scope         text NOT NULL,
+    status        text NOT NULL,
+    instance_type text NOT NULL,
+    parent_id     uuid REFERENCES instances ON DELETE CASCADE,
+    project_id    text,
+    config        jsonb NOT NULL DEFAULT '{}',
+    metadata      jsonb NOT NULL DEFAULT '{}',
+    version       int NOT NULL DEFAULT 1,
+    depth         int NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    started_at    timestamptz,
+    stopped_at    timestamptz,
+    archived_at   timestamptz,
+    UNIQUE (name, scope)
+);
+CREATE INDEX instances_parent ON instances (parent_id);
+CREATE INDEX instances_parent_page ON instances (parent_id, created_at, id);
+CREATE INDEX instances_scope_status ON instances (scope, status);
+CREATE INDEX instances_project ON instances (project_id);
+
+CREATE TABLE events (
+    seq         bigserial PRIMARY KEY,
+    id          uuid NOT NULL,
+    instance_id uuid NOT NULL,
+    event       text NOT NULL,
+    from_status text,
+    to_status   text,
+    actor       text,
+    reason      text,
+    cause       text,
+    at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX events_instance ON events (instance_id, seq);
