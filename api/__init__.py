@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import events, guards, health, instances
+from api import bookmarks, events, guards, health, instances
 from api.errors import register_error_handlers
 from api.extension import (
     EXTENSION,
@@ -58,5 +58,6 @@ def init_app(app: Flask) -> HopperApi:
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     register_error_handlers(app)
+    bookmarks.init_app(app)
     app.after_request(guards.add_cors_headers)
     return api

@@ -28,7 +28,7 @@ REALM = "hopper-graph"
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 CORS_REQUEST_HEADERS = "Authorization, Content-Type, If-Match, If-None-Match, X-Actor"
-CORS_EXPOSED_HEADERS = "ETag, Location, Retry-After, WWW-Authenticate"
+CORS_EXPOSED_HEADERS = "ETag, Hopper-Bookmark, Location, Retry-After, WWW-Authenticate"
 MAX_NESTING = 64
 """Levels of objects and arrays a body may nest (the body itself is level 1)."""
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

@@ -1,6 +1,7 @@
 // The audit trail. A write creates its events as (:InstanceEvent:PendingEvent) nodes with
 // no seq, in its own transaction and under its own locks only: no writer waits for a
-// global counter. The feed orders them afterwards (sequence_events): under the counter's
+// global counter. Each carries written_at, the server's clock read after the write took
+// its locks: two writes of one instance are ordered by their locks, so by written_at too. The feed orders them afterwards (sequence_events): under the counter's
 // lock, for one short statement and its commit, the pending events already committed get
 // the next seq numbers and lose the PendingEvent label. A number is handed out only by a
 // committed sequencing, and each hands out numbers above every earlier one, so a reader
@@ -13,7 +14,7 @@
 // params: events, at
 UNWIND $events AS event
 CREATE (e:InstanceEvent:PendingEvent)
-SET e = event, e.at = $at
+SET e = event, e.at = $at, e.written_at = datetime.realtime()
 WITH e
 OPTIONAL MATCH (n:HopperInstance {id: e.instance_id})
 FOREACH (_ IN CASE WHEN n IS NULL THEN [] ELSE [1] END | CREATE (n)-[:HAS_EVENT]->(e))
@@ -30,14 +31,15 @@ REMOVE c._lock
 // name: sequence_events
 // The second statement of a sequencing transaction (the counter is locked): gives the
 // oldest committed pending events, up to $limit, the next seq numbers, in the order they
-// were written (time, then position within their transaction), and returns how many.
+// were written (written_at, then position within their transaction), and returns how
+// many; written_at has done its work then and goes.
 // Events are locked in that same order here and by a delete (lock_events_of), so the two
 // never wait on each other in a circle.
 // params: limit
 MATCH (c:HopperCounter {name: 'event_seq'})
 CALL (c) {
   MATCH (e:PendingEvent)
-  WITH e ORDER BY e.at, e.offset, e.id LIMIT $limit
+  WITH e ORDER BY e.written_at, e.offset, e.id LIMIT $limit
   RETURN collect(e) AS pending
 }
 WITH c, pending, c.value AS base
@@ -46,7 +48,7 @@ WITH pending, base
 UNWIND range(0, size(pending) - 1) AS i
 WITH pending[i] AS e, base + i + 1 AS seq
 SET e.seq = seq
-REMOVE e:PendingEvent
+REMOVE e:PendingEvent, e.written_at
 RETURN count(e) AS sequenced, max(seq) AS last
 
 // name: count_pending_events
@@ -63,7 +65,7 @@ RETURN COUNT { (:PendingEvent) } AS pending,
 // params: ids
 UNWIND $ids AS id
 MATCH (:HopperInstance {id: id})-[:HAS_EVENT]->(e:InstanceEvent)  // what DETACH DELETE locks
-WITH e ORDER BY e.at, e.offset, e.id
+WITH e ORDER BY e.written_at, e.offset, e.id
 SET e._lock = true
 REMOVE e._lock
 

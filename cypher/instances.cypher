@@ -30,7 +30,7 @@ RETURN g.config AS config
 CREATE (n:HopperInstance:GlobalInstance)
 SET n = $props, n.created_at = $now, n.updated_at = $now
 CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
-SET e = $event, e.at = $now
+SET e = $event, e.at = $now, e.written_at = datetime.realtime()
 RETURN n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),
     started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
@@ -62,7 +62,7 @@ OPTIONAL CALL (p, allowed) {
   SET n = $props, n.created_at = $now, n.updated_at = $now
   FOREACH (_ IN CASE WHEN $top_project THEN [1] ELSE [] END | SET n:ProjectInstance)
   CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
-  SET e = $event, e.at = $now
+  SET e = $event, e.at = $now, e.written_at = datetime.realtime()
   RETURN n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),
     started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
@@ -99,7 +99,7 @@ UNWIND $rows AS row
 WITH row, $now + duration({microseconds: row.offset}) AS created
 CREATE (n:HopperInstance)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
 SET n = row.props, n.created_at = created, n.updated_at = created,
-    e = row.event, e.at = $now
+    e = row.event, e.at = $now, e.written_at = datetime.realtime()
 FOREACH (_ IN CASE WHEN row.props.scope = 'GLOBAL' THEN [1] ELSE [] END |
   SET n:GlobalInstance)  // the root of an import into an empty graph
 FOREACH (_ IN CASE WHEN row.top_project THEN [1] ELSE [] END | SET n:ProjectInstance)
@@ -166,7 +166,7 @@ CALL (n, applies) {
   WITH n WHERE applies
   SET n += $changes, n.version = n.version + 1, n.updated_at = $now
   CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
-  SET e = $event, e.at = $now
+  SET e = $event, e.at = $now, e.written_at = datetime.realtime()
 }
 RETURN applies, restoring, n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),

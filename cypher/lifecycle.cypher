@@ -40,12 +40,13 @@ CALL (n, applies, before, target, archive_too) {
       n.updated_at = $now
   CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
   SET e = {id: $event_ids[0], instance_id: n.id, event: $event, from_status: before,
-           to_status: target, actor: $actor, reason: $reason, at: $now, offset: 1}
+           to_status: target, actor: $actor, reason: $reason, at: $now, offset: 1,
+           written_at: datetime.realtime()}
   FOREACH (_ IN CASE WHEN archive_too THEN [1] ELSE [] END |
     CREATE (n)-[:HAS_EVENT]->(a:InstanceEvent:PendingEvent)
     SET a = {id: $event_ids[1], instance_id: n.id, event: 'archive', from_status: target,
              to_status: 'ARCHIVED', actor: $actor, reason: $reason, cause: n.id, at: $now,
-             offset: 2})
+             offset: 2, written_at: datetime.realtime()})
 }
 RETURN applies, before, version, parent_status, restoring, cascade, n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),
@@ -105,7 +106,7 @@ CALL () {
   WITH n, row
   UNWIND row.events AS event
   CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
-  SET e = event, e.at = $now
+  SET e = event, e.at = $now, e.written_at = datetime.realtime()
 }
 OPTIONAL MATCH (n:HopperInstance {id: $id})
 RETURN CASE WHEN n IS NULL THEN null ELSE n {.*,

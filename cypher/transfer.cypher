@@ -42,13 +42,22 @@ RETURN COUNT { (:HopperInstance) } AS instances, COUNT { (:InstanceEvent) } AS e
 // name: import_instances
 // Restores one batch of instances with their properties as exported (no lifecycle rule
 // runs: this is a restore); the datetime_keys arrive as RFC 3339 strings and are stored as
-// DATETIME again. A GLOBAL also gets its GlobalInstance label.
+// DATETIME again. A GLOBAL also gets its GlobalInstance label, a top-level PROJECT its
+// ProjectInstance label. Every node an import writes carries Restoring until the import
+// has finished: live writes refuse to touch one, and an interrupted import is found by it.
 // params: rows, datetime_keys
 UNWIND $rows AS row
-CREATE (n:HopperInstance)
+CREATE (n:HopperInstance:Restoring)
 SET n = row
 FOREACH (key IN $datetime_keys | SET n[key] = datetime(n[key]))
 FOREACH (_ IN CASE WHEN row.scope = 'GLOBAL' THEN [1] ELSE [] END | SET n:GlobalInstance)
+
+// name: label_imported_projects
+// Gives the top-level PROJECTs of an import (their edges exist by now) the ProjectInstance
+// label that keeps one PROJECT per project_id.
+// params: -
+MATCH (:GlobalInstance:Restoring)-[:PARENT_OF]->(p:Restoring {scope: 'PROJECT'})
+SET p:ProjectInstance
 
 // name: import_parent_edges
 // Restores one batch of PARENT_OF edges; every instance of the import exists by now.
@@ -63,7 +72,7 @@ CREATE (p)-[:PARENT_OF]->(c)
 // linked from their instance when it exists (unless the export marked them unlinked).
 // params: events, datetime_keys
 UNWIND $events AS row
-CREATE (e:InstanceEvent)
+CREATE (e:InstanceEvent:Restoring)
 SET e = row.props
 FOREACH (key IN $datetime_keys | SET e[key] = datetime(e[key]))
 WITH e, row
@@ -77,16 +86,37 @@ FOREACH (_ IN CASE WHEN n IS NULL OR row.unlinked THEN [] ELSE [1] END |
 MERGE (c:HopperCounter {name: 'event_seq'})
 SET c.value = $value
 
-// name: undo_import_events
-// Removes events a failed import wrote (by id), so the database is empty again.
-// params: ids
-UNWIND $ids AS id
-MATCH (e:InstanceEvent {id: id})
-DETACH DELETE e
+// name: begin_restore
+// Marks a restore as begun; the marker stays until it finishes or is removed, so the next
+// import can tell an interrupted one.
+// params: started_at
+CREATE (:HopperRestore {started_at: $started_at})
 
-// name: undo_import_instances
-// Removes instances a failed import wrote (by id), with their edges.
-// params: ids
-UNWIND $ids AS id
-MATCH (n:HopperInstance {id: id})
+// name: find_restore
+// What an unfinished import left: its marker's start time, and the nodes it wrote.
+// params: -
+OPTIONAL MATCH (m:HopperRestore)
+RETURN toString(min(m.started_at)) AS started_at, count(m) AS markers,
+       COUNT { (:Restoring) } AS nodes
+
+// name: finish_restore
+// Takes the Restoring label off everything an import wrote, in the transaction that also
+// sets the event counter and removes the marker (end_restore): the restored graph goes
+// live all at once or not at all.
+// params: -
+MATCH (n:Restoring)
+REMOVE n:Restoring
+
+// name: remove_restore_batch
+// Deletes one batch of what an unfinished or failed import wrote, with its edges.
+// params: limit
+MATCH (n:Restoring)
+WITH n LIMIT $limit
 DETACH DELETE n
+RETURN count(n) AS done
+
+// name: end_restore
+// Removes the restore's marker.
+// params: -
+MATCH (m:HopperRestore)
+DELETE m

@@ -25,8 +25,8 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -110,15 +110,36 @@ def connect(settings: Neo4jSettings) -> Driver:
 
 
 # -- bookmarks ----------------------------------------------------------------------------
+MAX_BOOKMARKS = 16
+MAX_BOOKMARK_LENGTH = 1024
+
+
 @contextlib.contextmanager
-def following(bookmarks: Iterator[str] | tuple[str, ...] | list[str]) -> Iterator[None]:
+def following(bookmarks: Iterable[str]) -> Iterator[None]:
     """Serve the reads and writes in this block at least as fresh as ``bookmarks`` (what a
     write elsewhere returned from :func:`last_bookmarks`)."""
-    token = _FOLLOW.set(tuple(bookmarks))
+    token = follow(bookmarks)
     try:
         yield
     finally:
         _FOLLOW.reset(token)
+
+
+def follow(bookmarks: Iterable[str]) -> Token[tuple[str, ...]]:
+    """:func:`following` for frameworks that open and close a context in two calls
+    (pass the token to :func:`unfollow`). Refuses what cannot be a bookmark."""
+    given = tuple(bookmarks)
+    if len(given) > MAX_BOOKMARKS or not all(
+            isinstance(b, str) and 0 < len(b) <= MAX_BOOKMARK_LENGTH and b.isprintable()
+            for b in given):
+        raise ValidationError("not a list of bookmarks", errors={"bookmark": [
+            f"at most {MAX_BOOKMARKS} bookmarks of at most {MAX_BOOKMARK_LENGTH} "
+            "printable characters, as a write returned them"]})
+    return _FOLLOW.set(given)
+
+
+def unfollow(token: Token[tuple[str, ...]]) -> None:
+    _FOLLOW.reset(token)
 
 
 def last_bookmarks() -> tuple[str, ...]:

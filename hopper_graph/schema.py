@@ -22,6 +22,10 @@ class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
+    """Schema statements, each ``IF NOT EXISTS`` or ``IF EXISTS``."""
+    data: tuple[str, ...] = ()
+    """Data statements run before them (each safe to run twice), e.g. labels a new
+    constraint needs on what exists."""
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -66,13 +70,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         # A top-level PROJECT carries :ProjectInstance, whose project_id is unique: one
         # PROJECT per project, however creates race. (Sub-projects share their project's
         # id and are not labelled.) Fails, and stays unapplied, while duplicates exist.
-        "MATCH (:GlobalInstance)-[:PARENT_OF]->(p:HopperInstance {scope: 'PROJECT'}) "
-        "SET p:ProjectInstance",
         "CREATE CONSTRAINT hopper_single_project IF NOT EXISTS "
         "FOR (n:ProjectInstance) REQUIRE n.project_id IS UNIQUE",
         # A history finds its instance's events that still wait for a seq (audit.py).
         "CREATE INDEX instance_event_pending IF NOT EXISTS "
         "FOR (e:PendingEvent) ON (e.instance_id)",
+    ), data=(
+        "MATCH (:GlobalInstance)-[:PARENT_OF]->(p:HopperInstance {scope: 'PROJECT'}) "
+        "SET p:ProjectInstance",
     )),
 )
 
@@ -93,7 +98,7 @@ def apply_schema(driver: Driver, database: str | None = None) -> list[Migration]
     for migration in MIGRATIONS:
         if migration.version <= current:
             continue
-        for statement in migration.statements:
+        for statement in (*migration.data, *migration.statements):
             # Schema statements cannot share a transaction with writes: one each.
             driver.execute_query(statement, database_=database)
         driver.execute_query(

@@ -30,6 +30,7 @@ others write may catch half of someone's later change.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
@@ -43,13 +44,14 @@ from typing import Any
 import yaml
 from neo4j import Driver, ManagedTransaction
 
-from hopper_graph import __version__
+from hopper_graph import __version__, audit
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
 from hopper_graph.errors import Conflict, HopperGraphError, ValidationError
-from hopper_graph.graph import translate_errors
+from hopper_graph.graph import Graph, translate_errors
 from hopper_graph.queries import QUERIES
 from hopper_graph.schema import apply_schema
 
+log = logging.getLogger("hopper_graph.transfer")
 FORMAT = "hopper-graph-export"
 FORMAT_VERSION = 1
 BATCH_SIZE = 5000
@@ -72,15 +74,17 @@ _MAX_REPORTED = 20
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
-    """What an import wrote."""
+    """What an import wrote, and what it removed of an earlier one that never finished."""
 
     instances: int
     events: int
     event_seq: int | None
+    removed_unfinished: int = 0
+    """Nodes of an interrupted earlier import, removed before this one began."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"instances": self.instances, "events": self.events,
-                "event_seq": self.event_seq}
+                "event_seq": self.event_seq, "removed_unfinished": self.removed_unfinished}
 
 
 # -- export -------------------------------------------------------------------------------
@@ -97,8 +101,9 @@ def export_graph(driver: Driver, database: str | None = None) -> dict[str, Any]:
         counter = tx.run(QUERIES.export_event_counter.text).single()
         return instances, events, counter["value"] if counter else None
 
-    with translate_errors(), driver.session(database=database) as session:
-        instance_rows, event_rows, event_seq = session.execute_read(work)
+    graph = Graph(driver, database)
+    audit.sequence_all(graph)  # events still waiting for their seq get one first
+    instance_rows, event_rows, event_seq = graph.read(work)
     exported_at = datetime.now(UTC).isoformat()
     datetimes: dict[str, set[str]] = {"instances": set(), "events": set()}
     instances = [_export_props(properties, datetimes["instances"], json_maps=True)
@@ -212,46 +217,82 @@ def import_graph(driver: Driver, data: dict[str, Any], database: str | None = No
     are written as they are in ``data``; no hook runs, no audit event is added and no
     hierarchy rule is checked beyond the file's shape (run ``check_invariants`` after a
     hand-edited file). The schema is applied first. Instances, then edges, then events are
-    written in batches of ``batch_size``, each batch its own transaction (one transaction
-    for a whole large graph would exceed the server's transaction memory); if a batch
-    fails, the batches already written are deleted again, so a failed import leaves the
-    database empty. The event counter is set last, to the larger of the exported counter
-    and the highest seq.
+    written in batches of ``batch_size``, each batch its own transaction, every node marked
+    ``Restoring``: live writes refuse to touch such a node (RestoreInProgress). One last
+    transaction takes the marks off, sets the event counter (to the larger of the exported
+    counter and the highest seq) and ends the restore, so the graph goes live whole. If a
+    batch fails, what was written is deleted again; if the process dies, the next import
+    finds the marks, removes what they mark and says so (``removed_unfinished``).
 
     Raises ValidationError for a file that is not a valid export, Conflict when the
     database is not empty.
     """
     instances, edges, events, event_seq, datetimes = _prepare(data)
+    graph = Graph(driver, database)
     with translate_errors():
         apply_schema(driver, database)
-        with driver.session(database=database) as session:
-            counts = session.execute_read(_count_hopper_nodes)
-            if any(counts.values()):
-                raise Conflict(
-                    "import restores into an empty database only; this one holds "
-                    f"{counts['instances']} instance(s), {counts['events']} event(s) and "
-                    f"{counts['counters']} counter(s): use a fresh database or remove them "
-                    "first", instances=counts["instances"], events=counts["events"],
-                    counters=counts["counters"])
-            written: dict[str, list[str]] = {"instances": [], "events": []}
-            try:
-                for batch in _batches(instances, batch_size):
-                    session.execute_write(_run, QUERIES.import_instances.text, rows=batch,
-                                          datetime_keys=datetimes["instances"])
-                    written["instances"] += [row["id"] for row in batch]
-                for batch in _batches(edges, batch_size):
-                    session.execute_write(_run, QUERIES.import_parent_edges.text, rows=batch)
-                for batch in _batches(events, batch_size):
-                    session.execute_write(_run, QUERIES.import_events.text, events=batch,
-                                          datetime_keys=datetimes["events"])
-                    written["events"] += [row["props"]["id"] for row in batch]
-                if event_seq is not None:
-                    session.execute_write(_run, QUERIES.import_event_counter.text,
-                                          value=event_seq)
-            except BaseException as exc:
-                _undo(session, written, batch_size, exc)
-                raise
-    return ImportResult(len(instances), len(events), event_seq)
+    removed = remove_unfinished_import(graph, batch_size)
+    counts = graph.read(_count_hopper_nodes)
+    if any(counts.values()):
+        raise Conflict(
+            "import restores into an empty database only; this one holds "
+            f"{counts['instances']} instance(s), {counts['events']} event(s) and "
+            f"{counts['counters']} counter(s): use a fresh database or remove them "
+            "first",
+            instances=counts["instances"], events=counts["events"],
+            counters=counts["counters"])
+    graph.write(_run, QUERIES.begin_restore.text, {"started_at": datetime.now(UTC)})
+    try:
+        for batch in _batches(instances, batch_size):
+            graph.write(_run, QUERIES.import_instances.text,
+                        {"rows": batch, "datetime_keys": datetimes["instances"]})
+        for batch in _batches(edges, batch_size):
+            graph.write(_run, QUERIES.import_parent_edges.text, {"rows": batch})
+        graph.write(_run, QUERIES.label_imported_projects.text)
+        for batch in _batches(events, batch_size):
+            graph.write(_run, QUERIES.import_events.text,
+                        {"events": batch, "datetime_keys": datetimes["events"]})
+        graph.write(_finish, event_seq)
+    except BaseException as exc:
+        _undo(graph, batch_size, exc)
+        raise
+    return ImportResult(len(instances), len(events), event_seq, removed)
+
+
+def remove_unfinished_import(graph: Graph, batch_size: int = BATCH_SIZE) -> int:
+    """Delete what an import that never finished wrote (a killed process leaves nodes
+    marked Restoring, and the marker); returns how many nodes it removed."""
+    found = graph.read_rows(QUERIES.find_restore.text)[0]
+    if not found["markers"] and not found["nodes"]:
+        return 0
+    removed = _drain(graph, QUERIES.remove_restore_batch.text, batch_size)
+    graph.write(_run, QUERIES.end_restore.text)
+    log.warning("removed %d node(s) of an import begun at %s that never finished",
+                removed, found["started_at"])
+    return removed
+
+
+def _finish(tx: ManagedTransaction, event_seq: int | None) -> None:
+    """One transaction: the restored nodes go live, the counter is set, the marker goes."""
+    tx.run(QUERIES.finish_restore.text).consume()
+    if event_seq is not None:
+        tx.run(QUERIES.import_event_counter.text, value=event_seq).consume()
+    tx.run(QUERIES.end_restore.text).consume()
+
+
+def _drain(graph: Graph, query: str, batch_size: int) -> int:
+    """Run a batch statement until it reports nothing done; the total done."""
+    total = 0
+    while True:
+        done = graph.write(_single, query, batch_size)
+        total += done
+        if done < batch_size:
+            return total
+
+
+def _single(tx: ManagedTransaction, query: str, limit: int) -> int:
+    record = tx.run(query, limit=limit).single()
+    return int(record["done"]) if record else 0
 
 
 def _count_hopper_nodes(tx: ManagedTransaction) -> dict[str, int]:
@@ -260,23 +301,20 @@ def _count_hopper_nodes(tx: ManagedTransaction) -> dict[str, int]:
     return record.data()
 
 
-def _run(tx: ManagedTransaction, query: str, **params: Any) -> None:
-    tx.run(query, params).consume()
+def _run(tx: ManagedTransaction, query: str, params: dict[str, Any] | None = None) -> None:
+    tx.run(query, params or {}).consume()
 
 
-def _undo(session: Any, written: dict[str, list[str]], batch_size: int,
-          cause: BaseException) -> None:
-    """Delete what a failed import wrote (its committed batches), or say it could not."""
+def _undo(graph: Graph, batch_size: int, cause: BaseException) -> None:
+    """Delete what a failed import wrote (every node it marked), or say it could not."""
     try:
-        for batch in _batches(written["events"], batch_size):
-            session.execute_write(_run, QUERIES.undo_import_events.text, ids=batch)
-        for batch in _batches(written["instances"], batch_size):
-            session.execute_write(_run, QUERIES.undo_import_instances.text, ids=batch)
+        _drain(graph, QUERIES.remove_restore_batch.text, batch_size)
+        graph.write(_run, QUERIES.end_restore.text)
     except Exception as exc:
         raise HopperGraphError(
             f"the import failed ({type(cause).__name__}: {cause}) and what it had written "
-            f"could not be removed ({type(exc).__name__}): empty the database before "
-            "importing again") from cause
+            f"could not be removed ({type(exc).__name__}): the next import removes it "
+            "before it begins") from cause
 
 
 def _batches(rows: list[Any], size: int) -> Iterator[list[Any]]:

@@ -255,7 +255,7 @@ def test_delete_force_stops_first_and_keeps_history(manager, active_project):
     with pytest.raises(InstanceRunning):
         manager.delete(p.id)
     result = manager.delete(p.id, force=True, actor="ops")
-    assert [(c.id, c.event) for c in result.stopped] == [(p.id, "stop"), (run.id, "stop")]
+    assert [(c.id, c.event) for c in result.stopped] == [(run.id, "stop"), (p.id, "stop")]
     assert result.deleted == [run.id, p.id]
     assert [e.event for e in manager.history(run.id)] == ["create", "start", "stop", "delete"]
     assert manager.history(run.id)[-2].cause == p.id
@@ -308,7 +308,7 @@ def test_hooks_see_cascades_create_and_delete(manager, active_project):
     manager.stop(p.id)
     manager.delete(p.id)
     assert calls == [("on_create", None), ("on_stop", p.id), ("on_stop", None),
-                     ("on_archive", run.id), ("on_delete", p.id), ("on_delete", None)]
+                     ("on_archive", p.id), ("on_delete", p.id), ("on_delete", None)]
 
     @manager.hooks.before("on_create")
     def refuse(ctx):

@@ -67,7 +67,7 @@ class Targets:
     def project(self, *events: str) -> str:
         self.count += 1
         p = self.lib.create(name=f"p{self.count}", scope="PROJECT", parent_id=self.global_id,
-                            project_id="alpha")
+                            project_id="alpha" if self.count == 1 else f"alpha-{self.count}")
         for event in events:
             self.lib.transition(p.id, event)
         return p.id
@@ -81,7 +81,7 @@ class Targets:
         body: Any = None
         if (method, template) == ("POST", URL):
             body = {"name": f"new-{self.count}", "scope": "PROJECT",
-                    "parent_id": self.global_id, "project_id": "alpha"}
+                    "parent_id": self.global_id, "project_id": f"new-{self.count}"}
         elif method == "PATCH":
             body = {"metadata": {"owner": "ops"}}
         return path, body

@@ -1,0 +1,198 @@
+"""The rule breaks a review of main reproduced (issue 11), each against the real Neo4j."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from hopper_graph import (
+    DuplicateName,
+    DuplicateProject,
+    InstanceStatus,
+    LimitExceeded,
+    NotFound,
+    ValidationError,
+)
+
+S = InstanceStatus
+
+
+@pytest.fixture
+def project(manager):
+    g = manager.create(name="global", scope="GLOBAL")
+    manager.start(g.id)
+    p = manager.create(name="project", scope="PROJECT", parent_id=g.id, project_id="proj")
+    manager.start(p.id)
+    return p
+
+
+def _run(manager, parent, name, **config):
+    return manager.create(name=name, scope="ORCHESTRATION", parent_id=parent.id,
+                          config=config or None)
+
+
+# -- purge --------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["pinned", "young", "persistent"])
+def test_purge_keeps_a_purgeable_run_whose_child_is_not_purgeable(manager, project, kind):
+    parent = _run(manager, project, "parent", retention={"archived_ttl_seconds": 0})
+    manager.start(parent.id)
+    if kind == "persistent":
+        child = manager.create(name="child", scope="ORCHESTRATION", parent_id=parent.id,
+                               instance_type="PERSISTENT")
+    else:
+        retention = {"archived_ttl_seconds": 0, "purge_archived": False} if kind == "pinned" \
+            else {"archived_ttl_seconds": 3600}
+        child = _run(manager, parent, "child", retention=retention)
+    manager.start(child.id)
+    manager.stop(parent.id)  # the stop archives the EPHEMERAL parent (and an EPHEMERAL child)
+    assert manager.get(parent.id).status is S.ARCHIVED
+    assert manager.get(child.id).status is S.ARCHIVED  # archived with the EPHEMERAL above
+
+    dry = manager.purge(dry_run=True)
+    report = manager.purge()
+    for result in (dry, report):
+        assert result.purged == []
+        kept = {item.id: item.reason for item in result.kept}
+        assert child.id in kept[parent.id]
+    assert manager.get(parent.id) and manager.get(child.id)
+
+
+def test_purge_deletes_a_whole_purgeable_subtree_and_says_why(manager, project):
+    parent = _run(manager, project, "parent", retention={"archived_ttl_seconds": 0})
+    manager.start(parent.id)
+    child = _run(manager, parent, "child", retention={"archived_ttl_seconds": 0})
+    manager.start(child.id)
+    manager.stop(parent.id)
+    dry = manager.purge(dry_run=True)
+    assert {i.id for i in dry.purged} == {parent.id, child.id}
+    assert manager.get(child.id)  # a dry run deletes nothing
+    report = manager.purge()
+    assert {i.id for i in report.purged} == {parent.id, child.id}
+    assert all("past its retention of 0 s" in i.reason for i in report.purged)
+    with pytest.raises(NotFound):
+        manager.get(parent.id)
+    assert manager.history(child.id)[-1].event == "delete"
+
+
+def test_purge_with_older_than_never_overrides_purge_archived_false(manager, project):
+    run = _run(manager, project, "pinned", retention={"purge_archived": False})
+    manager.start(run.id)
+    manager.stop(run.id)
+    report = manager.purge(older_than=timedelta(0))
+    assert report.purged == []
+    assert [i.reason for i in report.kept] == ["retention.purge_archived is false"]
+
+
+# -- limits -------------------------------------------------------------------------------
+def test_archived_children_do_not_count_toward_the_limit(manager, project):
+    parent = manager.create(name="small", scope="PROJECT", parent_id=project.id,
+                            project_id="proj", config={"limits": {"max_child_instances": 2}})
+    manager.start(parent.id)
+    for i in range(2):
+        run = _run(manager, parent, f"run-{i}")
+        manager.start(run.id)
+        manager.stop(run.id)  # EPHEMERAL: archived
+    third = _run(manager, parent, "run-2")
+    _run(manager, parent, "run-3")
+    with pytest.raises(LimitExceeded, match="2 children that are not ARCHIVED"):
+        _run(manager, parent, "run-4")
+    assert manager.get(third.id).status is S.CREATED
+
+
+# -- errors -------------------------------------------------------------------------------
+def test_a_name_that_reads_like_a_label_is_still_a_duplicate_name(manager, project):
+    manager.create(name="GlobalInstance `scope` = 'GLOBAL'", scope="ORCHESTRATION",
+                   parent_id=project.id)
+    with pytest.raises(DuplicateName):
+        manager.create(name="GlobalInstance `scope` = 'GLOBAL'", scope="ORCHESTRATION",
+                       parent_id=project.id)
+
+
+def test_a_project_id_too_long_to_index_is_a_validation_error(manager, project):
+    with pytest.raises(ValidationError) as caught:
+        manager.create(name="long", scope="PROJECT", parent_id=project.id,
+                       project_id="x" * 20_000)
+    assert "project_id" in caught.value.errors
+
+
+@pytest.mark.parametrize("offset", [0, 5])
+def test_the_history_of_an_id_that_never_existed_is_not_found_at_any_offset(manager,
+                                                                            offset):
+    with pytest.raises(NotFound):
+        manager.history("00000000-0000-4000-8000-000000000000", offset=offset)
+
+
+def test_the_history_of_a_deleted_instance_stays_readable_at_any_offset(manager, project):
+    run = _run(manager, project, "gone")
+    manager.delete(run.id)
+    assert [e.event for e in manager.history(run.id)] == ["create", "delete"]
+    assert manager.history(run.id, offset=5) == []
+
+
+# -- one PROJECT per project --------------------------------------------------------------
+def test_one_top_level_project_per_project_id_even_when_creates_race(manager, project):
+    g = manager.get_global_instance()
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def create(i: int) -> None:
+        barrier.wait()
+        try:
+            manager.create(name=f"twin-{i}", scope="PROJECT", parent_id=g.id,
+                           project_id="twin")
+            outcomes.append("created")
+        except DuplicateProject as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["created"] + ["duplicate-project"] * 5
+    with pytest.raises(DuplicateProject):  # the fixture's own project too
+        manager.create(name="again", scope="PROJECT", parent_id=g.id, project_id="proj")
+    # a sub-project belongs to its project and may carry its id
+    manager.create(name="sub", scope="PROJECT", parent_id=project.id, project_id="proj")
+
+
+# -- cascades -----------------------------------------------------------------------------
+def test_an_auto_archive_names_the_instance_the_stop_was_sent_to(manager, project):
+    run = _run(manager, project, "run")
+    manager.start(run.id)
+    manager.stop(project.id)
+    archive = [e for e in manager.history(run.id) if e.event == "archive"]
+    assert [e.cause for e in archive] == [project.id]
+    own = _run(manager, project, "own")
+    manager.start(project.id)
+    manager.start(own.id)
+    manager.stop(own.id)
+    assert [e.cause for e in manager.history(own.id) if e.event == "archive"] == [own.id]
+
+
+def test_force_delete_stops_descendants_before_the_root(manager, project):
+    run = _run(manager, project, "run")
+    manager.start(run.id)
+    manager.delete(project.id, force=True)
+    stops = [e for i in (project.id, run.id) for e in manager.history(i) if e.event == "stop"]
+    by_instance = {e.instance_id: e.seq for e in stops}
+    assert by_instance[run.id] < by_instance[project.id]
+
+
+def test_a_resume_skips_a_paused_descendant_whose_parent_stays_paused(manager, project,
+                                                                     driver, database):
+    child = _run(manager, project, "child")
+    manager.start(child.id)
+    grandchild = _run(manager, child, "grandchild")
+    manager.start(grandchild.id)
+    manager.pause(project.id)  # both below are paused by the project's pause
+    # The child is now treated as paused by hand (as if it had been before the cascade):
+    # the project's resume leaves it PAUSED, so its own child cannot resume under it.
+    driver.execute_query("MATCH (n:HopperInstance {id: $id}) REMOVE n.paused_by",
+                         id=child.id, database_=database)
+    result = manager.resume(project.id)
+    assert result.cascaded == []
+    assert manager.get(child.id).status is S.PAUSED
+    assert manager.get(grandchild.id).status is S.PAUSED
