@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
+from api import EXTENSION
 from tests.api.conftest import assert_problem
 
 INSTANCE_KEYS = {"id", "name", "scope", "status", "instance_type", "parent_id", "project_id",
                  "config", "metadata", "created_at", "updated_at", "started_at", "stopped_at",
                  "archived_at", "version", "depth"}
 URL = "/api/v1/instances"
+NOBODY = "00000000-0000-4000-8000-000000000000"
 
 
 def test_create_answers_201_with_location_etag_and_the_instance(client, h):
@@ -147,6 +151,55 @@ def test_if_match_is_honoured_by_patch_delete_and_lifecycle(client, h):
     started = client.post(f"{url}/start", headers={"If-Match": '"5", "2"'})
     assert started.status_code == 200 and started.headers["ETag"] == '"3"'
     assert client.patch(url, json={"name": "y"}, headers={"If-Match": "*"}).status_code == 200
+
+
+@pytest.mark.parametrize("header", [
+    '"01"', '"1 "', '"+1"', "1", 'W/"1"', 'w/"1"', '"1" junk', '"1", *', '"٣"', '""',
+    '"7", W/"1"', '"2", "3"'])
+def test_if_match_compares_tags_strongly(client, h, header):
+    """RFC 9110: If-Match matches only a strong tag equal to the ETag, character by
+    character; at version 1 none of these does."""
+    g = h.global_()
+    assert_problem(client.patch(f"{URL}/{g['id']}", json={"name": "x"},
+                                headers={"If-Match": header}), 412)
+    assert client.get(f"{URL}/{g['id']}").get_json()["name"] == "global"
+
+
+@pytest.mark.parametrize("headers", [
+    [("If-Match", '"1"')], [("If-Match", ' "01", "1" ')], [("If-Match", 'W/"2", "1"')],
+    [("If-Match", '"5"'), ("If-Match", '"1"')], [("If-Match", '"a,b", "1"')],
+    [("If-Match", "*")]])
+def test_if_match_with_the_current_tag_in_a_list_applies(client, h, headers):
+    g = h.global_()
+    response = client.patch(f"{URL}/{g['id']}", json={"name": "x"}, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    assert response.headers["ETag"] == '"2"'
+
+
+def test_if_match_star_on_a_missing_instance_is_404(client):
+    assert_problem(client.patch(f"{URL}/{NOBODY}", json={"name": "x"},
+                                headers={"If-Match": "*"}), 404)
+
+
+def test_a_list_of_tags_is_checked_by_the_write_itself(client, h, app, monkeypatch):
+    """With several tags the API reads the current version to pick one; a write landing
+    between that read and the PATCH must still make the PATCH answer 412."""
+    g = h.global_()
+    manager = app.extensions[EXTENSION].manager
+    read = manager.get
+
+    def read_then_race(instance_id):
+        seen = read(instance_id)
+        manager.update(instance_id, metadata={"raced": True})  # version 1 -> 2
+        return seen
+
+    monkeypatch.setattr(manager, "get", read_then_race)
+    body = assert_problem(client.patch(f"{URL}/{g['id']}", json={"name": "x"},
+                                       headers={"If-Match": '"1", "9"'}), 412,
+                          "concurrent-modification")
+    assert (body["version"], body["expected_version"]) == (2, 1)
+    monkeypatch.undo()
+    assert client.get(f"{URL}/{g['id']}").get_json()["name"] == "global"
 
 
 def test_delete_removes_the_subtree_and_keeps_history(client, h):
