@@ -58,6 +58,9 @@ class InstanceSchema(Schema):
     started_at = fields.DateTime(allow_none=True)
     stopped_at = fields.DateTime(allow_none=True)
     archived_at = fields.DateTime(allow_none=True)
+    heartbeat_at = fields.DateTime(allow_none=True, **_described(
+        "The runner's last heartbeat (null before the first). A heartbeat before started_at "
+        "came from an earlier run and does not count toward health."))
     version = fields.Integer(**_described("Increments on every write; the ETag."))
     depth = fields.Integer(**_described("Distance from the root of the hierarchy (GLOBAL: 0)."))
 

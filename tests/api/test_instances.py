@@ -11,7 +11,7 @@ from tests.api.conftest import assert_problem
 
 INSTANCE_KEYS = {"id", "name", "scope", "status", "instance_type", "parent_id", "project_id",
                  "config", "metadata", "created_at", "updated_at", "started_at", "stopped_at",
-                 "archived_at", "version", "depth"}
+                 "archived_at", "heartbeat_at", "version", "depth"}
 URL = "/api/v1/instances"
 NOBODY = "00000000-0000-4000-8000-000000000000"
 
@@ -272,13 +272,20 @@ def test_effective_config_health_and_heartbeat(client, h):
     for instance in (g, p, run):
         h.event(instance, "start")
     health = client.get(f"{URL}/{run['id']}/health").get_json()
-    assert health["status"] == "unknown" and health["instance_status"] == "ACTIVE"
-    assert {c["name"] for c in health["checks"]} >= {"heartbeat", "parent_status"}
+    assert health["status"] == "healthy" and health["instance_status"] == "ACTIVE"
+    checks = {c["name"]: c for c in health["checks"]}
+    assert "no heartbeat since it started" in checks["heartbeat"]["detail"]
+    assert client.get(f"{URL}/{run['id']}").get_json()["heartbeat_at"] is None
     beat = client.post(f"{URL}/{run['id']}/heartbeat")
     assert beat.status_code == 200 and beat.headers["ETag"] == f'"{beat.get_json()["version"]}"'
+    beat_at = datetime.fromisoformat(beat.get_json()["heartbeat_at"])
+    assert beat_at.utcoffset() is not None and beat_at >= datetime.fromisoformat(
+        beat.get_json()["started_at"])
+    assert client.get(f"{URL}/{run['id']}").get_json()["heartbeat_at"] == \
+        beat.get_json()["heartbeat_at"]
     assert client.get(f"{URL}/{run['id']}/health").get_json()["status"] == "healthy"
     rollup = client.get(f"{URL}/{g['id']}/health?subtree=true").get_json()
-    assert sum(rollup["subtree"].values()) == 3 and rollup["status"] == "unknown"
+    assert sum(rollup["subtree"].values()) == 3 and rollup["status"] == "healthy"
     assert_problem(client.get(f"{URL}/{g['id']}/health?subtree=maybe"), 400)
 
 
