@@ -1,7 +1,9 @@
 """The marshmallow schemas of every request and response (and so of the OpenAPI document).
 
-Request schemas check shape and types only; the library checks the rules (scope order,
-config keys, limits) and its errors name the same field paths. Unknown fields are errors, and
+Request schemas check shape, types and bounds only: every indexed text field (``id``,
+``parent_id``, ``name``, ``project_id``, the enums) has a type or length that Neo4j can index.
+The library checks the rules (scope order, config keys, limits) and its errors name the same
+field paths. Unknown fields are errors, and
 so are unknown query parameters (``QuerySchema``).
 """
 
@@ -23,6 +25,9 @@ MAX_CURSOR = 2**62
 """The largest ``after`` of /events (seq is a 64-bit integer in Neo4j)."""
 MAX_TREE_DEPTH = 100_000
 """The largest ``max_depth`` of /tree; deeper than any hierarchy can be."""
+MAX_PROJECT_ID_LENGTH = 255
+"""``project_id`` is indexed, like ``name``, and bounded the same way: Neo4j refuses to index
+a long string, and no caller should learn that from a 500."""
 
 
 class UUIDString(fields.UUID):
@@ -217,7 +222,8 @@ class InstanceCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(1, MAX_NAME_LENGTH))
     scope = _enum(HopperScope, required=True)
     parent_id = UUIDString(load_default=None, allow_none=True)
-    project_id = fields.String(load_default=None, allow_none=True, **_described(
+    project_id = fields.String(load_default=None, allow_none=True,
+                               validate=validate.Length(max=MAX_PROJECT_ID_LENGTH), **_described(
         "Required for PROJECT; an ORCHESTRATION inherits its project's."))
     instance_type = _enum(InstanceType, load_default=None, allow_none=True)
     config = fields.Dict(keys=fields.String(), load_default=None, allow_none=True,
@@ -270,7 +276,7 @@ class InstanceListQuerySchema(PageQuerySchema):
     scope = _enum(HopperScope)
     status = _enum(InstanceStatus)
     parent_id = UUIDString()
-    project_id = fields.String()
+    project_id = fields.String(validate=validate.Length(max=MAX_PROJECT_ID_LENGTH))
 
 
 class TreeQuerySchema(QuerySchema):
