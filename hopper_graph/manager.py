@@ -19,6 +19,7 @@ from typing import Any
 from neo4j import Driver
 
 from hopper_graph import config as scope_config
+from hopper_graph import purge
 from hopper_graph.enums import HopperScope, InstanceStatus
 from hopper_graph.errors import InvalidTransition
 from hopper_graph.lifecycle import (
@@ -37,6 +38,7 @@ from hopper_graph.models import (
     event_from_row,
     instance_from_row,
 )
+from hopper_graph.purge import PurgeReport
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import InstanceRepository, not_found, utcnow
 
@@ -144,6 +146,13 @@ class InstanceManager:
     def purge_archived(self, older_than: timedelta | None = None,
                        actor: str | None = None) -> builtins.list[str]:
         return self.lifecycle.purge_archived(older_than, actor=actor)
+
+    def purge(self, older_than: timedelta | None = None, *, dry_run: bool = False,
+              actor: str | None = None) -> PurgeReport:
+        """Delete ARCHIVED EPHEMERAL instances past their retention (or ``older_than``);
+        with ``dry_run`` delete nothing. The report says what went and what stayed, and
+        why (stand-in: see hopper_graph/purge.py)."""
+        return purge.purge(self, older_than, dry_run=dry_run, actor=actor)
 
     # -- hierarchy (the repository's reads) -------------------------------------------------
     def children_page(self, parent_id: str, offset: int = 0, limit: int | None = None) -> Page:
