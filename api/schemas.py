@@ -25,6 +25,8 @@ MAX_CURSOR = 2**62
 """The largest ``after`` of /events (seq is a 64-bit integer in Neo4j)."""
 MAX_TREE_DEPTH = 100_000
 """The largest ``max_depth`` of /tree; deeper than any hierarchy can be."""
+MAX_PURGE_AGE = 100 * 366 * 86400
+"""The largest ``older_than_seconds`` of a purge: a century, older than any instance."""
 MAX_PROJECT_ID_LENGTH = 255
 """``project_id`` is indexed, like ``name``, and bounded the same way: Neo4j refuses to index
 a long string, and no caller should learn that from a 500."""
@@ -95,6 +97,25 @@ class DeleteResponseSchema(Schema):
     deleted = fields.List(fields.UUID(), **_described("Deleted ids, deepest first."))
     stopped = fields.List(fields.Nested(StatusChangeSchema), **_described(
         "Instances stopped first because of ?force=true."))
+
+
+class PurgeItemSchema(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    scope = fields.String(validate=validate.OneOf([s.value for s in HopperScope]))
+    archived_at = fields.DateTime(allow_none=True)
+    reason = fields.String(**_described(
+        "Why it goes (e.g. past its retention) or why it stays (e.g. retention."
+        "purge_archived is false, inside its retention period until ...)."))
+
+
+class PurgeResponseSchema(Schema):
+    dry_run = fields.Boolean(**_described("true: nothing was deleted; purged lists what "
+                                          "would be."))
+    purged = fields.List(fields.Nested(PurgeItemSchema), **_described(
+        "Deleted instances (their history stays); with dry_run, what would be deleted."))
+    kept = fields.List(fields.Nested(PurgeItemSchema), **_described(
+        "ARCHIVED EPHEMERAL instances examined and kept, each with the reason."))
 
 
 class EventSchema(Schema):
@@ -254,6 +275,15 @@ class LifecycleRequestSchema(Schema):
     reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
     actor = fields.String(allow_none=True, validate=validate.Length(max=255), **_described(
         "Who asks; defaults to the X-Actor header."))
+
+
+class PurgeRequestSchema(Schema):
+    dry_run = fields.Boolean(load_default=False, **_described(
+        "true: delete nothing, list what would go and what stays."))
+    older_than_seconds = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(0, MAX_PURGE_AGE),
+        **_described("Purge what was archived at least this long ago, instead of each "
+                     "instance's own retention.archived_ttl_seconds."))
 
 
 class QuerySchema(Schema):
