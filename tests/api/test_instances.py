@@ -116,6 +116,19 @@ def test_patch_status_performs_the_matching_lifecycle_event(client, h):
     assert events == ["create", "start", "pause", "update", "resume"]
 
 
+def test_patch_fields_roll_back_with_a_refused_status_change(client, h):
+    """One transaction: a rename sent with a status whose guard fails is not applied."""
+    g = h.global_()
+    p = h.project(g, "alpha")  # the GLOBAL is CREATED: the project cannot start
+    assert_problem(client.patch(f"{URL}/{p['id']}", json={"name": "renamed",
+                                                          "status": "ACTIVE"}),
+                   409, "parent-not-active")
+    after = client.get(f"{URL}/{p['id']}").get_json()
+    assert (after["name"], after["status"], after["version"]) == ("alpha", "CREATED", 1)
+    events = [e["event"] for e in client.get(f"{URL}/{p['id']}/history").get_json()["items"]]
+    assert events == ["create"]
+
+
 def test_patch_status_that_no_event_reaches_is_an_invalid_transition(client, h):
     g = h.global_()
     for status in ("CREATED", "PAUSED"):
