@@ -3,6 +3,7 @@ decorator that documents an operation's error responses and headers."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, TypeVar
@@ -54,25 +55,58 @@ the driver)."""
 
 
 def expected_version(instance_id: str) -> int | None:
-    """The version that If-Match names: None without the header or with ``*``; 412 when it
-    names no version this instance has now. Tags that are not a plain decimal number (weak,
-    empty ``""``, non-ASCII digits, too long) name no version."""
-    if "If-Match" not in request.headers:
+    """The version that If-Match names: None without the header or with ``*`` (any existing
+    instance matches); 412 when it names no version this instance has now.
+
+    Tags are compared as RFC 9110 says for If-Match: strongly, character by character, so
+    ``"01"`` is not the ETag ``"1"``, a weak tag ``W/"1"`` matches nothing, and so do an
+    unquoted ``1`` and a header that is no list of entity tags. A list naming one version
+    passes it on; naming several, the one the instance is at now (if any) is passed on, so
+    that the write itself checks it again and a change in between still answers 412.
+    """
+    fields = request.headers.getlist("If-Match")
+    if not fields:
         return None
-    tags = request.if_match
-    if tags.star_tag:
+    value = ", ".join(fields)
+    if value.strip(" \t") == "*":
         return None
-    versions = {int(tag) for tag in tags.as_set() if _is_version(tag)}
-    if len(versions) > 1:  # a list of tags: the current version must be one of them
+    tags = strong_entity_tags(value)
+    versions = {int(tag) for tag in tags or () if _is_version(tag)}
+    if len(versions) > 1:
         versions &= {manager().get(instance_id).version}
     if len(versions) != 1:
-        raise PreconditionFailed("If-Match names no current version of this instance.")
+        raise PreconditionFailed("If-Match names no current version of this instance "
+                                 '(ETags are quoted decimal versions: "3").')
     return versions.pop()
 
 
-def _is_version(tag: str | None) -> bool:
-    return (isinstance(tag, str) and 0 < len(tag) <= MAX_VERSION_DIGITS and tag.isascii()
-            and tag.isdigit())
+_ELEMENT = re.compile(r'[ \t]*(?:(W/)?"([\x21\x23-\x7e\x80-\xff]*)")?[ \t]*(,|\Z)')
+"""One element of an RFC 9110 list of entity tags (empty elements allowed), and its comma."""
+
+
+def strong_entity_tags(value: str) -> tuple[str, ...] | None:
+    """The opaque parts of the strong tags in a list of entity tags (weak ones dropped:
+    they never match strongly), or None when the value is no such list (``*`` included)."""
+    tags: list[str] = []
+    pos, end = 0, len(value)
+    while pos <= end:
+        match = _ELEMENT.match(value, pos)
+        if match is None:
+            return None
+        weak, tag, comma = match.groups()
+        if tag is not None and not weak:
+            tags.append(tag)
+        if not comma:
+            break
+        pos = match.end()
+    return tuple(tags)
+
+
+def _is_version(tag: str) -> bool:
+    """Whether ``tag`` is exactly how an ETag writes a version: decimal ASCII digits without
+    a leading zero, short enough for a 64-bit integer."""
+    return (0 < len(tag) <= MAX_VERSION_DIGITS and tag.isascii() and tag.isdigit()
+            and (tag == "0" or not tag.startswith("0")))
 
 
 def conditional_get(response: Response) -> Response:
@@ -96,7 +130,8 @@ def instance_document(instance: HopperInstance) -> dict[str, Any]:
         "archived_at": iso_or_none(instance.archived_at),
         "config": instance.json_fragment("config"),
         "created_at": iso_or_none(instance.created_at), "depth": instance.depth,
-        "id": instance.id, "instance_type": instance.instance_type.value,
+        "heartbeat_at": iso_or_none(instance.heartbeat_at), "id": instance.id,
+        "instance_type": instance.instance_type.value,
         "metadata": instance.json_fragment("metadata"), "name": instance.name,
         "parent_id": instance.parent_id, "project_id": instance.project_id,
         "scope": instance.scope.value, "started_at": iso_or_none(instance.started_at),

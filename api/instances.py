@@ -7,6 +7,7 @@ Every view calls the library's ``InstanceManager`` and nothing else. Path ids mu
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -71,6 +72,22 @@ class Instances(MethodView):
         instance = manager().create(InstanceSpec(**body), actor=actor())
         location = url_for(".Instance", instance_id=instance.id)
         return instance, {"Location": location, **etag(instance)}
+
+
+@blp.route("/purge", methods=["POST"])
+@no_query()
+@blp.arguments(s.PurgeRequestSchema, required=False)
+@blp.response(200, s.PurgeResponseSchema)
+@documented(blp, 400, 413, 415, 422, actor=True)
+def purge(body: dict[str, Any]) -> Any:
+    """Purge ARCHIVED EPHEMERAL instances past their retention; dry_run only lists them.
+
+    The answer lists what was purged (or would be) and what was kept, each with the
+    reason. Without a body, a real purge by each instance's own retention.
+    """
+    seconds = body.get("older_than_seconds")
+    older_than = timedelta(seconds=seconds) if seconds is not None else None
+    return manager().purge(older_than, dry_run=body.get("dry_run", False), actor=actor())
 
 
 @blp.route(ID)

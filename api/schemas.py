@@ -1,7 +1,9 @@
 """The marshmallow schemas of every request and response (and so of the OpenAPI document).
 
-Request schemas check shape and types only; the library checks the rules (scope order,
-config keys, limits) and its errors name the same field paths. Unknown fields are errors, and
+Request schemas check shape, types and bounds only: every indexed text field (``id``,
+``parent_id``, ``name``, ``project_id``, the enums) has a type or length that Neo4j can index.
+The library checks the rules (scope order, config keys, limits) and its errors name the same
+field paths. Unknown fields are errors, and
 so are unknown query parameters (``QuerySchema``).
 """
 
@@ -23,6 +25,11 @@ MAX_CURSOR = 2**62
 """The largest ``after`` of /events (seq is a 64-bit integer in Neo4j)."""
 MAX_TREE_DEPTH = 100_000
 """The largest ``max_depth`` of /tree; deeper than any hierarchy can be."""
+MAX_PURGE_AGE = 100 * 366 * 86400
+"""The largest ``older_than_seconds`` of a purge: a century, older than any instance."""
+MAX_PROJECT_ID_LENGTH = 255
+"""``project_id`` is indexed, like ``name``, and bounded the same way: Neo4j refuses to index
+a long string, and no caller should learn that from a 500."""
 
 
 class UUIDString(fields.UUID):
@@ -58,6 +65,9 @@ class InstanceSchema(Schema):
     started_at = fields.DateTime(allow_none=True)
     stopped_at = fields.DateTime(allow_none=True)
     archived_at = fields.DateTime(allow_none=True)
+    heartbeat_at = fields.DateTime(allow_none=True, **_described(
+        "The runner's last heartbeat (null before the first). A heartbeat before started_at "
+        "came from an earlier run and does not count toward health."))
     version = fields.Integer(**_described("Increments on every write; the ETag."))
     depth = fields.Integer(**_described("Distance from the root of the hierarchy (GLOBAL: 0)."))
 
@@ -87,6 +97,25 @@ class DeleteResponseSchema(Schema):
     deleted = fields.List(fields.UUID(), **_described("Deleted ids, deepest first."))
     stopped = fields.List(fields.Nested(StatusChangeSchema), **_described(
         "Instances stopped first because of ?force=true."))
+
+
+class PurgeItemSchema(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    scope = fields.String(validate=validate.OneOf([s.value for s in HopperScope]))
+    archived_at = fields.DateTime(allow_none=True)
+    reason = fields.String(**_described(
+        "Why it goes (e.g. past its retention) or why it stays (e.g. retention."
+        "purge_archived is false, inside its retention period until ...)."))
+
+
+class PurgeResponseSchema(Schema):
+    dry_run = fields.Boolean(**_described("true: nothing was deleted; purged lists what "
+                                          "would be."))
+    purged = fields.List(fields.Nested(PurgeItemSchema), **_described(
+        "Deleted instances (their history stays); with dry_run, what would be deleted."))
+    kept = fields.List(fields.Nested(PurgeItemSchema), **_described(
+        "ARCHIVED EPHEMERAL instances examined and kept, each with the reason."))
 
 
 class EventSchema(Schema):
@@ -214,7 +243,8 @@ class InstanceCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(1, MAX_NAME_LENGTH))
     scope = _enum(HopperScope, required=True)
     parent_id = UUIDString(load_default=None, allow_none=True)
-    project_id = fields.String(load_default=None, allow_none=True, **_described(
+    project_id = fields.String(load_default=None, allow_none=True,
+                               validate=validate.Length(max=MAX_PROJECT_ID_LENGTH), **_described(
         "Required for PROJECT; an ORCHESTRATION inherits its project's."))
     instance_type = _enum(InstanceType, load_default=None, allow_none=True)
     config = fields.Dict(keys=fields.String(), load_default=None, allow_none=True,
@@ -247,6 +277,15 @@ class LifecycleRequestSchema(Schema):
         "Who asks; defaults to the X-Actor header."))
 
 
+class PurgeRequestSchema(Schema):
+    dry_run = fields.Boolean(load_default=False, **_described(
+        "true: delete nothing, list what would go and what stays."))
+    older_than_seconds = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(0, MAX_PURGE_AGE),
+        **_described("Purge what was archived at least this long ago, instead of each "
+                     "instance's own retention.archived_ttl_seconds."))
+
+
 class QuerySchema(Schema):
     """Query parameters: an unknown one is refused (400 ``invalid-query``), not ignored."""
 
@@ -267,7 +306,7 @@ class InstanceListQuerySchema(PageQuerySchema):
     scope = _enum(HopperScope)
     status = _enum(InstanceStatus)
     parent_id = UUIDString()
-    project_id = fields.String()
+    project_id = fields.String(validate=validate.Length(max=MAX_PROJECT_ID_LENGTH))
 
 
 class TreeQuerySchema(QuerySchema):

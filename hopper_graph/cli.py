@@ -2,7 +2,8 @@
 
 Commands: ``schema apply``; ``neo4j start|stop|status`` (the local development server);
 ``serve`` (the REST API under gunicorn); ``instance create|get|list|tree|start|stop|pause|
-resume|archive|delete|history|health``; ``export FILE`` / ``import FILE``; ``check``.
+resume|archive|delete|history|health``; ``export FILE`` / ``import FILE``; ``check``;
+``purge``.
 Every command takes ``--json`` for machine-readable output. See docs/cli.md.
 
 The connection comes from ``HOPPER_NEO4J_*`` (``Neo4jSettings.from_env``); when
@@ -18,9 +19,10 @@ import ipaddress
 import json
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -47,6 +49,7 @@ from hopper_graph.lifecycle import EVENTS, TransitionResult
 from hopper_graph.local_neo4j import LocalNeo4j, LocalNeo4jError
 from hopper_graph.manager import HealthReport, InstanceManager
 from hopper_graph.models import FlatTreeRow, HopperInstance, InstanceEvent
+from hopper_graph.purge import PurgeItem, PurgeReport
 from hopper_graph.schema import apply_schema, schema_version
 from hopper_graph.transfer import (
     export_graph,
@@ -755,6 +758,68 @@ def instance_health(backend: Backend, ref: str, subtree: bool, as_json: bool) ->
         out.print(f"subtree: {counts}")
         for instance_id in report.unhealthy:
             out.print(f"  unhealthy: {instance_id}", style="red")
+
+
+# -- purge --------------------------------------------------------------------------------
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(\d{1,9})([smhdw])")
+_MAX_DURATION = timedelta(days=100 * 366)
+"""As the API's older_than_seconds: older than any instance, and far from datetime.min."""
+
+
+class Duration(click.ParamType):
+    """A duration such as ``30m``, ``12h``, ``7d`` or ``1d12h`` (units s, m, h, d, w)."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip().lower()
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            self.fail(f"{value!r} is not a duration such as 30m, 12h, 7d or 1d12h", param, ctx)
+        seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+        if seconds > _MAX_DURATION.total_seconds():
+            self.fail(f"{value!r} is longer than 100 years", param, ctx)
+        return timedelta(seconds=seconds)
+
+
+def purge_dict(report: PurgeReport) -> dict[str, Any]:
+    def item(i: PurgeItem) -> dict[str, Any]:
+        return {"id": i.id, "name": i.name, "scope": i.scope,
+                "archived_at": i.archived_at.isoformat() if i.archived_at else None,
+                "reason": i.reason}
+    return {"dry_run": report.dry_run, "purged": [item(i) for i in report.purged],
+            "kept": [item(i) for i in report.kept]}
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Delete nothing; list what would go and why.")
+@click.option("--older-than", type=Duration(),
+              help="Purge what was archived this long ago (30m, 12h, 7d), instead of each "
+                   "instance's own retention.")
+@click.option("--actor", default=default_actor, help="Who the audit trail names.")
+@json_option
+@click.pass_obj
+def purge(backend: Backend, dry_run: bool, older_than: timedelta | None, actor: str | None,
+          as_json: bool) -> None:
+    """Delete ARCHIVED EPHEMERAL instances past their retention; their history stays.
+
+    Prints one line per instance looked at: what goes (or would go) and what stays, each
+    with the reason.
+    """
+    report = backend.manager().purge(older_than, dry_run=dry_run, actor=actor)
+    if as_json:
+        print_json(purge_dict(report))
+        return
+    went = "would purge" if dry_run else "purged"
+    for verb, items in ((went, report.purged), ("kept", report.kept)):
+        for i in items:  # click, not rich: one line per item, never wrapped
+            click.echo(f"{verb} {i.id} {i.name}: {i.reason}")
+    summary = f"{went} {len(report.purged)} instance(s), kept {len(report.kept)}"
+    click.echo(summary + (" (dry run: nothing was deleted)" if dry_run else ""))
 
 
 # -- export, import, check ----------------------------------------------------------------

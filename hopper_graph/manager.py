@@ -334,15 +334,23 @@ def _parent_check(instance: HopperInstance, parent_status: str | None) -> Health
 
 def _heartbeat_check(instance: HopperInstance, timeout: int | None,
                      now: datetime) -> HealthCheck:
+    """The heartbeat clock starts at the latest start: an ACTIVE instance passes until
+    ``timeout`` goes by with no heartbeat since then. A heartbeat from before the start
+    was sent by the previous run and says nothing about this one."""
     if instance.status is not InstanceStatus.ACTIVE:
         return HealthCheck("heartbeat", "pass", f"not expected while {instance.status.value}")
-    if instance.heartbeat_at is None:
-        return HealthCheck("heartbeat", "unknown", "no heartbeat recorded since it started")
-    age = (now - instance.heartbeat_at).total_seconds()
+    beat, started = instance.heartbeat_at, instance.started_at
+    if beat is not None and started is not None and beat < started:
+        beat = None
+    clock = beat or started
+    if clock is None:  # only a graph written outside the library
+        return HealthCheck("heartbeat", "unknown", "ACTIVE with no start time or heartbeat")
+    age = (now - clock).total_seconds()
+    since = f"last heartbeat {age:.0f} s ago" if beat else \
+        f"no heartbeat since it started {age:.0f} s ago"
     if timeout is None or age <= timeout:
-        return HealthCheck("heartbeat", "pass", f"last heartbeat {age:.0f} s ago")
-    return HealthCheck("heartbeat", "fail",
-                       f"last heartbeat {age:.0f} s ago, timeout is {timeout} s")
+        return HealthCheck("heartbeat", "pass", since)
+    return HealthCheck("heartbeat", "fail", f"{since}, timeout is {timeout} s")
 
 
 def _headroom_check(instance: HopperInstance, child_count: int) -> HealthCheck:

@@ -190,7 +190,8 @@ class HopperInstance:
             "config": self.config, "metadata": self.metadata,
             "created_at": iso_or_none(self.created_at), "updated_at": iso_or_none(self.updated_at),
             "started_at": iso_or_none(self.started_at), "stopped_at": iso_or_none(self.stopped_at),
-            "archived_at": iso_or_none(self.archived_at), "version": self.version,
+            "archived_at": iso_or_none(self.archived_at),
+            "heartbeat_at": iso_or_none(self.heartbeat_at), "version": self.version,
             "depth": self.depth,
         }
 

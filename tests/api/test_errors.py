@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import neo4j.exceptions
 import pytest
 
 from api import EXTENSION, create_app
@@ -178,3 +179,44 @@ def test_an_unreachable_neo4j_is_a_quick_503(monkeypatch):
         assert time.monotonic() - started < 10
     finally:
         app.extensions[EXTENSION].close()
+
+
+def test_a_20000_character_project_id_is_422_naming_the_field(client, h):
+    """Neo4j refuses to index a string that long; the schema bounds it first."""
+    g = h.global_()
+    long_id = "p" * 20_000
+    body = assert_problem(client.post(URL, json={
+        "name": "p", "scope": "PROJECT", "parent_id": g["id"], "project_id": long_id}), 422,
+        "validation-error")
+    assert set(body["errors"]) == {"project_id"}
+    assert "255" in body["errors"]["project_id"][0]
+    assert len(client.get(URL).get_json()["items"]) == 1  # nothing was written
+    body = assert_problem(client.get(URL, query_string={"project_id": long_id}), 400,
+                          "invalid-query")
+    assert set(body["errors"]) == {"project_id"}
+    at_the_bound = h.project(g, "q", project_id="q" * 255)
+    assert at_the_bound["project_id"] == "q" * 255
+    found = client.get(f"{URL}/projects/{long_id}")
+    assert found.status_code in (200, 404), found.get_data(as_text=True)[:200]
+    assert found.status_code == 404 or found.get_json()["items"] == []
+
+
+@pytest.mark.parametrize("error", [
+    neo4j.exceptions.DatabaseError("Property value is too large to index into this "
+                                   "particular index. MATCH (n:HopperInstance) secret-id"),
+    neo4j.exceptions.ClientError("Neo.ClientError.Statement.SyntaxError in MATCH (n"),
+    neo4j.exceptions.ConstraintError("Node(42) already exists with label `HopperInstance`"),
+])
+def test_a_raw_database_error_is_a_500_naming_no_internals(client, app, monkeypatch, error):
+    manager = app.extensions[EXTENSION].manager
+
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(manager, "create", broken)
+    response = client.post(URL, json={"name": "g", "scope": "GLOBAL"})
+    body = assert_problem(response, 500, "internal-error")
+    text = response.get_data(as_text=True)
+    for internal in ("index", "HopperInstance", "secret-id", "Neo", "Node(42)", "MATCH"):
+        assert internal not in text
+    assert set(body) == {"type", "title", "status", "detail", "code", "instance"}

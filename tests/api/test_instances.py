@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
+from api import EXTENSION
 from tests.api.conftest import assert_problem
 
 INSTANCE_KEYS = {"id", "name", "scope", "status", "instance_type", "parent_id", "project_id",
                  "config", "metadata", "created_at", "updated_at", "started_at", "stopped_at",
-                 "archived_at", "version", "depth"}
+                 "archived_at", "heartbeat_at", "version", "depth"}
 URL = "/api/v1/instances"
+NOBODY = "00000000-0000-4000-8000-000000000000"
 
 
 def test_create_answers_201_with_location_etag_and_the_instance(client, h):
@@ -112,6 +116,19 @@ def test_patch_status_performs_the_matching_lifecycle_event(client, h):
     assert events == ["create", "start", "pause", "update", "resume"]
 
 
+def test_patch_fields_roll_back_with_a_refused_status_change(client, h):
+    """One transaction: a rename sent with a status whose guard fails is not applied."""
+    g = h.global_()
+    p = h.project(g, "alpha")  # the GLOBAL is CREATED: the project cannot start
+    assert_problem(client.patch(f"{URL}/{p['id']}", json={"name": "renamed",
+                                                          "status": "ACTIVE"}),
+                   409, "parent-not-active")
+    after = client.get(f"{URL}/{p['id']}").get_json()
+    assert (after["name"], after["status"], after["version"]) == ("alpha", "CREATED", 1)
+    events = [e["event"] for e in client.get(f"{URL}/{p['id']}/history").get_json()["items"]]
+    assert events == ["create"]
+
+
 def test_patch_status_that_no_event_reaches_is_an_invalid_transition(client, h):
     g = h.global_()
     for status in ("CREATED", "PAUSED"):
@@ -147,6 +164,55 @@ def test_if_match_is_honoured_by_patch_delete_and_lifecycle(client, h):
     started = client.post(f"{url}/start", headers={"If-Match": '"5", "2"'})
     assert started.status_code == 200 and started.headers["ETag"] == '"3"'
     assert client.patch(url, json={"name": "y"}, headers={"If-Match": "*"}).status_code == 200
+
+
+@pytest.mark.parametrize("header", [
+    '"01"', '"1 "', '"+1"', "1", 'W/"1"', 'w/"1"', '"1" junk', '"1", *', '"٣"', '""',
+    '"7", W/"1"', '"2", "3"'])
+def test_if_match_compares_tags_strongly(client, h, header):
+    """RFC 9110: If-Match matches only a strong tag equal to the ETag, character by
+    character; at version 1 none of these does."""
+    g = h.global_()
+    assert_problem(client.patch(f"{URL}/{g['id']}", json={"name": "x"},
+                                headers={"If-Match": header}), 412)
+    assert client.get(f"{URL}/{g['id']}").get_json()["name"] == "global"
+
+
+@pytest.mark.parametrize("headers", [
+    [("If-Match", '"1"')], [("If-Match", ' "01", "1" ')], [("If-Match", 'W/"2", "1"')],
+    [("If-Match", '"5"'), ("If-Match", '"1"')], [("If-Match", '"a,b", "1"')],
+    [("If-Match", "*")]])
+def test_if_match_with_the_current_tag_in_a_list_applies(client, h, headers):
+    g = h.global_()
+    response = client.patch(f"{URL}/{g['id']}", json={"name": "x"}, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    assert response.headers["ETag"] == '"2"'
+
+
+def test_if_match_star_on_a_missing_instance_is_404(client):
+    assert_problem(client.patch(f"{URL}/{NOBODY}", json={"name": "x"},
+                                headers={"If-Match": "*"}), 404)
+
+
+def test_a_list_of_tags_is_checked_by_the_write_itself(client, h, app, monkeypatch):
+    """With several tags the API reads the current version to pick one; a write landing
+    between that read and the PATCH must still make the PATCH answer 412."""
+    g = h.global_()
+    manager = app.extensions[EXTENSION].manager
+    read = manager.get
+
+    def read_then_race(instance_id):
+        seen = read(instance_id)
+        manager.update(instance_id, metadata={"raced": True})  # version 1 -> 2
+        return seen
+
+    monkeypatch.setattr(manager, "get", read_then_race)
+    body = assert_problem(client.patch(f"{URL}/{g['id']}", json={"name": "x"},
+                                       headers={"If-Match": '"1", "9"'}), 412,
+                          "concurrent-modification")
+    assert (body["version"], body["expected_version"]) == (2, 1)
+    monkeypatch.undo()
+    assert client.get(f"{URL}/{g['id']}").get_json()["name"] == "global"
 
 
 def test_delete_removes_the_subtree_and_keeps_history(client, h):
@@ -219,13 +285,20 @@ def test_effective_config_health_and_heartbeat(client, h):
     for instance in (g, p, run):
         h.event(instance, "start")
     health = client.get(f"{URL}/{run['id']}/health").get_json()
-    assert health["status"] == "unknown" and health["instance_status"] == "ACTIVE"
-    assert {c["name"] for c in health["checks"]} >= {"heartbeat", "parent_status"}
+    assert health["status"] == "healthy" and health["instance_status"] == "ACTIVE"
+    checks = {c["name"]: c for c in health["checks"]}
+    assert "no heartbeat since it started" in checks["heartbeat"]["detail"]
+    assert client.get(f"{URL}/{run['id']}").get_json()["heartbeat_at"] is None
     beat = client.post(f"{URL}/{run['id']}/heartbeat")
     assert beat.status_code == 200 and beat.headers["ETag"] == f'"{beat.get_json()["version"]}"'
+    beat_at = datetime.fromisoformat(beat.get_json()["heartbeat_at"])
+    assert beat_at.utcoffset() is not None and beat_at >= datetime.fromisoformat(
+        beat.get_json()["started_at"])
+    assert client.get(f"{URL}/{run['id']}").get_json()["heartbeat_at"] == \
+        beat.get_json()["heartbeat_at"]
     assert client.get(f"{URL}/{run['id']}/health").get_json()["status"] == "healthy"
     rollup = client.get(f"{URL}/{g['id']}/health?subtree=true").get_json()
-    assert sum(rollup["subtree"].values()) == 3 and rollup["status"] == "unknown"
+    assert sum(rollup["subtree"].values()) == 3 and rollup["status"] == "healthy"
     assert_problem(client.get(f"{URL}/{g['id']}/health?subtree=maybe"), 400)
 
 

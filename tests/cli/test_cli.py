@@ -359,3 +359,62 @@ def test_version_and_help():
     assert "hopper-graph" in run("--version").stdout
     for group in ([], ["instance"], ["neo4j"], ["schema"]):
         assert "Usage" in run(*group, "--help").stdout
+
+
+# -- purge --------------------------------------------------------------------------------
+@pytest.fixture
+def archived_runs(env):
+    """Under an ACTIVE project: a run past its retention, one inside it, one pinned."""
+    from hopper_graph import InstanceManager
+
+    manager = InstanceManager(env, None)
+    g = manager.create(name="global", scope="GLOBAL")
+    p = manager.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha")
+    manager.start(g.id)
+    manager.start(p.id)
+    runs = {}
+    for name, retention in (("gone", {"archived_ttl_seconds": 0}),
+                            ("young", {"archived_ttl_seconds": 3600}),
+                            ("pinned", {"archived_ttl_seconds": 0, "purge_archived": False})):
+        run_ = manager.create(name=name, scope="ORCHESTRATION", parent_id=p.id,
+                              config={"retention": retention})
+        manager.start(run_.id)
+        manager.stop(run_.id)
+        runs[name] = run_.id
+    return runs
+
+
+def test_purge_dry_run_prints_a_line_per_instance_and_deletes_nothing(archived_runs):
+    lines = run("purge", "--dry-run").stdout.strip().splitlines()
+    assert lines[-1] == "would purge 1 instance(s), kept 2 (dry run: nothing was deleted)"
+    assert len(lines) == 4
+    gone = next(line for line in lines if archived_runs["gone"] in line)
+    assert gone.startswith(f"would purge {archived_runs['gone']} gone: ")
+    pinned = next(line for line in lines if archived_runs["pinned"] in line)
+    assert pinned.startswith(f"kept {archived_runs['pinned']} pinned: ")
+    assert "purge_archived" in pinned
+    assert run_json("instance", "get", archived_runs["gone"])["status"] == "ARCHIVED"
+
+
+def test_purge_deletes_and_reports_as_json(archived_runs):
+    report = run_json("purge", "--actor", "ops")
+    assert report["dry_run"] is False
+    assert [i["id"] for i in report["purged"]] == [archived_runs["gone"]]
+    assert {i["name"] for i in report["kept"]} == {"young", "pinned"}
+    assert all(i["reason"] and i["archived_at"] for i in report["purged"] + report["kept"])
+    assert_one_error_line(run("instance", "get", archived_runs["gone"], code=1),
+                          archived_runs["gone"])
+    history = run_json("instance", "history", archived_runs["gone"])["items"]
+    assert (history[-1]["event"], history[-1]["actor"]) == ("delete", "ops")
+    assert run("purge").stdout.strip().splitlines()[-1] == "purged 0 instance(s), kept 2"
+
+
+def test_purge_older_than_takes_a_duration(archived_runs):
+    report = run_json("purge", "--dry-run", "--older-than", "0s")
+    assert {"gone", "young"} <= {i["name"] for i in report["purged"]}
+    report = run_json("purge", "--dry-run", "--older-than", "1d12h")
+    assert report["purged"] == [] and {"gone", "young"} <= {i["name"] for i in report["kept"]}
+    for bad in ("7", "7x", "d", "-1h", "1h 2m", "9999999999d", "999999999w", "36700d"):
+        result = run("purge", "--older-than", bad, code=2)
+        assert_one_error_line(result, "--older-than")
+    assert run_json("instance", "get", archived_runs["gone"])["status"] == "ARCHIVED"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -41,11 +42,30 @@ def test_effective_config_with_provenance(manager, chain):
         manager.effective_config("00000000-0000-0000-0000-000000000000")
 
 
-def test_health_unknown_until_first_heartbeat_then_healthy(manager, chain):
+def age(driver, instance_id, hours=1):
+    """Move an instance's clock back, as if ``hours`` had passed since it started and since
+    its last heartbeat."""
+    driver.execute_query(
+        "MATCH (n:HopperInstance {id: $id}) SET n.started_at = n.started_at - $ago, "
+        "n.heartbeat_at = n.heartbeat_at - $ago", id=instance_id, ago=timedelta(hours=hours))
+
+
+def heartbeat_check(manager, instance_id):
+    report = manager.health_check(instance_id)
+    [check] = [c for c in report.checks if c.name == "heartbeat"]
+    return report.status, check
+
+
+def test_a_fresh_start_is_healthy_until_the_timeout_passes_without_a_heartbeat(
+        manager, chain, driver):
     run = chain[3]
-    report = manager.health_check(run.id)
-    assert report.status == "unknown"
-    assert {c.name: c.status for c in report.checks}["heartbeat"] == "unknown"
+    status, check = heartbeat_check(manager, run.id)
+    assert (status, check.status) == ("healthy", "pass")
+    assert "no heartbeat since it started" in check.detail
+    age(driver, run.id)
+    status, check = heartbeat_check(manager, run.id)
+    assert (status, check.status) == ("unhealthy", "fail")
+    assert "no heartbeat since it started" in check.detail and "timeout is 30 s" in check.detail
     beat = manager.heartbeat(run.id)
     assert beat.heartbeat_at is not None and beat.version == manager.get(run.id).version
     report = manager.health_check(run.id)
@@ -54,15 +74,32 @@ def test_health_unknown_until_first_heartbeat_then_healthy(manager, chain):
                                                "config"}
 
 
+def test_a_restart_is_healthy_though_the_last_run_stopped_beating_long_ago(
+        manager, chain, driver):
+    """The heartbeat of the previous run is older than the timeout; the new run has not sent
+    one yet, and its clock starts at its start."""
+    sub = chain[2]  # PERSISTENT, so it can be started again; its timeout is 30 s
+    manager.heartbeat(sub.id)
+    age(driver, sub.id)
+    assert heartbeat_check(manager, sub.id)[0] == "unhealthy"
+    manager.stop(sub.id)
+    restarted = manager.start(sub.id).instance
+    assert restarted.heartbeat_at < restarted.started_at
+    status, check = heartbeat_check(manager, sub.id)
+    assert (status, check.status) == ("healthy", "pass")
+    assert "no heartbeat since it started" in check.detail
+    age(driver, sub.id, hours=2)  # once the new run's timeout passes, it is unhealthy again
+    assert heartbeat_check(manager, sub.id)[0] == "unhealthy"
+
+
 def test_stale_heartbeat_is_unhealthy(manager, chain, driver):
     run = chain[3]
     manager.heartbeat(run.id)
-    driver.execute_query("MATCH (n:HopperInstance {id: $id}) "
-                         "SET n.heartbeat_at = n.heartbeat_at - duration('PT1H')", id=run.id)
-    report = manager.health_check(run.id)
-    assert report.status == "unhealthy"
-    [check] = [c for c in report.checks if c.name == "heartbeat"]
+    age(driver, run.id)
+    status, check = heartbeat_check(manager, run.id)
+    assert status == "unhealthy"
     assert check.status == "fail" and "timeout is 30 s" in check.detail  # inherited from sub
+    assert check.detail.startswith("last heartbeat ")
 
 
 def test_headroom_and_parent_consistency(manager, driver):
@@ -100,8 +137,7 @@ def test_subtree_roll_up(manager, chain, driver):
         manager.heartbeat(i.id)
     assert manager.health_check(g.id, subtree=True).subtree == {
         "healthy": 4, "unknown": 0, "degraded": 0, "unhealthy": 0}
-    driver.execute_query("MATCH (n:HopperInstance {id: $id}) "
-                         "SET n.heartbeat_at = n.heartbeat_at - duration('PT1H')", id=run.id)
+    age(driver, run.id)
     report = manager.health_check(g.id, subtree=True)
     assert report.status == "unhealthy"
     assert report.unhealthy == [run.id]

@@ -150,6 +150,7 @@ def test_to_dict_times_are_rfc3339_with_offset_and_none_stays_none():
     assert data["created_at"] == "2024-05-06T07:08:09.123456+00:00"
     assert datetime.fromisoformat(data["updated_at"]) == T0 + timedelta(seconds=1)
     assert data["stopped_at"] is None and data["archived_at"] is None
+    assert data["heartbeat_at"] is None
 
 
 def test_to_dict_keeps_a_non_utc_offset():
