@@ -8,8 +8,16 @@ import uuid
 
 import pytest
 
-from hopper_graph import Conflict, DuplicateName, InstanceManager, InstanceSpec, ValidationError
+from hopper_graph import (
+    Conflict,
+    DuplicateName,
+    InstanceManager,
+    InstanceSpec,
+    RestoreInProgress,
+    ValidationError,
+)
 from hopper_graph.checker import check_invariants
+from hopper_graph.queries import QUERIES
 from hopper_graph.transfer import (
     FORMAT,
     export_graph,
@@ -93,6 +101,7 @@ def history(manager):
 
 
 def test_round_trip_gives_back_the_same_graph(manager, driver, database, history):
+    manager.repository.sequence_events()  # an export numbers what waits first
     before = snapshot(driver, database)
     first = export_graph(driver, database)
     wipe(driver, database)
@@ -181,6 +190,7 @@ def test_large_hierarchy_in_many_batches(manager, driver, database):
     specs += [InstanceSpec(id=str(uuid.uuid4()), name=f"run-{i}", scope="ORCHESTRATION",
                            parent_id=specs[i].id) for i in range(400)]
     manager.bulk_create(specs)
+    manager.repository.sequence_events()
     before = snapshot(driver, database)
     data = export_graph(driver, database)
     wipe(driver, database)
@@ -277,3 +287,29 @@ def test_unreadable_files(tmp_path):
         read_export(tmp_path / "list.yaml")
     with pytest.raises(ValidationError, match="unknown file type"):
         write_export({}, tmp_path / "backup.txt")
+
+
+def test_an_interrupted_import_is_removed_by_the_next_and_refuses_live_writes(
+        manager, driver, database, history):
+    data = export_graph(driver, database)
+    wipe(driver, database)
+    some = data["instances"][:2]
+    # what a process killed mid-import leaves: its marker and a batch of marked nodes
+    driver.execute_query("CREATE (:HopperRestore {started_at: datetime()})",
+                         database_=database)
+    driver.execute_query(QUERIES.import_instances.text, rows=[
+        {k: v for k, v in row.items() if not isinstance(v, dict)} for row in some],
+        datetime_keys=[], database_=database)
+    with pytest.raises(RestoreInProgress):
+        manager.create(name="live", scope="PROJECT", parent_id=some[0]["id"],
+                       project_id="live")
+    with pytest.raises(RestoreInProgress):
+        manager.start(some[0]["id"])
+    result = import_graph(driver, data, database)
+    assert result.removed_unfinished == 2
+    assert result.instances == len(data["instances"])
+    assert check_invariants(driver, database) == []
+    records, _, _ = driver.execute_query(
+        "MATCH (n) WHERE n:Restoring OR n:HopperRestore RETURN count(n) AS n",
+        database_=database)
+    assert records[0]["n"] == 0
