@@ -53,11 +53,13 @@ RETURN name, scope, ids
 ORDER BY scope, name
 
 // name: check_child_counts
-// The instances that have children, with their child count and full config (a JSON string):
-// the caller compares the count with the config's limits.max_child_instances.
+// The instances that have children that are not ARCHIVED (those do not count toward the
+// limit), with that count and their full config (a JSON string): the caller compares the
+// count with the config's limits.max_child_instances.
 // params: -
 MATCH (p:HopperInstance)
-WITH p, COUNT { (p)-[:PARENT_OF]->(:HopperInstance) } AS child_count
+WITH p, COUNT { (p)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
+  AS child_count
 WHERE child_count > 0
 RETURN p.id AS id, p.config AS config, child_count
 
