@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from neo4j import ManagedTransaction
 from statemachine import State, StateMachine
@@ -57,6 +57,8 @@ from hopper_graph.repository import (
 )
 
 log = logging.getLogger("hopper_graph.lifecycle")
+P = TypeVar("P")
+R = TypeVar("R")
 
 EVENTS = ("start", "pause", "resume", "stop", "archive")
 HOOKS = ("on_create", "on_start", "on_pause", "on_resume", "on_stop", "on_archive",
@@ -461,15 +463,29 @@ class InstanceLifecycleManager:
     def _planned(self, instance_id: str, event: str, actor: str | None, reason: str | None,
                  expected_version: int | None
                  ) -> tuple[TransitionResult, list[StatusChange]]:
-        """Plan from a plain read, run the before-hooks holding no lock, then write if
-        the plan still holds (else plan again)."""
-        for _ in range(WRITE_ATTEMPTS):
-            plan, changes = self.repository.graph.write(
+        """The transition with its before-hooks (see :meth:`_hooked`)."""
+        def plan() -> tuple[TransitionResult, list[StatusChange]]:
+            return self.repository.graph.write(
                 self._transition, instance_id, event, actor, reason, expected_version, False)
-            self.hooks.run_before(_hook_contexts(changes, plan.at, actor, reason))
+
+        return self._hooked(
+            instance_id, True, plan,
+            lambda p: _hook_contexts(p[1], p[0].at, actor, reason),
+            lambda p: self.repository.write(self._transition, instance_id, event, actor,
+                                            reason, expected_version, p[1]))
+
+    def _hooked(self, instance_id: str, hooked: bool, plan: Callable[[], P],
+                contexts: Callable[[P], list[HookContext]], write: Callable[[Any], R]) -> R:
+        """Plan the change from a plain read, run its before-hooks holding no lock, then
+        ``write(plan)``, which raises _Stale when the stored state no longer gives the
+        plan: then plan again, at most WRITE_ATTEMPTS times. Without hooks, just write."""
+        for _ in range(WRITE_ATTEMPTS if hooked else 1):
+            planned = None
+            if hooked:
+                planned = plan()
+                self.hooks.run_before(contexts(planned))
             try:
-                return self.repository.write(self._transition, instance_id, event, actor,
-                                             reason, expected_version, changes)
+                return write(planned)
             except _Stale:
                 continue
         raise ConcurrentModification(
@@ -538,22 +554,14 @@ class InstanceLifecycleManager:
                                                else None)
             return _stored_instance(tx, instance_id), changes, result.at
 
-        hooked = self.hooks.has_before(*(f"on_{e}" for e in EVENTS))
-        for _ in range(WRITE_ATTEMPTS if hooked else 1):
-            planned: tuple[int, list[StatusChange]] | None = None
-            if hooked:
-                current, changes, at = self.repository.graph.write(work, False)
-                self.hooks.run_before(_hook_contexts(changes, at, actor, reason))
-                planned = (current["version"], changes)
-            try:
-                row, changes, at = self.repository.write(work, planned)
-                break
-            except _Stale:
-                continue
-        else:
-            raise ConcurrentModification(
-                f"instance {instance_id} kept changing while its hooks ran; try again",
-                id=instance_id)
+        def plan() -> tuple[int, list[StatusChange], datetime]:
+            current, changes, at = self.repository.graph.write(work, False)
+            return current["version"], changes, at
+
+        row, changes, at = self._hooked(
+            instance_id, self.hooks.has_before(*(f"on_{e}" for e in EVENTS)), plan,
+            lambda p: _hook_contexts(p[1], p[2], actor, reason),
+            lambda p: self.repository.write(work, p[:2] if p else None))
         self._after_commit(changes, at, actor, reason)
         return self.repository.instance(row)
 
@@ -563,27 +571,19 @@ class InstanceLifecycleManager:
         """Delete an instance's subtree; with ``force``, stop what runs in it first
         (descendants first, as a stop cascades). Before-hooks see the plan from a plain
         read; the write checks it still holds."""
-        hooked = self.hooks.has_before("on_delete", "on_stop", "on_archive")
-        for _ in range(WRITE_ATTEMPTS if hooked else 1):
-            planned = None
-            if hooked:
-                plan = self.repository.graph.write(self._delete, instance_id, force, actor,
-                                                   reason, expected_version, False)
-                at = utcnow()
-                self.hooks.run_before(_hook_contexts(plan.stopped, at, actor, reason))
-                self.hooks.run_before(delete_contexts(plan.deleted, instance_id, at, actor,
-                                                       reason))
-                planned = plan
-            try:
-                result = self.repository.write(self._delete, instance_id, force, actor,
-                                               reason, expected_version, planned)
-                break
-            except _Stale:
-                continue
-        else:
-            raise ConcurrentModification(
-                f"instance {instance_id} kept changing while its hooks ran; try again",
-                id=instance_id)
+        def plan() -> DeleteResult:
+            return self.repository.graph.write(
+                self._delete, instance_id, force, actor, reason, expected_version, False)
+
+        def contexts(plan: DeleteResult) -> list[HookContext]:
+            at = utcnow()
+            return [*_hook_contexts(plan.stopped, at, actor, reason),
+                    *delete_contexts(plan.deleted, instance_id, at, actor, reason)]
+
+        result: DeleteResult = self._hooked(
+            instance_id, self.hooks.has_before("on_delete", "on_stop", "on_archive"), plan,
+            contexts, lambda p: self.repository.write(self._delete, instance_id, force,
+                                                      actor, reason, expected_version, p))
         at = utcnow()
         self._after_commit(result.stopped, at, actor, reason)
         self.hooks.run_after(delete_contexts(result.deleted, instance_id, at, actor, reason))
