@@ -16,8 +16,10 @@
 // otherwise. The caller turns a refusal into the typed error the state machine gives.
 // params: id, event, edges, expected_version, needs_active_parent, cascades, now, event_ids, actor, reason
 MATCH (n:HopperInstance {id: $id})
+CALL (n) {  // the parent's lock first, in a subquery of its own (see lock_for_transition)
+  MATCH (q:HopperInstance {id: n.parent_id}) SET q._lock = true REMOVE q._lock
+}
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
-FOREACH (x IN CASE WHEN p IS NULL THEN [] ELSE [p] END | SET x._lock = true REMOVE x._lock)
 SET n._lock = true REMOVE n._lock
 WITH n, p WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
 WITH n, n.status AS before, n.version AS version, p.status AS parent_status,
@@ -59,9 +61,14 @@ RETURN applies, before, version, parent_status, restoring, cascade, n {.*,
 // the parent's status cannot be raced; without, a plain read (the plan before-hooks see).
 // params: id, lock
 MATCH (n:HopperInstance {id: $id})
+// The parent's lock is taken in a unit subquery of its own, before the statement reaches
+// the parent through PARENT_OF: locked by a FOREACH over the matched parent instead,
+// writers under one parent met deadlock retries whenever one deleted a child (measured:
+// 13-50 in 240 mixed writes by four threads; none this way).
+CALL (n) {
+  MATCH (q:HopperInstance {id: n.parent_id}) WHERE $lock SET q._lock = true REMOVE q._lock
+}
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
-FOREACH (x IN CASE WHEN p IS NULL OR NOT $lock THEN [] ELSE [p] END |
-  SET x._lock = true REMOVE x._lock)
 FOREACH (x IN CASE WHEN $lock THEN [n] ELSE [] END | SET x._lock = true REMOVE x._lock)
 WITH n, p WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
 RETURN n {.*,

@@ -122,9 +122,9 @@ class _DeadlockRetries(logging.Handler):
 
 def test_mixed_writers_under_shared_parents_neither_deadlock_nor_lose_updates(manager):
     """Creates, transitions and deletes under two shared parents, from four threads. Every
-    write takes the event counter's lock first, so none waits for another in a circle (this
-    workload met ~4 deadlock retries a second when the counter was locked last), and the
-    counter and versions lose no increment (a stale lock idiom once lost most of them)."""
+    writer locks top down, the parent in a statement of its own, so none waits for another
+    in a circle (locked by a FOREACH over the matched parent, this workload met a deadlock
+    retry every few dozen writes), and versions and seq lose no increment."""
     g = manager.create(name="g", scope="GLOBAL")
     manager.start(g.id)
     parents = [manager.create(name=f"p{i}", scope="PROJECT", parent_id=g.id,
