@@ -852,6 +852,9 @@ def import_command(backend: Backend, file: str, as_json: bool) -> None:
     if as_json:
         print_json({"file": file, **result.to_dict()})
     else:
+        if result.removed_unfinished:
+            console().print(f"removed {result.removed_unfinished} node(s) left by an earlier "
+                            "import that never finished")
         console().print(f"imported {result.instances} instance(s) and {result.events} "
                         f"event(s) from {file}")
 
