@@ -278,10 +278,11 @@ class LifecycleRequestSchema(Schema):
 
 
 class PurgeRequestSchema(Schema):
-    dry_run = fields.Boolean(load_default=False, **_described(
+    dry_run = fields.Boolean(truthy={True}, falsy={False}, load_default=False, **_described(
         "true: delete nothing, list what would go and what stays."))
     older_than_seconds = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(0, MAX_PURGE_AGE),
+        strict=True, load_default=None, allow_none=True,
+        validate=validate.Range(0, MAX_PURGE_AGE),
         **_described("Purge what was archived at least this long ago, instead of each "
                      "instance's own retention.archived_ttl_seconds."))
 

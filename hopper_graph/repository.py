@@ -26,6 +26,8 @@ from hopper_graph.audit import append_events, new_event, stored_event
 from hopper_graph.enums import HopperScope, InstanceStatus
 from hopper_graph.errors import (
     ConcurrentModification,
+    DuplicateName,
+    GlobalAlreadyExists,
     InstanceRunning,
     NotFound,
     RestoreInProgress,
@@ -145,8 +147,12 @@ class InstanceRepository:
         now = utcnow()
         event = new_event(plan.props["id"], "create", None, "CREATED", now, actor=actor)
         if plan.parent_id is None:
-            row = self.graph.write_rows(QUERIES.create_global_instance.text,
-                                        props=plan.props, now=now, event=stored_event(event))[0]
+            try:
+                row = self.graph.write_rows(QUERIES.create_global_instance.text,
+                                            props=plan.props, now=now,
+                                            event=stored_event(event))[0]
+            except DuplicateName:  # the (name, scope) constraint can trip first
+                raise GlobalAlreadyExists("a GLOBAL instance already exists") from None
         else:
             found = self.graph.write_rows(
                 QUERIES.create_child_instance.text, props=plan.props,
