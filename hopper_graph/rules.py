@@ -13,7 +13,8 @@ import json
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 import orjson
 
@@ -44,6 +45,7 @@ MAX_REASON_LENGTH = 2000
 MAX_NESTING = 64
 """How deep config and metadata may nest: deeper input is refused, never recursed into."""
 MAX_SEQ = 2**63 - 1
+E = TypeVar("E", bound=Enum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,19 +87,20 @@ def plan_create(spec: InstanceSpec, facts: dict[str, Any] | None) -> CreatePlan:
 
 # -- input ------------------------------------------------------------------------------
 def scope_of(value: HopperScope | str) -> HopperScope:
-    try:
-        return HopperScope(value)
-    except ValueError:
-        raise ValidationError(f"unknown scope {value!r}", errors={"scope": [
-            f"must be one of {', '.join(s.value for s in HopperScope)}"]}) from None
+    return _member(HopperScope, "scope", value)
 
 
 def status_of(value: InstanceStatus | str) -> InstanceStatus:
+    return _member(InstanceStatus, "status", value)
+
+
+def _member(kind: type[E], field: str, value: object) -> E:
+    """``kind(value)``, or a ValidationError on ``field`` listing the values it takes."""
     try:
-        return InstanceStatus(value)
+        return kind(value)
     except ValueError:
-        raise ValidationError(f"unknown status {value!r}", errors={"status": [
-            f"must be one of {', '.join(s.value for s in InstanceStatus)}"]}) from None
+        raise ValidationError(f"unknown {field} {value!r}", errors={field: [
+            f"must be one of {', '.join(m.value for m in kind)}"]}) from None
 
 
 def check_page(offset: int, limit: int | None) -> None:
