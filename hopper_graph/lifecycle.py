@@ -123,6 +123,12 @@ TRANSITIONS: dict[tuple[InstanceStatus, str], InstanceStatus] = _compile()
 """(status, event) -> new status, read off ``InstanceLifecycle``: the same edges, no guards."""
 
 
+EDGES: dict[str, dict[str, str]] = {
+    event: {source.value: target.value for (source, name), target in TRANSITIONS.items()
+            if name == event} for event in EVENTS}
+"""event -> {status it leaves: status it reaches}: what a one-statement transition sends."""
+
+
 def allowed_events(status: InstanceStatus | str) -> list[str]:
     """The events the machine accepts from ``status``, in EVENTS order."""
     current = InstanceStatus(status)
@@ -425,11 +431,9 @@ class InstanceLifecycleManager:
         cascade to. A refusal becomes the error the state machine raises for it."""
         at = utcnow()
         ids = [str(uuid.uuid4()), str(uuid.uuid4())]
-        edges = {source.value: target.value for (source, name), target in TRANSITIONS.items()
-                 if name == event}
         audit.check_event_text(actor, reason)
         rows = self.repository.graph.write_rows(
-            QUERIES.transition_instance.text, id=instance_id, event=event, edges=edges,
+            QUERIES.transition_instance.text, id=instance_id, event=event, edges=EDGES[event],
             expected_version=expected_version, needs_active_parent=event in
             _NEEDS_ACTIVE_PARENT, cascades=event != "start", now=at, event_ids=ids,
             actor=actor, reason=reason)
