@@ -26,7 +26,9 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from api import EXTENSION, create_app
 from api.extension import SETTINGS
 from hopper_graph import InstanceManager
+from hopper_graph.audit import sequence_all
 from hopper_graph.checker import check_invariants
+from hopper_graph.graph import Graph
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -188,7 +190,10 @@ def census(driver: Driver, database: str | None = None) -> dict[str, Any]:
 
 
 def history(driver: Driver, database: str | None, instance_id: str) -> list[dict[str, Any]]:
-    """An instance's audit events straight from the graph, oldest first."""
+    """An instance's audit events straight from the graph, in the feed's order. Events
+    still waiting for their seq are numbered first, as any reader of the feed does: left
+    pending, they would sort last in no particular order."""
+    sequence_all(Graph(driver, database))
     records, _, _ = driver.execute_query(
         "MATCH (e:InstanceEvent {instance_id: $id}) RETURN e {.*} AS e ORDER BY e.seq",
         {"id": instance_id}, database_=database)
