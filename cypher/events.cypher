@@ -87,11 +87,7 @@ RETURN EXISTS { MATCH (:HopperInstance {id: $instance_id}) }
          OR EXISTS { MATCH (e:InstanceEvent {instance_id: $instance_id}) WHERE e.seq IS NOT NULL }
          AS known,
        EXISTS { MATCH (e:PendingEvent) WHERE e.instance_id = $instance_id } AS pending,
-       [p IN props | p.id] AS id, [p IN props | p.seq] AS seq,
-       [p IN props | p.instance_id] AS instance_id, [p IN props | p.event] AS event,
-       [p IN props | p.from_status] AS from_status, [p IN props | p.to_status] AS to_status,
-       [p IN props | p.actor] AS actor, [p IN props | p.reason] AS reason,
-       [p IN props | p.cause] AS cause, [p IN props | toString(p.at)] AS at
+       {{event_columns(props)}}
 
 // name: events_since
 // The change feed: events after a cursor (a seq), in order.
@@ -102,11 +98,7 @@ WHERE e.seq > $after
 WITH e ORDER BY e.seq LIMIT $limit
 WITH collect(e) AS found
 WITH [x IN found | properties(x)] AS props
-RETURN [p IN props | p.id] AS id, [p IN props | p.seq] AS seq,
-       [p IN props | p.instance_id] AS instance_id, [p IN props | p.event] AS event,
-       [p IN props | p.from_status] AS from_status, [p IN props | p.to_status] AS to_status,
-       [p IN props | p.actor] AS actor, [p IN props | p.reason] AS reason,
-       [p IN props | p.cause] AS cause, [p IN props | toString(p.at)] AS at
+RETURN {{event_columns(props)}}
 
 // name: get_event_seqs
 // The seq of each of these events (null while pending): what the in-process subscribers

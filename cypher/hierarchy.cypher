@@ -18,18 +18,7 @@ CALL (p) {
 }
 WITH COUNT { (p)-[:PARENT_OF]->() } AS total, [x IN page | properties(x)] AS props
 RETURN total,
-       [p IN props | p.id] AS id, [p IN props | p.name] AS name,
-       [p IN props | p.scope] AS scope, [p IN props | p.status] AS status,
-       [p IN props | p.instance_type] AS instance_type, [p IN props | p.parent_id] AS parent_id,
-       [p IN props | p.project_id] AS project_id, [p IN props | p.config] AS config,
-       [p IN props | p.config_set] AS config_set, [p IN props | p.metadata] AS metadata,
-       [p IN props | p.version] AS version, [p IN props | p.depth] AS depth,
-       [p IN props | toString(p.created_at)] AS created_at,
-       [p IN props | toString(p.updated_at)] AS updated_at,
-       [p IN props | toString(p.started_at)] AS started_at,
-       [p IN props | toString(p.stopped_at)] AS stopped_at,
-       [p IN props | toString(p.archived_at)] AS archived_at,
-       [p IN props | toString(p.heartbeat_at)] AS heartbeat_at
+       {{instance_columns(props)}}
 
 // name: get_ancestors
 // The chain of parents of an instance up to the root, nearest first.
@@ -42,18 +31,7 @@ UNWIND CASE found WHEN [] THEN [null] ELSE found END AS a  // sort nodes, not pa
 WITH n, a ORDER BY a.depth DESC
 WITH n, collect(a) AS chain  // grouped by n: no row at all when there is no n
 WITH [x IN chain | properties(x)] AS props
-RETURN [p IN props | p.id] AS id, [p IN props | p.name] AS name,
-       [p IN props | p.scope] AS scope, [p IN props | p.status] AS status,
-       [p IN props | p.instance_type] AS instance_type, [p IN props | p.parent_id] AS parent_id,
-       [p IN props | p.project_id] AS project_id, [p IN props | p.config] AS config,
-       [p IN props | p.config_set] AS config_set, [p IN props | p.metadata] AS metadata,
-       [p IN props | p.version] AS version, [p IN props | p.depth] AS depth,
-       [p IN props | toString(p.created_at)] AS created_at,
-       [p IN props | toString(p.updated_at)] AS updated_at,
-       [p IN props | toString(p.started_at)] AS started_at,
-       [p IN props | toString(p.stopped_at)] AS stopped_at,
-       [p IN props | toString(p.archived_at)] AS archived_at,
-       [p IN props | toString(p.heartbeat_at)] AS heartbeat_at
+RETURN {{instance_columns(props)}}
 
 // name: get_descendants
 // Every instance below an instance, level by level, in creation order within a level.
@@ -68,18 +46,7 @@ WITH n, collect(d) AS below  // grouped by n: no row at all when there is no n
 WITH size(below) AS total, below[$skip..($skip + $limit)] AS page
 WITH total, [x IN page | properties(x)] AS props
 RETURN total,
-       [p IN props | p.id] AS id, [p IN props | p.name] AS name,
-       [p IN props | p.scope] AS scope, [p IN props | p.status] AS status,
-       [p IN props | p.instance_type] AS instance_type, [p IN props | p.parent_id] AS parent_id,
-       [p IN props | p.project_id] AS project_id, [p IN props | p.config] AS config,
-       [p IN props | p.config_set] AS config_set, [p IN props | p.metadata] AS metadata,
-       [p IN props | p.version] AS version, [p IN props | p.depth] AS depth,
-       [p IN props | toString(p.created_at)] AS created_at,
-       [p IN props | toString(p.updated_at)] AS updated_at,
-       [p IN props | toString(p.started_at)] AS started_at,
-       [p IN props | toString(p.stopped_at)] AS stopped_at,
-       [p IN props | toString(p.archived_at)] AS archived_at,
-       [p IN props | toString(p.heartbeat_at)] AS heartbeat_at
+       {{instance_columns(props)}}
 
 // name: get_subtree
 // An instance and every instance below it down to max_depth levels (null: all levels),
@@ -93,27 +60,13 @@ OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
   WHERE $max_depth IS NULL OR d.depth <= root.depth + $max_depth
 WITH root, collect(d) AS below  // collected: rows of a var-length match carry their path
 WITH [x IN [root] + below | properties(x)] AS props
-RETURN [p IN props | p.id] AS id, [p IN props | p.name] AS name,
-       [p IN props | p.scope] AS scope, [p IN props | p.status] AS status,
-       [p IN props | p.instance_type] AS instance_type, [p IN props | p.parent_id] AS parent_id,
-       [p IN props | p.project_id] AS project_id, [p IN props | p.config] AS config,
-       [p IN props | p.config_set] AS config_set, [p IN props | p.metadata] AS metadata,
-       [p IN props | p.version] AS version, [p IN props | p.depth] AS depth,
-       [p IN props | toString(p.created_at)] AS created_at,
-       [p IN props | toString(p.updated_at)] AS updated_at,
-       [p IN props | toString(p.started_at)] AS started_at,
-       [p IN props | toString(p.stopped_at)] AS stopped_at,
-       [p IN props | toString(p.archived_at)] AS archived_at,
-       [p IN props | toString(p.heartbeat_at)] AS heartbeat_at
+RETURN {{instance_columns(props)}}
 
 // name: get_global_instance
 // The GLOBAL instance, if it exists.
 // params: -
 MATCH (n:GlobalInstance)
-RETURN n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
+RETURN {{instance_map(n)}} AS instance
 
 // name: get_instances_in_scope_of_project
 // The instances of one scope that belong to a project, in creation order.
@@ -122,18 +75,7 @@ MATCH (n:HopperInstance {project_id: $project_id, scope: $scope})
 WITH n ORDER BY n.created_at, n.id
 WITH collect(n) AS found
 WITH [x IN found | properties(x)] AS props
-RETURN [p IN props | p.id] AS id, [p IN props | p.name] AS name,
-       [p IN props | p.scope] AS scope, [p IN props | p.status] AS status,
-       [p IN props | p.instance_type] AS instance_type, [p IN props | p.parent_id] AS parent_id,
-       [p IN props | p.project_id] AS project_id, [p IN props | p.config] AS config,
-       [p IN props | p.config_set] AS config_set, [p IN props | p.metadata] AS metadata,
-       [p IN props | p.version] AS version, [p IN props | p.depth] AS depth,
-       [p IN props | toString(p.created_at)] AS created_at,
-       [p IN props | toString(p.updated_at)] AS updated_at,
-       [p IN props | toString(p.started_at)] AS started_at,
-       [p IN props | toString(p.stopped_at)] AS stopped_at,
-       [p IN props | toString(p.archived_at)] AS archived_at,
-       [p IN props | toString(p.heartbeat_at)] AS heartbeat_at
+RETURN {{instance_columns(props)}}
 
 // name: get_instances_by_status
 // Every instance with one status, in creation order.
@@ -142,15 +84,4 @@ MATCH (n:HopperInstance {status: $status})
 WITH n ORDER BY n.created_at, n.id
 WITH collect(n) AS found
 WITH [x IN found | properties(x)] AS props
-RETURN [p IN props | p.id] AS id, [p IN props | p.name] AS name,
-       [p IN props | p.scope] AS scope, [p IN props | p.status] AS status,
-       [p IN props | p.instance_type] AS instance_type, [p IN props | p.parent_id] AS parent_id,
-       [p IN props | p.project_id] AS project_id, [p IN props | p.config] AS config,
-       [p IN props | p.config_set] AS config_set, [p IN props | p.metadata] AS metadata,
-       [p IN props | p.version] AS version, [p IN props | p.depth] AS depth,
-       [p IN props | toString(p.created_at)] AS created_at,
-       [p IN props | toString(p.updated_at)] AS updated_at,
-       [p IN props | toString(p.started_at)] AS started_at,
-       [p IN props | toString(p.stopped_at)] AS stopped_at,
-       [p IN props | toString(p.archived_at)] AS archived_at,
-       [p IN props | toString(p.heartbeat_at)] AS heartbeat_at
+RETURN {{instance_columns(props)}}

@@ -6,10 +6,7 @@
 // params: parent_id, scope
 MATCH (p:HopperInstance {id: $parent_id})
 OPTIONAL MATCH (g:GlobalInstance)
-RETURN p {.*,
-    created_at: toString(p.created_at), updated_at: toString(p.updated_at),
-    started_at: toString(p.started_at), stopped_at: toString(p.stopped_at),
-    archived_at: toString(p.archived_at), heartbeat_at: toString(p.heartbeat_at)} AS parent,
+RETURN {{instance_map(p)}} AS parent,
        COUNT { (p)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
          AS child_count,
        COLLECT { MATCH (p)-[:PARENT_OF]->(s:HopperInstance {scope: $scope})
@@ -31,10 +28,7 @@ CREATE (n:HopperInstance:GlobalInstance)
 SET n = $props, n.created_at = $now, n.updated_at = $now
 CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
 SET e = $event, e.at = $now, e.written_at = datetime.realtime()
-RETURN n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
+RETURN {{instance_map(n)}} AS instance
 
 // name: create_child_instance
 // Creates an instance under its parent with its audit event, in one statement, if the
@@ -63,10 +57,7 @@ OPTIONAL CALL (p, allowed) {
   FOREACH (_ IN CASE WHEN $top_project THEN [1] ELSE [] END | SET n:ProjectInstance)
   CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
   SET e = $event, e.at = $now, e.written_at = datetime.realtime()
-  RETURN n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
+  RETURN {{instance_map(n)}} AS instance
 }
 RETURN parent_version, restoring, child_count, types AS same_scope_sibling_types, instance
 
@@ -77,10 +68,7 @@ UNWIND $parent_ids AS parent_id
 MATCH (p:HopperInstance {id: parent_id})
 SET p._lock = true REMOVE p._lock
 WITH p WHERE p.id IS NOT NULL  // it may have been deleted while we waited for the lock
-RETURN p {.*,
-    created_at: toString(p.created_at), updated_at: toString(p.updated_at),
-    started_at: toString(p.started_at), stopped_at: toString(p.stopped_at),
-    archived_at: toString(p.archived_at), heartbeat_at: toString(p.heartbeat_at)} AS parent,
+RETURN {{instance_map(p)}} AS parent,
        COUNT { (p)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
          AS child_count,
        [(p)-[:PARENT_OF]->(s:HopperInstance) | [s.scope, s.instance_type]] AS children,
@@ -111,19 +99,13 @@ CREATE (p)-[:PARENT_OF]->(n)
 // One instance by id.
 // params: id
 MATCH (n:HopperInstance {id: $id})
-RETURN n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
+RETURN {{instance_map(n)}} AS instance
 
 // name: get_instance_by_scope_and_name
 // One instance by its unique (name, scope).
 // params: scope, name
 MATCH (n:HopperInstance {name: $name, scope: $scope})
-RETURN n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
+RETURN {{instance_map(n)}} AS instance
 
 // name: list_instances
 // A page of instances, filtered by any of scope, status, parent_id and project_id (a null
@@ -139,18 +121,7 @@ WITH collect(n) AS matched
 WITH size(matched) AS total, matched[$skip..($skip + $limit)] AS page
 WITH total, [x IN page | properties(x)] AS props
 RETURN total,
-       [p IN props | p.id] AS id, [p IN props | p.name] AS name,
-       [p IN props | p.scope] AS scope, [p IN props | p.status] AS status,
-       [p IN props | p.instance_type] AS instance_type, [p IN props | p.parent_id] AS parent_id,
-       [p IN props | p.project_id] AS project_id, [p IN props | p.config] AS config,
-       [p IN props | p.config_set] AS config_set, [p IN props | p.metadata] AS metadata,
-       [p IN props | p.version] AS version, [p IN props | p.depth] AS depth,
-       [p IN props | toString(p.created_at)] AS created_at,
-       [p IN props | toString(p.updated_at)] AS updated_at,
-       [p IN props | toString(p.started_at)] AS started_at,
-       [p IN props | toString(p.stopped_at)] AS stopped_at,
-       [p IN props | toString(p.archived_at)] AS archived_at,
-       [p IN props | toString(p.heartbeat_at)] AS heartbeat_at
+       {{instance_columns(props)}}
 
 // name: update_instance
 // Writes changed fields of an instance if it is still at $version (the caller computed
@@ -168,10 +139,7 @@ CALL (n, applies) {
   CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
   SET e = $event, e.at = $now, e.written_at = datetime.realtime()
 }
-RETURN applies, restoring, n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
+RETURN applies, restoring, {{instance_map(n)}} AS instance
 
 // name: lock_subtree
 // Locks an instance and everything below it, top down, and returns them deepest first:

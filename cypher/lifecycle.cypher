@@ -50,10 +50,7 @@ CALL (n, applies, before, target, archive_too) {
              to_status: 'ARCHIVED', actor: $actor, reason: $reason, cause: n.id, at: $now,
              offset: 2, written_at: datetime.realtime()})
 }
-RETURN applies, before, version, parent_status, restoring, cascade, n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
+RETURN applies, before, version, parent_status, restoring, cascade, {{instance_map(n)}} AS instance
 
 // name: lock_for_transition
 // The instance as stored, with its parent's status: with $lock, after taking the parent's
@@ -71,10 +68,7 @@ CALL (n) {
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
 FOREACH (x IN CASE WHEN $lock THEN [n] ELSE [] END | SET x._lock = true REMOVE x._lock)
 WITH n, p WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
-RETURN n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance,
+RETURN {{instance_map(n)}} AS instance,
        p.status AS parent_status, n:Restoring AS restoring
 
 // name: lock_subtree_for_cascade
@@ -116,10 +110,7 @@ CALL () {
   SET e = event, e.at = $now, e.written_at = datetime.realtime()
 }
 OPTIONAL MATCH (n:HopperInstance {id: $id})
-RETURN CASE WHEN n IS NULL THEN null ELSE n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} END
+RETURN CASE WHEN n IS NULL THEN null ELSE {{instance_map(n)}} END
     AS instance
 
 // name: record_heartbeat
@@ -130,10 +121,7 @@ RETURN CASE WHEN n IS NULL THEN null ELSE n {.*,
 // params: id, now
 MATCH (n:HopperInstance {id: $id})
 SET n.heartbeat_at = CASE n.status WHEN 'ARCHIVED' THEN n.heartbeat_at ELSE $now END
-RETURN n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
+RETURN {{instance_map(n)}} AS instance
 
 // name: get_config_chain
 // The config overrides of an instance and of each ancestor, nearest first: what
@@ -158,10 +146,7 @@ UNWIND CASE found WHEN [] THEN [null] ELSE found END AS a  // sort nodes, not pa
 WITH n, a ORDER BY a.depth DESC
 WITH n, collect(a.config_set) AS above
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
-RETURN n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance, p.status AS parent_status,
+RETURN {{instance_map(n)}} AS instance, p.status AS parent_status,
        COUNT { (n)-[:PARENT_OF]->() } AS child_count, above
 
 // name: get_subtree_health_facts
@@ -181,10 +166,7 @@ WITH root, above, d ORDER BY d.depth
 WITH root, above, collect(d) AS below
 UNWIND [root] + below AS n
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
-RETURN n {.*,
-    created_at: toString(n.created_at), updated_at: toString(n.updated_at),
-    started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
-    archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance, p.status AS parent_status,
+RETURN {{instance_map(n)}} AS instance, p.status AS parent_status,
        COUNT { (n)-[:PARENT_OF]->() } AS child_count, above
 
 // name: find_purge_candidates

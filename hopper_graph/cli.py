@@ -50,6 +50,7 @@ from hopper_graph.local_neo4j import LocalNeo4j, LocalNeo4jError
 from hopper_graph.manager import HealthReport, InstanceManager
 from hopper_graph.models import FlatTreeRow, HopperInstance, InstanceEvent
 from hopper_graph.purge import PurgeItem, PurgeReport
+from hopper_graph.queries import QUERIES
 from hopper_graph.schema import apply_schema, schema_version
 from hopper_graph.transfer import (
     export_graph,
@@ -346,6 +347,40 @@ def schema_apply(backend: Backend, as_json: bool) -> None:
     for migration in applied:
         out.print(f"applied migration {migration.version}: {migration.name}")
     out.print(f"schema at version {version}" + ("" if applied else " (up to date)"))
+
+
+# -- named queries ------------------------------------------------------------------------
+@cli.group("query")
+def query_group() -> None:
+    """The named Cypher queries, as the server runs them (for Neo4j Browser)."""
+
+
+@query_group.command("list")
+@json_option
+def query_list(as_json: bool) -> None:
+    """Every named query: its name, file, parameters and what it does."""
+    queries = sorted(QUERIES, key=lambda q: q.name)
+    if as_json:
+        print_json([{"name": q.name, "file": q.source, "params": sorted(q.params),
+                     "doc": q.doc} for q in queries])
+        return
+    for q in queries:
+        click.echo(f"{q.name}\t{q.source}\t{','.join(sorted(q.params)) or '-'}\t{q.doc}")
+
+
+@query_group.command("show")
+@click.argument("name")
+def query_show(name: str) -> None:
+    """Print query NAME with its shared fragments spliced in, after a `:param` line for
+    each parameter: paste it into Neo4j Browser and fill in the values."""
+    query = next((q for q in QUERIES if q.name == name), None)
+    if query is None:
+        raise click.BadParameter(f"no named query {name!r}; `hopper-graph query list` "
+                                 "lists them", param_hint="NAME")
+    click.echo(f"// {query.name} ({query.source}): {query.doc}")
+    for param in sorted(query.params):
+        click.echo(f":param {param} => null")
+    click.echo(query.text)
 
 
 # -- the local server ---------------------------------------------------------------------

@@ -418,3 +418,31 @@ def test_purge_older_than_takes_a_duration(archived_runs):
         result = run("purge", "--older-than", bad, code=2)
         assert_one_error_line(result, "--older-than")
     assert run_json("instance", "get", archived_runs["gone"])["status"] == "ARCHIVED"
+
+
+def test_query_show_prints_a_query_that_runs_as_printed(env, database):
+    """What `query show` prints (fragments spliced in) is what a Browser user pastes: with
+    its :param lines filled in, it runs and finds the instance."""
+    from hopper_graph import InstanceManager
+    g = InstanceManager(env, database).create(name="hopper", scope="GLOBAL")
+    lines = run("query", "show", "get_instance").stdout.splitlines()
+    assert lines[0].startswith("// get_instance (instances.cypher): ")
+    assert lines[1] == ":param id => null"
+    text = "\n".join(lines[2:])
+    assert "{{" not in text and "heartbeat_at: toString(n.heartbeat_at)" in text
+    records, _, _ = env.execute_query(text, {"id": g.id}, database_=database)
+    assert records[0]["instance"]["name"] == "hopper"
+
+
+def test_query_list_names_every_query_once():
+    from hopper_graph.queries import QUERIES
+    listed = json.loads(run("query", "list", "--json").stdout)
+    assert sorted(q["name"] for q in listed) == sorted(q.name for q in QUERIES)
+    assert all(q["doc"] and q["file"].endswith(".cypher") for q in listed)
+    lines = run("query", "list").stdout.splitlines()
+    assert len(lines) == len(listed) and all(line.count("\t") == 3 for line in lines)
+
+
+def test_query_show_of_an_unknown_name_is_a_usage_error():
+    result = run("query", "show", "no_such_query", code=2)
+    assert "no named query 'no_such_query'" in result.stderr

@@ -3,11 +3,13 @@ file can break the convention, each of which must fail loudly with QueryFileErro
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from hopper_graph.models import EVENT_COLUMNS, INSTANCE_COLUMNS
 from hopper_graph.queries import QUERIES, NamedQuery, Queries, QueryFileError, parse_file
 from hopper_graph.resources import cypher_dir
 
@@ -41,7 +43,8 @@ def test_every_query_of_every_real_file_is_loaded():
                if line.strip().startswith("// name:")]
     assert sorted(q.name for q in QUERIES) == sorted(headers)
     assert len(QUERIES) == len(headers) == len(set(headers))
-    assert {q.source for q in QUERIES} == {path.name for path in files}
+    fragment_files = {f.source for f in QUERIES.fragments.values()}
+    assert {q.source for q in QUERIES} | fragment_files == {path.name for path in files}
 
 
 def test_the_hierarchy_queries_the_repository_needs_are_there():
@@ -329,3 +332,104 @@ def test_one_bad_file_spoils_the_folder(tmp_path):
 
 def test_query_file_error_is_a_value_error():
     assert issubclass(QueryFileError, ValueError)
+
+
+# -- fragments ----------------------------------------------------------------------------------
+def _aliases(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"\bAS (\w+)", text))
+
+
+def test_the_column_fragments_name_the_columns_the_models_read():
+    """The many-instance and many-event queries answer with these columns, in this order."""
+    assert _aliases(QUERIES.fragments["instance_columns"].text) == INSTANCE_COLUMNS
+    assert _aliases(QUERIES.fragments["event_columns"].text) == EVENT_COLUMNS
+
+
+def test_no_real_query_pastes_the_instance_projection():
+    """A property added to instances is one edit, in cypher/fragments.cypher."""
+    for path in CHECKOUT_CYPHER.glob("*.cypher"):
+        if path.name != QUERIES.fragments["instance_map"].source:
+            assert "toString(p.heartbeat_at)" not in path.read_text(encoding="utf-8"), path
+            assert not re.search(r"heartbeat_at: toString", path.read_text(encoding="utf-8"))
+
+
+def test_a_fragment_is_spliced_in_with_the_query_variable_and_indent(tmp_path):
+    write(tmp_path, "a.cypher", """
+        // fragment: pair(node)
+        // Two properties of a node.
+        node.id AS id,
+        node.name AS name
+
+        // name: one
+        // A query using the fragment.
+        // params: id
+        MATCH (x {id: $id})
+        RETURN x.version AS version,
+               {{pair(x)}}
+        """)
+    query = Queries(tmp_path).one
+    assert query.text.splitlines()[-2:] == ["       x.id AS id,", "       x.name AS name"]
+    assert query.params == {"id"}
+
+
+def test_an_unknown_fragment_fails_loading(tmp_path):
+    write(tmp_path, "a.cypher", """
+        // name: one
+        // params: -
+        RETURN {{missing}}
+        """)
+    with pytest.raises(QueryFileError, match="unknown fragment 'missing'"):
+        Queries(tmp_path)
+
+
+def test_an_unused_fragment_fails_loading(tmp_path):
+    write(tmp_path, "a.cypher", """
+        // fragment: spare
+        1 AS one
+
+        // name: one
+        // params: -
+        RETURN 2
+        """)
+    with pytest.raises(QueryFileError, match=r"'spare' of a\.cypher is used by no query"):
+        Queries(tmp_path)
+
+
+def test_a_fragment_used_without_its_variable_fails_loading(tmp_path):
+    write(tmp_path, "a.cypher", """
+        // fragment: pair(node)
+        node.id AS id
+
+        // name: one
+        // params: -
+        MATCH (x) RETURN {{pair}}
+        """)
+    with pytest.raises(QueryFileError, match=r"used as \{\{pair\(node\)\}\}"):
+        Queries(tmp_path)
+
+
+def test_a_fragment_takes_no_parameters(tmp_path):
+    write(tmp_path, "a.cypher", """
+        // fragment: by_id
+        {id: $id}
+
+        // name: one
+        // params: id
+        MATCH (x {{by_id}}) RETURN x
+        """)
+    with pytest.raises(QueryFileError, match="fragment 'by_id' uses a \\$parameter"):
+        Queries(tmp_path)
+
+
+def test_parameters_a_fragment_brings_are_checked_after_splicing(tmp_path):
+    """The query declares what it runs with, fragments included."""
+    write(tmp_path, "a.cypher", """
+        // fragment: pair(node)
+        node.id AS id
+
+        // name: one
+        // params: id, spare
+        MATCH (x {id: $id}) RETURN {{pair(x)}}
+        """)
+    with pytest.raises(QueryFileError, match="uses \\['id'\\] but declares"):
+        Queries(tmp_path)

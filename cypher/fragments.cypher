@@ -1,0 +1,37 @@
+// Text the named queries share, written once: a query writes {{instance_map(n)}} or
+// {{instance_columns(props)}} and the loader (hopper_graph/queries.py) splices the text
+// in, with the query's own variable. `hopper-graph query show NAME` prints a query as the
+// server runs it, ready for Neo4j Browser.
+
+// fragment: instance_map(node)
+// One instance as a map of its properties, the timestamps as ISO-8601 text: the Python
+// driver converts a DATETIME value about fifty times slower than a string.
+node {.*,
+    created_at: toString(node.created_at), updated_at: toString(node.updated_at),
+    started_at: toString(node.started_at), stopped_at: toString(node.stopped_at),
+    archived_at: toString(node.archived_at), heartbeat_at: toString(node.heartbeat_at)}
+
+// fragment: instance_columns(props)
+// Many instances as parallel lists, one per property, in the order of INSTANCE_COLUMNS
+// (models.py), from `props`, a list of their property maps (properties(x) reads a node's
+// properties in one pass). A unit test holds the two lists of names equal.
+[p IN props | p.id] AS id, [p IN props | p.name] AS name,
+[p IN props | p.scope] AS scope, [p IN props | p.status] AS status,
+[p IN props | p.instance_type] AS instance_type, [p IN props | p.parent_id] AS parent_id,
+[p IN props | p.project_id] AS project_id, [p IN props | p.config] AS config,
+[p IN props | p.config_set] AS config_set, [p IN props | p.metadata] AS metadata,
+[p IN props | p.version] AS version, [p IN props | p.depth] AS depth,
+[p IN props | toString(p.created_at)] AS created_at,
+[p IN props | toString(p.updated_at)] AS updated_at,
+[p IN props | toString(p.started_at)] AS started_at,
+[p IN props | toString(p.stopped_at)] AS stopped_at,
+[p IN props | toString(p.archived_at)] AS archived_at,
+[p IN props | toString(p.heartbeat_at)] AS heartbeat_at
+
+// fragment: event_columns(props)
+// Many audit events as parallel lists, in the order of EVENT_COLUMNS (models.py).
+[p IN props | p.id] AS id, [p IN props | p.seq] AS seq,
+[p IN props | p.instance_id] AS instance_id, [p IN props | p.event] AS event,
+[p IN props | p.from_status] AS from_status, [p IN props | p.to_status] AS to_status,
+[p IN props | p.actor] AS actor, [p IN props | p.reason] AS reason,
+[p IN props | p.cause] AS cause, [p IN props | toString(p.at)] AS at
