@@ -74,12 +74,14 @@ REMOVE e._lock
 // Also whether the instance or any event of it exists at all (a history nobody has is not
 // found, at any offset), and whether some of its events still wait for their seq (the
 // caller sequences them and reads again).
-// params: instance_id, skip, limit
+// Pages by cursor ($after_seq: the last seq seen, 0 for the first page) or by $skip; the
+// (instance_id, seq) index gives the events in page order either way.
+// params: instance_id, after_seq, skip, limit
 // One record of parallel lists, as the many-instance queries answer (EVENT_COLUMNS).
 CALL () {
   MATCH (e:InstanceEvent {instance_id: $instance_id})
-  WHERE e.seq IS NOT NULL  // lets the planner use the (instance_id, seq) index
-  WITH e ORDER BY e.seq SKIP $skip LIMIT $limit
+  WHERE e.seq > $after_seq  // lets the planner seek the (instance_id, seq) index
+  WITH e ORDER BY e.instance_id, e.seq SKIP $skip LIMIT $limit  // the index's order
   RETURN collect(e) AS found
 }
 WITH found, [x IN found | properties(x)] AS props

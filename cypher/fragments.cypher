@@ -35,3 +35,18 @@ node {.*,
 [p IN props | p.from_status] AS from_status, [p IN props | p.to_status] AS to_status,
 [p IN props | p.actor] AS actor, [p IN props | p.reason] AS reason,
 [p IN props | p.cause] AS cause, [p IN props | toString(p.at)] AS at
+
+// fragment: after_cursor(node)
+// Keyset paging in creation order: the rows after the cursor ($after_at, $after_id). The
+// query seeks its index with `created_at >= $after_at` (an OR there would turn the seek
+// into a union and a sort) and drops the cursor's own row and its equals here, after the
+// index has given the rows in page order. The first page passes the earliest time and an
+// empty id.
+(node.created_at > $after_at OR node.id > $after_id)
+
+// fragment: list_filters(node)
+// The filters of a list (a null one matches everything). Only ever applied to the rows an
+// index seek found by one of them; alone, `$x IS NULL OR ...` would scan every instance.
+($scope IS NULL OR node.scope = $scope) AND ($status IS NULL OR node.status = $status)
+AND ($parent_id IS NULL OR node.parent_id = $parent_id)
+AND ($project_id IS NULL OR node.project_id = $project_id)

@@ -5,20 +5,24 @@
 // walks the node's property chain again for each.
 
 // name: get_children
-// A page of the direct children of an instance, in creation order, and how many there are
-// in all (a degree lookup, not a scan). No row at all when the parent does not exist.
-// params: parent_id, skip, limit
+// A page of the direct children of an instance, in creation order, after the cursor
+// ($after_at, $after_id; the first page passes the earliest time), and how many there are
+// in all (a degree lookup, not a scan). The (parent_id, created_at, id) index gives the
+// children in page order, so no child outside the page is read. No row at all when the
+// parent does not exist.
+// params: parent_id, after_at, after_id, skip, limit
 MATCH (p:HopperInstance {id: $parent_id})
 CALL (p) {
   MATCH (n:HopperInstance {parent_id: p.id})
-  WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL  // the sort keys come from the
-                                       // (parent_id, created_at, id) index: no node is read
-  WITH n ORDER BY n.created_at, n.id SKIP $skip LIMIT $limit
+  USING INDEX n:HopperInstance(parent_id, created_at, id)
+  WHERE n.created_at >= $after_at AND n.id IS NOT NULL
+  WITH n ORDER BY n.parent_id, n.created_at, n.id  // the index's order: no sort
+  WITH n WHERE {{after_cursor(n)}}
+  WITH n SKIP $skip LIMIT $limit
   RETURN collect(n) AS page
 }
 WITH COUNT { (p)-[:PARENT_OF]->() } AS total, [x IN page | properties(x)] AS props
-RETURN total,
-       {{instance_columns(props)}}
+RETURN total, {{instance_columns(props)}}
 
 // name: get_ancestors
 // The chain of parents of an instance up to the root, nearest first.
@@ -34,19 +38,30 @@ WITH [x IN chain | properties(x)] AS props
 RETURN {{instance_columns(props)}}
 
 // name: get_descendants
-// Every instance below an instance, level by level, in creation order within a level.
-// No row at all when the instance does not exist.
-// params: id, skip, limit
+// A page of the instances below an instance, level by level, in creation order within a
+// level, after the cursor ($after_depth, $after_at, $after_id; the first page passes depth
+// -1), and how many there are in all. The subtree is walked reading only each node's sort
+// keys, and a top-N keeps the page (memory follows the page, not the subtree); only the
+// page's nodes are read in full. $with_total adds how many there are in all (a second
+// walk). No row at all when the instance does not exist.
+// params: id, after_depth, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {id: $id})
-OPTIONAL MATCH (n)-[:PARENT_OF*1..]->(d:HopperInstance)
-WITH n, collect(d) AS found  // rows of a var-length match carry their path:
-UNWIND CASE found WHEN [] THEN [null] ELSE found END AS d  // sort nodes, not paths
-WITH n, d ORDER BY d.depth, d.created_at, d.id
-WITH n, collect(d) AS below  // grouped by n: no row at all when there is no n
-WITH size(below) AS total, below[$skip..($skip + $limit)] AS page
-WITH total, [x IN page | properties(x)] AS props
-RETURN total,
-       {{instance_columns(props)}}
+CALL (n) {
+  WITH n WHERE $with_total  // before the walk: nothing is counted unless asked
+  MATCH (n)-[:PARENT_OF*1..]->(d:HopperInstance)
+  RETURN count(DISTINCT d) AS total
+}
+CALL (n) {
+  MATCH (n)-[:PARENT_OF*1..]->(d:HopperInstance)
+  WITH DISTINCT d  // rows of a var-length match carry their path: keep the nodes
+  WITH d, d.depth AS depth, d.created_at AS at, d.id AS id
+  WHERE depth > $after_depth
+     OR (depth = $after_depth AND (at > $after_at OR (at = $after_at AND id > $after_id)))
+  WITH d ORDER BY depth, at, id SKIP $skip LIMIT $limit
+  RETURN collect(d) AS page
+}
+WITH CASE WHEN $with_total THEN total END AS total, [x IN page | properties(x)] AS props
+RETURN total, {{instance_columns(props)}}
 
 // name: get_subtree
 // An instance and every instance below it down to max_depth levels (null: all levels),
@@ -67,15 +82,6 @@ RETURN {{instance_columns(props)}}
 // params: -
 MATCH (n:GlobalInstance)
 RETURN {{instance_map(n)}} AS instance
-
-// name: get_instances_in_scope_of_project
-// The instances of one scope that belong to a project, in creation order.
-// params: project_id, scope
-MATCH (n:HopperInstance {project_id: $project_id, scope: $scope})
-WITH n ORDER BY n.created_at, n.id
-WITH collect(n) AS found
-WITH [x IN found | properties(x)] AS props
-RETURN {{instance_columns(props)}}
 
 // name: get_instances_by_status
 // Every instance with one status, in creation order.

@@ -158,8 +158,11 @@ class InstanceManager:
         return [item.id for item in self.purge(older_than, actor=actor).purged]
 
     # -- hierarchy (the repository's reads) -------------------------------------------------
-    def children_page(self, parent_id: str, offset: int = 0, limit: int | None = None) -> Page:
-        return self.repository.children_page(parent_id, offset, limit)
+    def children_page(self, parent_id: str, offset: int = 0, limit: int | None = None,
+                      after: str | None = None) -> Page:
+        """A page of children: pass ``after=page.next`` for the next (``cursors.FIRST``
+        starts paging by cursor), or an offset."""
+        return self.repository.children_page(parent_id, offset, limit, after)
 
     def get_children(self, parent_id: str) -> builtins.list[HopperInstance]:
         return self.repository.get_children(parent_id)
@@ -171,8 +174,8 @@ class InstanceManager:
         return self.repository.get_descendants(instance_id)
 
     def descendants_page(self, instance_id: str, offset: int = 0,
-                         limit: int | None = None) -> Page:
-        return self.repository.descendants_page(instance_id, offset, limit)
+                         limit: int | None = None, after: str | None = None) -> Page:
+        return self.repository.descendants_page(instance_id, offset, limit, after)
 
     def get_instance_tree(self, root_id: str, max_depth: int | None = None) -> TreeNode:
         return self.repository.get_instance_tree(root_id, max_depth)
@@ -201,6 +204,11 @@ class InstanceManager:
     def history(self, instance_id: str, offset: int = 0,
                 limit: int | None = None) -> builtins.list[InstanceEvent]:
         return self.repository.get_history(instance_id, offset, limit)
+
+    def history_page(self, instance_id: str, offset: int = 0, limit: int | None = None,
+                     after: str | None = None) -> Page:
+        """A page of an instance's audit events; ``after=page.next`` continues it."""
+        return self.repository.history_page(instance_id, offset, limit, after)
 
     def events_since(self, after: int = 0, limit: int = 100) -> builtins.list[InstanceEvent]:
         """The durable change feed: pass the last ``seq`` you processed as ``after``."""

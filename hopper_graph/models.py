@@ -264,9 +264,12 @@ class Page:
     """A page of a longer list: ``items`` plus what is needed to ask for the next one."""
 
     items: list[Any]
-    total: int
+    total: int | None
+    """How many match in all; None when paging by cursor (counting costs every match)."""
     offset: int
     limit: int
+    next: str | None = None
+    """The cursor of the next page (pass it as ``after``); None on the last page."""
 
 
 def iso_or_none(value: datetime | None) -> str | None:

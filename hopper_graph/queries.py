@@ -21,7 +21,8 @@ writes ``{{name}}`` or ``{{name(variable)}}``::
     node {.*, created_at: toString(node.created_at), ...}
 
 The fragment's declared variable (``node``) is replaced by the query's (``{{instance_map(n)}}``
-gives ``n {.*, ...}``); a fragment takes no ``$parameters``. ``NamedQuery.text`` is the
+gives ``n {.*, ...}``); the ``$parameters`` a fragment uses are declared by each query that
+uses it, and checked there like its own. ``NamedQuery.text`` is the
 expanded query, the one the server runs and Neo4j Browser takes
 (``hopper-graph query show NAME`` prints it). An unknown or unused fragment, or a fragment
 used with the wrong number of variables, fails loading.
@@ -147,9 +148,6 @@ def _fragment(header: dict[str, object], body: list[str], path: Path) -> Fragmen
     text = "\n".join(body).strip()
     if not text:
         raise QueryFileError(f"{path.name}: fragment {name!r} has an empty body")
-    if _PARAM.search(_IGNORED.sub(" ", text)):
-        raise QueryFileError(f"{path.name}: fragment {name!r} uses a $parameter; "
-                             "fragments take none (the query that uses one declares them)")
     return Fragment(name, variable, text, path.name)
 
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from neo4j import Driver, ManagedTransaction
 
-from hopper_graph import audit, rules
+from hopper_graph import audit, cursors, rules
 from hopper_graph.audit import append_events, new_event, stored_event
 from hopper_graph.enums import HopperScope, InstanceStatus
 from hopper_graph.errors import (
@@ -51,6 +51,8 @@ from hopper_graph.rules import ALL, MAX_SEQ, check_page, scope_of, status_of
 
 T = TypeVar("T")
 BULK_BATCH_SIZE = 5000
+PROJECT_PAGE = 5000
+"""Instances a project's full listing reads per query."""
 WRITE_ATTEMPTS = 5
 """How often a create or update re-reads and tries again when its conditional write finds
 the instance (or parent) changed since it was read; then ConcurrentModification."""
@@ -72,6 +74,26 @@ def _changed_meanwhile(what: str, instance_id: str) -> ConcurrentModification:
     return ConcurrentModification(
         f"{what} {instance_id} kept changing while the write was prepared; try again",
         id=instance_id)
+
+
+def _check_cursor_or_offset(after: str | None, offset: int) -> bool:
+    """Whether a page is asked for by cursor; a cursor and an offset together are refused."""
+    if after is not None and offset:
+        raise ValidationError("page by after or by offset, not both", errors={
+            "offset": ["must be 0 (or left out) when after is given"]})
+    return after is not None
+
+
+def _list_query(scope: str | None, status: str | None, parent_id: str | None,
+                project_id: str | None) -> NamedQuery:
+    """The list query that seeks the index of the most selective filter given."""
+    if parent_id is not None:
+        return QUERIES.list_by_parent
+    if project_id is not None:
+        return QUERIES.list_by_project_and_scope if scope else QUERIES.list_by_project
+    if scope is not None:
+        return QUERIES.list_by_scope_and_status if status else QUERIES.list_by_scope
+    return QUERIES.list_by_status if status is not None else QUERIES.list_all
 
 
 class InstanceRepository:
@@ -231,16 +253,35 @@ class InstanceRepository:
 
     def list(self, *, scope: HopperScope | str | None = None,
              status: InstanceStatus | str | None = None, parent_id: str | None = None,
-             project_id: str | None = None, offset: int = 0, limit: int = 100) -> Page:
-        """A page of instances matching every given filter, in creation order."""
+             project_id: str | None = None, offset: int = 0, limit: int = 100,
+             after: str | None = None) -> Page:
+        """A page of instances matching every given filter, in creation order.
+
+        Page by cursor: pass ``after=page.next`` (``cursors.FIRST`` for the first page);
+        each page then costs its own rows, from the index of its most selective filter.
+        With ``offset`` (no ``after``) the page also counts every match (``total``), which
+        costs them all: kept for compatibility."""
         check_page(offset, limit)
-        row = self.row(
-            QUERIES.list_instances.text,
-            scope=scope_of(scope).value if scope is not None else None,
-            status=status_of(status).value if status is not None else None,
-            parent_id=parent_id, project_id=project_id, skip=offset, limit=limit)
-        assert row is not None
-        return Page(self._instances(row), row["total"], offset, limit)
+        by_cursor = _check_cursor_or_offset(after, offset)
+        after_at, after_id = cursors.created_after(after)
+        filters = {"scope": scope_of(scope).value if scope is not None else None,
+                   "status": status_of(status).value if status is not None else None,
+                   "parent_id": parent_id, "project_id": project_id}
+        row = self.row(_list_query(**filters).text, **filters, after_at=after_at,
+                       after_id=after_id, skip=0 if by_cursor else offset, limit=limit + 1,
+                       with_total=not by_cursor)
+        assert row is not None  # an aggregation always answers
+        return self._created_page(row, offset, limit)
+
+    def _created_page(self, row: dict[str, Any], offset: int, limit: int) -> Page:
+        """A page from one more row than asked for: that one says whether more follow."""
+        items = self._instances(row)
+        more = len(items) > limit
+        items = items[:limit]
+        last = items[-1] if more and items else None
+        return Page(items, row["total"], offset, limit,
+                    None if last is None else
+                    cursors.encode(cursors.CREATED, last.created_at, last.id))
 
     # -- hierarchy ----------------------------------------------------------------------
     def get_children(self, parent_id: str, offset: int = 0,
@@ -248,18 +289,20 @@ class InstanceRepository:
         """The direct children of an instance, in creation order."""
         return self.children_page(parent_id, offset, limit).items
 
-    def children_page(self, parent_id: str, offset: int = 0, limit: int | None = None) -> Page:
-        return self._page(QUERIES.get_children, parent_id, offset, limit, parent_id=parent_id)
-
-    def _page(self, query: NamedQuery, instance_id: str, offset: int, limit: int | None,
-              **params: Any) -> Page:
-        """One page of a query returning ``total`` and ``instances`` (no row: NotFound)."""
+    def children_page(self, parent_id: str, offset: int = 0, limit: int | None = None,
+                      after: str | None = None) -> Page:
+        """A page of an instance's children in creation order, with how many it has (a
+        degree lookup); by cursor (``after``) or by offset, each costing the page."""
         check_page(offset, limit)
-        row = self.row(query.text, skip=offset, limit=ALL if limit is None else limit,
-                             **params)
+        by_cursor = _check_cursor_or_offset(after, offset)
+        after_at, after_id = cursors.created_after(after)
+        size = ALL if limit is None else limit
+        row = self.row(QUERIES.get_children.text, parent_id=parent_id, after_at=after_at,
+                       after_id=after_id, skip=0 if by_cursor else offset,
+                       limit=min(size + 1, ALL))
         if row is None:
-            raise not_found(instance_id)
-        return Page(self._instances(row), row["total"], offset, limit or ALL)
+            raise not_found(parent_id)
+        return self._created_page(row, offset, size)
 
     def get_ancestors(self, instance_id: str) -> builtins.list[HopperInstance]:
         """The parent, its parent, and so on up to the root: nearest first."""
@@ -273,8 +316,22 @@ class InstanceRepository:
         return self.descendants_page(instance_id).items
 
     def descendants_page(self, instance_id: str, offset: int = 0,
-                         limit: int | None = None) -> Page:
-        return self._page(QUERIES.get_descendants, instance_id, offset, limit, id=instance_id)
+                         limit: int | None = None, after: str | None = None) -> Page:
+        """A page of everything below an instance, level by level (creation order within a
+        level); by cursor (``after``, no total) or by offset (with the total)."""
+        check_page(offset, limit)
+        by_cursor = _check_cursor_or_offset(after, offset)
+        after_depth, after_at, after_id = cursors.level_after(after)
+        size = ALL if limit is None else limit
+        row = self.row(QUERIES.get_descendants.text, id=instance_id, after_depth=after_depth,
+                       after_at=after_at, after_id=after_id, skip=0 if by_cursor else offset,
+                       limit=min(size + 1, ALL), with_total=not by_cursor)
+        if row is None:
+            raise not_found(instance_id)
+        items = self._instances(row)
+        last = items[size - 1] if len(items) > size else None
+        return Page(items[:size], row["total"], offset, size, None if last is None else
+                    cursors.encode(cursors.LEVEL, last.depth, last.created_at, last.id))
 
     def get_flat_tree(self, root_id: str,
                       max_depth: int | None = None) -> builtins.list[FlatTreeRow]:
@@ -320,10 +377,15 @@ class InstanceRepository:
         return self._in_project(project_id, HopperScope.ORCHESTRATION)
 
     def _in_project(self, project_id: str, scope: HopperScope) -> builtins.list[HopperInstance]:
-        row = self.row(QUERIES.get_instances_in_scope_of_project.text,
-                             project_id=project_id, scope=scope.value)
-        assert row is not None  # an aggregation always answers
-        return self._instances(row)
+        """Every instance of a project in one scope, page by page (each from the index)."""
+        items: builtins.list[HopperInstance] = []
+        after: str | None = cursors.FIRST
+        while after is not None:
+            page = self.list(project_id=project_id, scope=scope, limit=PROJECT_PAGE,
+                             after=after)
+            items += page.items
+            after = page.next
+        return items
 
     def get_active_instances(self) -> builtins.list[HopperInstance]:
         return self.get_instances_by_status(InstanceStatus.ACTIVE)
@@ -398,9 +460,17 @@ class InstanceRepository:
                     limit: int | None = None) -> builtins.list[InstanceEvent]:
         """The audit events of an instance, oldest first (also after it was deleted);
         NotFound, at any offset, for an id that never had any."""
+        return self.history_page(instance_id, offset, limit).items
+
+    def history_page(self, instance_id: str, offset: int = 0, limit: int | None = None,
+                     after: str | None = None) -> Page:
+        """A page of an instance's audit events, oldest first, by cursor (``after``) or by
+        offset; ``next`` continues it. No total: counting would cost every event."""
         check_page(offset, limit)
-        params = {"instance_id": instance_id, "skip": offset,
-                  "limit": ALL if limit is None else limit}
+        by_cursor = _check_cursor_or_offset(after, offset)
+        size = ALL if limit is None else limit
+        params = {"instance_id": instance_id, "after_seq": cursors.seq_after(after),
+                  "skip": 0 if by_cursor else offset, "limit": min(size + 1, ALL)}
         row = self.row(QUERIES.get_history.text, **params)
         assert row is not None  # an aggregation always answers
         if row["pending"]:  # some of its events wait for their seq: number them first
@@ -409,7 +479,10 @@ class InstanceRepository:
             assert row is not None
         if not row["known"]:
             raise not_found(instance_id)
-        return events_from_columns(row)
+        events = events_from_columns(row)
+        last = events[size - 1] if len(events) > size else None
+        return Page(events[:size], None, offset, size,
+                    None if last is None else cursors.encode(cursors.SEQ, last.seq))
 
     def events_since(self, after: int = 0, limit: int = 100) -> builtins.list[InstanceEvent]:
         """The change feed: events with ``seq`` greater than ``after``, in order. Events

@@ -16,6 +16,9 @@ from datetime import UTC, datetime
 
 from neo4j import Driver, RoutingControl
 
+INDEX_WAIT_SECONDS = 600
+"""How long apply_schema waits for new indexes to come online (a large graph's take long)."""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -79,6 +82,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         "MATCH (:GlobalInstance)-[:PARENT_OF]->(p:HopperInstance {scope: 'PROJECT'}) "
         "SET p:ProjectInstance",
     )),
+    Migration(4, "list pages in creation order from an index for each filter", (
+        # A list page seeks the index of its most selective filter and reads it in page
+        # order (created_at, id), stopping at the page's last row: the cost of a page
+        # follows the page, not the graph (cypher/instances.cypher, list_by_*).
+        "CREATE INDEX hopper_instance_scope_status_created IF NOT EXISTS "
+        "FOR (n:HopperInstance) ON (n.scope, n.status, n.created_at, n.id)",
+        "CREATE INDEX hopper_instance_scope_created IF NOT EXISTS "
+        "FOR (n:HopperInstance) ON (n.scope, n.created_at, n.id)",
+        "CREATE INDEX hopper_instance_status_created IF NOT EXISTS "
+        "FOR (n:HopperInstance) ON (n.status, n.created_at, n.id)",
+        "CREATE INDEX hopper_instance_project_created IF NOT EXISTS "
+        "FOR (n:HopperInstance) ON (n.project_id, n.scope, n.created_at, n.id)",
+        "CREATE INDEX hopper_instance_created_id IF NOT EXISTS "
+        "FOR (n:HopperInstance) ON (n.created_at, n.id)",
+    )),
 )
 
 
@@ -108,4 +126,9 @@ def apply_schema(driver: Driver, database: str | None = None) -> list[Migration]
             database_=database,
         )
         applied.append(migration)
+    if applied:
+        # New indexes populate in the background; a query that names one (USING INDEX)
+        # fails until it is online, so the schema is ready only once they all are.
+        driver.execute_query("CALL db.awaitIndexes($seconds)", seconds=INDEX_WAIT_SECONDS,
+                             database_=database)
     return applied

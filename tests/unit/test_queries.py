@@ -408,28 +408,15 @@ def test_a_fragment_used_without_its_variable_fails_loading(tmp_path):
         Queries(tmp_path)
 
 
-def test_a_fragment_takes_no_parameters(tmp_path):
-    write(tmp_path, "a.cypher", """
-        // fragment: by_id
-        {id: $id}
-
-        // name: one
-        // params: id
-        MATCH (x {{by_id}}) RETURN x
-        """)
-    with pytest.raises(QueryFileError, match="fragment 'by_id' uses a \\$parameter"):
-        Queries(tmp_path)
-
-
 def test_parameters_a_fragment_brings_are_checked_after_splicing(tmp_path):
     """The query declares what it runs with, fragments included."""
     write(tmp_path, "a.cypher", """
-        // fragment: pair(node)
-        node.id AS id
+        // fragment: by_name(node)
+        node.name = $name
 
         // name: one
-        // params: id, spare
-        MATCH (x {id: $id}) RETURN {{pair(x)}}
+        // params: id
+        MATCH (x {id: $id}) WHERE {{by_name(x)}} RETURN x
         """)
-    with pytest.raises(QueryFileError, match="uses \\['id'\\] but declares"):
+    with pytest.raises(QueryFileError, match="uses \\['id', 'name'\\] but declares"):
         Queries(tmp_path)
