@@ -152,12 +152,19 @@ def items_response(instances: list[HopperInstance]) -> Response:
 
 
 def page_response(page: Page) -> Response:
-    end = page.offset + len(page.items)
+    """A page of instances: ``next`` is the cursor of the next page; ``total`` and
+    ``next_offset`` are there when the page was asked for by offset."""
     with gc_paused():
         return json_response({"items": [instance_document(i) for i in page.items],
-                              "total": page.total, "offset": page.offset,
-                              "limit": page.limit,
-                              "next_offset": end if end < page.total else None})
+                              **page_fields(page)})
+
+
+def page_fields(page: Page) -> dict[str, Any]:
+    """What a page response says besides its items."""
+    return {"total": page.total, "offset": page.offset, "limit": page.limit,
+            "next": page.next,
+            "next_offset": page.offset + len(page.items)
+            if page.next is not None and page.total is not None else None}
 
 
 def tree_response(rows: list[FlatTreeRow], fmt: str, max_depth: int | None) -> Response:

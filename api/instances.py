@@ -32,7 +32,7 @@ from api.http import (
     tree_response,
 )
 from api.updates import apply_update
-from hopper_graph import InstanceSpec, NotFound
+from hopper_graph import HopperScope, InstanceSpec, NotFound
 from hopper_graph.lifecycle import EVENTS
 
 blp = Blueprint("instances", __name__, url_prefix="/api/v1/instances",
@@ -211,21 +211,23 @@ def global_instance() -> Any:
 
 
 @blp.route("/projects/<project_id>")
-@no_query()
-@blp.response(200, s.ItemsSchema)
+@blp.arguments(s.PageQuerySchema, **QUERY)
+@blp.response(200, s.InstancePageSchema)
 @documented(blp)
-def project_instances(project_id: str) -> Any:
-    """List the PROJECT instances (sub-projects included) of a project."""
-    return items_response(manager().get_project_instances(project_id))
+def project_instances(query: dict[str, Any], project_id: str) -> Any:
+    """List the PROJECT instances (sub-projects included) of a project, a page at a time."""
+    return page_response(manager().list(project_id=project_id, scope=HopperScope.PROJECT,
+                                        **query))
 
 
 @blp.route("/projects/<project_id>/orchestrations")
-@no_query()
-@blp.response(200, s.ItemsSchema)
+@blp.arguments(s.PageQuerySchema, **QUERY)
+@blp.response(200, s.InstancePageSchema)
 @documented(blp)
-def project_orchestrations(project_id: str) -> Any:
-    """List the ORCHESTRATION instances of a project."""
-    return items_response(manager().get_orchestration_instances(project_id))
+def project_orchestrations(query: dict[str, Any], project_id: str) -> Any:
+    """List the ORCHESTRATION instances of a project, a page at a time."""
+    return page_response(manager().list(project_id=project_id,
+                                        scope=HopperScope.ORCHESTRATION, **query))
 
 
 @blp.route(f"{ID}/history")
@@ -234,12 +236,11 @@ def project_orchestrations(project_id: str) -> Any:
 @documented(blp, 404)
 def history(query: dict[str, Any], instance_id: UUID) -> Any:
     """An instance's audit events, oldest first, a page at a time (also once deleted)."""
-    offset, limit = query["offset"], query["limit"]
-    events = manager().history(str(instance_id), offset, limit + 1)  # one more: is there more?
-    if not events and offset == 0:  # every instance that ever existed has its create event
-        raise NotFound(f"no instance with id {instance_id} has ever existed", id=instance_id)
-    return {"items": events[:limit], "offset": offset, "limit": limit,
-            "next_offset": offset + limit if len(events) > limit else None}
+    page = manager().history_page(str(instance_id), query["offset"], query["limit"],
+                                  query["after"])
+    return {"items": page.items, "offset": page.offset, "limit": page.limit,
+            "next": page.next, "next_offset": None if page.next is None or query["after"]
+            is not None else page.offset + page.limit}
 
 
 @blp.route(f"{ID}/config/effective")

@@ -14,6 +14,7 @@ from typing import Any
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from hopper_graph import HopperScope, InstanceStatus, InstanceType
+from hopper_graph.cursors import MAX_CURSOR_LENGTH
 from hopper_graph.lifecycle import EVENTS
 from hopper_graph.rules import MAX_NAME_LENGTH
 
@@ -173,18 +174,26 @@ class ItemsSchema(Schema):
     items = fields.List(fields.Nested(InstanceSchema))
 
 
+_NEXT = _described("The cursor of the next page: pass it as ?after=. Null on the last "
+                   "page.")
+
+
 class InstancePageSchema(ItemsSchema):
-    total = fields.Integer(**_described("Matching instances in all pages."))
+    total = fields.Integer(allow_none=True, **_described(
+        "Matching instances in all pages, when paging by offset; null when paging by "
+        "cursor (counting costs every match)."))
     offset = fields.Integer()
     limit = fields.Integer()
+    next = fields.String(allow_none=True, **_NEXT)
     next_offset = fields.Integer(allow_none=True, **_described(
-        "The offset of the next page; null on the last page."))
+        "The offset of the next page when paging by offset; null on the last page."))
 
 
 class EventPageSchema(Schema):
     items = fields.List(fields.Nested(EventSchema))
     offset = fields.Integer()
     limit = fields.Integer()
+    next = fields.String(allow_none=True, **_NEXT)
     next_offset = fields.Integer(allow_none=True)
 
 
@@ -299,7 +308,13 @@ class NoQuerySchema(QuerySchema):
 
 
 class PageQuerySchema(QuerySchema):
-    offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
+    after = fields.String(load_default=None, validate=validate.Length(max=MAX_CURSOR_LENGTH),
+                          **_described(
+        "Page by cursor: the `next` of the previous page, or empty for the first page. "
+        "Each page costs its own rows; prefer it to `offset`."))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET),
+                            **_described("Page by offset (with `total`), kept for "
+                                         "compatibility: its cost grows with the offset."))
     limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))
 
 

@@ -82,7 +82,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "MATCH (:GlobalInstance)-[:PARENT_OF]->(p:HopperInstance {scope: 'PROJECT'}) "
         "SET p:ProjectInstance",
     )),
-    Migration(4, "list pages in creation order from an index for each filter", (
+    Migration(5, "list pages in creation order from an index for each filter", (
         # A list page seeks the index of its most selective filter and reads it in page
         # order (created_at, id), stopping at the page's last row: the cost of a page
         # follows the page, not the graph (cypher/instances.cypher, list_by_*).

@@ -62,7 +62,7 @@ def test_list_filters_and_paginates(client, h):
     projects = [h.project(g, f"p{k}") for k in range(5)]
     h.run(projects[0], "r0")
     page = client.get(f"{URL}?scope=PROJECT&limit=2").get_json()
-    assert page.keys() == {"items", "total", "offset", "limit", "next_offset"}
+    assert page.keys() == {"items", "total", "offset", "limit", "next", "next_offset"}
     assert [i["name"] for i in page["items"]] == ["p0", "p1"]
     assert (page["total"], page["offset"], page["limit"], page["next_offset"]) == (5, 0, 2, 2)
     last = client.get(f"{URL}?scope=PROJECT&limit=2&offset=4").get_json()
@@ -71,6 +71,35 @@ def test_list_filters_and_paginates(client, h):
     assert client.get(f"{URL}?parent_id={g['id']}").get_json()["total"] == 5
     assert client.get(f"{URL}?status=ACTIVE").get_json()["total"] == 0
     assert client.get(URL).get_json()["total"] == 7
+
+
+def test_list_pages_by_cursor_from_first_to_last(client, h):
+    """?after= (empty, then each page's next) walks the list once, in order, without the
+    total; a cursor survives instances created after the page it came from."""
+    g = h.global_(limits={"max_child_instances": 50})
+    for k in range(5):
+        h.project(g, f"p{k}")
+    first = client.get(f"{URL}?scope=PROJECT&limit=2&after=").get_json()
+    assert [i["name"] for i in first["items"]] == ["p0", "p1"]
+    assert (first["total"], first["next_offset"]) == (None, None) and first["next"]
+    h.project(g, "p5")  # created after the first page was read: comes last, nothing repeats
+    names, cursor = [], first["next"]
+    while cursor:
+        page = client.get(f"{URL}?scope=PROJECT&limit=2&after={cursor}").get_json()
+        names += [i["name"] for i in page["items"]]
+        cursor = page["next"]
+    assert names == ["p2", "p3", "p4", "p5"]
+
+
+def test_a_cursor_that_is_not_one_is_a_problem_naming_after(client, h):
+    g = h.global_()
+    children = client.get(f"{URL}/{g['id']}/children?after=").get_json()
+    assert children["items"] == [] and children["next"] is None
+    for bad in ("nonsense", "WyJzIiwxXQ"):  # not base64 JSON; a history cursor
+        body = client.get(f"{URL}?after={bad}").get_json()
+        assert body["code"] == "validation-error" and "after" in body["errors"], body
+    body = client.get(f"{URL}?after=&offset=5").get_json()
+    assert "offset" in body["errors"]
 
 
 def test_bad_query_parameters_are_400_with_errors_by_parameter(client):
@@ -252,7 +281,11 @@ def test_static_routes_are_not_taken_for_an_id(client, h):
     assert [i["id"] for i in projects["items"]] == [a["id"], sub["id"]]
     runs = client.get(f"{URL}/projects/alpha/orchestrations").get_json()
     assert [i["id"] for i in runs["items"]] == [run["id"]]
-    assert client.get(f"{URL}/projects/nobody").get_json() == {"items": []}
+    assert client.get(f"{URL}/projects/nobody").get_json()["items"] == []
+    page = client.get(f"{URL}/projects/alpha?limit=1&after=").get_json()
+    assert [i["id"] for i in page["items"]] == [a["id"]] and page["total"] is None
+    rest = client.get(f"{URL}/projects/alpha?limit=1&after={page['next']}").get_json()
+    assert [i["id"] for i in rest["items"]] == [sub["id"]] and rest["next"] is None
 
 
 def test_an_id_that_is_not_a_uuid_is_an_unknown_url(client):
