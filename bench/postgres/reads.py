@@ -3,8 +3,9 @@
 Recursive CTEs over ``parent_id`` for ancestors, descendants and trees; keyset pages
 (``(created_at, id) > (after)`` or ``seq > after``, then ``ORDER BY ... LIMIT``) for
 children, filtered lists and history. Every instance comes back with all its columns as a
-dict (``dict_row``), ``config`` and ``metadata`` decoded from jsonb by psycopg, as a
-careful application would read them. Each function takes a connection in autocommit mode.
+dict (``dict_row``), ids as UUIDs and timestamps as datetimes, as a careful application
+reads them; ``config`` and ``metadata`` as JSON text, as ours keep them until read (see
+``Peer.connect``). Each function takes a connection from ``Peer.connect`` (autocommit).
 """
 
 from __future__ import annotations
