@@ -17,7 +17,7 @@ from typing import Any
 try:
     from psycopg.rows import dict_row
 except ImportError:  # pragma: no cover - without psycopg the peer does not start at all
-    dict_row = None
+    dict_row = None  # type: ignore[assignment]
 
 COLUMNS = ("id, name, scope, status, instance_type, parent_id, project_id, config, "
            "config_set, metadata, version, depth, created_at, updated_at, started_at, "
