@@ -2,9 +2,10 @@
 
 Uses ``HOPPER_NEO4J_URI`` when set, else starts the project's local Neo4j instance
 ``bench`` (Bolt 7700) so a developer's and the tests' graphs are left alone. The graph of
-that database is wiped between phases. The write phase runs each workload beside a
-PostgreSQL peer (``bench/postgres``) in a throwaway cluster of its own, started on first
-use and removed at the end; where PostgreSQL cannot run, it says why and runs without.
+that database is wiped between phases. Every read of the chain, forest and wide phases
+and every workload of the write phase also runs on a PostgreSQL peer (``bench/postgres``)
+holding the same hierarchy, in a throwaway cluster of its own, started on first use and
+removed at the end; where PostgreSQL cannot run, it says why and runs without.
 """
 
 from __future__ import annotations
