@@ -2,9 +2,10 @@
 
 Uses ``HOPPER_NEO4J_URI`` when set, else starts the project's local Neo4j instance
 ``bench`` (Bolt 7700) so a developer's and the tests' graphs are left alone. The graph of
-that database is wiped between phases. The write phase runs each workload beside a
-PostgreSQL peer (``bench/postgres``) in a throwaway cluster of its own, started on first
-use and removed at the end; where PostgreSQL cannot run, it says why and runs without.
+that database is wiped between phases. Every read of the chain, forest and wide phases
+and every workload of the write phase also runs on a PostgreSQL peer (``bench/postgres``)
+holding the same hierarchy, in a throwaway cluster of its own, started on first use and
+removed at the end; where PostgreSQL cannot run, it says why and runs without.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from neo4j import Driver, RoutingControl
 
 from bench import datasets, postgres
 from bench.measure import Result, concurrent, once, peak_rss_mb, timed
+from bench.postgres import reads as sql
 from bench.postgres import writes as pg
-from hopper_graph import InstanceManager, Neo4jSettings, apply_schema, connect
+from hopper_graph import InstanceManager, InstanceSpec, Neo4jSettings, apply_schema, connect
 from hopper_graph.local_neo4j import LocalNeo4j
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -57,6 +59,15 @@ SMOKE = Sizes(chain=50, forest=600, projects=10, wide=120, http_seconds=1.0,
 
 WRITERS = 8
 """Concurrent writers, each on its own PROJECT."""
+
+FIRST_PAGE: dict[str, Any] = {"offset": 0}
+"""How our side asks for the first page of a paged read (a filtered list, a history, a
+descendants page): by offset today. Once the library's paged reads take cursors this
+line becomes ``{"after": None}``; the peer reads every page by keyset already."""
+
+HISTORY_EVENTS = 120
+"""Audit events of the instance whose history page is read, on both sides: its create,
+its start, then pauses and resumes (a page of 100 is full)."""
 
 CYCLE = (("start", "CREATED"), ("pause", "ACTIVE"), ("resume", "PAUSED"), ("stop", "ACTIVE"))
 """The single transitions timed, in order, each with the status it expects."""
@@ -98,6 +109,28 @@ class Bench:
     def close(self) -> None:
         self._closing.close()
 
+    def _peer_load(self, global_id: str, global_config: dict[str, Any],
+                   specs: list[InstanceSpec]) -> postgres.Peer | None:
+        """Load the phase's hierarchy into the peer (COPY of the same specs as ours, the
+        GLOBAL included, one create event each), or None without a peer."""
+        peer = self.peer()
+        if peer is None:
+            return None
+        peer.reset()
+        peer.copy([datasets.plain_global(global_id, global_config),
+                   *datasets.plain_rows(specs, global_id)])
+        peer.analyze()
+        return peer
+
+    def _peer_read(self, name: str, read: Callable[[Any], Any], repeat: int,
+                   warmup: int = 2) -> Result | None:
+        """``read`` of the peer's connection timed as ours is, or None without a peer."""
+        peer = self.peer()
+        if peer is None:
+            return None
+        conn = peer.conn
+        return timed(f"peer: {name}", lambda: read(conn), repeat=repeat, warmup=warmup)
+
     def bare(self, query: str, **params: Any) -> Callable[[], list[Any]]:
         """The floor: the same rows through the bare driver and the simplest Cypher."""
         def run() -> list[Any]:
@@ -116,20 +149,28 @@ class Bench:
         self.wipe()
         depth = self.sizes.chain
         chain = datasets.chain(self.manager, depth)
+        self._peer_load(chain.global_id, datasets.global_config(max_depth=depth + 10),
+                        chain.specs)
         repo = self.manager.repository
         self.add(timed(f"ancestors of a {depth}-deep leaf",
                        lambda: repo.get_ancestors(chain.leaf), repeat=20,
-                       target="p50 <= 10 ms"),
+                       target="p50 <= 10 ms, <= 1.0x peer"),
                  timed("floor: ancestors", self.bare(
                      "MATCH (:HopperInstance {id: $id})<-[:PARENT_OF*]-(a) RETURN a",
-                     id=chain.leaf), repeat=20))
+                     id=chain.leaf), repeat=20),
+                 self._peer_read("ancestors", lambda c: sql.ancestors(c, chain.leaf),
+                                 repeat=20))
         self.add(timed("descendants of the chain's root",
                        lambda: repo.get_descendants(chain.global_id), repeat=5),
                  timed("floor: descendants", self.bare(
                      "MATCH (:HopperInstance {id: $id})-[:PARENT_OF*]->(d) RETURN d",
-                     id=chain.global_id), repeat=5))
+                     id=chain.global_id), repeat=5),
+                 self._peer_read("descendants", lambda c: sql.descendants(c, chain.global_id),
+                                 repeat=5))
         self.add(timed("nested tree of the chain",
-                       lambda: _tree_size(repo.get_instance_tree(chain.global_id)), repeat=5))
+                       lambda: _tree_size(repo.get_instance_tree(chain.global_id)), repeat=5),
+                 peer=self._peer_read("nested tree", lambda c: _tree_size(
+                     sql.nested_tree(c, chain.global_id)), repeat=5))
 
     # -- (b) a forest of 100,000 -----------------------------------------------------------
     def forest(self) -> None:
@@ -142,26 +183,77 @@ class Bench:
                                  lambda: self.manager.bulk_create(forest.specs),
                                  target=">= 10,000 instances/s"), floor_import)
         imported.extra["instances_per_s"] = (total - 1) / imported.p50
-        repo = self.manager.repository
+        self._peer_load(global_id, datasets.global_config(), forest.specs)
+        repo, read = self.manager.repository, self._peer_read
         floor = timed("floor: subtree rows", self.bare(
             "MATCH (:HopperInstance {id: $id})-[:PARENT_OF*]->(d) RETURN d",
             id=global_id), repeat=3, warmup=1)
         self.add(timed("descendants of the GLOBAL", lambda: repo.get_descendants(global_id),
-                       repeat=3, warmup=1), floor)
+                       repeat=3, warmup=1), floor,
+                 read("descendants", lambda c: sql.descendants(c, global_id), repeat=3,
+                      warmup=1))
         flat = self.add(timed("flat tree of the GLOBAL", lambda: repo.get_flat_tree(global_id),
-                              repeat=3, warmup=1, target="<= 1.5 s, <= 1.3x floor"), floor)
+                              repeat=3, warmup=1,
+                              target="<= 1.5 s, <= 1.3x floor, <= 1.0x peer"), floor,
+                        read("flat tree", lambda c: sql.flat_tree(c, global_id), repeat=3,
+                             warmup=1))
         nested = self.add(timed("nested tree of the GLOBAL",
                                 lambda: _tree_size(repo.get_instance_tree(global_id)),
-                                repeat=3, warmup=1, target="<= 1.2x flat"), floor)
+                                repeat=3, warmup=1, target="<= 1.2x flat, <= 1.0x peer"),
+                          floor, read("nested tree", lambda c: _tree_size(
+                              sql.nested_tree(c, global_id)), repeat=3, warmup=1))
         nested.extra["ratio_to_flat"] = nested.p50 / flat.p50
         project = forest.projects[0]
         self.add(timed("one PROJECT's subtree (flat)", lambda: repo.get_flat_tree(project),
-                       repeat=20),
+                       repeat=20, target="<= 1.0x peer"),
                  timed("floor: one PROJECT's subtree", self.bare(
                      "MATCH (:HopperInstance {id: $id})-[:PARENT_OF*0..]->(d) RETURN d",
-                     id=project), repeat=20))
+                     id=project), repeat=20),
+                 read("one PROJECT's subtree", lambda c: sql.flat_tree(c, project), repeat=20))
+        self._pages(global_id)
         self._rss(global_id)
         self._http(global_id, forest)
+        self._history(forest)
+
+    def _pages(self, global_id: str) -> None:
+        """First pages of 100 that the library reads by offset today (FIRST_PAGE) and the
+        peer by keyset: a filtered list, and the GLOBAL's descendants in level order."""
+        manager, read = self.manager, self._peer_read
+        self.add(timed("filtered list page (100 CREATED ORCHESTRATIONs)",
+                       lambda: manager.list(scope="ORCHESTRATION", status="CREATED", limit=100,
+                                            **FIRST_PAGE).items,
+                       repeat=20, target="<= 1.0x peer"),
+                 peer=read("filtered list page", lambda c: sql.list_page(
+                     c, "ORCHESTRATION", "CREATED", None, 100), repeat=20))
+        self.add(timed("descendants page (first 100 of the GLOBAL's)",
+                       lambda: manager.descendants_page(global_id, limit=100,
+                                                        **FIRST_PAGE).items,
+                       repeat=3, warmup=1, target="<= 1.0x peer"),
+                 peer=read("descendants page", lambda c: sql.descendants(c, global_id, 100),
+                           repeat=3, warmup=1))
+
+    def _history(self, forest: datasets.Forest) -> None:
+        """A history page of 100 of one ORCHESTRATION given HISTORY_EVENTS events on both
+        sides. Runs last in the phase: it starts the instance's ancestors."""
+        leaf = forest.orchestrations[1]  # run-0's first phase run: a leaf
+        run, project = forest.orchestrations[0], forest.projects[0]
+        for instance_id in (forest.global_id, project, run, leaf):
+            if self.manager.get(instance_id).status.value == "CREATED":
+                self.manager.start(instance_id)
+        toggle = _toggler(self.manager, leaf)
+        for _ in range(HISTORY_EVENTS - 2):  # besides its create and start
+            toggle()
+        peer = self.peer()
+        if peer is not None:
+            pg.transition(peer.conn, leaf, "start", "CREATED")
+            toggle = pg.toggler(peer.conn, leaf)
+            for _ in range(HISTORY_EVENTS - 2):
+                toggle()
+        self.add(timed(f"history page (100 of {HISTORY_EVENTS} events)",
+                       lambda: self.manager.history(leaf, limit=100, **FIRST_PAGE),
+                       repeat=20, target="<= 1.0x peer"),
+                 peer=self._peer_read("history page", lambda c: sql.history_page(
+                     c, leaf, 0, 100), repeat=20))
 
     def _import_floor(self, total: int, projects: int) -> Result:
         """The import's floor: the same nodes, PARENT_OF edges and one audit event each,
@@ -214,27 +306,37 @@ class Bench:
         count = self.sizes.wide
         deep_offset = count * 9 // 10
         wide = datasets.wide(self.manager, count)
-        repo = self.manager.repository
+        peer = self._peer_load(wide.global_id, datasets.global_config(), wide.specs)
+        # The peer starts its deep page where a client that walked there holds its keyset.
+        # Ours pages by offset; with cursors it takes the cursor of the page ending at
+        # deep_offset, fetched once here as the peer's position is.
+        position = sql.child_position(peer.conn, wide.parent_id, deep_offset) if peer else None
+        repo, read, parent = self.manager.repository, self._peer_read, wide.parent_id
         first = self.add(timed(f"first page (100) of {count:,} children",
-                               lambda: repo.get_children(wide.parent_id, 0, 100), repeat=30,
-                               target="p50 <= 10 ms"),
+                               lambda: repo.get_children(parent, 0, 100), repeat=30,
+                               target="p50 <= 10 ms, <= 1.0x peer"),
                          timed("floor: first page", self.bare(
                              "MATCH (:HopperInstance {id: $id})-[:PARENT_OF]->(c) "
                              "RETURN c ORDER BY c.created_at SKIP 0 LIMIT 100",
-                             id=wide.parent_id), repeat=30))
+                             id=parent), repeat=30),
+                         read("first page", lambda c: sql.children_page(c, parent, None, 100),
+                              repeat=30))
         deep = self.add(timed(f"a deep page (offset {deep_offset:,}) of the children",
-                              lambda: repo.get_children(wide.parent_id, deep_offset, 100),
-                              repeat=30, target="<= 2x first page"),
+                              lambda: repo.get_children(parent, deep_offset, 100),
+                              repeat=30, target="<= 2x first page, <= 1.0x peer"),
                         timed("floor: deep page", self.bare(
                             "MATCH (:HopperInstance {id: $id})-[:PARENT_OF]->(c) "
                             "RETURN c ORDER BY c.created_at SKIP $skip LIMIT 100",
-                            id=wide.parent_id, skip=deep_offset), repeat=30))
+                            id=parent, skip=deep_offset), repeat=30),
+                        read("deep page", lambda c: sql.children_page(c, parent, position,
+                                                                      100), repeat=30))
         deep.extra["ratio_to_first_page"] = deep.p50 / first.p50
         self.add(timed("events feed: 10,000 events",
                        lambda: self.manager.events_since(0, 10_000), repeat=5),
                  timed("floor: events feed", self.bare(
                      "MATCH (e:InstanceEvent) WHERE e.seq > 0 RETURN e ORDER BY e.seq "
-                     "LIMIT 10000"), repeat=5))
+                     "LIMIT 10000"), repeat=5),
+                 read("events feed", lambda c: sql.events_since(c, 0, 10_000), repeat=5))
 
     # -- (d) every write, beside the PostgreSQL peer doing the same work ----------------------
     def writes(self) -> None:
@@ -389,6 +491,7 @@ class Bench:
 
 
 def _tree_size(root: Any) -> int:
+    """Nodes in a nested tree (ours or the peer's), counted without recursion."""
     size, stack = 0, [root]
     while stack:
         node = stack.pop()

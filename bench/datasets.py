@@ -19,6 +19,7 @@ def _id() -> str:
 class Chain:
     global_id: str
     ids: list[str]  # the PROJECT at depth 1, then ORCHESTRATIONs down to the leaf
+    specs: list[InstanceSpec] = field(default_factory=list)
 
     @property
     def leaf(self) -> str:
@@ -60,7 +61,7 @@ def chain(manager: InstanceManager, depth: int = 5000) -> Chain:
         specs.append(InstanceSpec(id=_id(), name=f"chain-{level}", scope="ORCHESTRATION",
                                   parent_id=specs[-1].id, instance_type="PERSISTENT"))
     manager.bulk_create(specs)
-    return Chain(global_id, [s.id for s in specs])
+    return Chain(global_id, [s.id for s in specs if s.id], specs)
 
 
 def forest_specs(global_id: str, total: int = 100_000, projects: int = 1000) -> Forest:

@@ -72,6 +72,7 @@ class Result:
                 "peer_p50_ms": peer.p50 * 1e3 if peer else None,
                 "peer_p99_ms": peer.p99 * 1e3 if peer else None,
                 "peer_rate_per_s": peer.rate if peer else None,
+                "peer_rows": peer.rows if peer else None,
                 "ratio_to_peer": self.ratio_to_peer,
                 "ratio_to_peer_of": self.ratio_of if peer else None,
                 "target": self.target, **self.extra}

@@ -1,7 +1,7 @@
 """The benchmark runs end to end: ``python -m bench --smoke`` builds all three hierarchies
-in the test Neo4j, serves the API under gunicorn, runs the write workloads beside the
-PostgreSQL peer, and writes a result for every operation the performance issues name. Tiny
-sizes: this checks the harness, it measures nothing."""
+in the test Neo4j, serves the API under gunicorn, runs every read and write workload beside
+the PostgreSQL peer, and writes a result for every operation the performance issues name.
+Tiny sizes: this checks the harness, it measures nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ MEASURED = [
     "ancestors of a 50-deep leaf", "descendants of the chain's root", "nested tree of the chain",
     "bulk import of 599 instances", "descendants of the GLOBAL", "flat tree of the GLOBAL",
     "nested tree of the GLOBAL", "one PROJECT's subtree (flat)",
+    "filtered list page (100 CREATED ORCHESTRATIONs)",
+    "descendants page (first 100 of the GLOBAL's)", "history page (100 of 120 events)",
     "peak RSS loading the whole tree (MiB)", "single create (validated, audited)",
     "single transition: start", "single transition: pause", "single transition: resume",
     "single transition: stop", "HTTP: flat tree of the GLOBAL",
@@ -35,7 +37,19 @@ WITH_FLOOR = {"ancestors of a 50-deep leaf", "descendants of the chain's root",
               "one PROJECT's subtree (flat)",
               "first page (100) of 120 children", "a deep page (offset 108) of the children",
               "events feed: 10,000 events"}
-WITH_PEER = {"cascade stop of 120 descendants", "online bulk import of 299 instances",
+READS = {"ancestors of a 50-deep leaf", "descendants of the chain's root",
+         "nested tree of the chain", "descendants of the GLOBAL", "flat tree of the GLOBAL",
+         "nested tree of the GLOBAL", "one PROJECT's subtree (flat)",
+         "filtered list page (100 CREATED ORCHESTRATIONs)",
+         "descendants page (first 100 of the GLOBAL's)", "history page (100 of 120 events)",
+         "first page (100) of 120 children", "a deep page (offset 108) of the children",
+         "events feed: 10,000 events"}
+"""Every read the library side times outside HTTP: each has a peer figure."""
+PAGES = {"filtered list page (100 CREATED ORCHESTRATIONs)",
+         "descendants page (first 100 of the GLOBAL's)", "history page (100 of 120 events)",
+         "first page (100) of 120 children"}
+"""Full pages of 100 on both sides (the deep page has 12 rows left at smoke size)."""
+WITH_PEER = READS | {"cascade stop of 120 descendants", "online bulk import of 299 instances",
              "single create (validated, audited)", "single transition: start",
              "single transition: pause", "single transition: resume", "single transition: stop",
              "1 writer, pause/resume", "8 concurrent writers, each on its own PROJECT"}
@@ -83,6 +97,14 @@ def test_the_benchmark_runs_every_phase_and_reports_every_operation(neo4j_source
                 assert result["ratio_to_peer"] > 0, name
                 assert result["ratio_to_peer_of"] == ("rate" if name in THROUGHPUTS
                                                       else "p50"), name
+        for name in READS:  # both sides read the same hierarchy: the same rows
+            assert results[name]["peer_rows"] == results[name]["rows"], name
+        for name in PAGES:
+            assert results[name]["rows"] == 100, name
+        rows = {line.split(" | ")[0].removeprefix("| "): line.split(" | ")[1]
+                for line in out.with_suffix(".md").read_text().splitlines()
+                if line.startswith("| ")}
+        assert all(rows[name].endswith("x (p50)") for name in READS), rows  # leads the row
         writers = results["8 concurrent writers, each on its own PROJECT"]
         assert writers["peer_rate_per_s"] > 0 and writers["peer_ratio_to_one_writer"] > 0
     else:

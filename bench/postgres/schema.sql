@@ -10,6 +10,7 @@ CREATE TABLE instances (
     parent_id     uuid REFERENCES instances ON DELETE CASCADE,
     project_id    text,
     config        jsonb NOT NULL DEFAULT '{}',
+    config_set    jsonb NOT NULL DEFAULT '{}',  -- the config as given, before the defaults
     metadata      jsonb NOT NULL DEFAULT '{}',
     version       int NOT NULL DEFAULT 1,
     depth         int NOT NULL,
@@ -18,11 +19,15 @@ CREATE TABLE instances (
     started_at    timestamptz,
     stopped_at    timestamptz,
     archived_at   timestamptz,
+    heartbeat_at  timestamptz,
     UNIQUE (name, scope)
 );
 CREATE INDEX instances_parent ON instances (parent_id);
 CREATE INDEX instances_parent_page ON instances (parent_id, created_at, id);
-CREATE INDEX instances_scope_status ON instances (scope, status);
+-- The filtered list page's order after its filters, so a page is read from the index
+-- (with (scope, status) alone, every match is fetched and sorted); it serves the
+-- (scope, status) lookups too, so that index would be redundant.
+CREATE INDEX instances_scope_status_page ON instances (scope, status, created_at, id);
 CREATE INDEX instances_project ON instances (project_id);
 
 CREATE TABLE events (
