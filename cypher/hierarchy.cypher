@@ -69,11 +69,24 @@ RETURN total, {{instance_columns(props)}}
 // that is several times cheaper than ORDER BY here). Each carries parent_id and depth,
 // enough to build the tree without recursion. properties() reads each node's properties
 // in one pass; reading them one by one walks the node's property chain once per key.
-// params: id, max_depth
+// params: id
 MATCH (root:HopperInstance {id: $id})
 OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
-  WHERE $max_depth IS NULL OR d.depth <= root.depth + $max_depth
 WITH root, collect(d) AS below  // collected: rows of a var-length match carry their path
+WITH [x IN [root] + below | properties(x)] AS props
+RETURN {{instance_columns(props)}}
+
+// name: get_subtree_to_depth
+// As get_subtree, down to $max_depth levels below the instance only. The depth test sits
+// inside the quantified path, so the walk stops at the last level asked for instead of
+// expanding the whole subtree and filtering afterwards (max_depth 0 of a 20,000-instance
+// tree: 114 db hits against 60,360).
+// params: id, max_depth
+MATCH (root:HopperInstance {id: $id})
+WITH root, root.depth + $max_depth AS bottom
+OPTIONAL MATCH (root) ((:HopperInstance)-[:PARENT_OF]->(b:HopperInstance)
+                       WHERE b.depth <= bottom)+ (d:HopperInstance)
+WITH root, collect(d) AS below  // collected: rows of a path match carry their path
 WITH [x IN [root] + below | properties(x)] AS props
 RETURN {{instance_columns(props)}}
 

@@ -339,7 +339,8 @@ class InstanceRepository:
         if max_depth is not None and not 0 <= max_depth <= ALL:
             raise ValidationError("max_depth is out of range",
                                   errors={"max_depth": [f"must be between 0 and {ALL}"]})
-        row = self.row(QUERIES.get_subtree.text, id=root_id, max_depth=max_depth)
+        row = self.row(QUERIES.get_subtree.text, id=root_id) if max_depth is None else \
+            self.row(QUERIES.get_subtree_to_depth.text, id=root_id, max_depth=max_depth)
         if row is None:
             raise not_found(root_id)
         instances = self._instances(row)

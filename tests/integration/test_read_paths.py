@@ -161,3 +161,18 @@ def test_a_history_page_by_cursor_reads_its_events_only(manager, driver, databas
     late = db_hits(driver, database, "get_history", after_seq=seq + 60, **params)
     assert late <= early + 4
     assert [e.event for e in page.items] == ["create", "start", "stop", "start", "stop"]
+
+
+def test_a_tree_cut_at_a_depth_walks_no_deeper(repo, two_projects, driver, database):
+    """max_depth prunes the walk itself: cutting at the root costs the same however large
+    the tree under it is, and the levels it returns are exactly those asked for."""
+    g, small, _ = two_projects
+    shallow = db_hits(driver, database, "get_subtree_to_depth", id=g.id, max_depth=0)
+    made = runs(repo, small, 300, "s")
+    repo.bulk_create([InstanceSpec(name=f"{i}-phase", scope="ORCHESTRATION", parent_id=i)
+                      for i in made[:50]])
+    assert db_hits(driver, database, "get_subtree_to_depth", id=g.id, max_depth=0) == shallow
+    assert [r.depth for r in repo.get_flat_tree(g.id, max_depth=0)] == [0]
+    assert {r.depth for r in repo.get_flat_tree(g.id, max_depth=2)} == {0, 1, 2}
+    assert len(repo.get_flat_tree(g.id, max_depth=2)) == 3 + 300
+    assert len(repo.get_flat_tree(g.id)) == 3 + 300 + 50
