@@ -148,7 +148,8 @@ RETURN n {.id, .scope, .config_set} AS instance,
        collect(a {.id, .scope, .config_set}) AS ancestors
 
 // name: get_health_facts
-// What a health check needs of an instance: itself, its parent's status, its child count,
+// What a health check needs of an instance: itself, its parent's status, its child count
+// (the children that count toward limits.max_child_instances: ARCHIVED ones do not),
 // and the config overrides of its ancestors, nearest first (for inherited settings).
 // params: id
 MATCH (n:HopperInstance {id: $id})
@@ -162,11 +163,13 @@ RETURN n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),
     started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
     archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance, p.status AS parent_status,
-       COUNT { (n)-[:PARENT_OF]->() } AS child_count, above
+       COUNT { (n)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
+         AS child_count, above
 
 // name: get_subtree_health_facts
-// The health facts of every instance in a subtree (root first, parents before children),
-// with the root's ancestors' config overrides, in one query.
+// The health facts of every instance in a subtree (root first, parents before children;
+// child counts leave ARCHIVED children out, as get_health_facts does), with the root's
+// ancestors' config overrides, in one query.
 // params: id
 MATCH (root:HopperInstance {id: $id})
 OPTIONAL MATCH (root)<-[:PARENT_OF*1..]-(a:HopperInstance)
@@ -185,7 +188,8 @@ RETURN n {.*,
     created_at: toString(n.created_at), updated_at: toString(n.updated_at),
     started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
     archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance, p.status AS parent_status,
-       COUNT { (n)-[:PARENT_OF]->() } AS child_count, above
+       COUNT { (n)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
+         AS child_count, above
 
 // name: find_purge_candidates
 // The ARCHIVED EPHEMERAL instances a purge examines, oldest archive first, at most $limit,

@@ -101,6 +101,20 @@ def test_archived_children_do_not_count_toward_the_limit(manager, project):
     assert manager.get(third.id).status is S.CREATED
 
 
+def test_archived_children_leave_a_full_parent_healthy_on_headroom(manager, project):
+    parent = manager.create(name="small", scope="PROJECT", parent_id=project.id,
+                            project_id="proj", config={"limits": {"max_child_instances": 2}})
+    manager.start(parent.id)
+    for i in range(2):
+        run = _run(manager, parent, f"run-{i}")
+        manager.start(run.id)
+        manager.stop(run.id)  # EPHEMERAL: archived
+    for subtree in (False, True):
+        report = manager.health_check(parent.id, subtree=subtree)
+        headroom = {c.name: c for c in report.checks}["child_headroom"]
+        assert (headroom.status, headroom.detail) == ("pass", "0 of 2 children")
+
+
 # -- errors -------------------------------------------------------------------------------
 def test_a_name_that_reads_like_a_label_is_still_a_duplicate_name(manager, project):
     manager.create(name="GlobalInstance `scope` = 'GLOBAL'", scope="ORCHESTRATION",
