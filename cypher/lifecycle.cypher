@@ -193,12 +193,13 @@ RETURN n {.*,
 
 // name: find_purge_candidates
 // The ARCHIVED EPHEMERAL instances a purge examines, oldest archive first, at most $limit,
-// each with its retention settings (in config) and its children (id, type, status): the
-// caller decides which are purgeable and which subtrees are purgeable whole.
+// each with its retention settings (in config), its version (the delete goes ahead only if
+// it is unchanged) and its children (id, type, status): the caller decides which are
+// purgeable and which subtrees are purgeable whole.
 // params: limit
 MATCH (n:HopperInstance {status: 'ARCHIVED'})
 WHERE n.instance_type = 'EPHEMERAL'
 WITH n ORDER BY n.archived_at, n.id LIMIT $limit
 RETURN n.id AS id, n.name AS name, n.scope AS scope, n.parent_id AS parent_id,
-       toString(n.archived_at) AS archived_at, n.config AS config,
+       toString(n.archived_at) AS archived_at, n.config AS config, n.version AS version,
        [(n)-[:PARENT_OF]->(c:HopperInstance) | [c.id, c.instance_type, c.status]] AS children

@@ -9,13 +9,15 @@ descendant keeps it. Nothing that is not itself purgeable is ever deleted.
 
 A run examines at most ``limit`` candidates (oldest archive first) and deletes in
 transactions of at most ``batch`` instances, each with its ``delete`` audit events, so its
-cost follows what it deletes. History survives, as for every delete.
+cost follows what it deletes. History survives, as for every delete. The verdicts are read
+without locks; the delete locks each subtree and goes ahead only if no instance in it
+changed since (its version), so a PATCH that pins a run meanwhile keeps it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +27,7 @@ from neo4j import ManagedTransaction
 from hopper_graph.errors import InstanceRunning, NotFound
 from hopper_graph.lifecycle import InstanceLifecycleManager, delete_contexts
 from hopper_graph.queries import QUERIES
-from hopper_graph.repository import delete_subtree, lock_with_parent, utcnow
+from hopper_graph.repository import delete_subtree, lock_subtree, lock_with_parent, utcnow
 
 DEFAULT_LIMIT = 10_000
 DEFAULT_BATCH = 500
@@ -66,8 +68,13 @@ def purge(lifecycle: InstanceLifecycleManager, older_than: timedelta | None = No
     if dry_run:
         return PurgeReport(True, [items[row["id"]] for row in going], kept)
     deleted: list[str] = []
+    children = {row["id"]: [c[0] for c in row["children"]] for row in rows}
+    versions = {row["id"]: row["version"] for row in rows}
     for group in _batches(roots, _sizes(rows, verdicts), batch):
-        deleted += _delete(lifecycle, group, actor)
+        gone, refused = _delete(lifecycle, group, versions, actor)
+        deleted += gone
+        kept += [replace(items[i], reason=why) for root, why in refused.items()
+                 for i in _subtree(root, children)]
     return PurgeReport(False, [items[i] for i in deleted if i in items], kept)
 
 
@@ -118,20 +125,18 @@ def _sizes(rows: list[dict[str, Any]], verdicts: dict[str, tuple[bool, str]]
            ) -> dict[str, int]:
     """The size of each purgeable subtree (rows come oldest first, not by depth)."""
     children = {row["id"]: [c[0] for c in row["children"]] for row in rows}
-    sizes: dict[str, int] = {}
+    return {row["id"]: len(_subtree(row["id"], children))
+            for row in rows if verdicts[row["id"]][0]}
 
-    def size(node: str) -> int:
-        stack, total = [node], 0
-        while stack:
-            current = stack.pop()
-            total += 1
-            stack.extend(children.get(current, ()))
-        return total
 
-    for row in rows:
-        if verdicts[row["id"]][0]:
-            sizes[row["id"]] = size(row["id"])
-    return sizes
+def _subtree(root: str, children: dict[str, list[str]]) -> list[str]:
+    """``root`` and every id below it, iteratively (chains may be thousands deep)."""
+    stack, found = [root], []
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(children.get(current, ()))
+    return found
 
 
 def _batches(roots: list[str], sizes: dict[str, int], batch: int) -> Iterable[list[str]]:
@@ -147,27 +152,48 @@ def _batches(roots: list[str], sizes: dict[str, int], batch: int) -> Iterable[li
         yield group
 
 
-def _delete(lifecycle: InstanceLifecycleManager, roots: list[str], actor: str | None
-            ) -> list[str]:
-    """Delete the subtrees of ``roots`` in one transaction, with their hooks and events."""
+def _delete(lifecycle: InstanceLifecycleManager, roots: list[str], versions: dict[str, int],
+            actor: str | None) -> tuple[list[str], dict[str, str]]:
+    """Delete the subtrees of ``roots`` in one transaction, with their hooks and events.
+
+    The verdicts came from a read without locks: a PATCH since then may have made an
+    instance not purgeable (``purge_archived: false``). So under the subtree's locks, a
+    subtree goes only if every instance in it is still at the version that was judged
+    (``versions``); else it stays, and the second value says why, per root."""
     hooks = lifecycle.hooks
     at = utcnow()
 
-    def work(tx: ManagedTransaction) -> list[str]:
+    def work(tx: ManagedTransaction) -> tuple[list[str], dict[str, str]]:
         deleted: list[str] = []
+        refused: dict[str, str] = {}
         for root in roots:
             try:
                 lock_with_parent(tx, root)
+                why = _changed(lock_subtree(tx, root), versions)
+                if why is not None:
+                    refused[root] = why
+                    continue
                 deleted += delete_subtree(tx, root, actor, "purge")
             except (NotFound, InstanceRunning):
                 continue  # deleted meanwhile: nothing of it is purged now
-        return deleted
+        return deleted, refused
 
     if hooks.has_before("on_delete"):  # before the write, holding no lock
         hooks.run_before(delete_contexts(roots, None, at, actor, "purge"))
-    deleted = lifecycle.repository.write(work)
+    deleted, refused = lifecycle.repository.write(work)
     hooks.run_after(delete_contexts(deleted, None, at, actor, "purge"))
-    return deleted
+    return deleted, refused
+
+
+def _changed(subtree: list[dict[str, Any]], versions: dict[str, int]) -> str | None:
+    """Why a locked subtree may not go as judged: an instance in it changed (or is new)."""
+    for row in subtree:
+        judged = versions.get(row["id"])
+        if judged != row["version"]:
+            was = "not read" if judged is None else f"not {judged}"
+            return (f"changed since purge read it: {row['id']} is at version "
+                    f"{row['version']}, {was}")
+    return None
 
 
 def _item(row: dict[str, Any], reason: str) -> PurgeItem:

@@ -85,6 +85,39 @@ def test_purge_with_older_than_never_overrides_purge_archived_false(manager, pro
     assert [i.reason for i in report.kept] == ["retention.purge_archived is false"]
 
 
+def test_purge_keeps_a_run_pinned_between_its_read_and_its_delete(manager, project):
+    """A PATCH that sets purge_archived false after purge read the run, before it deleted
+    it: the delete sees the changed version under the lock and keeps the run. The before
+    on_delete hook runs between the two, so the interleaving is exact, not timed."""
+    parent = _run(manager, project, "parent", retention={"archived_ttl_seconds": 0})
+    manager.start(parent.id)
+    child = _run(manager, parent, "child", retention={"archived_ttl_seconds": 0})
+    other = _run(manager, project, "other", retention={"archived_ttl_seconds": 0})
+    for run in (child, other):
+        manager.start(run.id)
+    manager.stop(parent.id)
+    manager.stop(other.id)
+    pinned: list[str] = []
+
+    def pin(context):
+        if not pinned:  # once: the hook runs for every subtree about to go
+            pinned.append(child.id)
+            manager.update(child.id, config={"retention": {"purge_archived": False}})
+
+    manager.hooks.register("on_delete", pin, when="before")
+    report = manager.purge()
+    assert [i.id for i in report.purged] == [other.id]
+    kept = {i.id: i.reason for i in report.kept}
+    assert set(kept) == {parent.id, child.id}
+    assert f"changed since purge read it: {child.id} is at version" in kept[child.id]
+    assert kept[parent.id] == kept[child.id]
+    assert manager.get(child.id).config["retention"]["purge_archived"] is False
+    assert manager.get(parent.id).status is S.ARCHIVED
+    again = manager.purge()  # read afresh, the child is pinned now: it keeps its parent
+    assert again.purged == []
+    assert "retention.purge_archived is false" in {i.id: i.reason for i in again.kept}[child.id]
+
+
 # -- limits -------------------------------------------------------------------------------
 def test_archived_children_do_not_count_toward_the_limit(manager, project):
     parent = manager.create(name="small", scope="PROJECT", parent_id=project.id,
