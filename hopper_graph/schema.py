@@ -79,6 +79,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "MATCH (:GlobalInstance)-[:PARENT_OF]->(p:HopperInstance {scope: 'PROJECT'}) "
         "SET p:ProjectInstance",
     )),
+    Migration(4, "purge candidates in archive order from the index", (
+        # find_purge_candidates seeks the ARCHIVED EPHEMERALs after a cursor and takes
+        # them in archived_at order from the index: a page costs the page, where reading
+        # every archived instance to sort them grew with the archive.
+        "CREATE INDEX hopper_instance_archived IF NOT EXISTS "
+        "FOR (n:HopperInstance) ON (n.instance_type, n.archived_at)",
+    )),
 )
 
 

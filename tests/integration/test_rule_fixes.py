@@ -15,6 +15,8 @@ from hopper_graph import (
     NotFound,
     ValidationError,
 )
+from hopper_graph.purge import decode_cursor
+from hopper_graph.queries import QUERIES
 
 S = InstanceStatus
 
@@ -116,6 +118,83 @@ def test_purge_keeps_a_run_pinned_between_its_read_and_its_delete(manager, proje
     again = manager.purge()  # read afresh, the child is pinned now: it keeps its parent
     assert again.purged == []
     assert "retention.purge_archived is false" in {i.id: i.reason for i in again.kept}[child.id]
+
+
+def _archived(manager, parent, name, **retention):
+    run = _run(manager, parent, name, retention=retention)
+    manager.start(run.id)
+    manager.stop(run.id)  # EPHEMERAL: archived as it stops
+    return run
+
+
+def test_purge_pages_on_past_kept_runs_and_says_when_it_stopped_at_its_limit(manager,
+                                                                           project):
+    """Four pinned runs archived first, then two purgeable ones: a run that examines three
+    says there are more and where to go on; going on from there reaches the purgeable ones.
+    Pages of two follow each other within a run instead of reading the archive again."""
+    pinned = [_archived(manager, project, f"pinned-{i}", purge_archived=False)
+              for i in range(4)]
+    gone = [_archived(manager, project, f"gone-{i}", archived_ttl_seconds=0)
+            for i in range(2)]
+    whole = manager.purge(dry_run=True, limit=6, batch=2)
+    assert [i.id for i in whole.purged] == [r.id for r in gone]
+    assert [i.id for i in whole.kept] == [r.id for r in pinned]
+    assert (whole.more, whole.cursor) == (False, None)
+
+    first = manager.purge(limit=3, batch=2)
+    assert first.purged == [] and [i.id for i in first.kept] == [r.id for r in pinned[:3]]
+    assert first.more is True and first.cursor
+    assert manager.purge(limit=3, batch=2).purged == []  # from the start: the same three
+    rest = manager.purge(limit=3, batch=2, after=first.cursor)
+    assert [i.id for i in rest.purged] == [r.id for r in gone]
+    assert [i.id for i in rest.kept] == [pinned[3].id]
+    assert (rest.more, rest.cursor) == (False, None)
+    with pytest.raises(ValidationError) as caught:
+        manager.purge(after="not-a-cursor")
+    assert "after" in caught.value.errors
+
+
+def test_a_subtree_archived_at_once_is_purged_whole_across_pages_of_one(manager, project):
+    """Within one archived_at, deeper instances come first: the child's page precedes its
+    parent's, so the parent's verdict sees the child's."""
+    parent = _run(manager, project, "parent", retention={"archived_ttl_seconds": 0})
+    manager.start(parent.id)
+    child = _run(manager, parent, "child", retention={"archived_ttl_seconds": 0})
+    manager.start(child.id)
+    manager.stop(parent.id)
+    assert manager.get(child.id).archived_at == manager.get(parent.id).archived_at
+    report = manager.purge(batch=1)
+    assert [i.id for i in report.purged] == [child.id, parent.id] and report.kept == []
+
+
+def _operators(plan):
+    yield plan
+    for child in plan.get("children", ()):
+        yield from _operators(child)
+
+
+def test_a_page_of_purge_candidates_reads_the_page_not_the_archive(clean_graph, database):
+    """500 archived runs: a page of 4, from the start or after a cursor, seeks the
+    (instance_type, archived_at) index in its order and stops after a few rows, where a
+    sort would read all 500."""
+    clean_graph.execute_query(
+        "UNWIND range(1, 500) AS i CREATE (:HopperInstance {id: 'run-' + i, depth: 2, "
+        "instance_type: 'EPHEMERAL', status: 'ARCHIVED', version: 3, config: '{}', "
+        "archived_at: datetime('2026-01-01T00:00:00Z') + duration({seconds: i})})",
+        database_=database)
+    clean_graph.execute_query("CALL db.clearQueryCaches()", database_=database)  # plan anew
+    middle = {"after_at": "2026-01-01T00:04:10Z", "after_depth": 2, "after_id": "run-250"}
+    for position, first in ((decode_cursor(None), 1), (middle, 251)):
+        with clean_graph.session(database=database) as session:
+            result = session.run("PROFILE " + QUERIES.find_purge_candidates.text,
+                                 position, limit=4)
+            ids = [r["id"] for r in result]
+            plan = result.consume().profile
+        assert ids == [f"run-{i}" for i in range(first, first + 4)]
+        [seek] = [o for o in _operators(plan) if o["operatorType"].startswith("NodeIndex")]
+        assert seek["operatorType"].startswith("NodeIndexSeek")
+        assert "(instance_type, archived_at)" in seek["args"]["Details"]
+        assert seek["rows"] < 20, seek["rows"]
 
 
 # -- limits -------------------------------------------------------------------------------
