@@ -115,6 +115,13 @@ RETURN n {.*,
     started_at: toString(n.started_at), stopped_at: toString(n.stopped_at),
     archived_at: toString(n.archived_at), heartbeat_at: toString(n.heartbeat_at)} AS instance
 
+// name: get_top_project
+// The top-level PROJECT of a project (the one :ProjectInstance carrying its project_id),
+// if any: the instance a refused second PROJECT for the same project is told about.
+// params: project_id
+MATCH (n:ProjectInstance {project_id: $project_id})
+RETURN n.id AS id, n.name AS name
+
 // name: get_instances_in_scope_of_project
 // The instances of one scope that belong to a project, in creation order.
 // params: project_id, scope

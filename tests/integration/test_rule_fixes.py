@@ -278,8 +278,10 @@ def test_one_top_level_project_per_project_id_even_when_creates_race(manager, pr
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["created"] + ["duplicate-project"] * 5
-    with pytest.raises(DuplicateProject):  # the fixture's own project too
+    with pytest.raises(DuplicateProject) as caught:  # the fixture's own project too
         manager.create(name="again", scope="PROJECT", parent_id=g.id, project_id="proj")
+    assert caught.value.details == {"project_id": "proj", "existing_id": project.id}
+    assert project.id in caught.value.message
     # a sub-project belongs to its project and may carry its id
     manager.create(name="sub", scope="PROJECT", parent_id=project.id, project_id="proj")
 
