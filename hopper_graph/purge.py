@@ -125,7 +125,8 @@ class _Run:
             for root, why in refused.items():
                 for i in _subtree(root, children):
                     verdicts[i] = (False, why)
-                    self.kept.append(replace(items[i], reason=why))
+                    if i in items:
+                        self.kept.append(replace(items[i], reason=why))
 
 
 def _position(row: dict[str, Any]) -> dict[str, Any]:
