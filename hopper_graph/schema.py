@@ -99,11 +99,16 @@ def schema_version(driver: Driver, database: str | None = None) -> int:
 
 
 def apply_schema(driver: Driver, database: str | None = None) -> list[Migration]:
-    """Apply every migration not yet recorded; returns those applied now."""
-    current = schema_version(driver, database)
+    """Apply every migration not yet recorded; returns those applied now. Each is looked
+    up by its own version, not by the highest recorded: migrations written on branches
+    merge in any order, and a graph that got 5 first still gets 4."""
+    records, _, _ = driver.execute_query(
+        "MATCH (m:SchemaMigration) RETURN collect(m.version) AS versions",
+        database_=database, routing_=RoutingControl.READ)
+    recorded = set(records[0]["versions"])
     applied = []
     for migration in MIGRATIONS:
-        if migration.version <= current:
+        if migration.version in recorded:
             continue
         for statement in (*migration.data, *migration.statements):
             # Schema statements cannot share a transaction with writes: one each.

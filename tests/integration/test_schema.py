@@ -220,3 +220,18 @@ def test_migration_3_labels_the_top_level_projects_that_existed_before_it(clean_
     with pytest.raises(ConstraintError):
         driver.execute_query("CREATE (:HopperInstance:ProjectInstance {id: 'p2', name: 'p2', "
                              "scope: 'PROJECT', project_id: 'alpha'})", database_=database)
+
+
+def test_a_migration_missing_below_the_latest_recorded_is_still_applied(driver, database):
+    """Branches merge migrations in any order: a graph that recorded a later one first
+    still gets the earlier one."""
+    earlier = MIGRATIONS[-2]
+    try:
+        driver.execute_query("MATCH (m:SchemaMigration {version: $v}) DELETE m",
+                             v=earlier.version, database_=database)
+        assert schema_version(driver, database) == MIGRATIONS[-1].version
+        assert apply_schema(driver, database) == [earlier]
+    finally:
+        apply_schema(driver, database)
+    assert [r["version"] for r in migration_records(driver, database)] == [
+        m.version for m in MIGRATIONS]
