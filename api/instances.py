@@ -83,11 +83,14 @@ def purge(body: dict[str, Any]) -> Any:
     """Purge ARCHIVED EPHEMERAL instances past their retention; dry_run only lists them.
 
     The answer lists what was purged (or would be) and what was kept, each with the
-    reason. Without a body, a real purge by each instance's own retention.
+    reason, and with more and cursor whether it stopped at its limit and where to go on.
+    Without a body, a real purge by each instance's own retention.
     """
     seconds = body.get("older_than_seconds")
     older_than = timedelta(seconds=seconds) if seconds is not None else None
-    return manager().purge(older_than, dry_run=body.get("dry_run", False), actor=actor())
+    return manager().purge(older_than, dry_run=body.get("dry_run", False), actor=actor(),
+                           limit=body.get("limit", s.DEFAULT_PURGE_LIMIT),
+                           after=body.get("after"))
 
 
 @blp.route(ID)

@@ -14,6 +14,7 @@ from typing import Any
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from hopper_graph import HopperScope, InstanceStatus, InstanceType
+from hopper_graph import purge as purging
 from hopper_graph.cursors import MAX_CURSOR_LENGTH
 from hopper_graph.lifecycle import EVENTS
 from hopper_graph.rules import MAX_NAME_LENGTH
@@ -28,6 +29,8 @@ MAX_TREE_DEPTH = 100_000
 """The largest ``max_depth`` of /tree; deeper than any hierarchy can be."""
 MAX_PURGE_AGE = 100 * 366 * 86400
 """The largest ``older_than_seconds`` of a purge: a century, older than any instance."""
+DEFAULT_PURGE_LIMIT = purging.DEFAULT_LIMIT
+"""The most candidates one purge examines, and its default."""
 MAX_PROJECT_ID_LENGTH = 255
 """``project_id`` is indexed, like ``name``, and bounded the same way: Neo4j refuses to index
 a long string, and no caller should learn that from a 500."""
@@ -117,6 +120,11 @@ class PurgeResponseSchema(Schema):
         "Deleted instances (their history stays); with dry_run, what would be deleted."))
     kept = fields.List(fields.Nested(PurgeItemSchema), **_described(
         "ARCHIVED EPHEMERAL instances examined and kept, each with the reason."))
+    more = fields.Boolean(**_described(
+        "true: the purge stopped at its limit with candidates left; send cursor as after "
+        "to go on past those examined."))
+    cursor = fields.String(allow_none=True, **_described(
+        "With more: where the next purge goes on (its after); null otherwise."))
 
 
 class EventSchema(Schema):
@@ -294,6 +302,14 @@ class PurgeRequestSchema(Schema):
         validate=validate.Range(0, MAX_PURGE_AGE),
         **_described("Purge what was archived at least this long ago, instead of each "
                      "instance's own retention.archived_ttl_seconds."))
+    limit = fields.Integer(
+        strict=True, load_default=DEFAULT_PURGE_LIMIT,
+        validate=validate.Range(1, DEFAULT_PURGE_LIMIT),
+        **_described("Examine at most this many candidates, oldest archive first."))
+    after = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=1000),
+        **_described("The cursor of an earlier purge that answered more: go on after the "
+                     "candidates it examined."))
 
 
 class QuerySchema(Schema):

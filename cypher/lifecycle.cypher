@@ -136,7 +136,8 @@ RETURN n {.id, .scope, .config_set} AS instance,
        collect(a {.id, .scope, .config_set}) AS ancestors
 
 // name: get_health_facts
-// What a health check needs of an instance: itself, its parent's status, its child count,
+// What a health check needs of an instance: itself, its parent's status, its child count
+// (the children that count toward limits.max_child_instances: ARCHIVED ones do not),
 // and the config overrides of its ancestors, nearest first (for inherited settings).
 // params: id
 MATCH (n:HopperInstance {id: $id})
@@ -147,11 +148,13 @@ WITH n, a ORDER BY a.depth DESC
 WITH n, collect(a.config_set) AS above
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
 RETURN {{instance_map(n)}} AS instance, p.status AS parent_status,
-       COUNT { (n)-[:PARENT_OF]->() } AS child_count, above
+       COUNT { (n)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
+         AS child_count, above
 
 // name: get_subtree_health_facts
-// The health facts of every instance in a subtree (root first, parents before children),
-// with the root's ancestors' config overrides, in one query.
+// The health facts of every instance in a subtree (root first, parents before children;
+// child counts leave ARCHIVED children out, as get_health_facts does), with the root's
+// ancestors' config overrides, in one query.
 // params: id
 MATCH (root:HopperInstance {id: $id})
 OPTIONAL MATCH (root)<-[:PARENT_OF*1..]-(a:HopperInstance)
@@ -167,16 +170,33 @@ WITH root, above, collect(d) AS below
 UNWIND [root] + below AS n
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
 RETURN {{instance_map(n)}} AS instance, p.status AS parent_status,
-       COUNT { (n)-[:PARENT_OF]->() } AS child_count, above
+       COUNT { (n)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
+         AS child_count, above
 
 // name: find_purge_candidates
-// The ARCHIVED EPHEMERAL instances a purge examines, oldest archive first, at most $limit,
-// each with its retention settings (in config) and its children (id, type, status): the
-// caller decides which are purgeable and which subtrees are purgeable whole.
-// params: limit
-MATCH (n:HopperInstance {status: 'ARCHIVED'})
-WHERE n.instance_type = 'EPHEMERAL'
-WITH n ORDER BY n.archived_at, n.id LIMIT $limit
+// The next ARCHIVED EPHEMERAL instances a purge examines, at most $limit, in the order
+// (archived_at, depth descending, id), after the position ($after_at, $after_depth,
+// $after_id) of the last one examined. The (instance_type, archived_at) index hands them
+// over in that order (schema migration 4), so a page costs the page, not the archive;
+// the hint makes it a seek from the cursor: unhinted, the planner took the status index,
+// or scanned this one from its start, on some statistics (a page then read the archive).
+// Within one archived_at deeper ones come first: a subtree archived at once comes before
+// its root, and a descendant is archived no later than its ancestors, so a purge has
+// judged every descendant of a candidate before the candidate itself. Each comes with its
+// retention settings (in config), its version (the delete goes ahead only if it is
+// unchanged) and its children (id, type, status): the caller decides which are purgeable
+// and which subtrees are purgeable whole.
+// params: after_at, after_depth, after_id, limit
+MATCH (n:HopperInstance)
+USING INDEX SEEK n:HopperInstance(instance_type, archived_at)
+WHERE n.instance_type = 'EPHEMERAL' AND n.archived_at >= datetime($after_at)
+  AND n.status = 'ARCHIVED'
+  AND CASE  // after the cursor; a CASE, not ORs, which the planner splits into seeks
+        WHEN n.archived_at > datetime($after_at) THEN true
+        WHEN n.depth <> $after_depth THEN n.depth < $after_depth
+        ELSE n.id > $after_id END
+WITH n ORDER BY n.instance_type, n.archived_at, n.depth DESC, n.id LIMIT $limit
 RETURN n.id AS id, n.name AS name, n.scope AS scope, n.parent_id AS parent_id,
-       toString(n.archived_at) AS archived_at, n.config AS config,
+       toString(n.archived_at) AS archived_at, n.depth AS depth, n.config AS config,
+       n.version AS version,
        [(n)-[:PARENT_OF]->(c:HopperInstance) | [c.id, c.instance_type, c.status]] AS children

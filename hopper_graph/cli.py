@@ -36,6 +36,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from hopper_graph import __version__
+from hopper_graph import purge as purging
 from hopper_graph.checker import check_invariants
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
 from hopper_graph.errors import (
@@ -827,7 +828,8 @@ def purge_dict(report: PurgeReport) -> dict[str, Any]:
                 "archived_at": i.archived_at.isoformat() if i.archived_at else None,
                 "reason": i.reason}
     return {"dry_run": report.dry_run, "purged": [item(i) for i in report.purged],
-            "kept": [item(i) for i in report.kept]}
+            "kept": [item(i) for i in report.kept], "more": report.more,
+            "cursor": report.cursor}
 
 
 @cli.command()
@@ -835,17 +837,23 @@ def purge_dict(report: PurgeReport) -> dict[str, Any]:
 @click.option("--older-than", type=Duration(),
               help="Purge what was archived this long ago (30m, 12h, 7d), instead of each "
                    "instance's own retention.")
+@click.option("--limit", type=click.IntRange(1, purging.DEFAULT_LIMIT),
+              default=purging.DEFAULT_LIMIT, show_default=True,
+              help="Examine at most this many candidates, oldest archive first.")
+@click.option("--after", metavar="CURSOR",
+              help="Go on after the candidates an earlier purge examined (its cursor).")
 @click.option("--actor", default=default_actor, help="Who the audit trail names.")
 @json_option
 @click.pass_obj
-def purge(backend: Backend, dry_run: bool, older_than: timedelta | None, actor: str | None,
-          as_json: bool) -> None:
+def purge(backend: Backend, dry_run: bool, older_than: timedelta | None, limit: int,
+          after: str | None, actor: str | None, as_json: bool) -> None:
     """Delete ARCHIVED EPHEMERAL instances past their retention; their history stays.
 
     Prints one line per instance looked at: what goes (or would go) and what stays, each
-    with the reason.
+    with the reason; and, when it stopped at --limit, the --after that goes on.
     """
-    report = backend.manager().purge(older_than, dry_run=dry_run, actor=actor)
+    report = backend.manager().purge(older_than, dry_run=dry_run, actor=actor, limit=limit,
+                                     after=after)
     if as_json:
         print_json(purge_dict(report))
         return
@@ -855,6 +863,9 @@ def purge(backend: Backend, dry_run: bool, older_than: timedelta | None, actor: 
             click.echo(f"{verb} {i.id} {i.name}: {i.reason}")
     summary = f"{went} {len(report.purged)} instance(s), kept {len(report.kept)}"
     click.echo(summary + (" (dry run: nothing was deleted)" if dry_run else ""))
+    if report.more:
+        click.echo(f"stopped at the limit of {limit} with more left: go on with "
+                   f"--after {report.cursor}")
 
 
 # -- export, import, check ----------------------------------------------------------------

@@ -146,11 +146,13 @@ class InstanceManager:
         return self.transition(instance_id, "archive", **options)
 
     def purge(self, older_than: timedelta | None = None, *, dry_run: bool = False,
-              actor: str | None = None, limit: int = purging.DEFAULT_LIMIT) -> PurgeReport:
+              actor: str | None = None, limit: int = purging.DEFAULT_LIMIT,
+              batch: int = purging.DEFAULT_BATCH, after: str | None = None) -> PurgeReport:
         """Delete the ARCHIVED EPHEMERAL instances past their retention, never one that is
-        not purgeable itself; ``dry_run`` lists what would go and what stays, with why."""
+        not purgeable itself; ``dry_run`` lists what would go and what stays, with why.
+        At most ``limit`` are examined; ``after`` goes on from a report's ``cursor``."""
         return purging.purge(self.lifecycle, older_than, dry_run=dry_run, actor=actor,
-                             limit=limit)
+                             limit=limit, batch=batch, after=after)
 
     def purge_archived(self, older_than: timedelta | None = None,
                        actor: str | None = None) -> builtins.list[str]:

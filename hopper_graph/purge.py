@@ -7,25 +7,33 @@ Deleting an instance deletes its subtree, so a purgeable instance goes only when
 instance below it is purgeable too; otherwise it is kept, and the report says which
 descendant keeps it. Nothing that is not itself purgeable is ever deleted.
 
-A run examines at most ``limit`` candidates (oldest archive first) and deletes in
-transactions of at most ``batch`` instances, each with its ``delete`` audit events, so its
-cost follows what it deletes. History survives, as for every delete.
+A run examines at most ``limit`` candidates, oldest archive first, in pages of ``batch``
+read by an index in that order, each page going on after the last candidate examined, and
+deletes in transactions of at most ``batch`` instances, each with its ``delete`` audit
+events: its cost follows what it examines and deletes, not the size of the archive. A run
+that stops at ``limit`` with candidates left says so (``more``) and returns a ``cursor``;
+``after=cursor`` goes on from there, past candidates kept at the front of the archive.
+History survives, as for every delete. The verdicts are read without locks; the delete
+locks each subtree and goes ahead only if no instance in it changed since (its version),
+so a PATCH that pins a run meanwhile keeps it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from neo4j import ManagedTransaction
 
-from hopper_graph.errors import InstanceRunning, NotFound
+from hopper_graph.errors import InstanceRunning, NotFound, ValidationError
 from hopper_graph.lifecycle import InstanceLifecycleManager, delete_contexts
 from hopper_graph.queries import QUERIES
-from hopper_graph.repository import delete_subtree, lock_with_parent, utcnow
+from hopper_graph.repository import delete_subtree, lock_subtree, lock_with_parent, utcnow
 
 DEFAULT_LIMIT = 10_000
 DEFAULT_BATCH = 500
@@ -44,31 +52,112 @@ class PurgeItem:
 
 @dataclass(frozen=True, slots=True)
 class PurgeReport:
-    """What a purge deleted (with ``dry_run``: would delete) and what it kept, with why."""
+    """What a purge deleted (with ``dry_run``: would delete) and what it kept, with why.
+
+    ``more`` says the run stopped at its ``limit`` with candidates left; ``cursor`` then
+    names the last one examined: pass it as ``after`` to go on from there."""
 
     dry_run: bool
     purged: list[PurgeItem]
     kept: list[PurgeItem]
+    more: bool = False
+    cursor: str | None = None
 
 
 def purge(lifecycle: InstanceLifecycleManager, older_than: timedelta | None = None, *,
           dry_run: bool = False, actor: str | None = None, limit: int = DEFAULT_LIMIT,
-          batch: int = DEFAULT_BATCH) -> PurgeReport:
+          batch: int = DEFAULT_BATCH, after: str | None = None) -> PurgeReport:
     """Purge what is purgeable (see the module docstring); ``dry_run`` deletes nothing."""
-    now = utcnow()
-    rows = lifecycle.repository.rows(QUERIES.find_purge_candidates.text, limit=limit)
-    verdicts = {row["id"]: _own_verdict(row, now, older_than) for row in rows}
-    _keep_parents_of_kept(rows, verdicts)
-    items = {row["id"]: _item(row, verdicts[row["id"]][1]) for row in rows}
-    going = [row for row in rows if verdicts[row["id"]][0]]
-    roots = [row["id"] for row in going if not verdicts.get(row["parent_id"], (False,))[0]]
-    kept = [items[row["id"]] for row in rows if not verdicts[row["id"]][0]]
-    if dry_run:
-        return PurgeReport(True, [items[row["id"]] for row in going], kept)
-    deleted: list[str] = []
-    for group in _batches(roots, _sizes(rows, verdicts), batch):
-        deleted += _delete(lifecycle, group, actor)
-    return PurgeReport(False, [items[i] for i in deleted if i in items], kept)
+    if limit < 1 or batch < 1:
+        raise ValidationError("limit and batch must be at least 1", errors={
+            "limit" if limit < 1 else "batch": ["must be at least 1"]})
+    run = _Run(lifecycle, utcnow(), older_than, dry_run, actor, batch)
+    position, examined, more = decode_cursor(after), 0, False
+    while examined < limit:
+        size = min(batch, limit - examined)
+        rows = lifecycle.repository.rows(QUERIES.find_purge_candidates.text,
+                                         **position, limit=size + 1)
+        more = len(rows) > size  # one more than asked for: are there candidates left?
+        rows = rows[:size]
+        if not rows:
+            break
+        run.page(rows)
+        examined += len(rows)
+        position = _position(rows[-1])
+        if not more:
+            break
+    cursor = encode_cursor(position) if more else None
+    return PurgeReport(dry_run, run.purged, run.kept, more, cursor)
+
+
+class _Run:
+    """One purge: its verdicts outlive a page, so a page's parents see the children that
+    earlier pages examined (a parent comes after its descendants: see the query)."""
+
+    def __init__(self, lifecycle: InstanceLifecycleManager, now: datetime,
+                 older_than: timedelta | None, dry_run: bool, actor: str | None,
+                 batch: int) -> None:
+        self.lifecycle, self.now, self.older_than = lifecycle, now, older_than
+        self.dry_run, self.actor, self.batch = dry_run, actor, batch
+        self.verdicts: dict[str, tuple[bool, str]] = {}
+        self.purged: list[PurgeItem] = []
+        self.kept: list[PurgeItem] = []
+
+    def page(self, rows: list[dict[str, Any]]) -> None:
+        """Judge a page of candidates, then delete (or with dry_run list) what may go."""
+        verdicts = self.verdicts
+        for row in rows:
+            verdicts[row["id"]] = _own_verdict(row, self.now, self.older_than)
+        _keep_parents_of_kept(rows, verdicts)
+        items = {row["id"]: _item(row, verdicts[row["id"]][1]) for row in rows}
+        going = {row["id"] for row in rows if verdicts[row["id"]][0]}
+        self.kept += [items[row["id"]] for row in rows if row["id"] not in going]
+        if self.dry_run:
+            self.purged += [items[row["id"]] for row in rows if row["id"] in going]
+            return
+        roots = [row["id"] for row in rows
+                 if row["id"] in going and row["parent_id"] not in going]
+        children = {row["id"]: [c[0] for c in row["children"]] for row in rows}
+        versions = {row["id"]: row["version"] for row in rows}
+        for group in _batches(roots, _sizes(rows, verdicts), self.batch):
+            deleted, refused = _delete(self.lifecycle, group, versions, self.actor)
+            self.purged += [items[i] for i in deleted if i in items]
+            for root, why in refused.items():
+                for i in _subtree(root, children):
+                    verdicts[i] = (False, why)
+                    if i in items:
+                        self.kept.append(replace(items[i], reason=why))
+
+
+def _position(row: dict[str, Any]) -> dict[str, Any]:
+    """Where the next page starts: after this candidate, in the query's order."""
+    return {"after_at": row["archived_at"], "after_depth": row["depth"],
+            "after_id": row["id"]}
+
+
+_START = {"after_at": "0001-01-01T00:00:00Z", "after_depth": 2**62, "after_id": ""}
+"""Before every candidate: no archived_at is earlier (and the depth bound never binds)."""
+
+
+def encode_cursor(position: dict[str, Any]) -> str:
+    """An opaque cursor for ``after``: the position of the last candidate examined."""
+    text = orjson.dumps([position["after_at"], position["after_depth"], position["after_id"]])
+    return base64.urlsafe_b64encode(text).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any]:
+    """The position a cursor from :func:`encode_cursor` names; the start for None."""
+    if cursor is None:
+        return dict(_START)
+    try:
+        at, depth, instance_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * 3))
+        datetime.fromisoformat(at)
+        if not (isinstance(depth, int) and isinstance(instance_id, str)):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error):
+        raise ValidationError("after is not a cursor a purge returned", errors={
+            "after": ["not a cursor a purge returned"]}) from None
+    return {"after_at": at, "after_depth": depth, "after_id": instance_id}
 
 
 def _own_verdict(row: dict[str, Any], now: datetime, older_than: timedelta | None
@@ -102,7 +191,9 @@ def _keep_parents_of_kept(rows: list[dict[str, Any]],
                 continue
             for child_id, kind, status in row["children"]:
                 child = verdicts.get(child_id)
-                if child is None:
+                if child is None and (kind, status) == ("EPHEMERAL", "ARCHIVED"):
+                    why = f"has a descendant this run did not examine: {child_id}"
+                elif child is None:
                     why = (f"has a descendant that is kept: {child_id} ({kind}, {status}, "
                            "not a purgeable EPHEMERAL)")
                 elif not child[0]:
@@ -118,20 +209,18 @@ def _sizes(rows: list[dict[str, Any]], verdicts: dict[str, tuple[bool, str]]
            ) -> dict[str, int]:
     """The size of each purgeable subtree (rows come oldest first, not by depth)."""
     children = {row["id"]: [c[0] for c in row["children"]] for row in rows}
-    sizes: dict[str, int] = {}
+    return {row["id"]: len(_subtree(row["id"], children))
+            for row in rows if verdicts[row["id"]][0]}
 
-    def size(node: str) -> int:
-        stack, total = [node], 0
-        while stack:
-            current = stack.pop()
-            total += 1
-            stack.extend(children.get(current, ()))
-        return total
 
-    for row in rows:
-        if verdicts[row["id"]][0]:
-            sizes[row["id"]] = size(row["id"])
-    return sizes
+def _subtree(root: str, children: dict[str, list[str]]) -> list[str]:
+    """``root`` and every id below it, iteratively (chains may be thousands deep)."""
+    stack, found = [root], []
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(children.get(current, ()))
+    return found
 
 
 def _batches(roots: list[str], sizes: dict[str, int], batch: int) -> Iterable[list[str]]:
@@ -147,27 +236,48 @@ def _batches(roots: list[str], sizes: dict[str, int], batch: int) -> Iterable[li
         yield group
 
 
-def _delete(lifecycle: InstanceLifecycleManager, roots: list[str], actor: str | None
-            ) -> list[str]:
-    """Delete the subtrees of ``roots`` in one transaction, with their hooks and events."""
+def _delete(lifecycle: InstanceLifecycleManager, roots: list[str], versions: dict[str, int],
+            actor: str | None) -> tuple[list[str], dict[str, str]]:
+    """Delete the subtrees of ``roots`` in one transaction, with their hooks and events.
+
+    The verdicts came from a read without locks: a PATCH since then may have made an
+    instance not purgeable (``purge_archived: false``). So under the subtree's locks, a
+    subtree goes only if every instance in it is still at the version that was judged
+    (``versions``); else it stays, and the second value says why, per root."""
     hooks = lifecycle.hooks
     at = utcnow()
 
-    def work(tx: ManagedTransaction) -> list[str]:
+    def work(tx: ManagedTransaction) -> tuple[list[str], dict[str, str]]:
         deleted: list[str] = []
+        refused: dict[str, str] = {}
         for root in roots:
             try:
                 lock_with_parent(tx, root)
+                why = _changed(lock_subtree(tx, root), versions)
+                if why is not None:
+                    refused[root] = why
+                    continue
                 deleted += delete_subtree(tx, root, actor, "purge")
             except (NotFound, InstanceRunning):
                 continue  # deleted meanwhile: nothing of it is purged now
-        return deleted
+        return deleted, refused
 
     if hooks.has_before("on_delete"):  # before the write, holding no lock
         hooks.run_before(delete_contexts(roots, None, at, actor, "purge"))
-    deleted = lifecycle.repository.write(work)
+    deleted, refused = lifecycle.repository.write(work)
     hooks.run_after(delete_contexts(deleted, None, at, actor, "purge"))
-    return deleted
+    return deleted, refused
+
+
+def _changed(subtree: list[dict[str, Any]], versions: dict[str, int]) -> str | None:
+    """Why a locked subtree may not go as judged: an instance in it changed (or is new)."""
+    for row in subtree:
+        judged = versions.get(row["id"])
+        if judged != row["version"]:
+            was = "not read" if judged is None else f"not {judged}"
+            return (f"changed since purge read it: {row['id']} is at version "
+                    f"{row['version']}, {was}")
+    return None
 
 
 def _item(row: dict[str, Any], reason: str) -> PurgeItem:

@@ -27,6 +27,7 @@ from hopper_graph.enums import HopperScope, InstanceStatus
 from hopper_graph.errors import (
     ConcurrentModification,
     DuplicateName,
+    DuplicateProject,
     GlobalAlreadyExists,
     InstanceRunning,
     NotFound,
@@ -176,11 +177,14 @@ class InstanceRepository:
             except DuplicateName:  # the (name, scope) constraint can trip first
                 raise GlobalAlreadyExists("a GLOBAL instance already exists") from None
         else:
-            found = self.graph.write_rows(
-                QUERIES.create_child_instance.text, props=plan.props,
-                parent_id=plan.parent_id, parent_version=plan.parent_version,
-                limit=plan.limit, singleton=plan.props["instance_type"] == "SINGLETON",
-                top_project=plan.top_project, now=now, event=stored_event(event))
+            try:
+                found = self.graph.write_rows(
+                    QUERIES.create_child_instance.text, props=plan.props,
+                    parent_id=plan.parent_id, parent_version=plan.parent_version,
+                    limit=plan.limit, singleton=plan.props["instance_type"] == "SINGLETON",
+                    top_project=plan.top_project, now=now, event=stored_event(event))
+            except DuplicateProject:  # the constraint names no instance: look it up
+                raise self._duplicate_project(str(plan.props["project_id"])) from None
             if not found:  # deleted since it was read
                 rules.plan_create(spec, None)
             row = found[0]
@@ -189,6 +193,20 @@ class InstanceRepository:
                 return None
         self.committed([event])
         return self.instance(row["instance"])
+
+    def _duplicate_project(self, project_id: str) -> DuplicateProject:
+        """The error for a second top-level PROJECT of ``project_id``, naming the one that
+        holds it (read after the failed transaction, which saw no committed instance)."""
+        row = self.row(QUERIES.get_top_project.text, project_id=project_id)
+        if row is None:  # deleted since the constraint refused the create
+            return DuplicateProject(f"project {project_id!r} already had a PROJECT instance",
+                                    errors={"project_id": ["already has a PROJECT instance"]},
+                                    project_id=project_id)
+        return DuplicateProject(
+            f"project {project_id!r} already has a PROJECT instance: {row['id']} "
+            f"({row['name']})", errors={"project_id": [
+                f"already has a PROJECT instance: {row['id']}"]},
+            project_id=project_id, existing_id=row["id"])
 
     def bulk_create(self, specs: Sequence[InstanceSpec], actor: str | None = None,
                     batch_size: int = BULK_BATCH_SIZE,

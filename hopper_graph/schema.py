@@ -82,6 +82,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "MATCH (:GlobalInstance)-[:PARENT_OF]->(p:HopperInstance {scope: 'PROJECT'}) "
         "SET p:ProjectInstance",
     )),
+    Migration(4, "purge candidates in archive order from the index", (
+        # find_purge_candidates seeks the ARCHIVED EPHEMERALs after a cursor and takes
+        # them in archived_at order from the index: a page costs the page, where reading
+        # every archived instance to sort them grew with the archive.
+        "CREATE INDEX hopper_instance_archived IF NOT EXISTS "
+        "FOR (n:HopperInstance) ON (n.instance_type, n.archived_at)",
+    )),
     Migration(5, "list pages in creation order from an index for each filter", (
         # A list page seeks the index of its most selective filter and reads it in page
         # order (created_at, id), stopping at the page's last row: the cost of a page
@@ -110,11 +117,16 @@ def schema_version(driver: Driver, database: str | None = None) -> int:
 
 
 def apply_schema(driver: Driver, database: str | None = None) -> list[Migration]:
-    """Apply every migration not yet recorded; returns those applied now."""
-    current = schema_version(driver, database)
+    """Apply every migration not yet recorded; returns those applied now. Each is looked
+    up by its own version, not by the highest recorded: migrations written on branches
+    merge in any order, and a graph that got 5 first still gets 4."""
+    records, _, _ = driver.execute_query(
+        "MATCH (m:SchemaMigration) RETURN collect(m.version) AS versions",
+        database_=database, routing_=RoutingControl.READ)
+    recorded = set(records[0]["versions"])
     applied = []
     for migration in MIGRATIONS:
-        if migration.version <= current:
+        if migration.version in recorded:
             continue
         for statement in (*migration.data, *migration.statements):
             # Schema statements cannot share a transaction with writes: one each.

@@ -220,3 +220,15 @@ def test_a_raw_database_error_is_a_500_naming_no_internals(client, app, monkeypa
     for internal in ("index", "HopperInstance", "secret-id", "Neo", "Node(42)", "MATCH"):
         assert internal not in text
     assert set(body) == {"type", "title", "status", "detail", "code", "instance"}
+
+
+def test_a_second_project_for_a_project_id_is_409_naming_the_existing_one(client, h):
+    g = h.global_()
+    first = h.project(g, "alpha")
+    response = client.post("/api/v1/instances", json={
+        "name": "alpha-again", "scope": "PROJECT", "parent_id": g["id"], "project_id": "alpha"})
+    problem = assert_problem(response, 409, "duplicate-project")
+    assert problem["existing_id"] == first["id"]
+    assert problem["project_id"] == "alpha"
+    assert first["id"] in problem["detail"] and "alpha" in problem["detail"]
+    assert problem["errors"] == {"project_id": [f"already has a PROJECT instance: {first['id']}"]}

@@ -74,12 +74,27 @@ def test_older_than_replaces_each_instances_own_retention(client, runs):
     assert {"gone", "young"} <= set(by_name(body["kept"]))
 
 
+def test_a_purge_that_stops_at_its_limit_says_so_and_where_to_go_on(client, runs):
+    first = client.post(PURGE, json={"dry_run": True, "limit": 1}).get_json()
+    assert [i["name"] for i in first["purged"] + first["kept"]] == ["gone"]
+    assert first["more"] is True and first["cursor"]
+    rest = client.post(PURGE, json={"dry_run": True, "after": first["cursor"]}).get_json()
+    assert rest["purged"] == [] and [i["name"] for i in rest["kept"]] == ["young", "pinned"]
+    assert (rest["more"], rest["cursor"]) == (False, None)
+    problem = assert_problem(client.post(PURGE, json={"after": "nonsense"}), 422,
+                             "validation-error")
+    assert set(problem["errors"]) == {"after"}
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({"dry_run": "maybe"}, "dry_run"),
     ({"older_than_seconds": -1}, "older_than_seconds"),
     ({"older_than_seconds": "7d"}, "older_than_seconds"),
     ({"older_than_seconds": 10**12}, "older_than_seconds"),
     ({"dry_run": True, "force": True}, "force"),
+    ({"limit": 0}, "limit"),
+    ({"limit": 10_001}, "limit"),
+    ({"after": 7}, "after"),
 ])
 def test_a_bad_body_is_422_naming_the_field(client, runs, body, field):
     problem = assert_problem(client.post(PURGE, json=body), 422, "validation-error")

@@ -409,6 +409,20 @@ def test_purge_deletes_and_reports_as_json(archived_runs):
     assert run("purge").stdout.strip().splitlines()[-1] == "purged 0 instance(s), kept 2"
 
 
+def test_purge_says_when_it_stopped_at_its_limit_and_goes_on_after_it(archived_runs):
+    lines = run("purge", "--dry-run", "--limit", "1").stdout.strip().splitlines()
+    assert lines[0].startswith(f"would purge {archived_runs['gone']} gone: ")
+    assert lines[-1].startswith("stopped at the limit of 1 with more left: go on with "
+                                "--after ")
+    cursor = lines[-1].rsplit(" ", 1)[1]
+    report = run_json("purge", "--dry-run", "--limit", "1")
+    assert (report["more"], report["cursor"]) == (True, cursor)
+    rest = run_json("purge", "--dry-run", "--after", cursor)
+    assert [i["name"] for i in rest["kept"]] == ["young", "pinned"]
+    assert (rest["more"], rest["cursor"]) == (False, None)
+    assert_one_error_line(run("purge", "--limit", "0", code=2), "--limit")
+
+
 def test_purge_older_than_takes_a_duration(archived_runs):
     report = run_json("purge", "--dry-run", "--older-than", "0s")
     assert {"gone", "young"} <= {i["name"] for i in report["purged"]}

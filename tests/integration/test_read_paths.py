@@ -11,7 +11,7 @@ import pytest
 from hopper_graph import InstanceSpec, ValidationError, cursors
 from hopper_graph.cursors import FIRST
 from hopper_graph.queries import QUERIES
-from tests.factories import make_global, make_orchestration, make_project
+from tests.factories import make_global, make_project
 
 
 def db_hits(driver, database, query: str, **params: Any) -> int:
@@ -50,7 +50,7 @@ def two_projects(repo):
 
 
 def test_cursor_walks_give_what_one_read_gives(repo, two_projects):
-    g, small, big = two_projects
+    g, small, _ = two_projects
     made = runs(repo, small, 7, "s")
     for run_id in made[:2]:
         repo.bulk_create([InstanceSpec(name=f"{run_id}-phase", scope="ORCHESTRATION",

@@ -15,6 +15,8 @@ from hopper_graph import (
     NotFound,
     ValidationError,
 )
+from hopper_graph.purge import decode_cursor
+from hopper_graph.queries import QUERIES
 
 S = InstanceStatus
 
@@ -85,6 +87,116 @@ def test_purge_with_older_than_never_overrides_purge_archived_false(manager, pro
     assert [i.reason for i in report.kept] == ["retention.purge_archived is false"]
 
 
+def test_purge_keeps_a_run_pinned_between_its_read_and_its_delete(manager, project):
+    """A PATCH that sets purge_archived false after purge read the run, before it deleted
+    it: the delete sees the changed version under the lock and keeps the run. The before
+    on_delete hook runs between the two, so the interleaving is exact, not timed."""
+    parent = _run(manager, project, "parent", retention={"archived_ttl_seconds": 0})
+    manager.start(parent.id)
+    child = _run(manager, parent, "child", retention={"archived_ttl_seconds": 0})
+    other = _run(manager, project, "other", retention={"archived_ttl_seconds": 0})
+    for run in (child, other):
+        manager.start(run.id)
+    manager.stop(parent.id)
+    manager.stop(other.id)
+    pinned: list[str] = []
+
+    def pin(context):
+        if not pinned:  # once: the hook runs for every subtree about to go
+            pinned.append(child.id)
+            manager.update(child.id, config={"retention": {"purge_archived": False}})
+
+    manager.hooks.register("on_delete", pin, when="before")
+    report = manager.purge()
+    assert [i.id for i in report.purged] == [other.id]
+    kept = {i.id: i.reason for i in report.kept}
+    assert set(kept) == {parent.id, child.id}
+    assert f"changed since purge read it: {child.id} is at version" in kept[child.id]
+    assert kept[parent.id] == kept[child.id]
+    assert manager.get(child.id).config["retention"]["purge_archived"] is False
+    assert manager.get(parent.id).status is S.ARCHIVED
+    again = manager.purge()  # read afresh, the child is pinned now: it keeps its parent
+    assert again.purged == []
+    assert "retention.purge_archived is false" in {i.id: i.reason for i in again.kept}[child.id]
+
+
+def _archived(manager, parent, name, **retention):
+    run = _run(manager, parent, name, retention=retention)
+    manager.start(run.id)
+    manager.stop(run.id)  # EPHEMERAL: archived as it stops
+    return run
+
+
+def test_purge_pages_on_past_kept_runs_and_says_when_it_stopped_at_its_limit(manager,
+                                                                           project):
+    """Four pinned runs archived first, then two purgeable ones: a run that examines three
+    says there are more and where to go on; going on from there reaches the purgeable ones.
+    Pages of two follow each other within a run instead of reading the archive again."""
+    pinned = [_archived(manager, project, f"pinned-{i}", purge_archived=False)
+              for i in range(4)]
+    gone = [_archived(manager, project, f"gone-{i}", archived_ttl_seconds=0)
+            for i in range(2)]
+    whole = manager.purge(dry_run=True, limit=6, batch=2)
+    assert [i.id for i in whole.purged] == [r.id for r in gone]
+    assert [i.id for i in whole.kept] == [r.id for r in pinned]
+    assert (whole.more, whole.cursor) == (False, None)
+
+    first = manager.purge(limit=3, batch=2)
+    assert first.purged == [] and [i.id for i in first.kept] == [r.id for r in pinned[:3]]
+    assert first.more is True and first.cursor
+    assert manager.purge(limit=3, batch=2).purged == []  # from the start: the same three
+    rest = manager.purge(limit=3, batch=2, after=first.cursor)
+    assert [i.id for i in rest.purged] == [r.id for r in gone]
+    assert [i.id for i in rest.kept] == [pinned[3].id]
+    assert (rest.more, rest.cursor) == (False, None)
+    with pytest.raises(ValidationError) as caught:
+        manager.purge(after="not-a-cursor")
+    assert "after" in caught.value.errors
+
+
+def test_a_subtree_archived_at_once_is_purged_whole_across_pages_of_one(manager, project):
+    """Within one archived_at, deeper instances come first: the child's page precedes its
+    parent's, so the parent's verdict sees the child's."""
+    parent = _run(manager, project, "parent", retention={"archived_ttl_seconds": 0})
+    manager.start(parent.id)
+    child = _run(manager, parent, "child", retention={"archived_ttl_seconds": 0})
+    manager.start(child.id)
+    manager.stop(parent.id)
+    assert manager.get(child.id).archived_at == manager.get(parent.id).archived_at
+    report = manager.purge(batch=1)
+    assert [i.id for i in report.purged] == [child.id, parent.id] and report.kept == []
+
+
+def _operators(plan):
+    yield plan
+    for child in plan.get("children", ()):
+        yield from _operators(child)
+
+
+def test_a_page_of_purge_candidates_reads_the_page_not_the_archive(clean_graph, database):
+    """500 archived runs: a page of 4, from the start or after a cursor, seeks the
+    (instance_type, archived_at) index in its order and stops after a few rows, where a
+    sort would read all 500."""
+    clean_graph.execute_query(
+        "UNWIND range(1, 500) AS i CREATE (:HopperInstance {id: 'run-' + i, depth: 2, "
+        "instance_type: 'EPHEMERAL', status: 'ARCHIVED', version: 3, config: '{}', "
+        "archived_at: datetime('2026-01-01T00:00:00Z') + duration({seconds: i})})",
+        database_=database)
+    clean_graph.execute_query("CALL db.clearQueryCaches()", database_=database)  # plan anew
+    middle = {"after_at": "2026-01-01T00:04:10Z", "after_depth": 2, "after_id": "run-250"}
+    for position, first in ((decode_cursor(None), 1), (middle, 251)):
+        with clean_graph.session(database=database) as session:
+            result = session.run("PROFILE " + QUERIES.find_purge_candidates.text,
+                                 position, limit=4)
+            ids = [r["id"] for r in result]
+            plan = result.consume().profile
+        assert ids == [f"run-{i}" for i in range(first, first + 4)]
+        [seek] = [o for o in _operators(plan) if o["operatorType"].startswith("NodeIndex")]
+        assert seek["operatorType"].startswith("NodeIndexSeek")
+        assert "(instance_type, archived_at)" in seek["args"]["Details"]
+        assert seek["rows"] < 20, seek["rows"]
+
+
 # -- limits -------------------------------------------------------------------------------
 def test_archived_children_do_not_count_toward_the_limit(manager, project):
     parent = manager.create(name="small", scope="PROJECT", parent_id=project.id,
@@ -99,6 +211,20 @@ def test_archived_children_do_not_count_toward_the_limit(manager, project):
     with pytest.raises(LimitExceeded, match="2 children that are not ARCHIVED"):
         _run(manager, parent, "run-4")
     assert manager.get(third.id).status is S.CREATED
+
+
+def test_archived_children_leave_a_full_parent_healthy_on_headroom(manager, project):
+    parent = manager.create(name="small", scope="PROJECT", parent_id=project.id,
+                            project_id="proj", config={"limits": {"max_child_instances": 2}})
+    manager.start(parent.id)
+    for i in range(2):
+        run = _run(manager, parent, f"run-{i}")
+        manager.start(run.id)
+        manager.stop(run.id)  # EPHEMERAL: archived
+    for subtree in (False, True):
+        report = manager.health_check(parent.id, subtree=subtree)
+        headroom = {c.name: c for c in report.checks}["child_headroom"]
+        assert (headroom.status, headroom.detail) == ("pass", "0 of 2 children")
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -152,8 +278,10 @@ def test_one_top_level_project_per_project_id_even_when_creates_race(manager, pr
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["created"] + ["duplicate-project"] * 5
-    with pytest.raises(DuplicateProject):  # the fixture's own project too
+    with pytest.raises(DuplicateProject) as caught:  # the fixture's own project too
         manager.create(name="again", scope="PROJECT", parent_id=g.id, project_id="proj")
+    assert caught.value.details == {"project_id": "proj", "existing_id": project.id}
+    assert project.id in caught.value.message
     # a sub-project belongs to its project and may carry its id
     manager.create(name="sub", scope="PROJECT", parent_id=project.id, project_id="proj")
 

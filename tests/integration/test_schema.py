@@ -192,3 +192,46 @@ def test_a_migration_cannot_be_recorded_twice(driver, database):
     with pytest.raises(ConstraintError):
         driver.execute_query("CREATE (:SchemaMigration {version: 1, name: 'again'})",
                              database_=database)
+
+
+def test_migration_3_labels_the_top_level_projects_that_existed_before_it(clean_graph,
+                                                                          database):
+    """A graph from before migration 3: its top-level PROJECT gets :ProjectInstance (so the
+    constraint covers it), its sub-project, which shares the project_id, does not."""
+    driver = clean_graph
+    driver.execute_query(
+        "CREATE (:HopperInstance:GlobalInstance {id: 'g', name: 'g', scope: 'GLOBAL'})"
+        "-[:PARENT_OF]->(:HopperInstance {id: 'p', name: 'p', scope: 'PROJECT', "
+        "project_id: 'alpha'})-[:PARENT_OF]->(:HopperInstance {id: 'sub', name: 'sub', "
+        "scope: 'PROJECT', project_id: 'alpha'})", database_=database)
+    later = [m.version for m in MIGRATIONS if m.version >= 3]
+    try:  # back to the schema before migration 3
+        driver.execute_query("MATCH (m:SchemaMigration) WHERE m.version >= 3 DELETE m",
+                             database_=database)
+        driver.execute_query("DROP CONSTRAINT hopper_single_project IF EXISTS",
+                             database_=database)
+        assert [m.version for m in apply_schema(driver, database)] == later
+    finally:
+        apply_schema(driver, database)
+    records, _, _ = driver.execute_query(
+        "MATCH (n:ProjectInstance) RETURN collect(n.id) AS ids", database_=database,
+        routing_=RoutingControl.READ)
+    assert records[0]["ids"] == ["p"]
+    with pytest.raises(ConstraintError):
+        driver.execute_query("CREATE (:HopperInstance:ProjectInstance {id: 'p2', name: 'p2', "
+                             "scope: 'PROJECT', project_id: 'alpha'})", database_=database)
+
+
+def test_a_migration_missing_below_the_latest_recorded_is_still_applied(driver, database):
+    """Branches merge migrations in any order: a graph that recorded a later one first
+    still gets the earlier one."""
+    earlier = MIGRATIONS[-2]
+    try:
+        driver.execute_query("MATCH (m:SchemaMigration {version: $v}) DELETE m",
+                             v=earlier.version, database_=database)
+        assert schema_version(driver, database) == MIGRATIONS[-1].version
+        assert apply_schema(driver, database) == [earlier]
+    finally:
+        apply_schema(driver, database)
+    assert [r["version"] for r in migration_records(driver, database)] == [
+        m.version for m in MIGRATIONS]

@@ -29,3 +29,19 @@ def test_every_event_in_the_table_appears_in_the_doc_table():
     text = DOC.read_text(encoding="utf-8")
     for (_source, event), _target in TRANSITIONS.items():
         assert f"| `{event}` |" in text
+
+
+def test_the_documented_purge_reason_is_the_one_purge_gives():
+    """docs/api.md and docs/cli.md quote a purge's reason for a run with a TTL of 0: it is
+    the text the code writes, not a paraphrase of it."""
+    from datetime import UTC, datetime
+
+    from hopper_graph.purge import _own_verdict
+
+    row = {"archived_at": "2026-01-05T10:02:00+00:00",
+           "config": '{"retention": {"archived_ttl_seconds": 0}}'}
+    goes, reason = _own_verdict(row, datetime(2026, 1, 6, tzinfo=UTC), None)
+    assert goes and reason == "archived 2026-01-05T10:02:00+00:00, past its retention of 0 s"
+    docs = DOC.parent
+    assert f'"reason": "{reason}"' in (docs / "api.md").read_text(encoding="utf-8")
+    assert f"alpha-run-1: {reason}\n" in (docs / "cli.md").read_text(encoding="utf-8")
