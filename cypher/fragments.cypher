@@ -50,3 +50,21 @@ node {.*,
 ($scope IS NULL OR node.scope = $scope) AND ($status IS NULL OR node.status = $status)
 AND ($parent_id IS NULL OR node.parent_id = $parent_id)
 AND ($project_id IS NULL OR node.project_id = $project_id)
+
+// fragment: open_children(parent)
+// How many children of `parent` count toward its limits.max_child_instances (ARCHIVED ones
+// do not), from the (parent_id, status) index: the cost follows the children that count,
+// which the limit bounds, not the archived runs a busy project piles up.
+COUNT { MATCH (c:HopperInstance {parent_id: parent.id})
+        WHERE c.status IN ['CREATED', 'ACTIVE', 'PAUSED', 'STOPPED'] }
+
+// fragment: sibling_types(parent)
+// What the SINGLETON rule needs of the children of `parent` in $scope: 'SINGLETON' if one
+// of them is, 'any' if there is any at all; two seeks of the (parent_id, scope,
+// instance_type) index, where reading every same-scope sibling made filling a wide parent
+// quadratic.
+[t IN ['SINGLETON'] WHERE EXISTS {
+   MATCH (s:HopperInstance {parent_id: parent.id, scope: $scope, instance_type: t}) }]
++ [t IN ['any'] WHERE EXISTS {
+   MATCH (s:HopperInstance {parent_id: parent.id, scope: $scope})
+   WHERE s.instance_type IS NOT NULL }]

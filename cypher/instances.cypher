@@ -7,10 +7,8 @@
 MATCH (p:HopperInstance {id: $parent_id})
 OPTIONAL MATCH (g:GlobalInstance)
 RETURN {{instance_map(p)}} AS parent,
-       COUNT { (p)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
-         AS child_count,
-       COLLECT { MATCH (p)-[:PARENT_OF]->(s:HopperInstance {scope: $scope})
-                 RETURN DISTINCT s.instance_type } AS same_scope_sibling_types,
+       {{open_children(p)}} AS child_count,
+       {{sibling_types(p)}} AS same_scope_sibling_types,
        g.config AS global_config, p:Restoring AS restoring
 
 // name: get_global_config
@@ -39,15 +37,13 @@ RETURN {{instance_map(n)}} AS instance
 // top-level PROJECT also gets the ProjectInstance label, whose constraint keeps its
 // project_id unique. Returns what it found; `instance` is null when nothing was created,
 // and there is no row at all when the parent is gone.
-// params: props, parent_id, parent_version, limit, singleton, top_project, now, event
+// params: props, scope, parent_id, parent_version, limit, singleton, top_project, now, event
 MATCH (p:HopperInstance {id: $parent_id})
 SET p._lock = true REMOVE p._lock
 WITH p WHERE p.id IS NOT NULL  // it may have been deleted while we waited for the lock
 WITH p, p.version AS parent_version, p:Restoring AS restoring,
-     COUNT { (p)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
-       AS child_count,
-     COLLECT { MATCH (p)-[:PARENT_OF]->(s:HopperInstance {scope: $props.scope})
-               RETURN DISTINCT s.instance_type } AS types
+     {{open_children(p)}} AS child_count,
+     {{sibling_types(p)}} AS types
 WITH *, parent_version = $parent_version AND NOT restoring AND child_count < $limit
         AND (size(types) = 0 OR (NOT $singleton AND NOT 'SINGLETON' IN types)) AS allowed
 OPTIONAL CALL (p, allowed) {

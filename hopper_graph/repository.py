@@ -180,7 +180,8 @@ class InstanceRepository:
             try:
                 found = self.graph.write_rows(
                     QUERIES.create_child_instance.text, props=plan.props,
-                    parent_id=plan.parent_id, parent_version=plan.parent_version,
+                    scope=plan.props["scope"], parent_id=plan.parent_id,
+                    parent_version=plan.parent_version,
                     limit=plan.limit, singleton=plan.props["instance_type"] == "SINGLETON",
                     top_project=plan.top_project, now=now, event=stored_event(event))
             except DuplicateProject:  # the constraint names no instance: look it up

@@ -104,6 +104,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX hopper_instance_created_id IF NOT EXISTS "
         "FOR (n:HopperInstance) ON (n.created_at, n.id)",
     )),
+    Migration(6, "a create's checks of its parent's children from the index", (
+        # A create counts its parent's children that are not ARCHIVED and looks for a
+        # same-scope sibling (the SINGLETON rule) by index seeks, instead of reading every
+        # child: filling a wide parent was quadratic (cypher/fragments.cypher).
+        "CREATE INDEX hopper_instance_parent_status IF NOT EXISTS "
+        "FOR (n:HopperInstance) ON (n.parent_id, n.status)",
+        "CREATE INDEX hopper_instance_parent_scope_type IF NOT EXISTS "
+        "FOR (n:HopperInstance) ON (n.parent_id, n.scope, n.instance_type)",
+    )),
 )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hopper_graph import InstanceSpec, ValidationError, cursors
+from hopper_graph import InstanceSpec, LimitExceeded, ScopeRuleViolation, ValidationError, cursors
 from hopper_graph.cursors import FIRST
 from hopper_graph.queries import QUERIES
 from tests.factories import make_global, make_project
@@ -176,3 +176,28 @@ def test_a_tree_cut_at_a_depth_walks_no_deeper(repo, two_projects, driver, datab
     assert {r.depth for r in repo.get_flat_tree(g.id, max_depth=2)} == {0, 1, 2}
     assert len(repo.get_flat_tree(g.id, max_depth=2)) == 3 + 300
     assert len(repo.get_flat_tree(g.id)) == 3 + 300 + 50
+
+
+def test_a_create_reads_the_children_that_count_not_the_archived_ones(manager, driver,
+                                                                      database):
+    """The child limit counts the parent's children that are not ARCHIVED, and the SINGLETON
+    rule looks for a same-scope sibling, both by index seeks: archived runs piling up under
+    a busy project do not make its next create cost more."""
+    g = manager.create(name="g", scope="GLOBAL", config={"limits": {"max_child_instances": 5}})
+    p = manager.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p",
+                       config={"limits": {"max_child_instances": 5}})
+    facts = {"parent_id": p.id, "scope": "ORCHESTRATION"}
+    for k in range(3):
+        manager.create(name=f"open-{k}", scope="ORCHESTRATION", parent_id=p.id)
+    before = db_hits(driver, database, "get_parent_for_create", **facts)
+    for k in range(60):
+        run = manager.create(name=f"old-{k}", scope="ORCHESTRATION", parent_id=p.id)
+        manager.archive(run.id)
+    assert db_hits(driver, database, "get_parent_for_create", **facts) <= before + 4
+    manager.create(name="open-3", scope="ORCHESTRATION", parent_id=p.id)
+    manager.create(name="open-4", scope="ORCHESTRATION", parent_id=p.id)
+    with pytest.raises(LimitExceeded):  # five that count: the sixth is refused
+        manager.create(name="open-5", scope="ORCHESTRATION", parent_id=p.id)
+    with pytest.raises(ScopeRuleViolation):  # a SINGLETON beside same-scope siblings
+        manager.create(name="solo", scope="PROJECT", parent_id=g.id, project_id="q",
+                       instance_type="SINGLETON")
