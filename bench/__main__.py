@@ -31,8 +31,16 @@ from bench import datasets, postgres
 from bench.measure import Result, concurrent, once, peak_rss_mb, timed
 from bench.postgres import reads as sql
 from bench.postgres import writes as pg
-from hopper_graph import InstanceManager, InstanceSpec, Neo4jSettings, apply_schema, connect
+from hopper_graph import (
+    InstanceManager,
+    InstanceSpec,
+    Neo4jSettings,
+    apply_schema,
+    connect,
+    cursors,
+)
 from hopper_graph.local_neo4j import LocalNeo4j
+from hopper_graph.models import Page
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -60,10 +68,13 @@ SMOKE = Sizes(chain=50, forest=600, projects=10, wide=120, http_seconds=1.0,
 WRITERS = 8
 """Concurrent writers, each on its own PROJECT."""
 
-FIRST_PAGE: dict[str, Any] = {"offset": 0}
+FIRST_PAGE: dict[str, Any] = {"after": cursors.FIRST}
 """How our side asks for the first page of a paged read (a filtered list, a history, a
-descendants page): by offset today. Once the library's paged reads take cursors this
-line becomes ``{"after": None}``; the peer reads every page by keyset already."""
+descendants page, children): by cursor, as the peer reads every page by keyset. By cursor
+a page has no total (counting would cost every match), so it costs the page alone."""
+
+WALK = 1000
+"""Rows per page when walking by cursor to a deep page's position, outside the timing."""
 
 HISTORY_EVENTS = 120
 """Audit events of the instance whose history page is read, on both sides: its create,
@@ -216,8 +227,10 @@ class Bench:
         self._history(forest)
 
     def _pages(self, global_id: str) -> None:
-        """First pages of 100 that the library reads by offset today (FIRST_PAGE) and the
-        peer by keyset: a filtered list, and the GLOBAL's descendants in level order."""
+        """First pages of 100 read by cursor (FIRST_PAGE), as the peer reads them by keyset:
+        a filtered list, and the GLOBAL's descendants in level order; then the GLOBAL's
+        last full-size-numbered descendants page by the cursor a client walking there
+        holds, against the first (page 1,000 of the 100k subtree at full size)."""
         manager, read = self.manager, self._peer_read
         self.add(timed("filtered list page (100 CREATED ORCHESTRATIONs)",
                        lambda: manager.list(scope="ORCHESTRATION", status="CREATED", limit=100,
@@ -231,6 +244,24 @@ class Bench:
                        repeat=3, warmup=1, target="<= 1.0x peer"),
                  peer=read("descendants page", lambda c: sql.descendants(c, global_id, 100),
                            repeat=3, warmup=1))
+        self._deep_descendants_page(global_id)
+
+    def _deep_descendants_page(self, global_id: str) -> None:
+        """The page after row ``deep`` of the GLOBAL's descendants by cursor, and the first
+        page timed the same way beside it: their ratio is what a cursor buys (within 1.2x)."""
+        manager = self.manager
+        deep = (self.sizes.forest - 2) // 100 * 100  # 99,900 of the 99,999 below the GLOBAL
+        after = _cursor_after(lambda cursor, limit: manager.descendants_page(
+            global_id, limit=limit, after=cursor), deep)
+        first = timed("descendants page 1 by cursor (beside the deep one)",
+                      lambda: manager.descendants_page(global_id, limit=100,
+                                                       **FIRST_PAGE).items, repeat=20)
+        page = self.add(timed(f"descendants page {deep // 100 + 1:,} (after row {deep:,}, "
+                              "by cursor)", lambda: manager.descendants_page(
+                                  global_id, limit=100, after=after).items, repeat=20,
+                              target="<= 1.2x page 1"))
+        page.extra["page_1_p50_ms"] = first.p50 * 1e3
+        page.extra["ratio_to_page_1"] = page.p50 / first.p50
 
     def _history(self, forest: datasets.Forest) -> None:
         """A history page of 100 of one ORCHESTRATION given HISTORY_EVENTS events on both
@@ -250,7 +281,7 @@ class Bench:
             for _ in range(HISTORY_EVENTS - 2):
                 toggle()
         self.add(timed(f"history page (100 of {HISTORY_EVENTS} events)",
-                       lambda: self.manager.history(leaf, limit=100, **FIRST_PAGE),
+                       lambda: self.manager.history_page(leaf, limit=100, **FIRST_PAGE).items,
                        repeat=20, target="<= 1.0x peer"),
                  peer=self._peer_read("history page", lambda c: sql.history_page(
                      c, leaf, 0, 100), repeat=20))
@@ -307,27 +338,33 @@ class Bench:
         deep_offset = count * 9 // 10
         wide = datasets.wide(self.manager, count)
         peer = self._peer_load(wide.global_id, datasets.global_config(), wide.specs)
-        # The peer starts its deep page where a client that walked there holds its keyset.
-        # Ours pages by offset; with cursors it takes the cursor of the page ending at
-        # deep_offset, fetched once here as the peer's position is.
+        # Both sides start the deep page where a client that paged there stands: the peer
+        # from the keyset of row deep_offset, ours from the cursor its pages gave, each
+        # fetched once here, outside the timing.
         position = sql.child_position(peer.conn, wide.parent_id, deep_offset) if peer else None
-        repo, read, parent = self.manager.repository, self._peer_read, wide.parent_id
+        manager, read, parent = self.manager, self._peer_read, wide.parent_id
+        after = _cursor_after(lambda cursor, limit: manager.children_page(
+            parent, limit=limit, after=cursor), deep_offset)
         first = self.add(timed(f"first page (100) of {count:,} children",
-                               lambda: repo.get_children(parent, 0, 100), repeat=30,
-                               target="p50 <= 10 ms, <= 1.0x peer"),
+                               lambda: manager.children_page(parent, limit=100,
+                                                             **FIRST_PAGE).items,
+                               repeat=30, target="p50 <= 10 ms, <= 1.0x peer"),
                          timed("floor: first page", self.bare(
                              "MATCH (:HopperInstance {id: $id})-[:PARENT_OF]->(c) "
-                             "RETURN c ORDER BY c.created_at SKIP 0 LIMIT 100",
+                             "RETURN c ORDER BY c.created_at, c.id LIMIT 100",
                              id=parent), repeat=30),
                          read("first page", lambda c: sql.children_page(c, parent, None, 100),
                               repeat=30))
-        deep = self.add(timed(f"a deep page (offset {deep_offset:,}) of the children",
-                              lambda: repo.get_children(parent, deep_offset, 100),
+        at, after_id = cursors.created_after(after)
+        deep = self.add(timed(f"a deep page (after row {deep_offset:,}, by cursor) of the "
+                              "children", lambda: manager.children_page(
+                                  parent, limit=100, after=after).items,
                               repeat=30, target="<= 2x first page, <= 1.0x peer"),
                         timed("floor: deep page", self.bare(
                             "MATCH (:HopperInstance {id: $id})-[:PARENT_OF]->(c) "
-                            "RETURN c ORDER BY c.created_at SKIP $skip LIMIT 100",
-                            id=parent, skip=deep_offset), repeat=30),
+                            "WHERE c.created_at > $at OR (c.created_at = $at AND c.id > $after) "
+                            "RETURN c ORDER BY c.created_at, c.id LIMIT 100",
+                            id=parent, at=at, after=after_id), repeat=30),
                         read("deep page", lambda c: sql.children_page(c, parent, position,
                                                                       100), repeat=30))
         deep.extra["ratio_to_first_page"] = deep.p50 / first.p50
@@ -498,6 +535,19 @@ def _tree_size(root: Any) -> int:
         size += 1
         stack.extend(node.children)
     return size
+
+
+def _cursor_after(page: Callable[[str, int], Page], rows: int) -> str:
+    """The cursor a client holds after paging through ``rows`` rows by cursor:
+    ``page(after, limit)`` gives each page, WALK rows at most."""
+    cursor, seen = cursors.FIRST, 0
+    while seen < rows:
+        got = page(cursor, min(WALK, rows - seen))
+        seen += len(got.items)
+        if got.next is None:
+            raise RuntimeError(f"only {seen} rows to page through, not {rows}")
+        cursor = got.next
+    return cursor
 
 
 def _parallel(fn: Callable[[Any], Any], items: list[Any], threads: int) -> None:

@@ -15,18 +15,20 @@ from bench.postgres import Cluster, PostgresUnavailable
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
+DEEP = "a deep page (after row 108, by cursor) of the children"
 MEASURED = [
     "ancestors of a 50-deep leaf", "descendants of the chain's root", "nested tree of the chain",
     "bulk import of 599 instances", "descendants of the GLOBAL", "flat tree of the GLOBAL",
     "nested tree of the GLOBAL", "one PROJECT's subtree (flat)",
     "filtered list page (100 CREATED ORCHESTRATIONs)",
     "descendants page (first 100 of the GLOBAL's)", "history page (100 of 120 events)",
-    "peak RSS loading the whole tree (MiB)", "single create (validated, audited)",
+    "descendants page 6 (after row 500, by cursor)", "peak RSS loading the whole tree (MiB)",
+    "single create (validated, audited)",
     "single transition: start", "single transition: pause", "single transition: resume",
     "single transition: stop", "HTTP: flat tree of the GLOBAL",
     "HTTP: nested tree of the GLOBAL", "HTTP: descendants of the GLOBAL, first page (1,000)",
     "HTTP: GET /instances/{id}, 8 clients", "HTTP: lifecycle POST, 8 clients",
-    "first page (100) of 120 children", "a deep page (offset 108) of the children",
+    "first page (100) of 120 children", DEEP,
     "events feed: 10,000 events", "cascade stop of 120 descendants",
     "online bulk import of 299 instances", "1 writer, pause/resume",
     "8 concurrent writers, each on its own PROJECT",
@@ -35,14 +37,14 @@ WITH_FLOOR = {"ancestors of a 50-deep leaf", "descendants of the chain's root",
               "bulk import of 599 instances", "descendants of the GLOBAL",
               "flat tree of the GLOBAL", "nested tree of the GLOBAL",
               "one PROJECT's subtree (flat)",
-              "first page (100) of 120 children", "a deep page (offset 108) of the children",
+              "first page (100) of 120 children", DEEP,
               "events feed: 10,000 events"}
 READS = {"ancestors of a 50-deep leaf", "descendants of the chain's root",
          "nested tree of the chain", "descendants of the GLOBAL", "flat tree of the GLOBAL",
          "nested tree of the GLOBAL", "one PROJECT's subtree (flat)",
          "filtered list page (100 CREATED ORCHESTRATIONs)",
          "descendants page (first 100 of the GLOBAL's)", "history page (100 of 120 events)",
-         "first page (100) of 120 children", "a deep page (offset 108) of the children",
+         "first page (100) of 120 children", DEEP,
          "events feed: 10,000 events"}
 """Every read the library side times outside HTTP: each has a peer figure."""
 PAGES = {"filtered list page (100 CREATED ORCHESTRATIONs)",
