@@ -5,7 +5,9 @@ Uses ``HOPPER_NEO4J_URI`` when set, else starts the project's local Neo4j instan
 that database is wiped between phases. Every read of the chain, forest and wide phases
 and every workload of the write phase also runs on a PostgreSQL peer (``bench/postgres``)
 holding the same hierarchy, in a throwaway cluster of its own, started on first use and
-removed at the end; where PostgreSQL cannot run, it says why and runs without.
+removed at the end; where PostgreSQL cannot run, it says why and runs without. The scale
+phase (``--only scale``, not in the default run) times the same reads and writes at 10,000
+and at 1,000,000 instances, without a peer.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from neo4j import Driver, RoutingControl
 
@@ -39,7 +42,7 @@ from hopper_graph import (
     connect,
     cursors,
 )
-from hopper_graph.local_neo4j import LocalNeo4j
+from hopper_graph.local_neo4j import LocalNeo4j, default_cache_dir
 from hopper_graph.models import Page
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,14 +58,18 @@ class Sizes:
     cascade: int  # running instances below the PROJECT the write phase stops
     bulk: int  # instances the write phase imports online, the GLOBAL included
     writers_seconds: float  # how long each concurrent-writers run lasts
+    scale_small: int  # instances the scale phase times first, the GLOBAL included
+    scale_large: int  # ... and again after growing the same graph to this many
 
 
 FULL = Sizes(chain=5000, forest=100_000, projects=1000, wide=10_000, http_seconds=10.0,
-             cascade=10_000, bulk=20_000, writers_seconds=10.0)
+             cascade=10_000, bulk=20_000, writers_seconds=10.0, scale_small=10_000,
+             scale_large=1_000_000)
 QUICK = Sizes(chain=1000, forest=20_000, projects=200, wide=2000, http_seconds=10.0,
-              cascade=2000, bulk=5000, writers_seconds=5.0)
+              cascade=2000, bulk=5000, writers_seconds=5.0, scale_small=10_000,
+              scale_large=100_000)
 SMOKE = Sizes(chain=50, forest=600, projects=10, wide=120, http_seconds=1.0,
-              cascade=120, bulk=300, writers_seconds=0.5)
+              cascade=120, bulk=300, writers_seconds=0.5, scale_small=200, scale_large=2000)
 """Every phase in seconds: what the test suite runs to keep the benchmark working."""
 
 WRITERS = 8
@@ -521,6 +528,63 @@ class Bench:
             many = concurrent(f"peer: {WRITERS} writers", workers, seconds)
         return one, many
 
+    # -- (e) the same reads and writes at 10,000 and at 1,000,000 instances ------------------
+    def scale(self) -> None:
+        """Time six operations on a graph of ``scale_small`` instances, grow the same graph
+        to ``scale_large`` with ``bulk_create``, and time them again on the same instances:
+        each operation's cost should not depend on the size of the graph. No peer."""
+        self.wipe()
+        small, large = self.sizes.scale_small, self.sizes.scale_large
+        scale = datasets.scale_base(self.manager, small, large)
+        for instance_id in (scale.global_id, scale.parent, scale.runner):
+            self.manager.start(instance_id)
+        store = _store_dir()
+        store_small = _disk_mib(store) if store else None
+        before = self._scale_round(scale)
+        self._grow(scale, large)
+        for was, now in zip(before, self._scale_round(scale), strict=True):
+            now.extra[f"p50_ms_at_{small}"] = was.p50 * 1e3
+            now.extra["ratio_to_small"] = now.p50 / was.p50
+        rss = Result(f"peak RSS of the benchmark process at {large:,} instances (MiB)",
+                     [peak_rss_mb()], target="the whole run's peak so far")
+        rss.extra.update(_store_extra(store, store_small, large))
+        self.results.append(rss)
+        print(f"{rss.name:<48} {rss.p50:7.1f}  store {rss.extra['store_mib']}", flush=True)
+
+    def _scale_round(self, scale: datasets.Scale) -> list[Result]:
+        """The scale phase's six operations on the graph as it stands."""
+        manager, size, names = self.manager, scale.size, iter(range(10**6))
+        ops: list[tuple[str, Callable[[], Any]]] = [
+            ("get by id", lambda: manager.get(scale.deep)),
+            ("children page (100, by cursor)", lambda: manager.children_page(
+                scale.parent, limit=100, **FIRST_PAGE).items),
+            ("ancestors of a depth-4 node", lambda: manager.get_ancestors(scale.deep)),
+            ("filtered list page (scope+status, 100, by cursor)", lambda: manager.list(
+                scope="ORCHESTRATION", status="CREATED", limit=100, **FIRST_PAGE).items),
+            ("single create", lambda: manager.create(
+                name=f"scale-create-{size}-{next(names)}", scope="ORCHESTRATION",
+                parent_id=scale.parent, instance_type="PERSISTENT")),
+            ("single transition (pause/resume)", _toggler(manager, scale.runner)),
+        ]
+        # an even number of toggles in all (warm-up included): the runner ends ACTIVE
+        return [self.add(timed(f"scale {size:,}: {name}", fn, repeat=30, warmup=4,
+                               target=f"<= 1.2x at {self.sizes.scale_small:,}"
+                               if size > self.sizes.scale_small else None))
+                for name, fn in ops]
+
+    def _grow(self, scale: datasets.Scale, size: int) -> None:
+        """Grow the graph to ``size`` by ``bulk_create`` of whole PROJECTs, SCALE_BATCH
+        instances a transaction, each batch built just before it is written."""
+        start = scale.size
+
+        def grow() -> None:
+            for batch in datasets.scale_growth(scale, size):
+                self.manager.bulk_create(batch)
+        result = once(f"scale: grow to {size:,} (bulk_create, {datasets.SCALE_BATCH:,} "
+                      "a batch)", grow)
+        result.rate = (size - start) / result.p50
+        self.add(result)
+
     def _http(self, global_id: str, forest: datasets.Forest) -> None:
         from bench import http
 
@@ -548,6 +612,45 @@ def _cursor_after(page: Callable[[str, int], Page], rows: int) -> str:
             raise RuntimeError(f"only {seen} rows to page through, not {rows}")
         cursor = got.next
     return cursor
+
+
+def _store_dir() -> Path | None:
+    """The folder of the benchmark's database on this machine, or None when unknown.
+
+    Known for the project's local servers (``hopper_graph.local_neo4j``, under
+    ``HOPPER_NEO4J_HOME``): the one whose neo4j.conf listens on the Bolt port the benchmark
+    uses, when that is on this host. Any other server's files are out of reach."""
+    parts = urlsplit(_settings_of(None))
+    if parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
+        return None
+    listen = f"server.bolt.listen_address=127.0.0.1:{parts.port}"
+    for conf in sorted(default_cache_dir().glob("*/conf/neo4j.conf")):
+        lines = conf.read_text().splitlines()
+        if listen in lines:
+            data = next((line.split("=", 1)[1] for line in lines
+                         if line.startswith("server.directories.data=")), None)
+            return Path(data) if data else conf.parent.parent / "data"
+    return None
+
+
+def _disk_mib(folder: Path) -> float:
+    """Space the files under ``folder`` take on disk (allocated blocks, as du counts)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total / 2**20
+
+
+def _store_extra(store: Path | None, before: float | None, size: int) -> dict[str, Any]:
+    """The store's size on disk after the scale phase, its growth during the phase, and
+    where it lies; "unknown" for a server whose files are not on this machine."""
+    if store is None or before is None:
+        return {"store_mib": "unknown"}
+    after = _disk_mib(store)
+    return {"store_mib": round(after, 1), "store_growth_mib": round(after - before, 1),
+            "store_dir": str(store), "store_at": size}
 
 
 def _parallel(fn: Callable[[Any], Any], items: list[Any], threads: int) -> None:
@@ -580,7 +683,7 @@ def _toggler(manager: InstanceManager, instance_id: str) -> Callable[[], Any]:
     return toggle
 
 
-def _settings_of(driver: Driver) -> str:
+def _settings_of(driver: Driver | None) -> str:
     return os.environ.get("HOPPER_NEO4J_URI") or LocalNeo4j(
         name="bench", bolt_port=7700, http_port=7701).uri
 
@@ -632,10 +735,41 @@ def markdown(results: list[Result], meta: dict[str, Any]) -> str:
              f"{meta['peer']}; load average at the end {load}.", "", RATIO_LEGEND, "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in results]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _scale_table(results, meta["sizes"])) + "\n"
 
 
-PHASES = ["chain", "forest", "wide", "writes"]
+def _scale_table(results: list[Result], sizes: dict[str, int]) -> list[str]:
+    """The scale phase side by side: each operation at both sizes and their ratio, then
+    the growth, the process's peak RSS and the store on disk; nothing without the phase."""
+    large = [r for r in results if "ratio_to_small" in r.extra]
+    if not large:
+        return []
+    small_n, large_n = sizes["scale_small"], sizes["scale_large"]
+    lines = ["", f"Scale phase: the same operations on the same instances at {small_n:,} "
+             f"and at {large_n:,} instances, p50.", "",
+             f"| operation | at {small_n:,} | at {large_n:,} | ratio | target |",
+             "|---|---|---|---|---|"]
+    for r in large:
+        lines.append(f"| {r.name.split(': ', 1)[1]} | {_ms(r.extra[f'p50_ms_at_{small_n}'] / 1e3)}"
+                     f" | {_ms(r.p50)} | {r.extra['ratio_to_small']:.2f}x | <= 1.20x |")
+    for r in results:
+        if r.name.startswith("scale: grow"):
+            lines.append(f"| {r.name.removeprefix('scale: ')} | | {r.p50:.1f} s "
+                         f"({r.rate or 0:,.0f}/s) | | |")
+        elif r.name.startswith("peak RSS of the benchmark process"):
+            store = r.extra["store_mib"]
+            grown = r.extra.get("store_growth_mib")
+            lines.append(f"| peak RSS of the Python process | | {r.p50:.0f} MiB | | |")
+            lines.append("| store on disk (the database's data folder) | | "
+                         + (f"{store:,.0f} MiB ({grown:,.0f} MiB grown in the phase)"
+                            if grown is not None else str(store)) + " | | |")
+    return lines
+
+
+PHASES = ["chain", "forest", "wide", "writes", "scale"]
+DEFAULT_PHASES = PHASES[:-1]
+"""What runs without ``--only``: all but scale, which at full size grows a graph to a
+million instances (several minutes of bulk import alone, about doubling the run)."""
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
@@ -648,7 +782,10 @@ def main() -> int:
     sizes.add_argument("--quick", action="store_true", help="a fifth of the full sizes")
     sizes.add_argument("--smoke", action="store_true",
                        help="tiny sizes: checks that every phase runs, measures nothing")
-    parser.add_argument("--only", choices=PHASES, action="append")
+    parser.add_argument("--only", choices=PHASES, action="append",
+                        help="run this phase (repeatable); without it, every phase but "
+                             "scale, which at full size builds 1,000,000 instances and "
+                             "runs apart: --only scale")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
     settings = Neo4jSettings.from_env()
@@ -664,7 +801,7 @@ def main() -> int:
                   SMOKE if args.smoke else QUICK if args.quick else FULL)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        for phase in args.only or PHASES:
+        for phase in args.only or DEFAULT_PHASES:
             getattr(bench, phase)()
     finally:
         bench.close()
