@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,3 +153,73 @@ def plain_rows(specs: list[InstanceSpec], global_id: str) -> list[dict[str, Any]
             "event": {"id": _id(), "instance_id": spec.id, "event": "create",
                       "to_status": "CREATED", "seq": 10**12 + index}})
     return rows
+
+
+SCALE_PROJECT = 1000
+"""Instances in each PROJECT of the scale phase (the PROJECT and its runs): well under the
+child limit its config sets, so no parent is ever near full."""
+SCALE_BATCH = 20_000
+"""Instances per ``bulk_create`` (one transaction) while the scale phase grows the graph."""
+
+
+@dataclass
+class Scale:
+    """The scale phase's graph: a GLOBAL over PROJECTs of SCALE_PROJECT instances each.
+    The instances timed all sit in the first PROJECT and keep their place as it grows."""
+
+    global_id: str
+    parent: str  # the first PROJECT: its children are paged, the creates go under it
+    deep: str  # an ORCHESTRATION at depth 4: GLOBAL, PROJECT, sub-PROJECT, run, phase run
+    runner: str  # an ORCHESTRATION of the first PROJECT, paused and resumed
+    size: int  # instances in the graph, the GLOBAL included
+    projects: int  # PROJECTs directly under the GLOBAL
+
+
+def scale_base(manager: InstanceManager, size: int, largest: int) -> Scale:
+    """A GLOBAL (whose child limit leaves room to grow to ``largest``) and ``size - 1``
+    instances under it, in PROJECTs of SCALE_PROJECT."""
+    global_id = make_global(manager, max_children=largest // SCALE_PROJECT + 10)
+    first = _scale_project(global_id, 0, min(SCALE_PROJECT, size - 1))
+    specs, made = list(first), 1
+    while len(specs) < size - 1:
+        specs += _scale_project(global_id, made, min(SCALE_PROJECT, size - 1 - len(specs)))
+        made += 1
+    manager.bulk_create(specs)
+    parent, sub, run, phase, runner = (s.id for s in first[:5])
+    assert parent and phase and runner and sub and run
+    return Scale(global_id, parent, phase, runner, size, made)
+
+
+def scale_growth(scale: Scale, size: int) -> Iterator[list[InstanceSpec]]:
+    """Batches of about SCALE_BATCH instances, whole PROJECTs each, that grow ``scale`` to
+    ``size`` instances (built one batch at a time, so memory stays a batch's)."""
+    batch: list[InstanceSpec] = []
+    while scale.size < size:
+        count = min(SCALE_PROJECT, size - scale.size)
+        batch += _scale_project(scale.global_id, scale.projects, count)
+        scale.projects += 1
+        scale.size += count
+        if len(batch) >= SCALE_BATCH or scale.size >= size:
+            yield batch
+            batch = []
+
+
+def _scale_project(global_id: str, index: int, count: int) -> list[InstanceSpec]:
+    """``count`` instances: a PROJECT under the GLOBAL and runs under it; the first one's
+    second to fourth are a sub-PROJECT, a run under it and a phase run under that."""
+    limits = {"limits": {"max_child_instances": SCALE_PROJECT + 1000}}
+    name = f"scale-{index}"
+    project = InstanceSpec(id=_id(), name=name, scope="PROJECT", parent_id=global_id,
+                           project_id=name, config=limits)
+    specs = [project]
+    if index == 0 and count >= 5:
+        sub = InstanceSpec(id=_id(), name=f"{name}-sub", scope="PROJECT", parent_id=project.id,
+                           project_id=f"{name}-sub")
+        run = InstanceSpec(id=_id(), name=f"{name}-sub-run", scope="ORCHESTRATION",
+                           parent_id=sub.id)
+        phase = InstanceSpec(id=_id(), name=f"{name}-sub-run-phase", scope="ORCHESTRATION",
+                             parent_id=run.id)
+        specs += [sub, run, phase]
+    specs += [InstanceSpec(id=_id(), name=f"{name}-run-{i}", scope="ORCHESTRATION",
+                           parent_id=project.id) for i in range(count - len(specs))]
+    return specs
