@@ -96,7 +96,7 @@ ORDER BY id
 MATCH (n:HopperInstance)
 WITH n, COLLECT {
   MATCH (e:InstanceEvent)
-  USING INDEX e:InstanceEvent(instance_id, seq)  // else, after a bulk import has just
+  USING INDEX SEEK e:InstanceEvent(instance_id, seq)  // else, after a bulk import has just
   WHERE e.instance_id = n.id AND e.seq IS NOT NULL  // been numbered, the planner scans
   RETURN e {.seq, .event, .to_status} AS last
   ORDER BY e.seq DESC LIMIT 1

@@ -109,7 +109,7 @@ RETURN {{instance_map(n)}} AS instance
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {parent_id: $parent_id})
-USING INDEX n:HopperInstance(parent_id, created_at, id)
+USING INDEX SEEK n:HopperInstance(parent_id, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.parent_id, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
@@ -118,7 +118,7 @@ WITH collect(n) AS page
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
   MATCH (n:HopperInstance {parent_id: $parent_id})
-  USING INDEX n:HopperInstance(parent_id, created_at, id)
+  USING INDEX SEEK n:HopperInstance(parent_id, created_at, id)
   WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
   RETURN count(n) AS total
 }
@@ -132,7 +132,7 @@ RETURN total, {{instance_columns(props)}}
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {project_id: $project_id, scope: $scope})
-USING INDEX n:HopperInstance(project_id, scope, created_at, id)
+USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.project_id, n.scope, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
@@ -141,7 +141,7 @@ WITH collect(n) AS page
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
   MATCH (n:HopperInstance {project_id: $project_id, scope: $scope})
-  USING INDEX n:HopperInstance(project_id, scope, created_at, id)
+  USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
   WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
   RETURN count(n) AS total
 }
@@ -156,7 +156,7 @@ RETURN total, {{instance_columns(props)}}
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {project_id: $project_id})
-USING INDEX n:HopperInstance(project_id, scope, created_at, id)
+USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
 WHERE n.scope IS NOT NULL AND n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.created_at, n.id  // a sort of the project's instances, not the graph's
 WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
@@ -165,7 +165,7 @@ WITH collect(n) AS page
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
   MATCH (n:HopperInstance {project_id: $project_id})
-  USING INDEX n:HopperInstance(project_id, scope, created_at, id)
+  USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
   WHERE n.scope IS NOT NULL AND n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
   RETURN count(n) AS total
 }
@@ -179,7 +179,7 @@ RETURN total, {{instance_columns(props)}}
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {scope: $scope, status: $status})
-USING INDEX n:HopperInstance(scope, status, created_at, id)
+USING INDEX SEEK n:HopperInstance(scope, status, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.scope, n.status, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
@@ -188,7 +188,7 @@ WITH collect(n) AS page
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
   MATCH (n:HopperInstance {scope: $scope, status: $status})
-  USING INDEX n:HopperInstance(scope, status, created_at, id)
+  USING INDEX SEEK n:HopperInstance(scope, status, created_at, id)
   WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
   RETURN count(n) AS total
 }
@@ -201,7 +201,7 @@ RETURN total, {{instance_columns(props)}}
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {scope: $scope})
-USING INDEX n:HopperInstance(scope, created_at, id)
+USING INDEX SEEK n:HopperInstance(scope, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.scope, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
@@ -210,7 +210,7 @@ WITH collect(n) AS page
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
   MATCH (n:HopperInstance {scope: $scope})
-  USING INDEX n:HopperInstance(scope, created_at, id)
+  USING INDEX SEEK n:HopperInstance(scope, created_at, id)
   WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
   RETURN count(n) AS total
 }
@@ -223,7 +223,7 @@ RETURN total, {{instance_columns(props)}}
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {status: $status})
-USING INDEX n:HopperInstance(status, created_at, id)
+USING INDEX SEEK n:HopperInstance(status, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.status, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
@@ -232,7 +232,7 @@ WITH collect(n) AS page
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
   MATCH (n:HopperInstance {status: $status})
-  USING INDEX n:HopperInstance(status, created_at, id)
+  USING INDEX SEEK n:HopperInstance(status, created_at, id)
   WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
   RETURN count(n) AS total
 }
@@ -245,7 +245,7 @@ RETURN total, {{instance_columns(props)}}
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance)
-USING INDEX n:HopperInstance(created_at, id)
+USING INDEX SEEK n:HopperInstance(created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
@@ -253,9 +253,8 @@ WITH n SKIP $skip LIMIT $limit
 WITH collect(n) AS page
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
-  MATCH (n:HopperInstance)
-  USING INDEX n:HopperInstance(created_at, id)
-  WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
+  MATCH (n:HopperInstance)  // no filter: the label's count, from the count store
+  WHERE {{list_filters(n)}}
   RETURN count(n) AS total
 }
 WITH CASE WHEN $with_total THEN total END AS total, [x IN page | properties(x)] AS props
