@@ -151,12 +151,15 @@ def items_response(instances: list[HopperInstance]) -> Response:
         return json_response({"items": [instance_document(i) for i in instances]})
 
 
-def page_response(page: Page) -> Response:
-    """A page of instances: ``next`` is the cursor of the next page; ``total`` and
-    ``next_offset`` are there when the page was asked for by offset."""
+def page_response(page: Page, select: tuple[str, ...] | None = None) -> Response:
+    """A page of instances (only the ``select`` fields of each, when given): ``next`` is
+    the cursor of the next page; ``total`` and ``next_offset`` are there when the page was
+    asked for by offset."""
     with gc_paused():
-        return json_response({"items": [instance_document(i) for i in page.items],
-                              **page_fields(page)})
+        documents = [instance_document(i) for i in page.items]
+        if select is not None:
+            documents = [{k: d[k] for k in select} for d in documents]
+        return json_response({"items": documents, **page_fields(page)})
 
 
 def page_fields(page: Page) -> dict[str, Any]:
@@ -182,14 +185,34 @@ def tree_response(rows: list[FlatTreeRow], fmt: str, max_depth: int | None) -> R
                         mimetype="application/json")
 
 
+def lean_tree_response(rows: list[dict[str, Any]], fmt: str,
+                       max_depth: int | None) -> Response:
+    """The /tree response with ?fields=: rows of ``get_tree_fields``, in either form."""
+    meta = {"root_id": rows[0]["instance"]["id"], "format": fmt, "max_depth": max_depth,
+            "count": len(rows)}
+    with gc_paused():
+        if fmt == "flat":
+            return json_response({**meta, "items": rows})
+        head = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS)[:-1]
+        body = _nested_json([r["instance"] for r in rows], [r["instance"]["id"] for r in rows],
+                            [r["parent_id"] for r in rows])
+        return Response(head + b',"tree":' + body + b"}", 200, mimetype="application/json")
+
+
 def nested_tree_json(rows: list[FlatTreeRow]) -> bytes:
     """``{"instance": ..., "children": [...]}`` for rows given parents first; iterative."""
+    return _nested_json([instance_document(r.instance) for r in rows],
+                        [r.instance.id for r in rows], [r.parent_id for r in rows])
+
+
+def _nested_json(documents: list[dict[str, Any]], ids: list[str],
+                 parent_ids: list[str | None]) -> bytes:
     dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
-    nodes = [dumps(instance_document(r.instance), option=sort) for r in rows]
-    position = {row.instance.id: k for k, row in enumerate(rows)}
-    children: list[list[int]] = [[] for _ in rows]
-    for k, row in enumerate(rows[1:], 1):
-        children[position[row.parent_id]].append(k)  # type: ignore[index]
+    nodes = [dumps(document, option=sort) for document in documents]
+    position = {instance_id: k for k, instance_id in enumerate(ids)}
+    children: list[list[int]] = [[] for _ in ids]
+    for k, parent_id in enumerate(parent_ids[1:], 1):
+        children[position[parent_id]].append(k)  # type: ignore[index]
     out = [b'{"instance":', nodes[0], b',"children":[']
     stack = [[0, 0]]  # node, how many of its children are written
     while stack:

@@ -28,6 +28,7 @@ from api.http import (
     etag,
     expected_version,
     items_response,
+    lean_tree_response,
     page_response,
     tree_response,
 )
@@ -57,7 +58,8 @@ class Instances(MethodView):
     @documented(blp)
     def get(self, query: dict[str, Any]) -> Any:
         """List instances (filters: scope, status, parent_id, project_id), a page at a time."""
-        return page_response(manager().list(**query))
+        select = query.pop("select")
+        return page_response(manager().list(**query), select)
 
     @no_query()
     @blp.arguments(s.InstanceCreateSchema)
@@ -164,12 +166,13 @@ for _event in EVENTS:
 
 
 @blp.route(f"{ID}/children")
-@blp.arguments(s.PageQuerySchema, **QUERY)
+@blp.arguments(s.InstancePageQuerySchema, **QUERY)
 @blp.response(200, s.InstancePageSchema)
 @documented(blp, 404)
 def children(query: dict[str, Any], instance_id: UUID) -> Any:
     """List an instance's direct children, in creation order, a page at a time."""
-    return page_response(manager().children_page(str(instance_id), **query))
+    select = query.pop("select")
+    return page_response(manager().children_page(str(instance_id), **query), select)
 
 
 @blp.route(f"{ID}/ancestors")
@@ -182,12 +185,13 @@ def ancestors(instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/descendants")
-@blp.arguments(s.PageQuerySchema, **QUERY)
+@blp.arguments(s.InstancePageQuerySchema, **QUERY)
 @blp.response(200, s.InstancePageSchema)
 @documented(blp, 404)
 def descendants(query: dict[str, Any], instance_id: UUID) -> Any:
     """List everything below an instance, level by level, a page at a time."""
-    return page_response(manager().descendants_page(str(instance_id), **query))
+    select = query.pop("select")
+    return page_response(manager().descendants_page(str(instance_id), **query), select)
 
 
 @blp.route(f"{ID}/tree")
@@ -197,6 +201,9 @@ def descendants(query: dict[str, Any], instance_id: UUID) -> Any:
 def tree(query: dict[str, Any], instance_id: UUID) -> Any:
     """The subtree under an instance: nested (``tree``) or, with ?format=flat, as rows
     (``items``, parents first). Any depth works; ?max_depth= cuts it."""
+    if query["select"] is not None:
+        lean = manager().get_tree_fields(str(instance_id), query["select"], query["max_depth"])
+        return lean_tree_response(lean, query["format"], query["max_depth"])
     rows = manager().get_flat_tree(str(instance_id), query["max_depth"])
     return tree_response(rows, query["format"], query["max_depth"])
 
@@ -214,23 +221,25 @@ def global_instance() -> Any:
 
 
 @blp.route("/projects/<project_id>")
-@blp.arguments(s.PageQuerySchema, **QUERY)
+@blp.arguments(s.InstancePageQuerySchema, **QUERY)
 @blp.response(200, s.InstancePageSchema)
 @documented(blp)
 def project_instances(query: dict[str, Any], project_id: str) -> Any:
     """List the PROJECT instances (sub-projects included) of a project, a page at a time."""
+    select = query.pop("select")
     return page_response(manager().list(project_id=project_id, scope=HopperScope.PROJECT,
-                                        **query))
+                                        **query), select)
 
 
 @blp.route("/projects/<project_id>/orchestrations")
-@blp.arguments(s.PageQuerySchema, **QUERY)
+@blp.arguments(s.InstancePageQuerySchema, **QUERY)
 @blp.response(200, s.InstancePageSchema)
 @documented(blp)
 def project_orchestrations(query: dict[str, Any], project_id: str) -> Any:
     """List the ORCHESTRATION instances of a project, a page at a time."""
+    select = query.pop("select")
     return page_response(manager().list(project_id=project_id,
-                                        scope=HopperScope.ORCHESTRATION, **query))
+                                        scope=HopperScope.ORCHESTRATION, **query), select)
 
 
 @blp.route(f"{ID}/history")

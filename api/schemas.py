@@ -13,9 +13,10 @@ from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from hopper_graph import HopperScope, InstanceStatus, InstanceType
+from hopper_graph import HopperScope, InstanceStatus, InstanceType, rules
 from hopper_graph import purge as purging
 from hopper_graph.cursors import MAX_CURSOR_LENGTH
+from hopper_graph.errors import ValidationError as LibraryValidationError
 from hopper_graph.lifecycle import EVENTS
 from hopper_graph.rules import MAX_NAME_LENGTH
 
@@ -323,6 +324,23 @@ class NoQuerySchema(QuerySchema):
     """The query of an operation that takes no parameters."""
 
 
+class FieldList(fields.String):
+    """?fields=id,name,status: the instance fields a read returns, checked by the library's
+    own list of them (id is always returned)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return rules.check_fields(["id", *(p.strip() for p in text.split(",") if p.strip())])
+        except LibraryValidationError as exc:
+            raise ValidationError(exc.errors["fields"]) from None
+
+
+_FIELDS = _described("Return only these instance fields, comma-separated (id is always "
+                     "returned): a tree view need not carry every config. One of: "
+                     + ", ".join(rules.FIELDS) + ".")
+
+
 class PageQuerySchema(QuerySchema):
     after = fields.String(load_default=None, validate=validate.Length(max=MAX_CURSOR_LENGTH),
                           **_described(
@@ -334,7 +352,11 @@ class PageQuerySchema(QuerySchema):
     limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))
 
 
-class InstanceListQuerySchema(PageQuerySchema):
+class InstancePageQuerySchema(PageQuerySchema):
+    select = FieldList(load_default=None, data_key="fields", **_FIELDS)
+
+
+class InstanceListQuerySchema(InstancePageQuerySchema):
     scope = _enum(HopperScope)
     status = _enum(InstanceStatus)
     parent_id = UUIDString()
@@ -346,6 +368,7 @@ class TreeQuerySchema(QuerySchema):
                                **_described("Levels below the root to include (0: the root "
                                             "alone)."))
     format = fields.String(load_default="nested", validate=validate.OneOf(("nested", "flat")))
+    select = FieldList(load_default=None, data_key="fields", **_FIELDS)
 
 
 class DeleteQuerySchema(QuerySchema):

@@ -68,3 +68,25 @@ COUNT { MATCH (c:HopperInstance {parent_id: parent.id})
 + [t IN ['any'] WHERE EXISTS {
    MATCH (s:HopperInstance {parent_id: parent.id, scope: $scope})
    WHERE s.instance_type IS NOT NULL }]
+
+// fragment: selected_columns(xs)
+// Instances as parallel lists, as instance_columns, but only the lists named in $fields:
+// one test per column, not per instance, and a column not asked for is null, neither read
+// nor sent.
+CASE WHEN 'id' IN $fields THEN [x IN xs | x.id] END AS id,
+CASE WHEN 'name' IN $fields THEN [x IN xs | x.name] END AS name,
+CASE WHEN 'scope' IN $fields THEN [x IN xs | x.scope] END AS scope,
+CASE WHEN 'status' IN $fields THEN [x IN xs | x.status] END AS status,
+CASE WHEN 'instance_type' IN $fields THEN [x IN xs | x.instance_type] END AS instance_type,
+CASE WHEN 'parent_id' IN $fields THEN [x IN xs | x.parent_id] END AS parent_id,
+CASE WHEN 'project_id' IN $fields THEN [x IN xs | x.project_id] END AS project_id,
+CASE WHEN 'config' IN $fields THEN [x IN xs | x.config] END AS config,
+CASE WHEN 'metadata' IN $fields THEN [x IN xs | x.metadata] END AS metadata,
+CASE WHEN 'version' IN $fields THEN [x IN xs | x.version] END AS version,
+CASE WHEN 'depth' IN $fields THEN [x IN xs | x.depth] END AS depth,
+CASE WHEN 'created_at' IN $fields THEN [x IN xs | toString(x.created_at)] END AS created_at,
+CASE WHEN 'updated_at' IN $fields THEN [x IN xs | toString(x.updated_at)] END AS updated_at,
+CASE WHEN 'started_at' IN $fields THEN [x IN xs | toString(x.started_at)] END AS started_at,
+CASE WHEN 'stopped_at' IN $fields THEN [x IN xs | toString(x.stopped_at)] END AS stopped_at,
+CASE WHEN 'archived_at' IN $fields THEN [x IN xs | toString(x.archived_at)] END AS archived_at,
+CASE WHEN 'heartbeat_at' IN $fields THEN [x IN xs | toString(x.heartbeat_at)] END AS heartbeat_at

@@ -111,3 +111,18 @@ WITH n ORDER BY n.created_at, n.id
 WITH collect(n) AS found
 WITH [x IN found | properties(x)] AS props
 RETURN {{instance_columns(props)}}
+
+// name: get_subtree_fields
+// A lean subtree: an instance and everything below it down to $max_depth levels (null:
+// all), as parallel lists of only the properties named in $fields, timestamps as text.
+// A tree view that needs four fields reads and sends four, not eighteen and the config
+// snapshots. The depth test sits inside the quantified path, so a cut tree is not walked
+// below its cut.
+// params: id, max_depth, fields
+MATCH (root:HopperInstance {id: $id})
+WITH root, root.depth + coalesce($max_depth, 2147483647) AS bottom
+OPTIONAL MATCH (root) ((:HopperInstance)-[:PARENT_OF]->(b:HopperInstance)
+                       WHERE b.depth <= bottom)+ (d:HopperInstance)
+WITH root, collect(d) AS below
+WITH [root] + below AS xs
+RETURN {{selected_columns(xs)}}

@@ -182,6 +182,12 @@ class InstanceManager:
     def get_instance_tree(self, root_id: str, max_depth: int | None = None) -> TreeNode:
         return self.repository.get_instance_tree(root_id, max_depth)
 
+    def get_tree_fields(self, root_id: str, fields: Sequence[str],
+                        max_depth: int | None = None) -> builtins.list[dict[str, Any]]:
+        """The flat tree with only ``fields`` of each instance: a tree view that needs a
+        few fields reads and carries those alone (see InstanceRepository.get_tree_fields)."""
+        return self.repository.get_tree_fields(root_id, fields, max_depth)
+
     def get_flat_tree(self, root_id: str,
                       max_depth: int | None = None) -> builtins.list[FlatTreeRow]:
         return self.repository.get_flat_tree(root_id, max_depth)

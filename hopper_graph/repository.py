@@ -15,6 +15,7 @@ Status is never written here: the lifecycle module owns every status change.
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -83,6 +84,40 @@ def _check_cursor_or_offset(after: str | None, offset: int) -> bool:
         raise ValidationError("page by after or by offset, not both", errors={
             "offset": ["must be 0 (or left out) when after is given"]})
     return after is not None
+
+
+def _check_max_depth(max_depth: int | None) -> None:
+    if max_depth is not None and not 0 <= max_depth <= ALL:
+        raise ValidationError("max_depth is out of range",
+                              errors={"max_depth": [f"must be between 0 and {ALL}"]})
+
+
+_JSON_FIELDS = ("config", "metadata")
+_TIME_FIELDS = ("created_at", "updated_at", "started_at", "stopped_at", "archived_at",
+                "heartbeat_at")
+
+
+def _lean_rows(row: dict[str, Any], chosen: tuple[str, ...]) -> builtins.list[dict[str, Any]]:
+    """The columns of ``get_subtree_fields`` as the flat tree's rows, parents first."""
+    parse = datetime.fromisoformat
+    ids, parents, depths = row["id"], row["parent_id"], row["depth"]
+    created = [parse(c) for c in row["created_at"]]
+    order = sorted(range(1, len(ids)), key=lambda k: (depths[k], created[k], ids[k]))
+    columns = [(f, [_lean_value(f, v) for v in row[f]]) for f in chosen]
+    base = depths[0]
+    return [{"instance": {f: values[k] for f, values in columns},
+             "parent_id": None if k == 0 else parents[k], "depth": depths[k] - base}
+            for k in [0, *order]]
+
+
+def _lean_value(field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if field in _TIME_FIELDS:
+        return datetime.fromisoformat(value).isoformat()
+    if field in _JSON_FIELDS:
+        return json.loads(value)
+    return value
 
 
 def _list_query(scope: str | None, status: str | None, parent_id: str | None,
@@ -355,9 +390,7 @@ class InstanceRepository:
     def get_flat_tree(self, root_id: str,
                       max_depth: int | None = None) -> builtins.list[FlatTreeRow]:
         """The subtree as rows (instance, parent_id, depth below the root), parents first."""
-        if max_depth is not None and not 0 <= max_depth <= ALL:
-            raise ValidationError("max_depth is out of range",
-                                  errors={"max_depth": [f"must be between 0 and {ALL}"]})
+        _check_max_depth(max_depth)
         row = self.row(QUERIES.get_subtree.text, id=root_id) if max_depth is None else \
             self.row(QUERIES.get_subtree_to_depth.text, id=root_id, max_depth=max_depth)
         if row is None:
@@ -371,6 +404,22 @@ class InstanceRepository:
         with gc_paused():
             return [FlatTreeRow(root, None, 0), *(FlatTreeRow(i, i.parent_id, i.depth - base)
                                                   for i in below)]
+
+    def get_tree_fields(self, root_id: str, fields: Sequence[str],
+                        max_depth: int | None = None) -> builtins.list[dict[str, Any]]:
+        """A lean subtree: rows ``{"instance": {field: value}, "parent_id", "depth"}`` with
+        only ``fields`` of each instance (``id`` always), parents first, creation order
+        within a level, as ``get_flat_tree`` gives them. Values are JSON-ready, as in
+        ``HopperInstance.to_dict``."""
+        chosen = rules.check_fields(["id", *fields])
+        _check_max_depth(max_depth)
+        wanted = list(dict.fromkeys(("id", "parent_id", "depth", "created_at", *chosen)))
+        row = self.row(QUERIES.get_subtree_fields.text, id=root_id, max_depth=max_depth,
+                       fields=wanted)
+        if row is None or not row["id"] or row["id"][0] != root_id:
+            raise not_found(root_id)
+        with gc_paused():
+            return _lean_rows(row, chosen)
 
     def get_instance_tree(self, root_id: str, max_depth: int | None = None) -> TreeNode:
         """The subtree as nested TreeNodes, assembled without recursion (any depth works)."""

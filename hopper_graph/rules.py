@@ -113,6 +113,24 @@ def check_page(offset: int, limit: int | None) -> None:
         raise ValidationError("invalid pagination", errors=errors)
 
 
+FIELDS = ("id", "name", "scope", "status", "instance_type", "parent_id", "project_id",
+          "config", "metadata", "created_at", "updated_at", "started_at", "stopped_at",
+          "archived_at", "heartbeat_at", "version", "depth")
+"""The fields of an instance a lean read may select (HopperInstance.to_dict's keys)."""
+
+
+def check_fields(fields: Iterable[str]) -> tuple[str, ...]:
+    """The fields a lean read selects, in the order given, each once; a ValidationError
+    naming ``fields`` for one an instance does not have."""
+    chosen = tuple(dict.fromkeys(fields))
+    unknown = [f for f in chosen if f not in FIELDS]
+    if unknown or not chosen:
+        what = f"unknown field(s) {', '.join(unknown)}" if unknown else "no field"
+        raise ValidationError(f"fields: {what}", errors={"fields": [
+            f"{what}; choose among {', '.join(FIELDS)}"]})
+    return chosen
+
+
 def check_text(field: str, value: str | None, max_length: int | None = None) -> None:
     """Strings stored as properties must be valid Unicode (no lone surrogates): the driver
     cannot encode them, and what cannot be stored is refused before anything is written.

@@ -353,3 +353,25 @@ def test_events_feed_reads_by_cursor(client, h):
     assert rest["items"][-1]["actor"] == "alice"
     done = client.get(f"/api/v1/events?after={rest['next_after']}").get_json()
     assert done["items"] == [] and done["next_after"] == rest["next_after"]
+
+
+def test_fields_select_what_lists_and_trees_carry(client, h):
+    """?fields= keeps only the fields asked for (id always), in pages and in both forms
+    of the tree; a field instances do not have is a 400 naming `fields`."""
+    g = h.global_()
+    p = h.project(g, "alpha")
+    h.run(p, "alpha-run")
+    page = client.get(f"{URL}?fields=name,status&limit=2").get_json()
+    assert [set(i) for i in page["items"]] == [{"id", "name", "status"}] * 2
+    kids = client.get(f"{URL}/{g['id']}/children?fields=scope").get_json()
+    assert kids["items"] == [{"id": p["id"], "scope": "PROJECT"}]
+    flat = client.get(f"{URL}/{g['id']}/tree?format=flat&fields=name").get_json()
+    assert [(r["depth"], r["parent_id"], r["instance"]["name"]) for r in flat["items"]] == [
+        (0, None, "global"), (1, g["id"], "alpha"), (2, p["id"], "alpha-run")]
+    assert set(flat["items"][2]["instance"]) == {"id", "name"}
+    nested = client.get(f"{URL}/{g['id']}/tree?fields=status,config&max_depth=1").get_json()
+    assert nested["tree"]["instance"]["config"]["limits"]["max_depth"] >= 1
+    assert [c["instance"]["id"] for c in nested["tree"]["children"]] == [p["id"]]
+    assert nested["tree"]["children"][0]["children"] == []
+    body = assert_problem(client.get(f"{URL}?fields=name,secret"), 400, "invalid-query")
+    assert "secret" in str(body["errors"]["fields"])

@@ -201,3 +201,21 @@ def test_a_create_reads_the_children_that_count_not_the_archived_ones(manager, d
     with pytest.raises(ScopeRuleViolation):  # a SINGLETON beside same-scope siblings
         manager.create(name="solo", scope="PROJECT", parent_id=g.id, project_id="q",
                        instance_type="SINGLETON")
+
+
+def test_a_lean_tree_is_the_flat_tree_with_fewer_fields(repo, two_projects):
+    g, small, big = two_projects
+    made = runs(repo, small, 5, "s")
+    repo.bulk_create([InstanceSpec(name="deep", scope="ORCHESTRATION", parent_id=made[2])])
+    runs(repo, big, 3, "b")
+    full = repo.get_flat_tree(g.id)
+    lean = repo.get_tree_fields(g.id, ["name", "created_at"])
+    assert [(r["instance"]["id"], r["parent_id"], r["depth"]) for r in lean] == \
+        [(r.instance.id, r.parent_id, r.depth) for r in full]
+    assert [r["instance"] for r in lean] == [
+        {"id": r.instance.id, "name": r.instance.name,
+         "created_at": r.instance.created_at.isoformat()} for r in full]
+    assert len(repo.get_tree_fields(small.id, ["status"], max_depth=1)) == 1 + 5
+    with pytest.raises(ValidationError) as refused:
+        repo.get_tree_fields(g.id, ["name", "password"])
+    assert "fields" in refused.value.errors
