@@ -148,13 +148,12 @@ WITH n, a ORDER BY a.depth DESC
 WITH n, collect(a.config_set) AS above
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
 RETURN {{instance_map(n)}} AS instance, p.status AS parent_status,
-       COUNT { (n)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
-         AS child_count, above
+       {{open_children(n)}} AS child_count, above
 
 // name: get_subtree_health_facts
 // The health facts of every instance in a subtree (root first, parents before children;
 // child counts leave ARCHIVED children out, as get_health_facts does), with the root's
-// ancestors' config overrides, in one query.
+// ancestors' config overrides on the root's row alone, in one query.
 // params: id
 MATCH (root:HopperInstance {id: $id})
 OPTIONAL MATCH (root)<-[:PARENT_OF*1..]-(a:HopperInstance)
@@ -170,8 +169,8 @@ WITH root, above, collect(d) AS below
 UNWIND [root] + below AS n
 OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
 RETURN {{instance_map(n)}} AS instance, p.status AS parent_status,
-       COUNT { (n)-[:PARENT_OF]->(c:HopperInstance) WHERE c.status <> 'ARCHIVED' }
-         AS child_count, above
+       {{open_children(n)}} AS child_count,
+       CASE WHEN n = root THEN above END AS above  // once: the rest inherit from the root
 
 // name: find_purge_candidates
 // The next ARCHIVED EPHEMERAL instances a purge examines, at most $limit, in the order

@@ -291,16 +291,20 @@ class InstanceManager:
         if not rows:
             raise not_found(instance_id)
         now = utcnow()
-        overrides: dict[str | None, list[Any]] = {}  # id -> config overrides, self then up
+        # The heartbeat timeout an ancestor set, per instance: inherited in one step from
+        # the parent (keeping each ancestor chain instead cost memory in the square of the
+        # depth: 68 MB for a 4,000-deep chain).
+        inherited: dict[str | None, int | None] = {}
         reports = []
         for row in rows:
             instance = instance_from_row(row["instance"])
-            own = json.loads(row["instance"].get("config_set") or "{}")
-            up = overrides.get(instance.parent_id)
-            if up is None:  # the root: its ancestors came with the row
-                up = [json.loads(a or "{}") for a in row["above"]]
-            overrides[instance.id] = [own, *up]
-            reports.append(_assess(instance, row, overrides[instance.id], now))
+            if instance.parent_id in inherited:
+                above = inherited[instance.parent_id]
+            else:  # the root: its ancestors' overrides came with its row, nearest first
+                above = _set_timeout([json.loads(a or "{}") for a in row["above"] or []])
+            own = _set_timeout([json.loads(row["instance"].get("config_set") or "{}")])
+            inherited[instance.id] = own if own is not None else above
+            reports.append(_assess(instance, row, inherited[instance.id], now))
         root = reports[0]
         if subtree:
             root.subtree = {s: 0 for s in _RANK}
@@ -311,11 +315,11 @@ class InstanceManager:
         return root
 
 
-def _assess(instance: HopperInstance, row: dict[str, Any], chain: list[dict[str, Any]],
+def _assess(instance: HopperInstance, row: dict[str, Any], set_timeout: int | None,
             now: datetime) -> HealthReport:
     checks = [
         _parent_check(instance, row["parent_status"]),
-        _heartbeat_check(instance, _heartbeat_timeout(instance, chain), now),
+        _heartbeat_check(instance, _heartbeat_timeout(instance, set_timeout), now),
         _headroom_check(instance, row["child_count"]),
         _config_check(instance),
     ]
@@ -323,13 +327,22 @@ def _assess(instance: HopperInstance, row: dict[str, Any], chain: list[dict[str,
     return HealthReport(instance.id, _CHECK_TO_HEALTH[worst], checks, instance.status)
 
 
-def _heartbeat_timeout(instance: HopperInstance, chain: list[dict[str, Any]]) -> int | None:
-    """health.heartbeat_timeout_seconds as inherited: the nearest instance that set it,
-    else the instance's own scope default (see config.INHERITABLE_KEYS)."""
+def _set_timeout(chain: list[dict[str, Any]]) -> int | None:
+    """health.heartbeat_timeout_seconds from the nearest of ``chain`` (config overrides,
+    nearest first) that set it; None when none did."""
     for overrides in chain:
         value = overrides.get("health", {}).get("heartbeat_timeout_seconds")
         if value is not None:
             return int(value)
+    return None
+
+
+def _heartbeat_timeout(instance: HopperInstance, set_timeout: int | None) -> int | None:
+    """health.heartbeat_timeout_seconds as inherited: the nearest instance that set it
+    (the instance itself included), else its own scope default (see
+    config.INHERITABLE_KEYS)."""
+    if set_timeout is not None:
+        return set_timeout
     return instance.config.get("health", {}).get("heartbeat_timeout_seconds")
 
 

@@ -219,3 +219,23 @@ def test_a_lean_tree_is_the_flat_tree_with_fewer_fields(repo, two_projects):
     with pytest.raises(ValidationError) as refused:
         repo.get_tree_fields(g.id, ["name", "password"])
     assert "fields" in refused.value.errors
+
+
+def test_a_subtree_health_check_carries_the_ancestors_once(repo, two_projects, driver,
+                                                           database):
+    """The root's ancestors' config overrides come on the root's row alone: every other
+    row inherits from its parent (carrying them on each row, and copying the chain for
+    each instance, cost memory in the square of the depth)."""
+    from hopper_graph.manager import InstanceManager
+
+    _, small, _ = two_projects
+    parent = small.id
+    for k in range(12):
+        parent = repo.bulk_create([InstanceSpec(name=f"c{k}", scope="ORCHESTRATION",
+                                                parent_id=parent)])[0]
+    records, _, _ = driver.execute_query(QUERIES.get_subtree_health_facts.text,
+                                         {"id": small.id}, database_=database)
+    assert len(records) == 13
+    assert [r["above"] is not None for r in records] == [True] + [False] * 12
+    report = InstanceManager(driver, database).health_check(small.id, subtree=True)
+    assert sum(report.subtree.values()) == 13
