@@ -90,3 +90,15 @@ CASE WHEN 'started_at' IN $fields THEN [x IN xs | toString(x.started_at)] END AS
 CASE WHEN 'stopped_at' IN $fields THEN [x IN xs | toString(x.stopped_at)] END AS stopped_at,
 CASE WHEN 'archived_at' IN $fields THEN [x IN xs | toString(x.archived_at)] END AS archived_at,
 CASE WHEN 'heartbeat_at' IN $fields THEN [x IN xs | toString(x.heartbeat_at)] END AS heartbeat_at
+
+// fragment: list_page(n)
+// The page of a list query, from the rows its index gave in page order: after the cursor,
+// through the filters, skipped by $skip (offset paging) and cut at $limit.
+WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
+WITH n SKIP $skip LIMIT $limit
+WITH collect(n) AS page
+
+// fragment: list_answer
+// What a list query answers: the total (when $with_total asked for it) and the page.
+WITH CASE WHEN $with_total THEN total END AS total, [x IN page | properties(x)] AS props
+RETURN total, {{instance_columns(props)}}

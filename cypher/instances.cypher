@@ -112,9 +112,7 @@ MATCH (n:HopperInstance {parent_id: $parent_id})
 USING INDEX SEEK n:HopperInstance(parent_id, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.parent_id, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
-WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
-WITH n SKIP $skip LIMIT $limit
-WITH collect(n) AS page
+{{list_page(n)}}
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
   MATCH (n:HopperInstance {parent_id: $parent_id})
@@ -122,8 +120,7 @@ CALL () {
   WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
   RETURN count(n) AS total
 }
-WITH CASE WHEN $with_total THEN total END AS total, [x IN page | properties(x)] AS props
-RETURN total, {{instance_columns(props)}}
+{{list_answer}}
 
 // name: list_by_project_and_scope
 // A page of a list that names a project and a scope (a project's PROJECTs, or its runs),
@@ -135,9 +132,7 @@ MATCH (n:HopperInstance {project_id: $project_id, scope: $scope})
 USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.project_id, n.scope, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
-WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
-WITH n SKIP $skip LIMIT $limit
-WITH collect(n) AS page
+{{list_page(n)}}
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
   MATCH (n:HopperInstance {project_id: $project_id, scope: $scope})
@@ -145,8 +140,7 @@ CALL () {
   WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
   RETURN count(n) AS total
 }
-WITH CASE WHEN $with_total THEN total END AS total, [x IN page | properties(x)] AS props
-RETURN total, {{instance_columns(props)}}
+{{list_answer}}
 
 // name: list_by_project
 // A page of a list that names a project but no scope, from the (project_id, scope,
@@ -159,9 +153,7 @@ MATCH (n:HopperInstance {project_id: $project_id})
 USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
 WHERE n.scope IS NOT NULL AND n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.created_at, n.id  // a sort of the project's instances, not the graph's
-WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
-WITH n SKIP $skip LIMIT $limit
-WITH collect(n) AS page
+{{list_page(n)}}
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
   MATCH (n:HopperInstance {project_id: $project_id})
@@ -169,8 +161,7 @@ CALL () {
   WHERE n.scope IS NOT NULL AND n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
   RETURN count(n) AS total
 }
-WITH CASE WHEN $with_total THEN total END AS total, [x IN page | properties(x)] AS props
-RETURN total, {{instance_columns(props)}}
+{{list_answer}}
 
 // name: list_by_scope_and_status
 // A page of a list that names a scope and a status, from the (scope, status, created_at,
@@ -182,9 +173,7 @@ MATCH (n:HopperInstance {scope: $scope, status: $status})
 USING INDEX SEEK n:HopperInstance(scope, status, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.scope, n.status, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
-WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
-WITH n SKIP $skip LIMIT $limit
-WITH collect(n) AS page
+{{list_page(n)}}
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
   MATCH (n:HopperInstance {scope: $scope, status: $status})
@@ -192,8 +181,7 @@ CALL () {
   WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
   RETURN count(n) AS total
 }
-WITH CASE WHEN $with_total THEN total END AS total, [x IN page | properties(x)] AS props
-RETURN total, {{instance_columns(props)}}
+{{list_answer}}
 
 // name: list_by_scope
 // A page of a list that names a scope only, from the (scope, created_at, id) index.
@@ -204,9 +192,7 @@ MATCH (n:HopperInstance {scope: $scope})
 USING INDEX SEEK n:HopperInstance(scope, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.scope, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
-WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
-WITH n SKIP $skip LIMIT $limit
-WITH collect(n) AS page
+{{list_page(n)}}
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
   MATCH (n:HopperInstance {scope: $scope})
@@ -214,8 +200,7 @@ CALL () {
   WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
   RETURN count(n) AS total
 }
-WITH CASE WHEN $with_total THEN total END AS total, [x IN page | properties(x)] AS props
-RETURN total, {{instance_columns(props)}}
+{{list_answer}}
 
 // name: list_by_status
 // A page of a list that names a status only, from the (status, created_at, id) index.
@@ -226,9 +211,7 @@ MATCH (n:HopperInstance {status: $status})
 USING INDEX SEEK n:HopperInstance(status, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.status, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
-WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
-WITH n SKIP $skip LIMIT $limit
-WITH collect(n) AS page
+{{list_page(n)}}
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
   MATCH (n:HopperInstance {status: $status})
@@ -236,8 +219,7 @@ CALL () {
   WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
   RETURN count(n) AS total
 }
-WITH CASE WHEN $with_total THEN total END AS total, [x IN page | properties(x)] AS props
-RETURN total, {{instance_columns(props)}}
+{{list_answer}}
 
 // name: list_all
 // A page of every instance, from the (created_at, id) index.
@@ -248,17 +230,14 @@ MATCH (n:HopperInstance)
 USING INDEX SEEK n:HopperInstance(created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
-WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
-WITH n SKIP $skip LIMIT $limit
-WITH collect(n) AS page
+{{list_page(n)}}
 CALL () {
   WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
   MATCH (n:HopperInstance)  // no filter: the label's count, from the count store
   WHERE {{list_filters(n)}}
   RETURN count(n) AS total
 }
-WITH CASE WHEN $with_total THEN total END AS total, [x IN page | properties(x)] AS props
-RETURN total, {{instance_columns(props)}}
+{{list_answer}}
 
 // name: update_instance
 // Writes changed fields of an instance if it is still at $version (the caller computed

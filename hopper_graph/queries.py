@@ -161,13 +161,20 @@ def _expand(body: list[str], fragments: dict[str, Fragment], path: Path, user: s
 
 
 def _splice(match: re.Match[str], line: str, fragments: dict[str, Fragment], user: str,
-            used: set[str]) -> str:
+            used: set[str], within: tuple[str, ...] = ()) -> str:
+    """One use of a fragment, itself expanded (a fragment may use others, not itself)."""
     fragment = fragments.get(match.group(1))
     if fragment is None:
         raise QueryFileError(f"{user} uses an unknown fragment {match.group(1)!r}")
+    if fragment.name in within:
+        raise QueryFileError(f"{user}: fragment {fragment.name!r} uses itself")
     used.add(fragment.name)
+    text = "\n".join(
+        _USE.sub(functools.partial(_splice, line=inner, fragments=fragments, user=user,
+                                   used=used, within=(*within, fragment.name)), inner)
+        for inner in fragment.expand(match.group(2), user).splitlines())
     indent = line[:len(line) - len(line.lstrip())]
-    return fragment.expand(match.group(2), user).replace("\n", "\n" + indent)
+    return text.replace("\n", "\n" + indent)
 
 
 def _build(header: dict[str, object], body: list[str], path: Path) -> NamedQuery:

@@ -420,3 +420,28 @@ def test_parameters_a_fragment_brings_are_checked_after_splicing(tmp_path):
         """)
     with pytest.raises(QueryFileError, match="uses \\['id', 'name'\\] but declares"):
         Queries(tmp_path)
+
+
+def test_a_fragment_may_use_another_but_not_itself(tmp_path):
+    write(tmp_path, "a.cypher", """
+        // fragment: inner(node)
+        node.id AS id
+
+        // fragment: outer(node)
+        node.name AS name, {{inner(node)}}
+
+        // name: one
+        // params: -
+        MATCH (x) RETURN {{outer(x)}}
+        """)
+    assert Queries(tmp_path).one.text == "MATCH (x) RETURN x.name AS name, x.id AS id"
+    write(tmp_path, "a.cypher", """
+        // fragment: loop
+        1 AS one, {{loop}}
+
+        // name: one
+        // params: -
+        RETURN {{loop}}
+        """)
+    with pytest.raises(QueryFileError, match="'loop' uses itself"):
+        Queries(tmp_path)
