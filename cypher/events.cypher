@@ -80,13 +80,16 @@ REMOVE e._lock
 // One record of parallel lists, as the many-instance queries answer (EVENT_COLUMNS).
 CALL () {
   MATCH (e:InstanceEvent {instance_id: $instance_id})
-  WHERE e.seq > $after_seq  // lets the planner seek the (instance_id, seq) index
+  USING INDEX SEEK e:InstanceEvent(instance_id, seq)  // never a scan, whatever the stats
+  WHERE e.seq > $after_seq
   WITH e ORDER BY e.instance_id, e.seq SKIP $skip LIMIT $limit  // the index's order
   RETURN collect(e) AS found
 }
 WITH found, [x IN found | properties(x)] AS props
 RETURN EXISTS { MATCH (:HopperInstance {id: $instance_id}) }
-         OR EXISTS { MATCH (e:InstanceEvent {instance_id: $instance_id}) WHERE e.seq IS NOT NULL }
+         OR EXISTS { MATCH (e:InstanceEvent {instance_id: $instance_id})
+                     USING INDEX SEEK e:InstanceEvent(instance_id, seq)
+                     WHERE e.seq IS NOT NULL }
          AS known,
        EXISTS { MATCH (e:PendingEvent) WHERE e.instance_id = $instance_id } AS pending,
        {{event_columns(props)}}

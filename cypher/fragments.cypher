@@ -54,8 +54,10 @@ AND ($project_id IS NULL OR node.project_id = $project_id)
 // fragment: open_children(parent)
 // How many children of `parent` count toward its limits.max_child_instances (ARCHIVED ones
 // do not), from the (parent_id, status) index: the cost follows the children that count,
-// which the limit bounds, not the archived runs a busy project piles up.
+// which the limit bounds, not the archived runs a busy project piles up. The hint keeps a
+// plan made while the graph was small (a label scan, then cached) from ever scanning.
 COUNT { MATCH (c:HopperInstance {parent_id: parent.id})
+        USING INDEX SEEK c:HopperInstance(parent_id, status)
         WHERE c.status IN ['CREATED', 'ACTIVE', 'PAUSED', 'STOPPED'] }
 
 // fragment: sibling_types(parent)
@@ -64,9 +66,11 @@ COUNT { MATCH (c:HopperInstance {parent_id: parent.id})
 // instance_type) index, where reading every same-scope sibling made filling a wide parent
 // quadratic.
 [t IN ['SINGLETON'] WHERE EXISTS {
-   MATCH (s:HopperInstance {parent_id: parent.id, scope: $scope, instance_type: t}) }]
+   MATCH (s:HopperInstance {parent_id: parent.id, scope: $scope, instance_type: t})
+   USING INDEX SEEK s:HopperInstance(parent_id, scope, instance_type) }]
 + [t IN ['any'] WHERE EXISTS {
    MATCH (s:HopperInstance {parent_id: parent.id, scope: $scope})
+   USING INDEX SEEK s:HopperInstance(parent_id, scope, instance_type)
    WHERE s.instance_type IS NOT NULL }]
 
 // fragment: selected_columns(xs)
