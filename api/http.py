@@ -151,14 +151,13 @@ def items_response(instances: list[HopperInstance]) -> Response:
         return json_response({"items": [instance_document(i) for i in instances]})
 
 
-def page_response(page: Page, select: tuple[str, ...] | None = None) -> Response:
-    """A page of instances (only the ``select`` fields of each, when given): ``next`` is
-    the cursor of the next page; ``total`` and ``next_offset`` are there when the page was
+def page_response(page: Page) -> Response:
+    """A page of instances (or of the dicts a field selection gives): ``next`` is the
+    cursor of the next page; ``total`` and ``next_offset`` are there when the page was
     asked for by offset."""
     with gc_paused():
-        documents = [instance_document(i) for i in page.items]
-        if select is not None:
-            documents = [{k: d[k] for k in select} for d in documents]
+        documents = [instance_document(i) if isinstance(i, HopperInstance) else i
+                     for i in page.items]
         return json_response({"items": documents, **page_fields(page)})
 
 

@@ -58,8 +58,7 @@ class Instances(MethodView):
     @documented(blp)
     def get(self, query: dict[str, Any]) -> Any:
         """List instances (filters: scope, status, parent_id, project_id), a page at a time."""
-        select = query.pop("select")
-        return page_response(manager().list(**query), select)
+        return page_response(manager().list(fields=query.pop("select"), **query))
 
     @no_query()
     @blp.arguments(s.InstanceCreateSchema)
@@ -171,8 +170,8 @@ for _event in EVENTS:
 @documented(blp, 404)
 def children(query: dict[str, Any], instance_id: UUID) -> Any:
     """List an instance's direct children, in creation order, a page at a time."""
-    select = query.pop("select")
-    return page_response(manager().children_page(str(instance_id), **query), select)
+    return page_response(manager().children_page(str(instance_id),
+                                                 fields=query.pop("select"), **query))
 
 
 @blp.route(f"{ID}/ancestors")
@@ -190,8 +189,8 @@ def ancestors(instance_id: UUID) -> Any:
 @documented(blp, 404)
 def descendants(query: dict[str, Any], instance_id: UUID) -> Any:
     """List everything below an instance, level by level, a page at a time."""
-    select = query.pop("select")
-    return page_response(manager().descendants_page(str(instance_id), **query), select)
+    return page_response(manager().descendants_page(str(instance_id),
+                                                    fields=query.pop("select"), **query))
 
 
 @blp.route(f"{ID}/tree")
@@ -226,9 +225,8 @@ def global_instance() -> Any:
 @documented(blp)
 def project_instances(query: dict[str, Any], project_id: str) -> Any:
     """List the PROJECT instances (sub-projects included) of a project, a page at a time."""
-    select = query.pop("select")
     return page_response(manager().list(project_id=project_id, scope=HopperScope.PROJECT,
-                                        **query), select)
+                                        fields=query.pop("select"), **query))
 
 
 @blp.route("/projects/<project_id>/orchestrations")
@@ -237,9 +235,9 @@ def project_instances(query: dict[str, Any], project_id: str) -> Any:
 @documented(blp)
 def project_orchestrations(query: dict[str, Any], project_id: str) -> Any:
     """List the ORCHESTRATION instances of a project, a page at a time."""
-    select = query.pop("select")
     return page_response(manager().list(project_id=project_id,
-                                        scope=HopperScope.ORCHESTRATION, **query), select)
+                                        scope=HopperScope.ORCHESTRATION,
+                                        fields=query.pop("select"), **query))
 
 
 @blp.route(f"{ID}/history")

@@ -18,7 +18,7 @@ from typing import Any
 
 from neo4j import Driver
 
-from hopper_graph import audit
+from hopper_graph import audit, rules
 from hopper_graph import config as scope_config
 from hopper_graph import purge as purging
 from hopper_graph.enums import HopperScope, InstanceStatus
@@ -112,8 +112,11 @@ class InstanceManager:
     def get_by_scope_and_name(self, scope: HopperScope | str, name: str) -> HopperInstance:
         return self.repository.get_by_scope_and_name(scope, name)
 
-    def list(self, **filters: Any) -> Page:
-        return self.repository.list(**filters)
+    def list(self, *, fields: Sequence[str] | None = None, **filters: Any) -> Page:
+        """A page of instances (see InstanceRepository.list); with ``fields``, each item is
+        a dict of only those fields (and ``id``), as ``HopperInstance.to_dict`` gives them."""
+        chosen = _chosen(fields)
+        return _selected(self.repository.list(**filters), chosen)
 
     def update(self, instance_id: str, **changes: Any) -> HopperInstance:
         """Change name, config and/or metadata, and with ``status=`` the status too, in one
@@ -161,10 +164,12 @@ class InstanceManager:
 
     # -- hierarchy (the repository's reads) -------------------------------------------------
     def children_page(self, parent_id: str, offset: int = 0, limit: int | None = None,
-                      after: str | None = None) -> Page:
+                      after: str | None = None, fields: Sequence[str] | None = None) -> Page:
         """A page of children: pass ``after=page.next`` for the next (``cursors.FIRST``
-        starts paging by cursor), or an offset."""
-        return self.repository.children_page(parent_id, offset, limit, after)
+        starts paging by cursor), or an offset; ``fields`` as for :meth:`list`."""
+        chosen = _chosen(fields)
+        return _selected(self.repository.children_page(parent_id, offset, limit, after),
+                         chosen)
 
     def get_children(self, parent_id: str) -> builtins.list[HopperInstance]:
         return self.repository.get_children(parent_id)
@@ -176,8 +181,11 @@ class InstanceManager:
         return self.repository.get_descendants(instance_id)
 
     def descendants_page(self, instance_id: str, offset: int = 0,
-                         limit: int | None = None, after: str | None = None) -> Page:
-        return self.repository.descendants_page(instance_id, offset, limit, after)
+                         limit: int | None = None, after: str | None = None,
+                         fields: Sequence[str] | None = None) -> Page:
+        chosen = _chosen(fields)
+        return _selected(self.repository.descendants_page(instance_id, offset, limit, after),
+                         chosen)
 
     def get_instance_tree(self, root_id: str, max_depth: int | None = None) -> TreeNode:
         return self.repository.get_instance_tree(root_id, max_depth)
@@ -313,6 +321,18 @@ class InstanceManager:
             root.unhealthy = [r.id for r in reports if r.status == UNHEALTHY][:100]
             root.status = max(reports, key=lambda r: _RANK[r.status]).status
         return root
+
+
+def _chosen(fields: Sequence[str] | None) -> tuple[str, ...] | None:
+    """The fields a page keeps (id always), checked before anything is read."""
+    return None if fields is None else rules.check_fields(["id", *fields])
+
+
+def _selected(page: Page, chosen: tuple[str, ...] | None) -> Page:
+    """The page with each instance cut to ``chosen`` fields (a dict), or as it is."""
+    if chosen is not None:
+        page.items = [{k: d[k] for k in chosen} for d in (i.to_dict() for i in page.items)]
+    return page
 
 
 def _assess(instance: HopperInstance, row: dict[str, Any], set_timeout: int | None,

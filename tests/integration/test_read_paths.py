@@ -239,3 +239,16 @@ def test_a_subtree_health_check_carries_the_ancestors_once(repo, two_projects, d
     assert [r["above"] is not None for r in records] == [True] + [False] * 12
     report = InstanceManager(driver, database).health_check(small.id, subtree=True)
     assert sum(report.subtree.values()) == 13
+
+
+def test_pages_keep_only_the_fields_asked_for(manager, driver, database):
+    g = manager.create(name="g", scope="GLOBAL")
+    p = manager.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p")
+    page = manager.list(scope="PROJECT", fields=["name", "status"], after=FIRST)
+    assert page.items == [{"id": p.id, "name": "p", "status": "CREATED"}]
+    assert manager.children_page(g.id, fields=["depth"]).items == [{"id": p.id, "depth": 1}]
+    assert manager.descendants_page(g.id, fields=["scope"], after=FIRST).items == [
+        {"id": p.id, "scope": "PROJECT"}]
+    with pytest.raises(ValidationError) as refused:
+        manager.list(fields=["name", "nope"])
+    assert "fields" in refused.value.errors
