@@ -113,14 +113,23 @@ WITH [x IN found | properties(x)] AS props
 RETURN {{instance_columns(props)}}
 
 // name: get_subtree_fields
-// A lean subtree: an instance and everything below it down to $max_depth levels (null:
-// all), as parallel lists of only the properties named in $fields, timestamps as text.
-// A tree view that needs four fields reads and sends four, not eighteen and the config
-// snapshots. The depth test sits inside the quantified path, so a cut tree is not walked
-// below its cut.
+// A lean subtree: an instance and everything below it, as parallel lists of only the
+// properties named in $fields, timestamps as text. A tree view that needs four fields
+// reads and sends four, not eighteen and the config snapshots.
+// params: id, fields
+MATCH (root:HopperInstance {id: $id})
+OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
+WITH root, collect(d) AS below  // collected: rows of a var-length match carry their path
+WITH [root] + below AS xs
+RETURN {{selected_columns(xs)}}
+
+// name: get_subtree_fields_to_depth
+// As get_subtree_fields, down to $max_depth levels below the instance: the depth test sits
+// inside the quantified path, so the walk stops at the cut (a var-length walk of the whole
+// subtree is ~20% faster when there is no cut).
 // params: id, max_depth, fields
 MATCH (root:HopperInstance {id: $id})
-WITH root, root.depth + coalesce($max_depth, 2147483647) AS bottom
+WITH root, root.depth + $max_depth AS bottom
 OPTIONAL MATCH (root) ((:HopperInstance)-[:PARENT_OF]->(b:HopperInstance)
                        WHERE b.depth <= bottom)+ (d:HopperInstance)
 WITH root, collect(d) AS below

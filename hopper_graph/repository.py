@@ -414,8 +414,9 @@ class InstanceRepository:
         chosen = rules.check_fields(["id", *fields])
         _check_max_depth(max_depth)
         wanted = list(dict.fromkeys(("id", "parent_id", "depth", "created_at", *chosen)))
-        row = self.row(QUERIES.get_subtree_fields.text, id=root_id, max_depth=max_depth,
-                       fields=wanted)
+        row = self.row(QUERIES.get_subtree_fields.text, id=root_id, fields=wanted) \
+            if max_depth is None else self.row(QUERIES.get_subtree_fields_to_depth.text,
+                                               id=root_id, max_depth=max_depth, fields=wanted)
         if row is None or not row["id"] or row["id"][0] != root_id:
             raise not_found(root_id)
         with gc_paused():
