@@ -23,7 +23,8 @@ DEEP = "a deep page (after row 108, by cursor) of the children"
 MEASURED = [
     "ancestors of a 50-deep leaf", "descendants of the chain's root", "nested tree of the chain",
     "bulk import of 599 instances", "descendants of the GLOBAL", "flat tree of the GLOBAL",
-    "nested tree of the GLOBAL", "one PROJECT's subtree (flat)",
+    "nested tree of the GLOBAL", "lean flat tree of the GLOBAL (id, name, status, parent_id)",
+    "one PROJECT's subtree (flat)",
     "filtered list page (100 CREATED ORCHESTRATIONs)",
     "descendants page (first 100 of the GLOBAL's)", "history page (100 of 120 events)",
     "descendants page 6 (after row 500, by cursor)", "peak RSS loading the whole tree (MiB)",
