@@ -198,7 +198,8 @@ def test_a_page_of_purge_candidates_reads_the_page_not_the_archive(clean_graph, 
 
 
 # -- limits -------------------------------------------------------------------------------
-def test_archived_children_do_not_count_toward_the_limit(manager, project):
+def _full_of_archived_runs(manager, project):
+    """A running PROJECT whose limit of 2 children is taken by 2 archived runs."""
     parent = manager.create(name="small", scope="PROJECT", parent_id=project.id,
                             project_id="proj", config={"limits": {"max_child_instances": 2}})
     manager.start(parent.id)
@@ -206,6 +207,11 @@ def test_archived_children_do_not_count_toward_the_limit(manager, project):
         run = _run(manager, parent, f"run-{i}")
         manager.start(run.id)
         manager.stop(run.id)  # EPHEMERAL: archived
+    return parent
+
+
+def test_archived_children_do_not_count_toward_the_limit(manager, project):
+    parent = _full_of_archived_runs(manager, project)
     third = _run(manager, parent, "run-2")
     _run(manager, parent, "run-3")
     with pytest.raises(LimitExceeded, match="2 children that are not ARCHIVED"):
@@ -214,13 +220,7 @@ def test_archived_children_do_not_count_toward_the_limit(manager, project):
 
 
 def test_archived_children_leave_a_full_parent_healthy_on_headroom(manager, project):
-    parent = manager.create(name="small", scope="PROJECT", parent_id=project.id,
-                            project_id="proj", config={"limits": {"max_child_instances": 2}})
-    manager.start(parent.id)
-    for i in range(2):
-        run = _run(manager, parent, f"run-{i}")
-        manager.start(run.id)
-        manager.stop(run.id)  # EPHEMERAL: archived
+    parent = _full_of_archived_runs(manager, project)
     for subtree in (False, True):
         report = manager.health_check(parent.id, subtree=subtree)
         headroom = {c.name: c for c in report.checks}["child_headroom"]
