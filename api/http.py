@@ -14,7 +14,6 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 from werkzeug.exceptions import PreconditionFailed
 
-from api.extension import manager
 from hopper_graph import FlatTreeRow, HopperInstance, Page
 from hopper_graph.models import gc_paused, iso_or_none
 
@@ -54,15 +53,16 @@ MAX_VERSION_DIGITS = 18
 the driver)."""
 
 
-def expected_version(instance_id: str) -> int | None:
-    """The version that If-Match names: None without the header or with ``*`` (any existing
-    instance matches); 412 when it names no version this instance has now.
+def expected_version(instance_id: str) -> frozenset[int] | None:
+    """The versions If-Match names: None without the header or with ``*`` (any existing
+    instance matches); 412 when it names no version at all.
 
     Tags are compared as RFC 9110 says for If-Match: strongly, character by character, so
     ``"01"`` is not the ETag ``"1"``, a weak tag ``W/"1"`` matches nothing, and so do an
-    unquoted ``1`` and a header that is no list of entity tags. A list naming one version
-    passes it on; naming several, the one the instance is at now (if any) is passed on, so
-    that the write itself checks it again and a change in between still answers 412.
+    unquoted ``1`` and a header that is no list of entity tags. Every version the list
+    names is handed to the write, which checks the instance is at one of them in the
+    statement that writes: nothing is read before it (``instance_id`` names the instance
+    in the error only).
     """
     fields = request.headers.getlist("If-Match")
     if not fields:
@@ -71,13 +71,11 @@ def expected_version(instance_id: str) -> int | None:
     if value.strip(" \t") == "*":
         return None
     tags = strong_entity_tags(value)
-    versions = {int(tag) for tag in tags or () if _is_version(tag)}
-    if len(versions) > 1:
-        versions &= {manager().get(instance_id).version}
-    if len(versions) != 1:
-        raise PreconditionFailed("If-Match names no current version of this instance "
+    versions = frozenset(int(tag) for tag in tags or () if _is_version(tag))
+    if not versions:
+        raise PreconditionFailed(f"If-Match names no version of instance {instance_id} "
                                  '(ETags are quoted decimal versions: "3").')
-    return versions.pop()
+    return versions
 
 
 _ELEMENT = re.compile(r'[ \t]*(?:(W/)?"([\x21\x23-\x7e\x80-\xff]*)")?[ \t]*(,|\Z)')

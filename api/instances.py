@@ -32,7 +32,6 @@ from api.http import (
     page_response,
     tree_response,
 )
-from api.updates import apply_update
 from hopper_graph import HopperScope, InstanceSpec, NotFound
 from hopper_graph.lifecycle import EVENTS
 
@@ -116,8 +115,12 @@ class Instance(MethodView):
         (null removes a key) unless ``replace`` is true.
         """
         instance_id_ = str(instance_id)
-        instance = apply_update(manager(), instance_id_, changes,
-                                expected_version(instance_id_), actor())
+        fields = {k: changes[k] for k in ("name", "config", "metadata", "status", "reason")
+                  if k in changes}
+        instance = manager().update(
+            instance_id_, replace=changes.get("replace", False),
+            actor=changes.get("actor") or actor(),
+            expected_version=expected_version(instance_id_), **fields)
         return instance, etag(instance)
 
     @blp.arguments(s.DeleteQuerySchema, **QUERY)

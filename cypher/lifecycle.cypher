@@ -9,7 +9,7 @@
 // One status change of an instance, checked and written in one statement (one round
 // trip): locks the parent, then the instance, then applies $event if the machine's edges
 // for it ($edges: status -> new status) allow the stored status, the version is
-// $expected_version (when given), the parent is ACTIVE (when $needs_active_parent), the
+// one of $expected_version (a list, when given), the parent is ACTIVE (when $needs_active_parent), the
 // instance has no children (when $cascades: a cascade takes lifecycle's longer path) and
 // no restore is writing it. A stopped EPHEMERAL is archived in the same write, with a
 // second event. Returns what the checks saw, and whether it applied; nothing is written
@@ -26,7 +26,7 @@ WITH n, n.status AS before, n.version AS version, p.status AS parent_status,
      $edges[n.status] AS target, n:Restoring AS restoring,
      $cascades AND EXISTS { (n)-[:PARENT_OF]->() } AS cascade
 WITH *, target IS NOT NULL AND NOT restoring AND NOT cascade
-        AND ($expected_version IS NULL OR version = $expected_version)
+        AND ($expected_version IS NULL OR version IN $expected_version)
         AND (NOT $needs_active_parent OR parent_status IS NULL OR parent_status = 'ACTIVE')
         AS applies,
      $event = 'stop' AND n.instance_type = 'EPHEMERAL' AS archive_too

@@ -52,6 +52,7 @@ from hopper_graph.manager import HealthReport, InstanceManager
 from hopper_graph.models import FlatTreeRow, HopperInstance, InstanceEvent
 from hopper_graph.purge import PurgeItem, PurgeReport
 from hopper_graph.queries import QUERIES
+from hopper_graph.rules import Expected
 from hopper_graph.schema import apply_schema, schema_version
 from hopper_graph.transfer import (
     export_graph,
@@ -680,7 +681,7 @@ def _lifecycle_command(event: str) -> click.Command:
     @json_option
     @click.pass_obj
     def command(backend: Backend, ref: str, reason: str | None, actor: str | None,
-                expected_version: int | None, as_json: bool) -> None:
+                expected_version: Expected, as_json: bool) -> None:
         manager = backend.manager()
         result = manager.transition(resolve_ref(manager, ref), event, reason=reason,
                                     actor=actor, expected_version=expected_version)
@@ -723,7 +724,7 @@ for _event in EVENTS:
 @json_option
 @click.pass_obj
 def instance_delete(backend: Backend, ref: str, force: bool, reason: str | None,
-                    actor: str | None, expected_version: int | None, as_json: bool) -> None:
+                    actor: str | None, expected_version: Expected, as_json: bool) -> None:
     """Delete an instance and its subtree; their history stays."""
     manager = backend.manager()
     result = manager.delete(resolve_ref(manager, ref), force=force, actor=actor,

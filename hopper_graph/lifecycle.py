@@ -31,7 +31,7 @@ from neo4j import ManagedTransaction
 from statemachine import State, StateMachine
 from statemachine.exceptions import TransitionNotAllowed
 
-from hopper_graph import audit
+from hopper_graph import audit, rules
 from hopper_graph.audit import new_event, stored_event
 from hopper_graph.enums import InstanceStatus, InstanceType
 from hopper_graph.errors import (
@@ -48,6 +48,7 @@ from hopper_graph.queries import QUERIES
 from hopper_graph.repository import (
     WRITE_ATTEMPTS,
     InstanceRepository,
+    check_version,
     delete_subtree,
     lock_with_parent,
     not_found,
@@ -55,6 +56,7 @@ from hopper_graph.repository import (
     update_fields,
     utcnow,
 )
+from hopper_graph.rules import Expected
 
 log = logging.getLogger("hopper_graph.lifecycle")
 P = TypeVar("P")
@@ -403,7 +405,7 @@ class InstanceLifecycleManager:
         return ids
 
     def transition(self, instance_id: str, event: str, *, actor: str | None = None,
-                   reason: str | None = None, expected_version: int | None = None
+                   reason: str | None = None, expected_version: Expected = None
                    ) -> TransitionResult:
         """Apply ``event`` to an instance and its cascade, atomically.
 
@@ -425,7 +427,7 @@ class InstanceLifecycleManager:
         return result
 
     def _one_statement(self, instance_id: str, event: str, actor: str | None,
-                       reason: str | None, expected_version: int | None
+                       reason: str | None, expected_version: Expected
                        ) -> tuple[TransitionResult, list[StatusChange]] | None:
         """The transition as one conditional statement; None when it has a subtree to
         cascade to. A refusal becomes the error the state machine raises for it."""
@@ -434,7 +436,7 @@ class InstanceLifecycleManager:
         audit.check_event_text(actor, reason)
         rows = self.repository.graph.write_rows(
             QUERIES.transition_instance.text, id=instance_id, event=event, edges=EDGES[event],
-            expected_version=expected_version, needs_active_parent=event in
+            expected_version=rules.expected_list(expected_version), needs_active_parent=event in
             _NEEDS_ACTIVE_PARENT, cascades=event != "start", now=at, event_ids=ids,
             actor=actor, reason=reason)
         if not rows:
@@ -444,11 +446,7 @@ class InstanceLifecycleManager:
             raise restore_in_progress(instance_id)
         if row["cascade"]:
             return None
-        if expected_version is not None and row["version"] != expected_version:
-            raise ConcurrentModification(
-                f"instance {instance_id} is at version {row['version']}, not "
-                f"{expected_version}", id=instance_id, version=row["version"],
-                expected_version=expected_version)
+        check_version({"id": instance_id, "version": row["version"]}, expected_version)
         subject = TransitionSubject(instance_id, row["before"], row["parent_status"])
         previous = InstanceStatus(row["before"])
         status = decide(subject, event)  # raises what the statement refused
@@ -465,7 +463,7 @@ class InstanceLifecycleManager:
                                  instance), changes)
 
     def _planned(self, instance_id: str, event: str, actor: str | None, reason: str | None,
-                 expected_version: int | None
+                 expected_version: Expected
                  ) -> tuple[TransitionResult, list[StatusChange]]:
         """The transition with its before-hooks (see :meth:`_hooked`)."""
         def plan() -> tuple[TransitionResult, list[StatusChange]]:
@@ -497,7 +495,7 @@ class InstanceLifecycleManager:
             id=instance_id)
 
     def _transition(self, tx: ManagedTransaction, instance_id: str, event: str,
-                    actor: str | None, reason: str | None, expected_version: int | None,
+                    actor: str | None, reason: str | None, expected_version: Expected,
                     planned: list[StatusChange] | bool | None
                     ) -> tuple[TransitionResult, list[StatusChange]]:
         """Decide the change and its cascade from the stored state, and write it. With
@@ -533,7 +531,7 @@ class InstanceLifecycleManager:
                config: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
                replace: bool = False, status: InstanceStatus | str | None = None,
                actor: str | None = None, reason: str | None = None,
-               expected_version: int | None = None) -> HopperInstance:
+               expected_version: Expected = None) -> HopperInstance:
         """Change fields and, with ``status``, move to that status by the one event that
         leads there, all in one transaction: both apply or neither does."""
         if status is None:
@@ -570,7 +568,7 @@ class InstanceLifecycleManager:
         return self.repository.instance(row)
 
     def delete(self, instance_id: str, *, force: bool = False, actor: str | None = None,
-               reason: str | None = None, expected_version: int | None = None
+               reason: str | None = None, expected_version: Expected = None
                ) -> DeleteResult:
         """Delete an instance's subtree; with ``force``, stop what runs in it first
         (descendants first, as a stop cascades). Before-hooks see the plan from a plain
@@ -594,7 +592,7 @@ class InstanceLifecycleManager:
         return result
 
     def _delete(self, tx: ManagedTransaction, instance_id: str, force: bool,
-                actor: str | None, reason: str | None, expected_version: int | None,
+                actor: str | None, reason: str | None, expected_version: Expected,
                 planned: DeleteResult | bool | None) -> DeleteResult:
         """With ``planned=False`` only plan (read, nothing locked); with a plan, the state
         must still give the same one (else _Stale)."""

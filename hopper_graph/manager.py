@@ -42,6 +42,7 @@ from hopper_graph.models import (
 from hopper_graph.purge import PurgeReport
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import InstanceRepository, not_found, utcnow
+from hopper_graph.rules import Expected
 
 log = logging.getLogger("hopper_graph.manager")
 
@@ -124,7 +125,7 @@ class InstanceManager:
         return self.lifecycle.update(instance_id, **changes)
 
     def delete(self, instance_id: str, *, force: bool = False, actor: str | None = None,
-               reason: str | None = None, expected_version: int | None = None
+               reason: str | None = None, expected_version: Expected = None
                ) -> DeleteResult:
         return self.lifecycle.delete(instance_id, force=force, actor=actor, reason=reason,
                                      expected_version=expected_version)

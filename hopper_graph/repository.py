@@ -49,7 +49,7 @@ from hopper_graph.models import (
     instances_from_columns,
 )
 from hopper_graph.queries import QUERIES, NamedQuery
-from hopper_graph.rules import ALL, MAX_SEQ, check_page, scope_of, status_of
+from hopper_graph.rules import ALL, MAX_SEQ, Expected, check_page, scope_of, status_of
 
 T = TypeVar("T")
 BULK_BATCH_SIZE = 5000
@@ -469,7 +469,7 @@ class InstanceRepository:
     # -- update and delete ----------------------------------------------------------------
     def update(self, instance_id: str, *, name: str | None = None,
                config: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
-               replace: bool = False, expected_version: int | None = None,
+               replace: bool = False, expected_version: Expected = None,
                actor: str | None = None) -> HopperInstance:
         """Change name, config and/or metadata. Config and metadata merge into what is
         stored (nested maps merge, a None value removes a key) unless ``replace``.
@@ -483,7 +483,7 @@ class InstanceRepository:
             rules.check_metadata(metadata)
         for _ in range(WRITE_ATTEMPTS):
             current = self._stored(instance_id)
-            _check_version(current, expected_version)
+            check_version(current, expected_version)
             changes = rules.field_changes(current, name, config, metadata, replace)
             if not changes:
                 return self.instance(current)
@@ -492,7 +492,7 @@ class InstanceRepository:
                 return self.instance(row["instance"])
             if row["restoring"]:
                 raise restore_in_progress(instance_id)
-            _check_version(row["instance"], expected_version)
+            check_version(row["instance"], expected_version)
         raise _changed_meanwhile("instance", instance_id)
 
     def _stored(self, instance_id: str) -> dict[str, Any]:
@@ -515,7 +515,7 @@ class InstanceRepository:
             self.committed([event])
         return rows[0]
 
-    def delete(self, instance_id: str, expected_version: int | None = None,
+    def delete(self, instance_id: str, expected_version: Expected = None,
                actor: str | None = None, reason: str | None = None) -> builtins.list[str]:
         """Delete an instance and its subtree; refused while anything in it is ACTIVE or
         PAUSED (the lifecycle manager's ``delete(force=True)`` stops them first). The audit
@@ -589,11 +589,19 @@ def restore_in_progress(instance_id: str) -> RestoreInProgress:
                              "again when it has finished", id=instance_id)
 
 
-def _check_version(row: dict[str, Any], expected_version: int | None) -> None:
-    if expected_version is not None and row["version"] != expected_version:
+def check_version(row: dict[str, Any], expected_version: Expected) -> None:
+    """ConcurrentModification unless the instance ``row`` is at a version the caller
+    pinned (any, one, or one of several)."""
+    if not rules.version_matches(row["version"], expected_version):
         raise ConcurrentModification(
-            f"instance {row['id']} is at version {row['version']}, not {expected_version}",
-            id=row["id"], version=row["version"], expected_version=expected_version)
+            f"instance {row['id']} is at version {row['version']}, not "
+            f"{_versions_text(expected_version)}", id=row["id"], version=row["version"],
+            expected_version=rules.expected_value(expected_version))
+
+
+def _versions_text(expected: rules.Expected) -> str:
+    value = rules.expected_value(expected)
+    return " or ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def update_event(current: dict[str, Any], changes: dict[str, Any], at: datetime,
@@ -626,7 +634,7 @@ def update_fields(tx: ManagedTransaction, current: dict[str, Any], name: str | N
 
 
 def lock_with_parent(tx: ManagedTransaction, instance_id: str,
-                     expected_version: int | None = None, lock: bool = True
+                     expected_version: Expected = None, lock: bool = True
                      ) -> dict[str, Any]:
     """Take the parent's write lock, then the instance's (top down, like every writer);
     with ``lock=False`` only read them. Returns the instance as stored, with
@@ -637,7 +645,7 @@ def lock_with_parent(tx: ManagedTransaction, instance_id: str,
     if record["restoring"]:
         raise restore_in_progress(instance_id)
     row: dict[str, Any] = dict(record["instance"], parent_status=record["parent_status"])
-    _check_version(row, expected_version)
+    check_version(row, expected_version)
     return row
 
 

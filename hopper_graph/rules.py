@@ -131,6 +131,33 @@ def check_fields(fields: Iterable[str]) -> tuple[str, ...]:
     return chosen
 
 
+Expected = int | Collection[int] | None
+"""What a caller pins a write to: nothing, one version, or any of several (the versions an
+If-Match list names)."""
+
+
+def version_matches(version: int, expected: Expected) -> bool:
+    """Whether an instance at ``version`` is one the caller pinned the write to."""
+    if expected is None:
+        return True
+    if isinstance(expected, int):
+        return version == expected
+    return version in expected
+
+
+def expected_value(expected: Expected) -> int | list[int] | None:
+    """The pinned versions as an error reports them: one version, or the sorted list."""
+    versions = expected_list(expected)
+    return versions[0] if versions is not None and len(versions) == 1 else versions
+
+
+def expected_list(expected: Expected) -> list[int] | None:
+    """The pinned versions as a query parameter (null: any)."""
+    if expected is None:
+        return None
+    return [expected] if isinstance(expected, int) else sorted(expected)
+
+
 def check_text(field: str, value: str | None, max_length: int | None = None) -> None:
     """Strings stored as properties must be valid Unicode (no lone surrogates): the driver
     cannot encode them, and what cannot be stored is refused before anything is written.

@@ -224,24 +224,29 @@ def test_if_match_star_on_a_missing_instance_is_404(client):
 
 
 def test_a_list_of_tags_is_checked_by_the_write_itself(client, h, app, monkeypatch):
-    """With several tags the API reads the current version to pick one; a write landing
-    between that read and the PATCH must still make the PATCH answer 412."""
+    """Every version an If-Match list names goes to the write, which checks the instance
+    is at one of them in the statement that writes: nothing is read before it, so a change
+    from one listed version to another in between is no 412."""
     g = h.global_()
     manager = app.extensions[EXTENSION].manager
-    read = manager.get
+    manager.update(g["id"], metadata={"moved": True})  # version 1 -> 2
 
-    def read_then_race(instance_id):
-        seen = read(instance_id)
-        manager.update(instance_id, metadata={"raced": True})  # version 1 -> 2
-        return seen
+    def no_read(instance_id):
+        raise AssertionError("If-Match must not be resolved by a read before the write")
 
-    monkeypatch.setattr(manager, "get", read_then_race)
-    body = assert_problem(client.patch(f"{URL}/{g['id']}", json={"name": "x"},
-                                       headers={"If-Match": '"1", "9"'}), 412,
+    monkeypatch.setattr(manager, "get", no_read)
+    monkeypatch.setattr(manager.repository, "get", no_read)
+    response = client.patch(f"{URL}/{g['id']}", json={"name": "x"},
+                            headers={"If-Match": '"1", "2"'})
+    assert response.status_code == 200 and response.headers["ETag"] == '"3"'
+    started = client.post(f"{URL}/{g['id']}/start", headers={"If-Match": '"3", "9"'})
+    assert started.status_code == 200
+    body = assert_problem(client.patch(f"{URL}/{g['id']}", json={"name": "y"},
+                                       headers={"If-Match": '"9", "5"'}), 412,
                           "concurrent-modification")
-    assert (body["version"], body["expected_version"]) == (2, 1)
+    assert (body["version"], body["expected_version"]) == (4, [5, 9])
     monkeypatch.undo()
-    assert client.get(f"{URL}/{g['id']}").get_json()["name"] == "global"
+    assert client.get(f"{URL}/{g['id']}").get_json()["name"] == "x"
 
 
 def test_delete_removes_the_subtree_and_keeps_history(client, h):

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from hopper_graph import (
+    ConcurrentModification,
     DuplicateName,
     DuplicateProject,
     InstanceStatus,
@@ -324,3 +325,17 @@ def test_a_resume_skips_a_paused_descendant_whose_parent_stays_paused(manager, p
     assert result.cascaded == []
     assert manager.get(child.id).status is S.PAUSED
     assert manager.get(grandchild.id).status is S.PAUSED
+
+
+def test_a_write_pinned_to_several_versions_applies_at_any_of_them(manager, project):
+    """The library takes the versions an If-Match list names and checks them in the write:
+    a transition or update at any listed version applies, at none is refused unchanged."""
+    run = _run(manager, project, "pinned")  # version 1
+    manager.update(run.id, metadata={"a": 1})  # 2
+    assert manager.update(run.id, name="pinned-2", expected_version={1, 2}).version == 3
+    with pytest.raises(ConcurrentModification) as refused:
+        manager.transition(run.id, "archive", expected_version=frozenset({7, 5}))
+    assert (refused.value.details["version"], refused.value.details["expected_version"]) == \
+        (3, [5, 7])
+    assert manager.get(run.id).status is S.CREATED
+    assert manager.transition(run.id, "archive", expected_version=[3, 4]).status is S.ARCHIVED
