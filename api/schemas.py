@@ -104,6 +104,16 @@ class DeleteResponseSchema(Schema):
         "Instances stopped first because of ?force=true."))
 
 
+class StrictBoolean(fields.Boolean):
+    """A JSON true or false, nothing else: ``truthy={True}`` alone still lets 1 and 0 in,
+    since they equal True and False."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class PurgeItemSchema(Schema):
     id = fields.UUID()
     name = fields.String()
@@ -278,7 +288,7 @@ class InstanceUpdateSchema(Schema):
         "Merged into the stored metadata (a null value removes a key) unless replace."))
     status = _enum(InstanceStatus, **_described(
         "The status to move to: performs the lifecycle event that leads there."))
-    replace = fields.Boolean(load_default=False, **_described(
+    replace = StrictBoolean(load_default=False, **_described(
         "true: config and metadata replace what is stored instead of merging into it."))
     reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
     actor = fields.String(allow_none=True, validate=validate.Length(max=255))
@@ -296,7 +306,7 @@ class LifecycleRequestSchema(Schema):
 
 
 class PurgeRequestSchema(Schema):
-    dry_run = fields.Boolean(truthy={True}, falsy={False}, load_default=False, **_described(
+    dry_run = StrictBoolean(load_default=False, **_described(
         "true: delete nothing, list what would go and what stays."))
     older_than_seconds = fields.Integer(
         strict=True, load_default=None, allow_none=True,

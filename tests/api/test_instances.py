@@ -380,3 +380,11 @@ def test_fields_select_what_lists_and_trees_carry(client, h):
     assert nested["tree"]["children"][0]["children"] == []
     body = assert_problem(client.get(f"{URL}?fields=name,secret"), 400, "invalid-query")
     assert "secret" in str(body["errors"]["fields"])
+
+
+def test_replace_takes_a_json_boolean_only(client, h):
+    g = h.global_()
+    body = assert_problem(client.patch(f"{URL}/{g['id']}", json={"name": "x", "replace": 1}),
+                          422, "validation-error")
+    assert "replace" in body["errors"]
+    assert client.get(f"{URL}/{g['id']}").get_json()["name"] == "global"
