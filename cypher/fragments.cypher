@@ -96,13 +96,13 @@ CASE WHEN 'archived_at' IN $fields THEN [x IN xs | toString(x.archived_at)] END 
 CASE WHEN 'heartbeat_at' IN $fields THEN [x IN xs | toString(x.heartbeat_at)] END AS heartbeat_at
 
 // fragment: list_page(n)
-// The page of a list query, from the rows its index gave in page order: after the cursor,
-// through the filters, skipped by $skip (offset paging) and cut at $limit.
+// The answer of a list query (the total when $with_total asks for it, and the page), from the rows its index gave in page order: after the cursor,
+// through the filters, skipped by $skip (offset paging) and cut at $limit. With
+// $with_total (offset paging, whose cursor is the start) the same stream is read to its
+// end and counted, so the total costs every match and the page stays one seek.
 WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
-WITH n SKIP $skip LIMIT $limit
-WITH collect(n) AS page
-
-// fragment: list_answer
-// What a list query answers: the total (when $with_total asked for it) and the page.
-WITH CASE WHEN $with_total THEN total END AS total, [x IN page | properties(x)] AS props
+WITH n LIMIT CASE WHEN $with_total THEN 4611686018427387904 ELSE $skip + $limit END
+WITH collect(n) AS matched
+WITH CASE WHEN $with_total THEN size(matched) END AS total,
+     [x IN matched[$skip..($skip + $limit)] | properties(x)] AS props
 RETURN total, {{instance_columns(props)}}

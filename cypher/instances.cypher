@@ -105,7 +105,7 @@ RETURN {{instance_map(n)}} AS instance
 
 // name: list_by_parent
 // A page of a list that names a parent, from the (parent_id, created_at, id) index.
-// $with_total adds how many match in all, which costs every match; without it the
+// $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {parent_id: $parent_id})
@@ -113,19 +113,11 @@ USING INDEX SEEK n:HopperInstance(parent_id, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.parent_id, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 {{list_page(n)}}
-CALL () {
-  WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
-  MATCH (n:HopperInstance {parent_id: $parent_id})
-  USING INDEX SEEK n:HopperInstance(parent_id, created_at, id)
-  WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
-  RETURN count(n) AS total
-}
-{{list_answer}}
 
 // name: list_by_project_and_scope
 // A page of a list that names a project and a scope (a project's PROJECTs, or its runs),
 // from the (project_id, scope, created_at, id) index.
-// $with_total adds how many match in all, which costs every match; without it the
+// $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {project_id: $project_id, scope: $scope})
@@ -133,20 +125,12 @@ USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.project_id, n.scope, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 {{list_page(n)}}
-CALL () {
-  WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
-  MATCH (n:HopperInstance {project_id: $project_id, scope: $scope})
-  USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
-  WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
-  RETURN count(n) AS total
-}
-{{list_answer}}
 
 // name: list_by_project
 // A page of a list that names a project but no scope, from the (project_id, scope,
 // created_at, id) index: the project's instances are sorted, so the cost follows the
 // project's size, not the graph's.
-// $with_total adds how many match in all, which costs every match; without it the
+// $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {project_id: $project_id})
@@ -154,19 +138,11 @@ USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
 WHERE n.scope IS NOT NULL AND n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.created_at, n.id  // a sort of the project's instances, not the graph's
 {{list_page(n)}}
-CALL () {
-  WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
-  MATCH (n:HopperInstance {project_id: $project_id})
-  USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
-  WHERE n.scope IS NOT NULL AND n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
-  RETURN count(n) AS total
-}
-{{list_answer}}
 
 // name: list_by_scope_and_status
 // A page of a list that names a scope and a status, from the (scope, status, created_at,
 // id) index.
-// $with_total adds how many match in all, which costs every match; without it the
+// $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {scope: $scope, status: $status})
@@ -174,18 +150,10 @@ USING INDEX SEEK n:HopperInstance(scope, status, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.scope, n.status, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 {{list_page(n)}}
-CALL () {
-  WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
-  MATCH (n:HopperInstance {scope: $scope, status: $status})
-  USING INDEX SEEK n:HopperInstance(scope, status, created_at, id)
-  WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
-  RETURN count(n) AS total
-}
-{{list_answer}}
 
 // name: list_by_scope
 // A page of a list that names a scope only, from the (scope, created_at, id) index.
-// $with_total adds how many match in all, which costs every match; without it the
+// $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {scope: $scope})
@@ -193,18 +161,10 @@ USING INDEX SEEK n:HopperInstance(scope, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.scope, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 {{list_page(n)}}
-CALL () {
-  WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
-  MATCH (n:HopperInstance {scope: $scope})
-  USING INDEX SEEK n:HopperInstance(scope, created_at, id)
-  WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
-  RETURN count(n) AS total
-}
-{{list_answer}}
 
 // name: list_by_status
 // A page of a list that names a status only, from the (status, created_at, id) index.
-// $with_total adds how many match in all, which costs every match; without it the
+// $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {status: $status})
@@ -212,18 +172,10 @@ USING INDEX SEEK n:HopperInstance(status, created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.status, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 {{list_page(n)}}
-CALL () {
-  WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
-  MATCH (n:HopperInstance {status: $status})
-  USING INDEX SEEK n:HopperInstance(status, created_at, id)
-  WHERE n.created_at IS NOT NULL AND n.id IS NOT NULL AND {{list_filters(n)}}
-  RETURN count(n) AS total
-}
-{{list_answer}}
 
 // name: list_all
 // A page of every instance, from the (created_at, id) index.
-// $with_total adds how many match in all, which costs every match; without it the
+// $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance)
@@ -231,13 +183,6 @@ USING INDEX SEEK n:HopperInstance(created_at, id)
 WHERE n.created_at >= $after_at AND n.id IS NOT NULL
 WITH n ORDER BY n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 {{list_page(n)}}
-CALL () {
-  WITH 1 AS asked WHERE $with_total  // before the MATCH: nothing is counted unless asked
-  MATCH (n:HopperInstance)  // no filter: the label's count, from the count store
-  WHERE {{list_filters(n)}}
-  RETURN count(n) AS total
-}
-{{list_answer}}
 
 // name: update_instance
 // Writes changed fields of an instance if it is still at $version (the caller computed
