@@ -602,19 +602,21 @@ def instance_get(backend: Backend, ref: str, as_json: bool) -> None:
 @click.option("--project-id")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--after", metavar="CURSOR", help="Page by cursor: the `next` a page printed "
+              "('' for the first page); each page then costs its own rows, and no total.")
 @json_option
 @click.pass_obj
 def instance_list(backend: Backend, scope: str | None, status: str | None,
                   parent: str | None, project_id: str | None, limit: int, offset: int,
-                  as_json: bool) -> None:
+                  after: str | None, as_json: bool) -> None:
     """List instances in creation order, filtered and a page at a time."""
     manager = backend.manager()
     parent_id = resolve_ref(manager, parent) if parent else None
     page = manager.list(scope=scope, status=status, parent_id=parent_id,
-                        project_id=project_id, offset=offset, limit=limit)
+                        project_id=project_id, offset=offset, limit=limit, after=after)
     if as_json:
         print_json({"items": [i.to_dict() for i in page.items], "total": page.total,
-                    "offset": page.offset, "limit": page.limit})
+                    "offset": page.offset, "limit": page.limit, "next": page.next})
         return
     table = Table(box=None, pad_edge=False)
     for column in ("name", "scope", "status", "project"):
@@ -626,7 +628,10 @@ def instance_list(backend: Backend, scope: str | None, status: str | None,
     out = console()
     out.print(table)
     shown = f"{offset + 1}-{offset + len(page.items)}" if page.items else "none"
-    out.print(f"{shown} of {page.total}", style="dim")
+    out.print(f"{shown} of {page.total}" if page.total is not None else
+              f"{len(page.items)} shown", style="dim")
+    if page.next is not None:
+        out.print(f"next page: --after {page.next}", style="dim")
 
 
 @instance.command("tree")

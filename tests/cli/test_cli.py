@@ -460,3 +460,12 @@ def test_query_list_names_every_query_once():
 def test_query_show_of_an_unknown_name_is_a_usage_error():
     result = run("query", "show", "no_such_query", code=2)
     assert "no named query 'no_such_query'" in result.stderr
+
+
+def test_instance_list_pages_by_cursor(chain):
+    first = run_json("instance", "list", "--limit", "2", "--after", "")
+    assert [i["name"] for i in first["items"]] == ["global", "alpha"]
+    assert first["total"] is None and first["next"]
+    rest = run_json("instance", "list", "--limit", "2", "--after", first["next"])
+    assert [i["name"] for i in rest["items"]] == ["alpha-run-1"] and rest["next"] is None
+    assert "next page: --after " in run("instance", "list", "--limit", "1", "--after", "").stdout
