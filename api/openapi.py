@@ -1,16 +1,20 @@
 """The flask-smorest ``Api``: the OpenAPI document, its UIs, and problem+json everywhere.
 
 The document is served at ``/api/v1/openapi.json``, Swagger UI at ``/api/v1/docs`` and ReDoc
-at ``/api/v1/redoc`` (their scripts load from a CDN). Every error response in it is an RFC
-9457 problem, and flask-smorest's own error handler renders problems too.
+at ``/api/v1/redoc``. Both pages load their scripts from ``/api/v1/docs-assets/``, which serves
+the files that the ``drf-spectacular-sidecar`` package ships, so they render with no internet.
+Every error response in the document is an RFC 9457 problem, and flask-smorest's own error
+handler renders problems too.
 """
 
 from __future__ import annotations
 
 import http
+import importlib.util
+from pathlib import Path
 from typing import Any
 
-from flask import Response
+from flask import Blueprint, Response, make_response
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
@@ -19,6 +23,18 @@ from api.errors import PROBLEM_MIMETYPE, handle_http_error
 from api.schemas import ProblemSchema
 from hopper_graph import __version__
 
+ASSETS_PACKAGE = "drf_spectacular_sidecar"
+"""Ships the upstream builds of Swagger UI (``swagger-ui-dist``) and ReDoc 2
+(``redoc.standalone.js``, the line flask-smorest's ``<redoc spec-url>`` page is written for),
+re-released monthly. It is a Django app only by its packaging: Django is installed with it,
+but nothing here imports the package or needs Django."""
+ASSETS_PATH = "/docs-assets"
+"""Where the asset files are served, below ``/api/v1``."""
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; "
+            "style-src 'self' 'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:")
+"""The docs pages load nothing from another origin. Inline code stays allowed: flask-smorest's
+Swagger page starts the UI from an inline script and both UIs set inline styles."""
+
 OPENAPI_CONFIG: dict[str, Any] = {
     "API_TITLE": "hopper_graph",
     "API_VERSION": __version__,
@@ -26,9 +42,11 @@ OPENAPI_CONFIG: dict[str, Any] = {
     "OPENAPI_URL_PREFIX": "/api/v1",
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_SWAGGER_UI_PATH": "/docs",
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    # Relative to the page (/api/v1/docs, /api/v1/redoc), so they still resolve when the
+    # app is mounted below a prefix (SCRIPT_NAME).
+    "OPENAPI_SWAGGER_UI_URL": f"{ASSETS_PATH[1:]}/swagger-ui-dist/",
     "OPENAPI_REDOC_PATH": "/redoc",
-    "OPENAPI_REDOC_URL": "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+    "OPENAPI_REDOC_URL": f"{ASSETS_PATH[1:]}/redoc/bundles/redoc.standalone.js",
     "API_SPEC_OPTIONS": {
         "info": {"description": (
             "The instance hierarchy of Hopper (GLOBAL, PROJECT, ORCHESTRATION) in Neo4j. "
@@ -50,6 +68,31 @@ def openapi_config(token_required: bool) -> dict[str, Any]:
     return config
 
 
+def assets_folder() -> Path:
+    """The folder of the sidecar's static files, located without importing the package
+    (its ``__init__`` imports Django)."""
+    spec = importlib.util.find_spec(ASSETS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"{ASSETS_PACKAGE} is missing: reinstall hopper-graph (pip install -e .)")
+    return Path(spec.submodule_search_locations[0]) / "static" / ASSETS_PACKAGE
+
+
+def docs_assets_blueprint(url_prefix: str) -> Blueprint:
+    """Serves Swagger UI's and ReDoc's files at ``url_prefix`` + ``ASSETS_PATH``, with no
+    token: like the pages that load them, they are documentation, not data."""
+    return Blueprint("docs_assets", __name__, url_prefix=url_prefix,
+                     static_folder=assets_folder(), static_url_path=ASSETS_PATH)
+
+
+def self_contained(page: str) -> Response:
+    """``page`` with ``DOCS_CSP``: a browser then requests nothing off this server (ReDoc's
+    footer would fetch Redocly's logo from a CDN; it hides the image when that fails)."""
+    response = make_response(page)
+    response.headers["Content-Security-Policy"] = DOCS_CSP
+    return response
+
+
 class HopperApi(Api):
     """flask-smorest's Api with problem+json error responses, documented and rendered."""
 
@@ -60,6 +103,18 @@ class HopperApi(Api):
         self.spec.components.security_scheme("bearerAuth", {
             "type": "http", "scheme": "bearer",
             "description": "Only enforced when the server sets HOPPER_API_TOKEN."})
+
+    def _register_doc_blueprint(self) -> None:
+        super()._register_doc_blueprint()
+        prefix = self.config.get("OPENAPI_URL_PREFIX")
+        if prefix is not None:
+            self._app.register_blueprint(docs_assets_blueprint(prefix))
+
+    def _openapi_swagger_ui(self) -> Response:
+        return self_contained(super()._openapi_swagger_ui())
+
+    def _openapi_redoc(self) -> Response:
+        return self_contained(super()._openapi_redoc())
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:
