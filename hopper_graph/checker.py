@@ -68,17 +68,21 @@ Rows = list[dict[str, Any]]
 Judge = Callable[[Rows], Iterable[Violation]]
 
 
-def check_invariants(driver: Driver, database: str | None = None) -> list[Violation]:
+def check_invariants(driver: Driver, database: str | None = None,
+                     progress: Callable[[int, int | None], None] | None = None
+                     ) -> list[Violation]:
     """Every violation of the hierarchy invariants, grouped by check, each group by id.
 
     An empty list means the graph is consistent. Raises DatabaseUnavailable when Neo4j
-    cannot be reached.
+    cannot be reached. ``progress(done, total)`` hears each check as it completes.
     """
     violations: list[Violation] = []
     graph = Graph(driver, database)
     audit.sequence_all(graph)  # "latest event" is by seq: number what waits for one
-    for query, judge in _CHECKS:
+    for done, (query, judge) in enumerate(_CHECKS, start=1):
         violations.extend(judge(graph.read(_fetch, query.text)))
+        if progress is not None:
+            progress(done, len(_CHECKS))
     return violations
 
 

@@ -276,7 +276,7 @@ def verify(driver: Driver) -> None:
         driver.verify_connectivity()
     except (DriverError, Neo4jError, OSError) as exc:
         reason, text = unreachable_cause(exc)
-        raise DatabaseUnavailable(f"cannot reach Neo4j: {text}", reason=reason) from exc
+        raise DatabaseUnavailable(f"Neo4j is unavailable: {text}", reason=reason) from exc
 
 
 def unreachable_cause(exc: BaseException) -> tuple[str, str]:

@@ -166,6 +166,8 @@ class HopperGroup(click.Group):
             code, message = describe_error(exc, backend)
             click.echo(f"error: {message}", err=True)
             ctx.exit(code)
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise  # click's own ways out: an exit code, Ctrl-C, a message it shows
         except Exception as exc:  # a bug: say so in one line; the traceback on request
             verbose = bool(ctx.params.get("verbose"))
             if verbose:
