@@ -21,7 +21,9 @@ from hopper_graph import purge as purging
 from hopper_graph.checker import check_invariants
 from hopper_graph.cli.base import (
     EXIT_ERROR,
+    EXIT_USAGE,
     Backend,
+    CommandError,
     cli,
     console,
     default_actor,
@@ -137,11 +139,7 @@ def export_command(backend: Backend, file: str, kind: str | None, quiet: bool,
     kind = chosen_format(file, kind) or "json"  # a bad name fails before the graph is read
     with progress_bar("exporting", quiet=quiet) as progress:
         data = export_graph(backend.driver, backend.database, progress=progress)
-    if file == STDIO:
-        write_stdout(data, kind)
-    else:
-        with progress_bar(f"writing {file}", quiet=quiet):  # YAML takes minutes at 100k
-            write_export(data, file, kind)
+    write_output(data, file, kind, quiet)
     summary = {"file": file, "instances": len(data["instances"]),
                "events": len(data["events"]), "event_seq": data["event_seq"]}
     where = "stdout" if file == STDIO else file
@@ -162,9 +160,7 @@ def import_command(backend: Backend, file: str, kind: str | None, quiet: bool,
     """Restore an export from FILE, or with FILE `-` from stdin, into an empty database
     (statuses and history as-is)."""
     where = "stdin" if file == STDIO else file
-    with progress_bar(f"reading {where}", quiet=quiet):
-        data = (read_stdin(kind) if file == STDIO
-                else read_export(file, chosen_format(file, kind)))
+    data = read_input(file, kind, quiet)
     with progress_bar("importing", quiet=quiet) as progress:
         result = import_graph(backend.driver, data, backend.database, progress=progress)
     if as_json:
@@ -193,6 +189,27 @@ def chosen_format(file: str, kind: str | None) -> str | None:
         raise ValidationError(f"{file}: --format {kind} contradicts its extension",
                               errors={"format": ["contradicts its extension"]})
     return by_name
+
+
+def write_output(data: dict[str, Any], file: str, kind: str, quiet: bool) -> None:
+    """The export into FILE, or onto stdout for ``-``."""
+    if file == STDIO:
+        write_stdout(data, kind)
+        return
+    with progress_bar(f"writing {file}", quiet=quiet):  # YAML takes minutes at 100k
+        write_export(data, file, kind)
+
+
+def read_input(file: str, kind: str | None, quiet: bool) -> dict[str, Any]:
+    """The export in FILE, or on stdin for ``-`` (refused from a terminal, where it would
+    wait, silently, for someone to type a backup)."""
+    if file == STDIO and sys.stdin.isatty():
+        raise CommandError("import - reads an export from stdin: pipe or redirect one in "
+                           "(hopper-graph import - < backup.json)", EXIT_USAGE)
+    with progress_bar(f"reading {'stdin' if file == STDIO else file}", quiet=quiet):
+        if file == STDIO:
+            return read_stdin(kind)
+        return read_export(file, chosen_format(file, kind))
 
 
 def write_stdout(data: dict[str, Any], kind: str) -> None:

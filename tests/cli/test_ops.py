@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import pty
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -182,6 +186,22 @@ def test_import_from_stdin_refuses_what_is_not_an_export(env):
     one_error_line(run("import", "-", code=2, stdin='{"unclosed": '), "stdin is not valid JSON")
     one_error_line(run("import", "-", code=2, stdin=b"\xff\xfe\x00"), "not UTF-8")
     one_error_line(run("import", "-", code=2, stdin=""), "does not hold a hopper-graph export")
+
+
+def test_import_from_stdin_refuses_a_terminal():
+    """On a terminal, ``import -`` would sit waiting for someone to type a backup."""
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "from hopper_graph.cli import main; main()", "import", "-"],
+            stdin=terminal, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "HOPPER_NEO4J_URI": "bolt://127.0.0.1:1"})
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == ("error: import - reads an export from stdin: pipe or "
+                                   "redirect one in (hopper-graph import - < backup.json)")
 
 
 def test_format_option_names_the_format_of_any_file(env, database, tmp_path):
