@@ -168,14 +168,19 @@ class HopperGroup(click.Group):
             ctx.exit(code)
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise  # click's own ways out: an exit code, Ctrl-C, a message it shows
-        except Exception as exc:  # a bug: say so in one line; the traceback on request
-            verbose = bool(ctx.params.get("verbose"))
-            if verbose:
-                traceback.print_exc()
-            hint = "" if verbose else " (run with -v for the traceback)"
-            message = _one_line(f"unexpected {type(exc).__name__}: {exc}")
-            click.echo(f"error: {message}{hint}", err=True)
+        except Exception as exc:
+            report_unexpected(exc, verbose=bool(ctx.params.get("verbose")))
             ctx.exit(EXIT_ERROR)
+
+
+def report_unexpected(exc: Exception, verbose: bool) -> None:
+    """A bug, as one ``error:`` line, after its traceback with ``-v``: whoever reports it
+    needs the traceback, and whoever runs a script needs one line."""
+    if verbose:
+        traceback.print_exc()
+    hint = "" if verbose else " (run with -v for the traceback)"
+    message = _one_line(f"unexpected {type(exc).__name__}: {exc}")
+    click.echo(f"error: {message}{hint}", err=True)
 
 
 def describe_error(exc: BaseException, backend: Backend | None = None) -> tuple[int, str]:
@@ -191,8 +196,8 @@ def describe_error(exc: BaseException, backend: Backend | None = None) -> tuple[
             message = f"{message} ({details})"
         if isinstance(exc, DatabaseUnavailable) and backend and backend.settings:
             message = f"{message} (at {backend.settings.uri})"
-        if isinstance(exc, DatabaseUnavailable):
-            message += "; " + _REMEDIES.get(exc.details.get("reason", ""), _CHECK_SERVER)
+        if isinstance(exc, DatabaseUnavailable) and "reason" in exc.details:  # first contact
+            message += "; " + _REMEDIES.get(exc.details["reason"], _CHECK_SERVER)
         code = EXIT_USAGE if isinstance(exc, ValidationError) else EXIT_ERROR
         return code, _one_line(message)
     if isinstance(exc, Neo4jError):

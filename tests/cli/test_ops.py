@@ -24,7 +24,8 @@ from rich.console import Console
 
 from hopper_graph import InstanceManager
 from hopper_graph.checker import check_invariants
-from hopper_graph.cli import cli, maintenance, progress
+from hopper_graph.cli import cli, describe_error, maintenance, progress
+from hopper_graph.errors import DatabaseUnavailable
 from hopper_graph.transfer import export_graph, import_graph
 from tests.conftest import wipe
 
@@ -106,6 +107,16 @@ def test_an_unreachable_database_is_reported_at_once_with_its_cause(monkeypatch,
     assert "ServiceUnavailable" not in line
     assert elapsed < UNREACHABLE_BOUND, f"took {elapsed:.1f} s"
     assert result.stdout == ""
+
+
+def test_only_a_failed_first_contact_suggests_checking_the_server():
+    """An outage in the middle of a command, or a refused request, is not "is it running?"."""
+    refused = DatabaseUnavailable("Neo4j refused the request: Neo.ClientError.Database."
+                                  "DatabaseNotFound")
+    assert describe_error(refused) == (1, refused.message)
+    down = DatabaseUnavailable("Neo4j is unavailable: connection refused",
+                               reason="connection-refused")
+    assert describe_error(down)[1].endswith("is it running? see `hopper-graph neo4j status`")
 
 
 def test_export_to_stdout_of_an_unreachable_database_writes_nothing_there(monkeypatch):
