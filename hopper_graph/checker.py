@@ -77,13 +77,18 @@ def check_invariants(driver: Driver, database: str | None = None,
     cannot be reached. ``progress(done, total)`` hears each check as it completes.
     """
     violations: list[Violation] = []
+    report = progress or _silent
+    report(0, len(_CHECKS))
     graph = Graph(driver, database)
     audit.sequence_all(graph)  # "latest event" is by seq: number what waits for one
     for done, (query, judge) in enumerate(_CHECKS, start=1):
         violations.extend(judge(graph.read(_fetch, query.text)))
-        if progress is not None:
-            progress(done, len(_CHECKS))
+        report(done, len(_CHECKS))
     return violations
+
+
+def _silent(done: int, total: int | None) -> None:
+    """The progress callback of a caller that wants none."""
 
 
 def _fetch(tx: ManagedTransaction, query: str) -> Rows:

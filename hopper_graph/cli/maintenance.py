@@ -120,15 +120,14 @@ def purge(backend: Backend, dry_run: bool, older_than: timedelta | None, limit: 
 
 
 # -- export, import, check ----------------------------------------------------------------
-format_option = click.option(
-    "--format", "kind", type=click.Choice(FORMATS),
-    help="json or yaml. Default: by FILE's extension; for -, json (export) or recognised "
-         "from the data (import).")
+def format_option(for_stdio: str) -> Any:
+    return click.option("--format", "kind", type=click.Choice(FORMATS),
+                        help=f"Default: by FILE's extension; for -, {for_stdio}.")
 
 
 @cli.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, writable=True, allow_dash=True))
-@format_option
+@format_option("json")
 @quiet_option
 @json_option
 @click.pass_obj
@@ -151,7 +150,7 @@ def export_command(backend: Backend, file: str, kind: str | None, quiet: bool,
 
 @cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@format_option
+@format_option("recognised from the data")
 @quiet_option
 @json_option
 @click.pass_obj
