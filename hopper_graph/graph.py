@@ -296,7 +296,7 @@ def unreachable_cause(exc: BaseException) -> tuple[str, str]:
 _UNREACHABLE: tuple[tuple[str, Callable[[BaseException], bool]], ...] = (
     ("auth-failed", lambda e: isinstance(e, AuthError)),
     ("name-not-resolved", lambda e: isinstance(e, socket.gaierror)),
-    ("tls", lambda e: isinstance(e, ssl.SSLError | ssl.CertificateError)),
+    ("tls", lambda e: isinstance(e, ssl.SSLError)),  # certificate failures too
     ("connection-refused", lambda e: isinstance(e, ConnectionRefusedError)),
     ("timed-out", lambda e: isinstance(e, TimeoutError)),
     ("not-bolt", lambda e: isinstance(e, ServiceUnavailable) and "looks like HTTP" in str(e)),
