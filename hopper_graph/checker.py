@@ -68,18 +68,27 @@ Rows = list[dict[str, Any]]
 Judge = Callable[[Rows], Iterable[Violation]]
 
 
-def check_invariants(driver: Driver, database: str | None = None) -> list[Violation]:
+def check_invariants(driver: Driver, database: str | None = None,
+                     progress: Callable[[int, int | None], None] | None = None
+                     ) -> list[Violation]:
     """Every violation of the hierarchy invariants, grouped by check, each group by id.
 
     An empty list means the graph is consistent. Raises DatabaseUnavailable when Neo4j
-    cannot be reached.
+    cannot be reached. ``progress(done, total)`` hears each check as it completes.
     """
     violations: list[Violation] = []
+    report = progress or _silent
+    report(0, len(_CHECKS))
     graph = Graph(driver, database)
     audit.sequence_all(graph)  # "latest event" is by seq: number what waits for one
-    for query, judge in _CHECKS:
+    for done, (query, judge) in enumerate(_CHECKS, start=1):
         violations.extend(judge(graph.read(_fetch, query.text)))
+        report(done, len(_CHECKS))
     return violations
+
+
+def _silent(done: int, total: int | None) -> None:
+    """The progress callback of a caller that wants none."""
 
 
 def _fetch(tx: ManagedTransaction, query: str) -> Rows:

@@ -17,13 +17,22 @@ Work runs three ways:
   retried by the driver.
 
 Driver exceptions leave this module as the library's own (``errors.py``).
+
+Reaching the server: :func:`connect` gives a driver that retries a failed transaction
+within ``timeout`` (a brief outage goes unnoticed, the API's promise). :func:`verify`
+is the opposite, for a command line: one attempt, now, no retry, and a
+DatabaseUnavailable naming the cause (:func:`unreachable_cause`: connection refused, name
+not resolved, no answer, TLS, authentication, not a Bolt port).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
+import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar, Token
@@ -41,6 +50,7 @@ from neo4j import (
     Session,
 )
 from neo4j.exceptions import (
+    AuthError,
     ClientError,
     ConstraintError,
     DatabaseError,
@@ -65,6 +75,10 @@ from hopper_graph.errors import (
 T = TypeVar("T")
 RETRY_FIRST_PAUSE = 0.05
 RETRY_MAX_PAUSE = 1.0
+SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+"""The URI schemes the library works with: Bolt, to one server or routed. The driver also
+takes http(s):// (its preview Query API, which needs aiohttp and has no sessions)."""
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 _FOLLOW: ContextVar[tuple[str, ...]] = ContextVar("_FOLLOW", default=())
 _LAST: ContextVar[tuple[str, ...]] = ContextVar("_LAST", default=())
@@ -79,6 +93,14 @@ class Neo4jSettings:
     timeout: float = 10.0
     """Seconds to wait for a connection, and to retry a transaction, before giving up."""
 
+    def __post_init__(self) -> None:
+        check_uri(self.uri)
+        if not (isinstance(self.timeout, int | float) and math.isfinite(self.timeout)
+                and self.timeout > 0):
+            raise ValidationError(f"the Neo4j timeout must be a positive number of seconds, "
+                                  f"not {self.timeout!r}", errors={"timeout": [
+                                      "must be a positive number of seconds"]})
+
     @classmethod
     def from_env(cls, default_uri: str | None = None) -> Neo4jSettings | None:
         """Settings from ``HOPPER_NEO4J_*``; None when no URI is configured or given."""
@@ -90,18 +112,50 @@ class Neo4jSettings:
             user=os.environ.get("HOPPER_NEO4J_USER") or None,
             password=os.environ.get("HOPPER_NEO4J_PASSWORD") or None,
             database=os.environ.get("HOPPER_NEO4J_DATABASE") or None,
-            timeout=float(os.environ.get("HOPPER_NEO4J_TIMEOUT", "10")),
+            timeout=_seconds(os.environ.get("HOPPER_NEO4J_TIMEOUT", "10")),
         )
 
 
-def connect(settings: Neo4jSettings) -> Driver:
-    """A driver for ``settings``; the caller owns it and closes it."""
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValidationError(f"HOPPER_NEO4J_TIMEOUT must be a number of seconds, not "
+                              f"{text!r}", errors={"timeout": ["must be a number of seconds"]}
+                              ) from None
+
+
+def check_uri(uri: str) -> None:
+    """Refuse a URI whose scheme the library cannot work with, naming the ones it can.
+
+    Checked here rather than left to the driver, which takes http:// for its preview Query
+    API and then fails deep inside on a missing optional package."""
+    match = _SCHEME.match(uri)
+    accepted = ", ".join(SCHEMES)
+    if match is None:
+        raise ValidationError(f"the Neo4j URI has no scheme: use one of {accepted} "
+                              "(e.g. bolt://127.0.0.1:7687)", errors={"uri": ["has no scheme"]})
+    scheme = match[1].lower()
+    if scheme not in SCHEMES:
+        hint = " (Neo4j's HTTP port serves Browser; Bolt is usually on 7687)" \
+            if scheme in ("http", "https") else ""
+        unsupported = f"scheme {scheme}:// is not supported"
+        raise ValidationError(f"the Neo4j URI {unsupported}: use one of {accepted}{hint}",
+                              errors={"uri": [unsupported]})
+
+
+def connect(settings: Neo4jSettings, connect_timeout: float | None = None) -> Driver:
+    """A driver for ``settings``; the caller owns it and closes it.
+
+    ``connect_timeout`` (default ``settings.timeout``) bounds getting a connection: opening
+    one (the Bolt handshake included) or waiting for one from the pool. Retrying a failed
+    transaction stays bounded by ``settings.timeout``."""
     auth = (settings.user, settings.password or "") if settings.user else None
     return GraphDatabase.driver(
         settings.uri,
         auth=auth,
-        connection_timeout=settings.timeout,
-        connection_acquisition_timeout=settings.timeout,
+        connection_timeout=connect_timeout or settings.timeout,
+        connection_acquisition_timeout=connect_timeout or settings.timeout,
         max_transaction_retry_time=settings.timeout,
         # The library's queries are checked against the server in its own tests; server
         # notifications (e.g. "label does not exist" on an empty database) are noise here.
@@ -189,9 +243,11 @@ def translate_errors() -> Iterator[None]:
             raise Conflict("the change breaks a database constraint") from None
         raise translated from None
     except (ServiceUnavailable, SessionExpired) as exc:
-        raise DatabaseUnavailable(f"Neo4j is unavailable: {type(exc).__name__}") from None
+        raise DatabaseUnavailable(f"Neo4j is unavailable: {unreachable_cause(exc)[1]}") from None
     except TransientError as exc:
         raise DatabaseUnavailable(f"Neo4j could not complete the request: {exc.code}") from None
+    except AuthError:
+        raise DatabaseUnavailable(f"Neo4j is unavailable: {_AUTH_FAILED}") from None
     except ClientError as exc:
         if exc.code and "InvalidBookmark" in exc.code:
             raise ValidationError("the bookmark is not one this database issued", errors={
@@ -204,6 +260,73 @@ def translate_errors() -> Iterator[None]:
         raise DatabaseUnavailable(f"Neo4j failed the request: {exc.code}") from None
     except DriverError as exc:
         raise DatabaseUnavailable(f"Neo4j driver error: {type(exc).__name__}") from None
+
+
+# -- reaching the server ------------------------------------------------------------------
+_AUTH_FAILED = "authentication failed (the user or password is wrong)"
+
+
+def verify(driver: Driver) -> None:
+    """Reach the server once, now, and raise DatabaseUnavailable naming the cause if it
+    does not answer (``reason`` in its details is the slug of :func:`unreachable_cause`).
+
+    One attempt, no retry: for a command line, which should say at once that nothing
+    answers, where a server rides out a brief outage by retrying (``connect``)."""
+    try:
+        driver.verify_connectivity()
+    except (DriverError, Neo4jError, OSError) as exc:
+        reason, text = unreachable_cause(exc)
+        raise DatabaseUnavailable(f"Neo4j is unavailable: {text}", reason=reason) from exc
+
+
+def unreachable_cause(exc: BaseException) -> tuple[str, str]:
+    """Why the server could not be reached, as a slug and a phrase, from the most telling
+    error the driver's exception wraps (it chains them, and groups a routing failure's)."""
+    chain = list(_causes(exc))
+    for kind, matches in _UNREACHABLE:
+        for error in chain:
+            if matches(error):
+                return kind, _phrase(kind, error)
+    os_error = next((e for e in chain if isinstance(e, OSError) and e.strerror), None)
+    if os_error is not None:
+        return "os-error", str(os_error.strerror).lower()
+    return "unavailable", type(exc).__name__
+
+
+_UNREACHABLE: tuple[tuple[str, Callable[[BaseException], bool]], ...] = (
+    ("auth-failed", lambda e: isinstance(e, AuthError)),
+    ("name-not-resolved", lambda e: isinstance(e, socket.gaierror)),
+    ("tls", lambda e: isinstance(e, ssl.SSLError)),  # certificate failures too
+    ("connection-refused", lambda e: isinstance(e, ConnectionRefusedError)),
+    ("timed-out", lambda e: isinstance(e, TimeoutError)),
+    ("not-bolt", lambda e: isinstance(e, ServiceUnavailable) and "looks like HTTP" in str(e)),
+)
+"""Most telling first: a TLS failure also shows as a closed connection, and so on."""
+
+
+def _phrase(kind: str, error: BaseException) -> str:
+    if kind == "name-not-resolved":
+        return f"name not resolved ({getattr(error, 'strerror', None) or error})"
+    if kind == "tls":
+        detail = getattr(error, "reason", None) or type(error).__name__
+        return f"TLS handshake failed ({detail})"
+    return {"auth-failed": _AUTH_FAILED, "connection-refused": "connection refused",
+            "timed-out": "no answer in time (connection timed out)",
+            "not-bolt": "the port answers HTTP, not Bolt"}[kind]
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every error behind it: causes, contexts and the members of groups."""
+    stack, seen = [exc], set()
+    while stack:
+        error = stack.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        yield error
+        stack.extend(e for e in (error.__context__, error.__cause__) if e is not None)
+        if isinstance(error, BaseExceptionGroup):
+            stack.extend(reversed(error.exceptions))
 
 
 def _retryable_cause(exc: ResultFailedError) -> Exception:

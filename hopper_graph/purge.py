@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,8 +66,11 @@ class PurgeReport:
 
 def purge(lifecycle: InstanceLifecycleManager, older_than: timedelta | None = None, *,
           dry_run: bool = False, actor: str | None = None, limit: int = DEFAULT_LIMIT,
-          batch: int = DEFAULT_BATCH, after: str | None = None) -> PurgeReport:
-    """Purge what is purgeable (see the module docstring); ``dry_run`` deletes nothing."""
+          batch: int = DEFAULT_BATCH, after: str | None = None,
+          progress: Callable[[int, int | None], None] | None = None) -> PurgeReport:
+    """Purge what is purgeable (see the module docstring); ``dry_run`` deletes nothing.
+    ``progress(examined, None)`` hears each page done (how many candidates remain is not
+    known without a count the purge does not need)."""
     if limit < 1 or batch < 1:
         raise ValidationError("limit and batch must be at least 1", errors={
             "limit" if limit < 1 else "batch": ["must be at least 1"]})
@@ -83,6 +86,8 @@ def purge(lifecycle: InstanceLifecycleManager, older_than: timedelta | None = No
             break
         run.page(rows)
         examined += len(rows)
+        if progress is not None:
+            progress(examined, None)
         position = _position(rows[-1])
         if not more:
             break

@@ -24,7 +24,9 @@ The format (``format_version`` 1)::
                                         edge to them (normally none)
 
 Both directions work on a quiet graph: Neo4j is read-committed, so an export taken while
-others write may catch half of someone's later change.
+others write may catch half of someone's later change. Both take an optional ``progress``
+callback, called as ``progress(done, total)`` as rows are read or batches written (total
+None when unknown), so a caller can show how far a long run has got.
 """
 
 from __future__ import annotations
@@ -35,14 +37,14 @@ import os
 import re
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
-from neo4j import Driver, ManagedTransaction
+from neo4j import Driver, ManagedTransaction, Result
 
 from hopper_graph import __version__, audit
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
@@ -54,7 +56,10 @@ from hopper_graph.schema import apply_schema
 log = logging.getLogger("hopper_graph.transfer")
 FORMAT = "hopper-graph-export"
 FORMAT_VERSION = 1
+FORMATS = ("json", "yaml")
 BATCH_SIZE = 5000
+PROGRESS_EVERY = 1000
+"""Rows an export reads between two progress reports (the driver fetches 1000 at a time)."""
 JSON_PROPERTIES = frozenset({"config", "config_set", "metadata"})
 """Instance properties stored as JSON strings and exported as the maps they hold."""
 DEFAULT_DATETIME_PROPERTIES: dict[str, list[str]] = {
@@ -87,44 +92,91 @@ class ImportResult:
                 "event_seq": self.event_seq, "removed_unfinished": self.removed_unfinished}
 
 
+Progress = Callable[[int, int | None], None]
+"""``progress(done, total)``: how far a long operation has got (total None if unknown)."""
+
+
+def _silent(done: int, total: int | None) -> None:
+    """The progress callback of a caller that wants none."""
+
+
 # -- export -------------------------------------------------------------------------------
-def export_graph(driver: Driver, database: str | None = None) -> dict[str, Any]:
+def export_graph(driver: Driver, database: str | None = None,
+                 progress: Progress | None = None) -> dict[str, Any]:
     """The whole instance graph as a plain, JSON- and YAML-ready dict (see the module doc).
 
     Refuses (Conflict) a graph whose PARENT_OF edges disagree with the instances' parent_id
     or form a cycle: no parents-first list can hold it. ``hopper-graph check`` names them.
+    ``progress`` hears the rows read and converted (instances, then events) against their
+    count.
     """
-    def work(tx: ManagedTransaction) -> tuple[list[list[Any]], list[list[Any]], int | None]:
-        # values(), not data(): data() walks every value again, which dominates at 100k.
-        instances = tx.run(QUERIES.export_instances.text).values("properties", "parents")
-        events = tx.run(QUERIES.export_events.text).values("properties", "unlinked")
-        counter = tx.run(QUERIES.export_event_counter.text).single()
-        return instances, events, counter["value"] if counter else None
-
     graph = Graph(driver, database)
     audit.sequence_all(graph)  # events still waiting for their seq get one first
-    instance_rows, event_rows, event_seq = graph.read(work)
-    exported_at = datetime.now(UTC).isoformat()
-    datetimes: dict[str, set[str]] = {"instances": set(), "events": set()}
-    instances = [_export_props(properties, datetimes["instances"], json_maps=True)
-                 for properties, _ in instance_rows]
-    parents = {instance["id"]: row_parents
-               for instance, (_, row_parents) in zip(instances, instance_rows, strict=True)}
-    events = [_export_props(properties, datetimes["events"], json_maps=False)
-              for properties, _ in event_rows]
-    unlinked = [event["id"] for event, (_, is_unlinked) in zip(events, event_rows, strict=True)
-                if is_unlinked]
+    read = graph.read(_read_export, progress or _silent)
+    instances = [instance for instance, _ in read.instances]
+    parents = {instance["id"]: row_parents for instance, row_parents in read.instances}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "exported_at": exported_at,
+        "exported_at": datetime.now(UTC).isoformat(),
         "hopper_graph_version": __version__,
-        "event_seq": event_seq,
-        "datetime_properties": {kind: sorted(keys) for kind, keys in datetimes.items()},
+        "event_seq": read.event_seq,
+        "datetime_properties": {kind: sorted(keys) for kind, keys in read.datetimes.items()},
         "instances": _parents_first(instances, parents),
-        "events": events,
-        "unlinked_event_ids": unlinked,
+        "events": [event for event, _ in read.events],
+        "unlinked_event_ids": [event["id"] for event, unlinked in read.events if unlinked],
     }
+
+
+@dataclass
+class _Read:
+    """What an export read: (properties, parent ids) per instance, (properties, unlinked)
+    per event, the event counter, and which properties were DATETIMEs."""
+
+    instances: list[tuple[dict[str, Any], Any]]
+    events: list[tuple[dict[str, Any], Any]]
+    event_seq: int | None
+    datetimes: dict[str, set[str]]
+
+
+def _read_export(tx: ManagedTransaction, progress: Progress) -> _Read:
+    """Every instance and event, each converted as it streams in, so the progress counts
+    the whole work (converting 100k property maps takes about as long as reading them)."""
+    counts = tx.run(QUERIES.count_hopper_nodes.text).single()
+    tally = _Tally(progress, counts["instances"] + counts["events"] if counts else None)
+    datetimes: dict[str, set[str]] = {"instances": set(), "events": set()}
+    instances = tally.rows(tx.run(QUERIES.export_instances.text),
+                           datetimes["instances"], json_maps=True)
+    events = tally.rows(tx.run(QUERIES.export_events.text), datetimes["events"],
+                        json_maps=False)
+    counter = tx.run(QUERIES.export_event_counter.text).single()
+    return _Read(instances, events, counter["value"] if counter else None, datetimes)
+
+
+class _Tally:
+    """Rows read or written so far, reported against the expected total (for an export
+    counted first from the store's statistics: a row more or less if others write)."""
+
+    def __init__(self, progress: Progress, total: int | None) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+        progress(0, total)
+
+    def add(self, count: int) -> None:
+        self.done += count
+        self.progress(self.done, None if self.total is None else max(self.total, self.done))
+
+    def rows(self, result: Result, datetimes: set[str], json_maps: bool
+             ) -> list[tuple[dict[str, Any], Any]]:
+        """Each (properties, second column) row with the properties converted, reported
+        every PROGRESS_EVERY rows. By position, not ``data()``, which walks every value
+        again and dominates at 100k rows."""
+        rows = []
+        for properties, other in result:
+            rows.append((_export_props(properties, datetimes, json_maps), other))
+            if len(rows) % PROGRESS_EVERY == 0:
+                self.add(PROGRESS_EVERY)
+        self.add(len(rows) % PROGRESS_EVERY)
+        return rows
 
 
 def _parents_first(instances: list[dict[str, Any]], parents: dict[str, list[str]]
@@ -210,7 +262,8 @@ def _is_plain(value: Any) -> bool:
 
 # -- import -------------------------------------------------------------------------------
 def import_graph(driver: Driver, data: dict[str, Any], database: str | None = None,
-                 batch_size: int = BATCH_SIZE) -> ImportResult:
+                 batch_size: int = BATCH_SIZE, progress: Progress | None = None
+                 ) -> ImportResult:
     """Restore an export into a database that holds no instance, event or counter yet.
 
     This is a restore, not a lifecycle action: statuses, versions, timestamps and events
@@ -223,6 +276,8 @@ def import_graph(driver: Driver, data: dict[str, Any], database: str | None = No
     counter and the highest seq) and ends the restore, so the graph goes live whole. If a
     batch fails, what was written is deleted again; if the process dies, the next import
     finds the marks, removes what they mark and says so (``removed_unfinished``).
+
+    ``progress`` hears the rows written (instances, edges, events), batch by batch.
 
     Raises ValidationError for a file that is not a valid export, Conflict when the
     database is not empty.
@@ -237,21 +292,25 @@ def import_graph(driver: Driver, data: dict[str, Any], database: str | None = No
         raise Conflict(
             "import restores into an empty database only; this one holds "
             f"{counts['instances']} instance(s), {counts['events']} event(s) and "
-            f"{counts['counters']} counter(s): use a fresh database or remove them "
-            "first",
+            f"{counts['counters']} counter(s): empty it with `hopper-graph reset` (a "
+            "development database) or import into a fresh one",
             instances=counts["instances"], events=counts["events"],
             counters=counts["counters"])
+    written = _Tally(progress or _silent, len(instances) + len(edges) + len(events))
     graph.write(_run, QUERIES.begin_restore.text, {"started_at": datetime.now(UTC)})
     try:
         for batch in _batches(instances, batch_size):
             graph.write(_run, QUERIES.import_instances.text,
                         {"rows": batch, "datetime_keys": datetimes["instances"]})
+            written.add(len(batch))
         for batch in _batches(edges, batch_size):
             graph.write(_run, QUERIES.import_parent_edges.text, {"rows": batch})
+            written.add(len(batch))
         graph.write(_run, QUERIES.label_imported_projects.text)
         for batch in _batches(events, batch_size):
             graph.write(_run, QUERIES.import_events.text,
                         {"events": batch, "datetime_keys": datetimes["events"]})
+            written.add(len(batch))
         graph.write(_finish, event_seq)
     except BaseException as exc:
         _undo(graph, batch_size, exc)
@@ -523,7 +582,7 @@ def _check_int(props: dict[str, Any], key: str, path: str, problems: _Problems) 
     return True
 
 
-# -- files --------------------------------------------------------------------------------
+# -- files and streams --------------------------------------------------------------------
 def file_format(path: str | Path) -> str:
     """``json`` or ``yaml``, from the file's extension."""
     suffix = Path(path).suffix.lower()
@@ -536,40 +595,64 @@ def file_format(path: str | Path) -> str:
                                                             ".yaml or .yml"]})
 
 
-def write_export(data: dict[str, Any], path: str | Path) -> None:
-    """Write an export as JSON or YAML (by extension), atomically: a crash mid-write
-    leaves any earlier file of that name as it was."""
-    kind = file_format(path)
+def sniff_format(text: str) -> str:
+    """``json`` when the text starts (after blanks) as a JSON object does, else ``yaml``:
+    an export in JSON always begins with ``{``, one in YAML with its first key."""
+    return "json" if text.lstrip()[:1] == "{" else "yaml"
+
+
+def write_export(data: dict[str, Any], path: str | Path, kind: str | None = None) -> None:
+    """Write an export as JSON or YAML (``kind``, else by extension), atomically: a crash
+    mid-write leaves any earlier file of that name as it was."""
+    kind = kind or file_format(path)
     target = Path(path)
     fd, temporary = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.",
                                      suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            if kind == "json":
-                json.dump(data, out, indent=2, ensure_ascii=False)
-                out.write("\n")
-            else:
-                yaml.dump(data, out, Dumper=_YAML_DUMPER, sort_keys=False, allow_unicode=True,
-                          default_flow_style=False, width=100)
+            dump_export(data, out, kind)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
 
 
-def read_export(path: str | Path) -> dict[str, Any]:
-    """Read an export written by ``write_export`` (or by hand) from JSON or YAML."""
-    kind = file_format(path)
+def dump_export(data: dict[str, Any], out: IO[str], kind: str) -> None:
+    """Write an export to an open text stream (stdout, say) as ``json`` or ``yaml``."""
+    if kind == "json":
+        json.dump(data, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    else:
+        yaml.dump(data, out, Dumper=_YAML_DUMPER, sort_keys=False, allow_unicode=True,
+                  default_flow_style=False, width=100)
+
+
+def read_export(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Read an export written by ``write_export`` (or by hand) from JSON or YAML
+    (``kind``, else by extension)."""
+    kind = kind or file_format(path)
     with open(path, encoding="utf-8") as source:
-        try:
-            data = json.load(source) if kind == "json" else yaml.load(source,
-                                                                     Loader=_YAML_LOADER)
-        except (ValueError, yaml.YAMLError) as exc:
-            detail = " ".join(str(exc).split())
-            raise ValidationError(f"{path} is not valid {kind.upper()}: {detail}",
-                                  errors={"file": [detail]}) from None
+        return load_export(source, kind, str(path))
+
+
+def load_export(source: IO[str], kind: str | None = None, name: str = "the input"
+                ) -> dict[str, Any]:
+    """Read an export from an open text stream (stdin, say) as ``json`` or ``yaml``, or,
+    with no ``kind``, as :func:`sniff_format` judges it; ``name`` names it in errors."""
+    try:
+        text = source.read()
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                              errors={"file": ["not UTF-8 text"]}) from None
+    kind = kind or sniff_format(text)
+    try:
+        data = json.loads(text) if kind == "json" else yaml.load(text, Loader=_YAML_LOADER)
+    except (ValueError, yaml.YAMLError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ValidationError(f"{name} is not valid {kind.upper()}: {detail}",
+                              errors={"file": [detail]}) from None
     if not isinstance(data, dict):
-        raise ValidationError(f"{path} does not hold a hopper-graph export (a map)",
+        raise ValidationError(f"{name} does not hold a hopper-graph export (a map)",
                               errors={"file": ["must hold a map"]})
     return data
 

@@ -7,6 +7,7 @@ import getpass
 import json
 import logging
 import os
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from hopper_graph.errors import (
     HopperGraphError,
     ValidationError,
 )
-from hopper_graph.graph import Neo4jSettings, connect
+from hopper_graph.graph import Neo4jSettings, connect, verify
 from hopper_graph.lifecycle import TransitionResult
 from hopper_graph.local_neo4j import LocalNeo4j, LocalNeo4jError
 from hopper_graph.manager import HealthReport, InstanceManager
@@ -33,6 +34,21 @@ from hopper_graph.models import HopperInstance
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
+CONNECT_TIMEOUT = 1.5
+"""Seconds a command waits for the server to answer, at first contact and whenever it
+opens a connection, so a database that is down is reported within 2 s of the start (a
+command runs once: there is no outage to ride out, unlike the API server). Transactions
+are still retried within HOPPER_NEO4J_TIMEOUT once the server has answered."""
+_REMEDIES = {
+    "auth-failed": "check HOPPER_NEO4J_USER and HOPPER_NEO4J_PASSWORD",
+    "name-not-resolved": "check the host in HOPPER_NEO4J_URI",
+    "tls": "check the scheme: bolt+s:// and neo4j+s:// (or +ssc) speak TLS, bolt:// and "
+           "neo4j:// do not",
+    "not-bolt": "point HOPPER_NEO4J_URI at the Bolt port (7687 unless configured)",
+}
+"""What to do about each cause of :func:`hopper_graph.graph.unreachable_cause`; anything
+else: see whether the server runs."""
+_CHECK_SERVER = "is it running? see `hopper-graph neo4j status`"
 STATUS_STYLES = {
     InstanceStatus.CREATED: "cyan",
     InstanceStatus.ACTIVE: "green",
@@ -52,7 +68,8 @@ class CommandError(Exception):
 
 # -- connection ---------------------------------------------------------------------------
 class Backend:
-    """The connection of one command: opened on first use, closed when the command ends."""
+    """The connection of one command: opened on first use, which checks at once that the
+    server answers (one try, CONNECT_TIMEOUT), closed when the command ends."""
 
     def __init__(self) -> None:
         self.settings: Neo4jSettings | None = None
@@ -62,7 +79,13 @@ class Backend:
     def driver(self) -> Driver:
         if self._driver is None:
             self.settings = resolve_settings()
-            self._driver = connect(self.settings)
+            driver = connect(self.settings, min(self.settings.timeout, CONNECT_TIMEOUT))
+            try:
+                verify(driver)
+            except BaseException:
+                driver.close()
+                raise
+            self._driver = driver
         return self._driver
 
     @property
@@ -118,7 +141,8 @@ class OneLineUsageError(click.ClickException):
 
 
 class HopperGroup(click.Group):
-    """The root group: turns every expected failure into one ``error:`` line on stderr."""
+    """The root group: turns every failure into one ``error:`` line on stderr; an
+    unexpected one (a bug) also gets its traceback with ``-v``."""
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:
@@ -142,6 +166,21 @@ class HopperGroup(click.Group):
             code, message = describe_error(exc, backend)
             click.echo(f"error: {message}", err=True)
             ctx.exit(code)
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise  # click's own ways out: an exit code, Ctrl-C, a message it shows
+        except Exception as exc:
+            report_unexpected(exc, verbose=bool(ctx.params.get("verbose")))
+            ctx.exit(EXIT_ERROR)
+
+
+def report_unexpected(exc: Exception, verbose: bool) -> None:
+    """A bug, as one ``error:`` line, after its traceback with ``-v``: whoever reports it
+    needs the traceback, and whoever runs a script needs one line."""
+    if verbose:
+        traceback.print_exc()
+    hint = "" if verbose else " (run with -v for the traceback)"
+    message = _one_line(f"unexpected {type(exc).__name__}: {exc}")
+    click.echo(f"error: {message}{hint}", err=True)
 
 
 def describe_error(exc: BaseException, backend: Backend | None = None) -> tuple[int, str]:
@@ -157,6 +196,8 @@ def describe_error(exc: BaseException, backend: Backend | None = None) -> tuple[
             message = f"{message} ({details})"
         if isinstance(exc, DatabaseUnavailable) and backend and backend.settings:
             message = f"{message} (at {backend.settings.uri})"
+        if isinstance(exc, DatabaseUnavailable) and "reason" in exc.details:  # first contact
+            message += "; " + _REMEDIES.get(exc.details["reason"], _CHECK_SERVER)
         code = EXIT_USAGE if isinstance(exc, ValidationError) else EXIT_ERROR
         return code, _one_line(message)
     if isinstance(exc, Neo4jError):
