@@ -339,7 +339,7 @@ HISTORY_COLUMNS: list[Column[InstanceEvent]] = [
     Column("from", lambda e: status_text(e.from_status)),
     Column("to", lambda e: status_text(e.to_status)),
     Column("actor", lambda e: e.actor),
-    Column("cause", lambda e: e.cause),
+    Column("cause", lambda e: e.cause, no_wrap=True),
     Column("id", lambda e: e.id, wide=True, no_wrap=True),
     Column("instance_id", lambda e: e.instance_id, wide=True, no_wrap=True),
     Column("reason", lambda e: e.reason),

@@ -57,6 +57,8 @@ Cell = str | Text
 FORMATS = ("table", "wide", "name", "json", "yaml")
 STRUCTURED = ("json", "yaml")
 _SEPARATOR = "  "
+_MIN_FOLD = 10
+"""A terminal table folds no cell narrower than this (or its header)."""
 
 # C0 and C1 control characters and the Unicode line breaks: each would end a line, move the
 # cursor or start a terminal escape sequence. Shown escaped, as Python writes them.
@@ -141,7 +143,7 @@ class Output:
             return
         header = header if self.headers else None
         if self.rich:
-            console().print(_rich_table(header, rows, columns))
+            print_rich(_rich_table(header, rows, columns))
         else:
             for line in plain_table(header, rows, columns):
                 click.echo(line)
@@ -152,8 +154,8 @@ class Output:
         beside a json/yaml document."""
         if self.structured:
             return
-        if self.rich:
-            console().print(message, style=style)
+        if self.rich:  # soft wrap: a long cursor stays one line to copy
+            console().print(message, style=style, soft_wrap=True)
         else:
             click.echo(message, err=True)
 
@@ -186,15 +188,39 @@ def _plain_line(cells: list[str], widths: list[int], right: list[bool]) -> str:
 
 def _rich_table(header: Sequence[str] | None, rows: Sequence[Sequence[Cell | None]],
                 columns: Sequence[Column[Any]] | None) -> Table:
-    table = Table(box=None, pad_edge=False, show_header=header is not None)
-    for index, title in enumerate(header or [""] * len(rows[0])):
-        column = columns[index] if columns else None
-        table.add_column(title, no_wrap=bool(column and column.no_wrap),
-                         overflow="fold", justify=column.justify if column else "left",
-                         min_width=36 if column and column.no_wrap else None)
+    """A rich table that folds long cells to fit the terminal, but no column below its
+    header or ``_MIN_FOLD`` cells; a table that cannot fit so (its ids alone are wider) is
+    laid out whole, each row one line that the terminal wraps, rather than squeezed until
+    columns vanish."""
+    no_wrap = [bool(c.no_wrap) for c in columns] if columns else [False] * len(rows[0])
+    natural = [max(cell_len(_plain(row[i])) for row in rows) for i in range(len(no_wrap))]
+    titles = list(header) if header is not None else [""] * len(no_wrap)
+    least = [n if keep else min(n, max(cell_len(t), _MIN_FOLD))
+             for n, keep, t in zip(natural, no_wrap, titles, strict=True)]
+    fits = sum(least) + len(_SEPARATOR) * (len(least) - 1) <= console().width
+    table = Table(box=None, pad_edge=False, show_header=header is not None,
+                  width=None if fits else _natural_width(natural, titles))
+    for index, title in enumerate(titles):
+        table.add_column(title, no_wrap=no_wrap[index] or not fits, overflow="fold",
+                         min_width=least[index],
+                         justify=columns[index].justify if columns else "left")
     for row in rows:
         table.add_row(*(_rich_cell(cell) for cell in row))
     return table
+
+
+def _natural_width(natural: list[int], titles: list[str]) -> int:
+    widths = [max(n, cell_len(t)) for n, t in zip(natural, titles, strict=True)]
+    return sum(widths) + len(_SEPARATOR) * (len(widths) - 1)
+
+
+def print_rich(table: Table) -> None:
+    """Print a table from :func:`_rich_table`: one wider than the terminal whole, uncut."""
+    out = console()
+    if table.width is None:
+        out.print(table)
+    else:
+        out.print(table, width=table.width, crop=False)
 
 
 def _rich_cell(cell: Cell | None) -> Text:
