@@ -2,8 +2,8 @@
 
 Click completes commands, options and choices by itself (docs/cli.md says how to turn it
 on). :func:`complete_ref` adds instance references: the scope prefixes (``GLOBAL:``,
-``PROJECT:``, ``ORCHESTRATION:``) without touching the database, then the names in that
-scope that start with what was typed, from one query on the (name, scope) index
+``PROJECT:``, ``ORCHESTRATION:``) without touching the database, then ``SCOPE:NAME`` for
+the names in that scope that start with what was typed, from one query on the (name, scope) index
 (``complete_instance_names``), at most ``LIMIT`` of them, with a connection that gives up
 after ``TIMEOUT_SECONDS``. A shell waits for completion, so anything that goes wrong (no
 database, a slow one, bad credentials) completes nothing rather than print an error into
@@ -28,14 +28,21 @@ TIMEOUT_SECONDS = 1.0
 
 def complete_ref(ctx: click.Context, param: click.Parameter,
                  incomplete: str) -> list[CompletionItem]:
-    """Click's ``shell_complete`` for an argument or option that names an instance."""
-    scope, sep, prefix = incomplete.partition(":")
-    if not sep:
-        return [CompletionItem(f"{s.value}:") for s in HopperScope
-                if s.value.startswith(scope.upper())]
-    if scope.upper() not in HopperScope.__members__:
+    """Click's ``shell_complete`` for an argument or option that names an instance.
+
+    Once what was typed fits one scope only (``pro``), its names come at once: offered
+    alone, ``PROJECT:`` would be followed by the space shells add after a sole match."""
+    typed, sep, prefix = incomplete.partition(":")
+    scopes = [s.value for s in HopperScope if s.value.startswith(typed.upper())]
+    if sep and typed.upper() not in HopperScope.__members__:
         return []
-    return [CompletionItem(f"{scope}:{name}") for name in names(scope.upper(), prefix)]
+    if not sep and len(scopes) != 1:
+        return [CompletionItem(f"{scope}:") for scope in scopes]
+    label = typed if sep else scopes[0]
+    found = names(label.upper(), prefix)
+    if not sep and not found:
+        return [CompletionItem(f"{label}:")]
+    return [CompletionItem(f"{label}:{name}") for name in found]
 
 
 def names(scope: str, prefix: str, limit: int = LIMIT) -> list[str]:

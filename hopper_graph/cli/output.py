@@ -145,8 +145,7 @@ class Output:
         if self.rich:
             print_rich(_rich_table(header, rows, columns))
         else:
-            for line in plain_table(header, rows, columns):
-                click.echo(line)
+            click.echo("\n".join(plain_table(header, rows, columns)))
 
     def note(self, message: str, style: str = "dim") -> None:
         """A line about the records, not one of them: a summary, a hint. Printed under a

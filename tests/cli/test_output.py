@@ -238,7 +238,7 @@ def complete(words: str, shell: str = "bash") -> list[str]:
 def test_completion_offers_scopes_then_names(forest):
     assert complete("hopper-graph instance get ") == [
         "GLOBAL:", "PROJECT:", "ORCHESTRATION:"]
-    assert complete("hopper-graph instance get pro") == ["PROJECT:"]
+    assert complete("hopper-graph instance get pro") == ["PROJECT:alpha"]   # one scope
     assert complete("hopper-graph instance start PROJECT:al") == ["PROJECT:alpha"]
     names = complete("hopper-graph instance tree ORCHESTRATION:run-0")
     assert names == sorted(names) and len(names) == 10
@@ -249,6 +249,7 @@ def test_completion_offers_scopes_then_names(forest):
 def test_completion_fails_silently_without_a_database(monkeypatch):
     monkeypatch.setenv("HOPPER_NEO4J_URI", "bolt://127.0.0.1:1")
     assert complete("hopper-graph instance get GLOBAL:") == []
+    assert complete("hopper-graph instance get glo") == ["GLOBAL:"]
 
 
 def test_the_completion_query_seeks_an_index(env, database):
