@@ -4,7 +4,9 @@ Commands: ``schema apply``; ``neo4j start|stop|status`` (the local development s
 ``serve`` (the REST API under gunicorn); ``instance create|get|list|tree|start|stop|pause|
 resume|archive|delete|history|health``; ``export FILE`` / ``import FILE``; ``check``;
 ``purge``.
-Every command takes ``--json`` for machine-readable output. See docs/cli.md.
+Every command takes ``--json`` for machine-readable output; the listings take
+``-o table|wide|name|json|yaml`` and ``--no-headers``, and print one line per record when
+stdout is not a terminal (``output.py``). See docs/cli.md.
 
 The connection comes from ``HOPPER_NEO4J_*`` (``Neo4jSettings.from_env``); when
 ``HOPPER_NEO4J_URI`` is unset, the local server is used if it runs. An error is one line on

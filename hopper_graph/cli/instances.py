@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
-from datetime import UTC
-from typing import cast
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import click
 from rich.table import Table
@@ -26,10 +27,12 @@ from hopper_graph.cli.base import (
     status_text,
     transition_dict,
 )
+from hopper_graph.cli.completion import complete_ref
+from hopper_graph.cli.output import Cell, Column, Output, one_line, output_option
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
 from hopper_graph.errors import NotFound
 from hopper_graph.lifecycle import EVENTS
-from hopper_graph.models import FlatTreeRow, InstanceEvent
+from hopper_graph.models import FlatTreeRow, HopperInstance, InstanceEvent
 from hopper_graph.rules import Expected
 
 _PAST = {"start": "started", "stop": "stopped", "pause": "paused", "resume": "resumed",
@@ -54,7 +57,8 @@ _TYPES = click.Choice([t.value for t in InstanceType], case_sensitive=False)
 @instance.command("create")
 @click.option("--name", required=True, help="Unique within the scope.")
 @click.option("--scope", required=True, type=_SCOPES)
-@click.option("--parent", help="The parent (id or SCOPE:NAME); none for GLOBAL.")
+@click.option("--parent", shell_complete=complete_ref,
+              help="The parent (id or SCOPE:NAME); none for GLOBAL.")
 @click.option("--project-id", help="Required for a PROJECT; an ORCHESTRATION inherits it.")
 @click.option("--type", "instance_type", type=_TYPES,
               help="Default: SINGLETON for GLOBAL, PERSISTENT for PROJECT, EPHEMERAL for "
@@ -85,114 +89,183 @@ def instance_create(backend: Backend, name: str, scope: str, parent: str | None,
 
 
 @instance.command("get")
-@click.argument("ref")
-@json_option
+@click.argument("ref", shell_complete=complete_ref)
+@output_option(("table", "json", "yaml", "name"), headers=False)
 @click.pass_obj
-def instance_get(backend: Backend, ref: str, as_json: bool) -> None:
-    """Show one instance."""
+def instance_get(backend: Backend, ref: str, output: Output) -> None:
+    """Show one instance: every field (-o name: its id)."""
     manager = backend.manager()
     found = manager.get(resolve_ref(manager, ref))
-    if as_json:
-        print_json(found.to_dict())
+    if output.format != "table":
+        output.records([found], [], name=lambda i: i.id, document=found.to_dict)
+        return
+    data = found.to_dict()
+    if not output.terminal:  # one line per field, nested maps as one-line JSON
+        output.table(None, [[key, _field_text(value)] for key, value in data.items()])
         return
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
-    data = found.to_dict()
     for key, value in data.items():
         if key == "status":
             grid.add_row(key, status_text(found.status))
         elif isinstance(value, dict):
             grid.add_row(key, Text(json.dumps(value, indent=2, ensure_ascii=False)))
         else:
-            grid.add_row(key, Text("-" if value is None else str(value)))
+            grid.add_row(key, Text("-" if value is None else one_line(str(value))))
     console().print(grid)
+
+
+def _field_text(value: Any) -> str | None:
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return None if value is None else str(value)
+
+
+def _utc(at: datetime | None) -> str | None:
+    """A time as one field: 2025-01-06T09:00:01Z."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if at else None
+
+
+INSTANCE_COLUMNS: list[Column[HopperInstance]] = [
+    Column("name", lambda i: i.name),
+    Column("scope", lambda i: i.scope.value),
+    Column("status", lambda i: status_text(i.status)),
+    Column("project", lambda i: i.project_id),
+    Column("id", lambda i: i.id, no_wrap=True),
+    Column("type", lambda i: i.instance_type.value, wide=True),
+    Column("parent_id", lambda i: i.parent_id, wide=True, no_wrap=True),
+    Column("version", lambda i: str(i.version), wide=True, justify="right"),
+    Column("created_at", lambda i: _utc(i.created_at), wide=True),
+]
+"""The columns of instance listings; -o wide adds type, parent_id, version, created_at."""
 
 
 @instance.command("list")
 @click.option("--scope", type=_SCOPES)
 @click.option("--status", type=_STATUSES)
-@click.option("--parent", help="Only the children of this instance (id or SCOPE:NAME).")
+@click.option("--parent", shell_complete=complete_ref,
+              help="Only the children of this instance (id or SCOPE:NAME).")
 @click.option("--project-id")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--after", metavar="CURSOR", help="Page by cursor: the `next` a page printed "
               "('' for the first page); each page then costs its own rows, and no total.")
-@json_option
+@output_option()
 @click.pass_obj
 def instance_list(backend: Backend, scope: str | None, status: str | None,
                   parent: str | None, project_id: str | None, limit: int, offset: int,
-                  after: str | None, as_json: bool) -> None:
-    """List instances in creation order, filtered and a page at a time."""
+                  after: str | None, output: Output) -> None:
+    """List instances in creation order, filtered and a page at a time.
+
+    -o name prints their ids, one per line.
+    """
     manager = backend.manager()
     parent_id = resolve_ref(manager, parent) if parent else None
     page = manager.list(scope=scope, status=status, parent_id=parent_id,
                         project_id=project_id, offset=offset, limit=limit, after=after)
-    if as_json:
-        print_json({"items": [i.to_dict() for i in page.items], "total": page.total,
-                    "offset": page.offset, "limit": page.limit, "next": page.next})
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("name", "scope", "status", "project"):
-        table.add_column(column, overflow="fold")
-    table.add_column("id", no_wrap=True, min_width=36)
-    for item in page.items:
-        table.add_row(item.name, item.scope.value, status_text(item.status),
-                      item.project_id or "-", item.id)
-    out = console()
-    out.print(table)
+    output.records(page.items, INSTANCE_COLUMNS, name=lambda i: i.id, document=lambda: {
+        "items": [i.to_dict() for i in page.items], "total": page.total,
+        "offset": page.offset, "limit": page.limit, "next": page.next})
     shown = f"{offset + 1}-{offset + len(page.items)}" if page.items else "none"
-    out.print(f"{shown} of {page.total}" if page.total is not None else
-              f"{len(page.items)} shown", style="dim")
+    output.note(f"{shown} of {page.total}" if page.total is not None else
+                f"{len(page.items)} shown")
     if page.next is not None:
-        out.print(f"next page: --after {page.next}", style="dim")
+        output.note(f"next page: --after {page.next}")
+
+
+def _of_node(column: Column[HopperInstance]) -> Column[FlatTreeRow]:
+    """An instance column, read from a tree row's instance."""
+    def value(row: FlatTreeRow) -> Cell | None:
+        return column.value(row.instance)
+    return Column(column.header, value, column.wide, column.no_wrap, column.justify)
+
+
+TREE_COLUMNS: list[Column[FlatTreeRow]] = [
+    Column("level", lambda r: str(r.depth), justify="right"),
+    *map(_of_node, INSTANCE_COLUMNS),
+]
+"""The tree as a table: each node's level below the root, then the instance columns."""
 
 
 @instance.command("tree")
-@click.argument("ref", required=False)
+@click.argument("ref", required=False, shell_complete=complete_ref)
 @click.option("--max-depth", type=click.IntRange(min=0),
               help="Levels below the root to show (default: all).")
-@json_option
+@output_option()
 @click.pass_obj
 def instance_tree(backend: Backend, ref: str | None, max_depth: int | None,
-                  as_json: bool) -> None:
+                  output: Output) -> None:
     """Draw the hierarchy below an instance (default: the GLOBAL one).
 
-    With --json, the flat form: every node with its parent_id and its level below the
-    root, parents first (deep trees never nest).
+    On a terminal, a tree. Piped, or with -o wide, a table of one line per node, each
+    parent followed by its subtree, with each node's level below the root. With -o
+    json/yaml, the flat form: every node with its parent_id and its level, parents first
+    (deep trees never nest). -o name prints the ids in the table's order.
     """
     manager = backend.manager()
-    if ref:
-        root_id = resolve_ref(manager, ref)
-    else:
-        root = manager.get_global_instance()
-        if root is None:
-            raise NotFound("there is no GLOBAL instance; name the root to draw")
-        root_id = root.id
+    root_id = resolve_ref(manager, ref) if ref else _global_id(backend)
     rows = cast("list[FlatTreeRow]", manager.get_flat_tree(root_id, max_depth))
-    if as_json:
-        print_json({"root_id": root_id, "max_depth": max_depth,
-                    "items": [{**row.instance.to_dict(), "level": row.depth} for row in rows]})
-        return
-    # Rows come parents first, so each node's parent is drawn before it: no recursion.
+    if output.rich and output.format == "table":
+        _draw_tree(rows, root_id)
+    else:
+        output.records(depth_first(rows), TREE_COLUMNS, name=lambda r: r.instance.id,
+                       document=lambda: {
+                           "root_id": root_id, "max_depth": max_depth,
+                           "items": [{**r.instance.to_dict(), "level": r.depth}
+                                     for r in rows]})
+    counts = Counter(row.instance.status for row in rows)
+    summary = ", ".join(f"{counts[s]} {s.value}" for s in InstanceStatus if counts[s])
+    levels = max(row.depth for row in rows) + 1
+    output.note(f"{len(rows)} instance(s) in {levels} level(s): {summary}")
+
+
+def _global_id(backend: Backend) -> str:
+    root = backend.manager().get_global_instance()
+    if root is None:
+        raise NotFound("there is no GLOBAL instance; name the root to draw")
+    return root.id
+
+
+def depth_first(rows: Sequence[FlatTreeRow]) -> list[FlatTreeRow]:
+    """The rows in the order a tree is read: each node followed by its subtree, children
+    in the order given. Iterative (a stack), so any depth works."""
+    children: dict[str | None, list[FlatTreeRow]] = defaultdict(list)
+    ids = {row.instance.id for row in rows}
+    for row in rows:
+        children[row.parent_id if row.parent_id in ids else None].append(row)
+    ordered: list[FlatTreeRow] = []
+    stack = list(reversed(children[None]))
+    while stack:
+        row = stack.pop()
+        ordered.append(row)
+        stack.extend(reversed(children[row.instance.id]))
+    return ordered
+
+
+def _label(instance: HopperInstance) -> Text:
+    return Text.assemble((one_line(instance.name), "bold"), " ", (instance.scope.value, "dim"),
+                         " ", status_text(instance.status), " ", (instance.id, "dim"))
+
+
+def _draw_tree(rows: Sequence[FlatTreeRow], root_id: str) -> None:
+    """The rich tree, for a terminal. Rows come parents first, so each node's parent is
+    drawn before it: no recursion."""
     nodes: dict[str, Tree] = {}
     for row in rows:
-        label = instance_label(row.instance)
         parent = nodes.get(row.parent_id) if row.parent_id else None
+        label = _label(row.instance)
         nodes[row.instance.id] = parent.add(label) if parent else Tree(label)
     out = console()
     out.print(nodes[root_id])
-    counts = Counter(row.instance.status for row in rows)
-    summary = ", ".join(f"{counts[s]} {s.value}" for s in InstanceStatus if counts[s])
     levels = max(row.depth for row in rows)
-    out.print(f"{len(rows)} instance(s) in {levels + 1} level(s): {summary}", style="dim")
     if _GUIDE_WIDTH * levels + 20 > out.width:
         click.echo(f"note: {levels + 1} levels do not fit in {out.width} columns; deep labels "
-                   "are cut off (use --max-depth, a wider COLUMNS, or --json)", err=True)
+                   "are cut off (use --max-depth, a wider COLUMNS, or -o wide)", err=True)
 
 
 def _lifecycle_command(event: str) -> click.Command:
-    @click.argument("ref")
+    @click.argument("ref", shell_complete=complete_ref)
     @click.option("--reason", help="Why: kept in the audit trail.")
     @click.option("--actor", default=default_actor, help="Who the audit trail names.")
     @click.option("--expected-version", type=int,
@@ -234,7 +307,7 @@ for _event in EVENTS:
 
 
 @instance.command("delete")
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_ref)
 @click.option("--force", is_flag=True, help="Stop what runs in the subtree first.")
 @click.option("--reason", help="Why: kept in the audit trail.")
 @click.option("--actor", default=default_actor, help="Who the audit trail names.")
@@ -259,38 +332,43 @@ def instance_delete(backend: Backend, ref: str, force: bool, reason: str | None,
         out.print(f"stopped {len(result.stopped)} running instance(s) first", style="dim")
 
 
+HISTORY_COLUMNS: list[Column[InstanceEvent]] = [
+    Column("seq", lambda e: str(e.seq), justify="right"),
+    Column("at", lambda e: _utc(e.at), no_wrap=True),
+    Column("event", lambda e: e.event),
+    Column("from", lambda e: status_text(e.from_status)),
+    Column("to", lambda e: status_text(e.to_status)),
+    Column("actor", lambda e: e.actor),
+    Column("cause", lambda e: e.cause, no_wrap=True),
+    Column("id", lambda e: e.id, wide=True, no_wrap=True),
+    Column("instance_id", lambda e: e.instance_id, wide=True, no_wrap=True),
+    Column("reason", lambda e: e.reason),
+]
+"""The columns of the audit trail; -o wide adds the event's id and its instance's."""
+
+
 @instance.command("history")
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_ref)
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0))
-@json_option
+@output_option()
 @click.pass_obj
 def instance_history(backend: Backend, ref: str, limit: int | None, offset: int,
-                     as_json: bool) -> None:
-    """Show an instance's audit trail, oldest first (also after it was deleted)."""
+                     output: Output) -> None:
+    """Show an instance's audit trail, oldest first (also after it was deleted).
+
+    -o name prints the events' ids, one per line.
+    """
     manager = backend.manager()
     events = cast("list[InstanceEvent]",
                   manager.history(resolve_ref(manager, ref), offset=offset, limit=limit))
-    if as_json:
-        print_json({"items": [e.to_dict() for e in events], "offset": offset, "limit": limit})
-        return
-    table = Table(box=None, pad_edge=False)
-    table.add_column("seq", no_wrap=True, justify="right")
-    table.add_column("at (UTC)", no_wrap=True)
-    for column in ("event", "change", "actor", "cause", "reason"):
-        table.add_column(column, overflow="fold")
-    for e in events:
-        change = Text.assemble(status_text(e.from_status), " -> ", status_text(e.to_status))
-        at = e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(str(e.seq), at, e.event, change, e.actor or "-", e.cause or "-",
-                      e.reason or "-")
-    out = console()
-    out.print(table)
-    out.print(f"{len(events)} event(s)", style="dim")
+    output.records(events, HISTORY_COLUMNS, name=lambda e: e.id, document=lambda: {
+        "items": [e.to_dict() for e in events], "offset": offset, "limit": limit})
+    output.note(f"{len(events)} event(s)")
 
 
 @instance.command("health")
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_ref)
 @click.option("--subtree", is_flag=True, help="Roll up the whole subtree.")
 @json_option
 @click.pass_obj

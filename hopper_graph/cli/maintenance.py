@@ -18,7 +18,7 @@ import click
 from rich.text import Text
 
 from hopper_graph import purge as purging
-from hopper_graph.checker import check_invariants
+from hopper_graph.checker import Violation, check_invariants
 from hopper_graph.cli.base import (
     EXIT_ERROR,
     EXIT_USAGE,
@@ -30,6 +30,7 @@ from hopper_graph.cli.base import (
     json_option,
     print_json,
 )
+from hopper_graph.cli.output import Column, Output, output_option
 from hopper_graph.cli.progress import progress_bar, quiet_option
 from hopper_graph.errors import ValidationError
 from hopper_graph.purge import PurgeItem, PurgeReport
@@ -93,30 +94,43 @@ def purge_dict(report: PurgeReport) -> dict[str, Any]:
               help="Go on after the candidates an earlier purge examined (its cursor).")
 @click.option("--actor", default=default_actor, help="Who the audit trail names.")
 @quiet_option
-@json_option
+@output_option()
 @click.pass_obj
 def purge(backend: Backend, dry_run: bool, older_than: timedelta | None, limit: int,
-          after: str | None, actor: str | None, quiet: bool, as_json: bool) -> None:
+          after: str | None, actor: str | None, quiet: bool, output: Output) -> None:
     """Delete ARCHIVED EPHEMERAL instances past their retention; their history stays.
 
     Prints one line per instance looked at: what goes (or would go) and what stays, each
-    with the reason; and, when it stopped at --limit, the --after that goes on.
+    with the reason; and, when it stopped at --limit, the --after that goes on. -o name
+    prints only the ids of what went (or would go).
     """
     with progress_bar("examining candidates", quiet=quiet) as progress:
         report = backend.manager().purge(older_than, dry_run=dry_run, actor=actor,
                                          limit=limit, after=after, progress=progress)
-    if as_json:
-        print_json(purge_dict(report))
-        return
-    went = "would purge" if dry_run else "purged"
-    for verb, items in ((went, report.purged), ("kept", report.kept)):
-        for i in items:  # click, not rich: one line per item, never wrapped
-            click.echo(f"{verb} {i.id} {i.name}: {i.reason}")
-    summary = f"{went} {len(report.purged)} instance(s), kept {len(report.kept)}"
-    click.echo(summary + (" (dry run: nothing was deleted)" if dry_run else ""))
+    went = "would-purge" if dry_run else "purged"
+    rows = [(went, i) for i in report.purged] + [("kept", i) for i in report.kept]
+    if output.format == "name":
+        rows = rows[:len(report.purged)]
+    output.records(rows, PURGE_COLUMNS, name=lambda r: r[1].id,
+                   document=lambda: purge_dict(report))
+    went = went.replace("-", " ")
+    output.note(f"{went} {len(report.purged)} instance(s), kept {len(report.kept)}"
+                + (" (dry run: nothing was deleted)" if dry_run else ""), style="")
     if report.more:
-        click.echo(f"stopped at the limit of {limit} with more left: go on with "
-                   f"--after {report.cursor}")
+        output.note(f"stopped at the limit of {limit} with more left: go on with "
+                    f"--after {report.cursor}", style="")
+
+
+PURGE_COLUMNS: list[Column[tuple[str, PurgeItem]]] = [
+    Column("result", lambda r: r[0]),
+    Column("id", lambda r: r[1].id, no_wrap=True),
+    Column("name", lambda r: r[1].name),
+    Column("scope", lambda r: r[1].scope, wide=True),
+    Column("archived_at", lambda r: r[1].archived_at.isoformat() if r[1].archived_at
+           else None, wide=True),
+    Column("reason", lambda r: r[1].reason),
+]
+"""A purge's lines: purged (or would-purge, in a dry run) or kept, and why."""
 
 
 # -- export, import, check ----------------------------------------------------------------
@@ -231,24 +245,33 @@ def read_stdin(kind: str | None) -> dict[str, Any]:
         stream.detach()  # leave stdin itself open
 
 
+CHECK_COLUMNS: list[Column[Violation]] = [
+    Column("kind", lambda v: Text(v.kind, style="red")),
+    Column("instance_ids", lambda v: ",".join(v.instance_ids), wide=True),
+    Column("message", lambda v: v.message),
+]
+"""A broken invariant per line; -o wide adds the ids of the instances involved."""
+
+
 @cli.command()
 @quiet_option
-@json_option
+@output_option()
 @click.pass_context
-def check(ctx: click.Context, quiet: bool, as_json: bool) -> None:
-    """Check the hierarchy invariants; exit code 1 when any is broken."""
+def check(ctx: click.Context, quiet: bool, output: Output) -> None:
+    """Check the hierarchy invariants; exit code 1 when any is broken.
+
+    -o name prints the ids of the instances involved, each once.
+    """
     backend: Backend = ctx.obj
     with progress_bar("checking", quiet=quiet) as progress:
         violations = check_invariants(backend.driver, backend.database, progress=progress)
-    if as_json:
-        print_json({"violations": [v.to_dict() for v in violations],
-                    "count": len(violations)})
-    elif violations:
-        out = console()
-        for violation in violations:
-            out.print(Text.assemble((violation.kind, "red"), ": ", violation.message))
-        out.print(f"{len(violations)} violation(s)", style="bold red")
+    if output.format == "name":
+        for instance_id in dict.fromkeys(i for v in violations for i in v.instance_ids):
+            click.echo(instance_id)
     else:
-        console().print("no violations", style="green")
+        output.records(violations, CHECK_COLUMNS, name=str, document=lambda: {
+            "violations": [v.to_dict() for v in violations], "count": len(violations)})
     if violations:
+        output.note(f"{len(violations)} violation(s)", style="bold red")
         ctx.exit(EXIT_ERROR)
+    output.note("no violations", style="green")

@@ -75,7 +75,7 @@ def test_create_start_and_draw_a_chain(chain):
     assert o["project_id"] == "alpha" and o["instance_type"] == "EPHEMERAL"
     for ref in ("GLOBAL:global", p["id"], "orchestration:alpha-run-1"):
         assert "started" in run("instance", "start", ref, "--reason", "tour").stdout
-    tree = run("instance", "tree").stdout
+    tree = run("instance", "tree").output   # the summary is on stderr when piped
     for name in ("global", "alpha", "alpha-run-1"):
         assert name in tree
     assert tree.count("ACTIVE") >= 3 and "3 instance(s) in 3 level(s)" in tree
@@ -97,7 +97,7 @@ def test_get_list_history_health(chain):
     assert page["total"] == 3
     children = run_json("instance", "list", "--parent", "GLOBAL:global")
     assert [i["name"] for i in children["items"]] == ["alpha"]
-    assert "1-3 of 3" in run("instance", "list").stdout
+    assert "1-3 of 3" in run("instance", "list").output
     run("instance", "start", "GLOBAL:global", "--actor", "ops", "--reason", "go")
     history = run_json("instance", "history", "GLOBAL:global")["items"]
     assert [(e["event"], e["to_status"]) for e in history] == [("create", "CREATED"),
@@ -228,7 +228,7 @@ def free_port() -> int:
 
 
 # -- a deep chain -------------------------------------------------------------------------
-def test_a_two_thousand_deep_chain_draws_without_recursion(env, database):
+def test_a_two_thousand_deep_chain_draws_without_recursion(env, database, monkeypatch):
     from hopper_graph import InstanceManager
 
     manager = InstanceManager(env, database)
@@ -239,13 +239,17 @@ def test_a_two_thousand_deep_chain_draws_without_recursion(env, database):
         specs.append(InstanceSpec(id=str(uuid.uuid4()), name=f"deep-{level}",
                                   scope="ORCHESTRATION", parent_id=specs[-1].id))
     manager.bulk_create(specs)
-    result = run("instance", "tree")
+    piped = run("instance", "tree", "--no-headers").stdout.splitlines()
+    assert len(piped) == 2001 and piped[-1].split()[:2] == ["2000", "deep-1998"]
+    with monkeypatch.context() as terminal:
+        terminal.setattr("hopper_graph.cli.output.is_terminal", lambda: True)
+        result = run("instance", "tree")   # the rich tree, as on a terminal
     assert "global" in result.stdout and "deep-project" in result.stdout
     assert "2001 instance(s) in 2001 level(s)" in result.stdout
     assert "levels do not fit" in result.stderr
     flat = run_json("instance", "tree")
     assert len(flat["items"]) == 2001 and flat["items"][-1]["level"] == 2000
-    assert run("check").stdout.strip() == "no violations"
+    assert run("check").output.strip() == "no violations"
 
 
 # -- export, import, check ----------------------------------------------------------------
@@ -283,7 +287,7 @@ def test_export_import_round_trip_through_files(env, database, tmp_path, suffix)
     a.pop("exported_at")
     b.pop("exported_at")
     assert a == b
-    assert run("check").stdout.strip() == "no violations"
+    assert run("check").output.strip() == "no violations"
 
 
 def test_export_and_import_errors(env, tmp_path):
@@ -301,7 +305,7 @@ def test_export_and_import_errors(env, tmp_path):
 
 def test_check_exit_codes(env, database):
     build_sample(env, database)
-    assert run("check").stdout.strip() == "no violations"
+    assert run("check").output.strip() == "no violations"
     assert run_json("check") == {"violations": [], "count": 0}
     # A bug, or a hand edit: a run ACTIVE under a STOPPED parent, with no event saying so.
     env.execute_query(
@@ -309,7 +313,7 @@ def test_check_exit_codes(env, database):
         "SET p.status = 'STOPPED', r.status = 'ACTIVE'", database_=database)
     result = run("check", code=1)
     assert "running-under-parent" in result.stdout
-    assert "status-event-mismatch" in result.stdout and "violation(s)" in result.stdout
+    assert "status-event-mismatch" in result.stdout and "violation(s)" in result.output
     report = run_json("check", code=1)
     assert report["count"] == len(report["violations"]) == 4
     assert {v["kind"] for v in report["violations"]} == {
@@ -385,13 +389,13 @@ def archived_runs(env):
 
 
 def test_purge_dry_run_prints_a_line_per_instance_and_deletes_nothing(archived_runs):
-    lines = run("purge", "--dry-run").stdout.strip().splitlines()
+    lines = run("purge", "--dry-run").output.strip().splitlines()
     assert lines[-1] == "would purge 1 instance(s), kept 2 (dry run: nothing was deleted)"
-    assert len(lines) == 4
+    assert len(lines) == 5 and lines[0].split() == ["result", "id", "name", "reason"]
     gone = next(line for line in lines if archived_runs["gone"] in line)
-    assert gone.startswith(f"would purge {archived_runs['gone']} gone: ")
+    assert gone.split()[:3] == ["would-purge", archived_runs["gone"], "gone"]
     pinned = next(line for line in lines if archived_runs["pinned"] in line)
-    assert pinned.startswith(f"kept {archived_runs['pinned']} pinned: ")
+    assert pinned.split()[:3] == ["kept", archived_runs["pinned"], "pinned"]
     assert "purge_archived" in pinned
     assert run_json("instance", "get", archived_runs["gone"])["status"] == "ARCHIVED"
 
@@ -406,12 +410,12 @@ def test_purge_deletes_and_reports_as_json(archived_runs):
                           archived_runs["gone"])
     history = run_json("instance", "history", archived_runs["gone"])["items"]
     assert (history[-1]["event"], history[-1]["actor"]) == ("delete", "ops")
-    assert run("purge").stdout.strip().splitlines()[-1] == "purged 0 instance(s), kept 2"
+    assert run("purge").output.strip().splitlines()[-1] == "purged 0 instance(s), kept 2"
 
 
 def test_purge_says_when_it_stopped_at_its_limit_and_goes_on_after_it(archived_runs):
-    lines = run("purge", "--dry-run", "--limit", "1").stdout.strip().splitlines()
-    assert lines[0].startswith(f"would purge {archived_runs['gone']} gone: ")
+    lines = run("purge", "--dry-run", "--limit", "1").output.strip().splitlines()
+    assert lines[1].split()[:3] == ["would-purge", archived_runs["gone"], "gone"]
     assert lines[-1].startswith("stopped at the limit of 1 with more left: go on with "
                                 "--after ")
     cursor = lines[-1].rsplit(" ", 1)[1]
@@ -468,4 +472,4 @@ def test_instance_list_pages_by_cursor(chain):
     assert first["total"] is None and first["next"]
     rest = run_json("instance", "list", "--limit", "2", "--after", first["next"])
     assert [i["name"] for i in rest["items"]] == ["alpha-run-1"] and rest["next"] is None
-    assert "next page: --after " in run("instance", "list", "--limit", "1", "--after", "").stdout
+    assert "next page: --after " in run("instance", "list", "--limit", "1", "--after", "").output
