@@ -264,3 +264,37 @@ def test_the_completion_query_seeks_an_index(env, database):
         stack.extend(plan.get("children", []))
     assert any("IndexSeek" in op for op in operators), operators
     assert not any("Scan" in op for op in operators), operators
+
+
+# -- purge and check ----------------------------------------------------------------------
+def test_purge_and_check_in_every_format(forest, env, database):
+    manager = InstanceManager(env, database)
+    for run_id in forest["runs"][1:3]:
+        manager.start(run_id)
+        manager.stop(run_id)   # EPHEMERAL: archived on stop, purgeable at once with 0s
+    dry = ("purge", "--dry-run", "--older-than", "0s")
+    report = as_json(*dry)
+    assert {i["id"] for i in report["purged"]} == set(forest["runs"][1:3])
+    assert lines(*dry, "-o", "name") == [i["id"] for i in report["purged"]]
+    assert yaml.safe_load(run(*dry, "-o", "yaml").stdout) == report
+    rows = [row.split() for row in lines(*dry, "--no-headers", "-o", "wide")]
+    assert [row[:4] for row in rows] == [["would-purge", i["id"], i["name"], i["scope"]]
+                                         for i in report["purged"]]
+    env.execute_query("MATCH (n:HopperInstance {id: $id}) SET n.status = 'PAUSED'",
+                      id=forest["runs"][3], database_=database)
+    broken = as_json("check", code=1)
+    involved = list(dict.fromkeys(i for v in broken["violations"] for i in v["instance_ids"]))
+    assert forest["runs"][3] in involved
+    assert lines("check", "-o", "name", code=1) == involved
+    table = lines("check", "--no-headers", code=1)
+    assert [row.split()[0] for row in table] == [v["kind"] for v in broken["violations"]]
+    assert yaml.safe_load(run("check", "-o", "yaml", code=1).stdout) == broken
+
+
+def test_a_cascade_cause_stays_whole_in_the_history(forest, env, database):
+    manager = InstanceManager(env, database)
+    child = forest["runs"][0]
+    manager.start(child)
+    manager.pause(forest["p"])   # pauses the run too, naming the project as the cause
+    rows = [row.split() for row in lines("instance", "history", child, "--no-headers")]
+    assert rows[-1][2:7] == ["pause", "ACTIVE", "PAUSED", "-", forest["p"]]
