@@ -263,15 +263,18 @@ def test_long_commands_stay_quiet_when_stderr_is_not_a_terminal(env, database, t
                                                                 monkeypatch):
     build_sample(env, database)
     backup = tmp_path / "backup.json"
-    for args in (("export", backup), ("check",), ("purge", "--dry-run")):
-        assert run(*args).stderr == "", args
+    # Piped, stderr holds at most the summary line (-o's notes), never a bar:
+    for args, bar in ((("export", backup), "exporting"), (("check",), "checking"),
+                      (("purge", "--dry-run"), "examining")):
+        assert bar not in run(*args).stderr, args
+    assert run("check").stderr == "no violations\n"
     wipe(env, database)
-    assert run("import", backup).stderr == ""
+    assert "importing" not in run("import", backup).stderr
     # The same commands on a "terminal" draw a bar on stderr, and --quiet silences it:
     monkeypatch.setattr(progress, "_isatty", lambda stream: True)
     assert "checking" in run("check").stderr
     assert "exporting" in run("export", tmp_path / "again.json").stderr
-    assert run("check", "--quiet").stderr == ""
+    assert "checking" not in run("check", "--quiet").stderr
     assert run("export", tmp_path / "quiet.json", "-q").stderr == ""
 
 

@@ -44,4 +44,4 @@ def test_the_documented_purge_reason_is_the_one_purge_gives():
     assert goes and reason == "archived 2026-01-05T10:02:00+00:00, past its retention of 0 s"
     docs = DOC.parent
     assert f'"reason": "{reason}"' in (docs / "api.md").read_text(encoding="utf-8")
-    assert f"alpha-run-1: {reason}\n" in (docs / "cli.md").read_text(encoding="utf-8")
+    assert f"alpha-run-1  {reason}\n" in (docs / "cli.md").read_text(encoding="utf-8")
