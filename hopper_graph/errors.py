@@ -47,6 +47,11 @@ class HopperGraphError(Exception):
         self.details = details
 
 
+def _known(**facts: Any) -> dict[str, Any]:
+    """The facts an error was given, leaving out those its raiser did not know (None)."""
+    return {key: value for key, value in facts.items() if value is not None}
+
+
 class NotFound(HopperGraphError):
     code = "not-found"
 
@@ -74,8 +79,8 @@ class DuplicateName(Conflict):
     def __init__(self, message: str, errors: dict[str, list[str]] | None = None, *,
                  name: str | None = None, scope: str | None = None,
                  existing_id: str | None = None, **details: Any) -> None:
-        super().__init__(message, errors, name=name, scope=scope, existing_id=existing_id,
-                         **details)
+        super().__init__(message, errors, **_known(name=name, scope=scope,
+                                                   existing_id=existing_id), **details)
         self.name, self.scope, self.existing_id = name, scope, existing_id
 
 
@@ -88,7 +93,7 @@ class GlobalAlreadyExists(Conflict):
     def __init__(self, message: str = "a GLOBAL instance already exists",
                  errors: dict[str, list[str]] | None = None, *,
                  existing_id: str | None = None, **details: Any) -> None:
-        super().__init__(message, errors, existing_id=existing_id, **details)
+        super().__init__(message, errors, **_known(existing_id=existing_id), **details)
         self.existing_id = existing_id
 
 
@@ -114,8 +119,8 @@ class ParentNotActive(Conflict):
     def __init__(self, message: str, errors: dict[str, list[str]] | None = None, *,
                  parent_id: str | None = None, parent_status: str | None = None,
                  **details: Any) -> None:
-        super().__init__(message, errors, parent_id=parent_id, parent_status=parent_status,
-                         **details)
+        super().__init__(message, errors, **_known(parent_id=parent_id,
+                                                   parent_status=parent_status), **details)
         self.parent_id, self.parent_status = parent_id, parent_status
 
 
