@@ -2,13 +2,14 @@
 
 A problem carries the standard members ``type``, ``title``, ``status``, ``detail`` and
 ``instance`` (the request path), plus ``code`` (a stable slug) and, when fields are at
-fault, ``errors`` (dotted field path -> messages). A library error adds its details as
-extension members (``current_status``, ``allowed_events``, ``id``, ...).
+fault, ``errors`` (dotted field path -> messages). The title is the code's, from ``TITLES``
+(one per code, whatever raised it). A library error adds its details as extension members
+(``current_status``, ``allowed_events``, ``id``, ``existing_id``, ``parent_id``, ...).
 
 =====================================  ======  =========================================
 library error / situation              status  note
 =====================================  ======  =========================================
-NotFound, unknown URL                  404     an id that is not a UUID is an unknown URL
+NotFound, unknown URL                  404     the detail says when an id is no UUID
 ValidationError, ScopeRuleViolation    422     request bodies that fail their schema too
 Conflict and all its subclasses        409     DuplicateName, InvalidTransition, ...
 ConcurrentModification + If-Match      412     without If-Match it stays 409

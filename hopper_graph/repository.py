@@ -249,7 +249,8 @@ class InstanceRepository:
         row = self.row(QUERIES.get_instance_by_scope_and_name.text, scope=scope, name=name)
         holder = row["instance"]["id"] if row else None
         by = f" by instance {holder}" if holder else ""
-        return DuplicateName(f"the name {name!r} is already taken in scope {scope}{by}",
+        return DuplicateName(f"{rules.with_article(scope)} instance named {name!r} already "
+                             f"exists{': ' + holder if holder else ''}",
                              errors={"name": [f"already taken in scope {scope}{by}"]},
                              name=name, scope=scope, existing_id=holder)
 
