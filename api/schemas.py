@@ -296,6 +296,11 @@ class ProblemSchema(Schema):
 # -- requests -------------------------------------------------------------------------------
 UNKNOWN_FIELD = "Unknown field."
 """marshmallow's message for a field a schema does not declare."""
+MAX_HINTS = 100
+"""Unknown fields given a hint, at most (a problem lists no more messages than this); a
+body of many thousand unknown keys must not cost a string comparison each."""
+MAX_HINTED_NAME = 64
+"""No field name is near a longer one."""
 _CREATED_WITH = "read-only: set when the instance is created"
 _KEPT = "read-only: kept by the server"
 SERVER_FIELDS = {
@@ -321,14 +326,17 @@ class RequestSchema(Schema):
                      **kwargs: Any) -> None:
         if many or not isinstance(error.messages, dict):
             return
-        for key, messages in error.messages.items():
-            if messages == [UNKNOWN_FIELD]:
-                error.messages[key] = [self.unknown_field(str(key))]
+        unknown = [key for key, messages in error.messages.items()
+                   if messages == [UNKNOWN_FIELD]]
+        for key in unknown[:MAX_HINTS]:
+            error.messages[key] = [self.unknown_field(str(key))]
 
     def unknown_field(self, name: str) -> str:
         """The message for ``name``, a field this schema does not take."""
         if name in self.read_only:
             return self.read_only[name]
+        if len(name) > MAX_HINTED_NAME:
+            return UNKNOWN_FIELD
         known = sorted(f.data_key or key for key, f in self.load_fields.items())
         close = difflib.get_close_matches(name, known, n=1) or [
             k for k in known if name.lower() in k.split("_")]
