@@ -2,13 +2,14 @@
 
 A problem carries the standard members ``type``, ``title``, ``status``, ``detail`` and
 ``instance`` (the request path), plus ``code`` (a stable slug) and, when fields are at
-fault, ``errors`` (dotted field path -> messages). A library error adds its details as
-extension members (``current_status``, ``allowed_events``, ``id``, ...).
+fault, ``errors`` (dotted field path -> messages). The title is the code's, from ``TITLES``
+(one per code, whatever raised it). A library error adds its details as extension members
+(``current_status``, ``allowed_events``, ``id``, ``existing_id``, ``parent_id``, ...).
 
 =====================================  ======  =========================================
 library error / situation              status  note
 =====================================  ======  =========================================
-NotFound, unknown URL                  404     an id that is not a UUID is an unknown URL
+NotFound, unknown URL                  404     the detail says when an id is no UUID
 ValidationError, ScopeRuleViolation    422     request bodies that fail their schema too
 Conflict and all its subclasses        409     DuplicateName, InvalidTransition, ...
 ConcurrentModification + If-Match      412     without If-Match it stays 409
@@ -28,11 +29,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import uuid
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Response, current_app, has_request_context, request
 from neo4j.exceptions import ServiceUnavailable, SessionExpired
 from werkzeug.exceptions import BadRequest, HTTPException, UnprocessableEntity
 from werkzeug.exceptions import NotFound as RoutingNotFound
@@ -42,20 +45,9 @@ from hopper_graph.errors import (
     ConcurrentModification,
     Conflict,
     DatabaseUnavailable,
-    DuplicateName,
-    DuplicateProject,
-    GlobalAlreadyExists,
-    HookTimedOut,
     HookVetoed,
     HopperGraphError,
-    InstanceRunning,
-    InvalidTransition,
-    LimitExceeded,
     NotFound,
-    ParentArchived,
-    ParentNotActive,
-    RestoreInProgress,
-    ScopeRuleViolation,
     ValidationError,
 )
 
@@ -66,32 +58,54 @@ TYPE_PREFIX = "urn:hopper-graph:problem:"
 """``type`` is this prefix and the problem's ``code``; docs/api.md lists every code."""
 RETRY_AFTER_SECONDS = "5"
 
-# (status, title) of each library error; the nearest class in an error's MRO decides.
-LIBRARY_ERRORS: dict[type[HopperGraphError], tuple[int, str]] = {
-    HopperGraphError: (400, "Request refused"),
-    NotFound: (404, "Not found"),
-    ValidationError: (422, "Invalid input"),
-    ScopeRuleViolation: (422, "Hierarchy rule violated"),
-    Conflict: (409, "Conflict"),
-    DuplicateName: (409, "Name already taken"),
-    GlobalAlreadyExists: (409, "A GLOBAL instance already exists"),
-    DuplicateProject: (409, "The project already has a PROJECT instance"),
-    RestoreInProgress: (409, "A restore is in progress"),
-    InvalidTransition: (409, "Transition not allowed"),
-    ConcurrentModification: (409, "Modified concurrently"),
-    ParentNotActive: (409, "Parent not active"),
-    InstanceRunning: (409, "Instances still running"),
-    ParentArchived: (409, "Parent archived"),
-    LimitExceeded: (409, "Limit reached"),
-    HookVetoed: (409, "Vetoed by a hook"),
-    HookTimedOut: (409, "A hook ran past its time limit"),
-    DatabaseUnavailable: (503, "Database unavailable"),
+LIBRARY_STATUS: dict[type[HopperGraphError], int] = {
+    HopperGraphError: 400, NotFound: 404, ValidationError: 422, Conflict: 409,
+    HookVetoed: 409, DatabaseUnavailable: 503,
 }
+"""The HTTP status of each library error; the nearest class in an error's MRO decides."""
 HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
               405: "method-not-allowed", 406: "not-acceptable", 412: "precondition-failed",
               413: "content-too-large", 415: "unsupported-media-type",
               422: "validation-error", 500: "internal-error", 503: "service-unavailable"}
 """Stable codes for plain HTTP errors (status phrases differ between Python versions)."""
+TITLES = {
+    # the library's errors
+    "hopper-graph-error": "Request refused",
+    "not-found": "Not found",
+    "validation-error": "Invalid input",
+    "scope-rule-violation": "Hierarchy rule violated",
+    "conflict": "Conflict",
+    "duplicate-name": "Name already taken",
+    "global-already-exists": "A GLOBAL instance already exists",
+    "duplicate-project": "The project already has a PROJECT instance",
+    "restore-in-progress": "A restore is in progress",
+    "invalid-transition": "Transition not allowed",
+    "concurrent-modification": "Modified concurrently",
+    "parent-not-active": "Parent not active",
+    "instance-running": "Instances still running",
+    "parent-archived": "Parent archived",
+    "limit-exceeded": "Limit reached",
+    "hook-vetoed": "Vetoed by a hook",
+    "hook-timed-out": "A hook ran past its time limit",
+    "database-unavailable": "Database unavailable",
+    # HTTP's own, and the API's checks of a request
+    "bad-request": "Bad request",
+    "malformed-json": "Malformed JSON",
+    "invalid-text": "Text that is not Unicode",
+    "invalid-query": "Invalid query parameters",
+    "unauthorized": "Unauthorized",
+    "forbidden": "Forbidden",
+    "method-not-allowed": "Method not allowed",
+    "not-acceptable": "Not acceptable",
+    "precondition-failed": "Precondition failed",
+    "content-too-large": "Content too large",
+    "unsupported-media-type": "Unsupported media type",
+    "internal-error": "Internal error",
+    "service-unavailable": "Service unavailable",
+    "schema-not-applied": "Schema not applied",
+}
+"""The one title of each problem ``code``: a code never comes with two titles (a code
+missing here, from an HTTP status without one of ours, takes the status's phrase)."""
 _RESERVED = {"type", "title", "status", "detail", "instance", "code", "errors"}
 _RENAMED = {"status": "current_status"}
 MAX_ERRORS = 100
@@ -140,12 +154,13 @@ class SchemaNotApplied(HTTPServiceUnavailable):
     problem_code = "schema-not-applied"
 
 
-def problem(status: int, detail: str, *, code: str | None = None, title: str | None = None,
+def problem(status: int, detail: str, *, code: str | None = None,
             headers: Mapping[str, str] | None = None, **members: Any) -> Response:
-    """A problem+json response; ``members`` become extension members."""
+    """A problem+json response, titled by its code (``TITLES``); ``members`` become
+    extension members."""
     phrase = HTTPStatus(status).phrase
     code = code or HTTP_CODES.get(status) or phrase.lower().replace(" ", "-")
-    body: dict[str, Any] = {"type": TYPE_PREFIX + code, "title": title or phrase,
+    body: dict[str, Any] = {"type": TYPE_PREFIX + code, "title": TITLES.get(code, phrase),
                             "status": status, "detail": _clip(detail), "code": code}
     if has_request_context():
         body["instance"] = _clip(request.path)
@@ -193,9 +208,9 @@ def bounded_errors(errors: Mapping[Any, Any]) -> tuple[dict[str, list[str]], int
 
 
 def handle_library_error(error: HopperGraphError) -> Response:
-    status, title = next(LIBRARY_ERRORS[c] for c in type(error).__mro__ if c in LIBRARY_ERRORS)
+    status = next(LIBRARY_STATUS[c] for c in type(error).__mro__ if c in LIBRARY_STATUS)
     if isinstance(error, ConcurrentModification) and "If-Match" in request.headers:
-        status, title = 412, "Precondition failed"
+        status = 412
     headers = {}
     detail = error.message
     if isinstance(error, DatabaseUnavailable):
@@ -203,8 +218,8 @@ def handle_library_error(error: HopperGraphError) -> Response:
         detail, headers = _UNAVAILABLE_DETAIL, {"Retry-After": RETRY_AFTER_SECONDS}
     members = {_RENAMED.get(k, k): v for k, v in error.details.items()
                if _RENAMED.get(k, k) not in _RESERVED}
-    return problem(status, detail, code=error.code, title=title, headers=headers,
-                   errors=error.errors, **members)
+    return problem(status, detail, code=error.code, headers=headers, errors=error.errors,
+                   **members)
 
 
 def handle_http_error(error: HTTPException) -> Response:
@@ -216,7 +231,7 @@ def handle_http_error(error: HTTPException) -> Response:
     code = getattr(error, "problem_code", None)
     detail = error.description or HTTPStatus(status).description
     if isinstance(error, RoutingNotFound):
-        detail = "There is nothing at this URL (instance ids are UUIDs)."
+        detail = _unknown_url(request.path)
     if errors and code is None and status == 422:
         code, detail = "validation-error", "Some fields of the request body are invalid."
     elif errors and code is None and status == 400:
@@ -229,11 +244,40 @@ def handle_http_error(error: HTTPException) -> Response:
     return problem(status, detail, code=code, headers=headers, errors=errors)
 
 
+_INSTANCE_PATH = re.compile(r"/api/v1/instances/(?P<id>[^/]*)(?:/|$)")
+
+
+def _unknown_url(path: str) -> str:
+    """Why nothing answers at ``path``: under /api/v1/instances/ a segment where an id goes
+    that is no UUID (and no route of its own, like ``global``) is named; any other path is
+    simply no resource."""
+    match = _INSTANCE_PATH.match(path)
+    if match is None or _is_uuid(match["id"]) or match["id"] in _static_segments():
+        return f"There is no such resource: {path}."
+    if not match["id"]:
+        return "The instance id is missing from this URL (/api/v1/instances/{id}/...)."
+    return f"There is nothing at this URL: instance ids are UUIDs, and {match['id']!r} is not one."
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _static_segments() -> set[str]:
+    """The fixed words routes put where an instance id would go (global, projects, ...)."""
+    rules = (rule.rule for rule in current_app.url_map.iter_rules())
+    return {m["id"] for m in map(_INSTANCE_PATH.match, rules) if m and "<" not in m["id"]}
+
+
 def handle_driver_outage(error: Exception) -> Response:
     """A driver outage raised outside the library's own translation (e.g. by /ready)."""
     log.warning("database unavailable: %s", type(error).__name__)
     return problem(503, _UNAVAILABLE_DETAIL, code=DatabaseUnavailable.code,
-                   title="Database unavailable", headers={"Retry-After": RETRY_AFTER_SECONDS})
+                   headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def handle_unexpected(error: Exception) -> Response:

@@ -9,7 +9,8 @@ so are unknown query parameters (``QuerySchema``).
 
 from __future__ import annotations
 
-from typing import Any
+import difflib
+from typing import Any, ClassVar
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -46,7 +47,28 @@ class UUIDString(fields.UUID):
 
 
 def _enum(enum: Any, **kwargs: Any) -> fields.Enum:
-    return fields.Enum(enum, by_value=True, **kwargs)
+    """An enum by value, typed as a string in the OpenAPI document (with ``by_value=True``
+    apispec gives no type, and ReDoc shows "any")."""
+    return fields.Enum(enum, by_value=fields.String, **kwargs)
+
+
+class AnyCaseEnum(fields.Enum):
+    """A request's enum value in any letter case (``project`` is ``PROJECT``), as the CLI
+    takes it: the values are upper case, so the text is upper-cased before it is looked up."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            value = value.upper()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _any_case(enum: Any, **kwargs: Any) -> AnyCaseEnum:
+    """A request field taking ``enum``'s values in any letter case (documented so)."""
+    values = ", ".join(m.value for m in enum)
+    text = kwargs.pop("metadata", {}).get("description", "")
+    note = f"One of: {values} (any letter case)."
+    return AnyCaseEnum(enum, by_value=fields.String, **kwargs,
+                       metadata={"description": f"{text} {note}".strip()})
 
 
 def _described(text: str) -> dict[str, Any]:
@@ -263,35 +285,95 @@ class ProblemSchema(Schema):
         "Invalid transitions: the events allowed from current_status."))
     errors_omitted = fields.Integer(**_described(
         "How many messages were left out of errors (it lists at most 100)."))
+    existing_id = fields.UUID(**_described(
+        "global-already-exists, duplicate-name, duplicate-project: the instance that "
+        "already holds the GLOBAL, the name or the project."))
+    parent_id = fields.UUID(**_described("parent-not-active, parent-archived: the parent."))
+    parent_status = _enum(InstanceStatus, **_described(
+        "parent-not-active: the parent's status."))
 
 
 # -- requests -------------------------------------------------------------------------------
-class InstanceCreateSchema(Schema):
+UNKNOWN_FIELD = "Unknown field."
+"""marshmallow's message for a field a schema does not declare."""
+MAX_HINTS = 100
+"""Unknown fields given a hint, at most (a problem lists no more messages than this); a
+body of many thousand unknown keys must not cost a string comparison each."""
+MAX_HINTED_NAME = 64
+"""No field name is near a longer one."""
+_CREATED_WITH = "read-only: set when the instance is created"
+_KEPT = "read-only: kept by the server"
+SERVER_FIELDS = {
+    "id": _CREATED_WITH, "depth": f"{_KEPT} (the distance from the root)",
+    "created_at": _KEPT, "updated_at": _KEPT, "started_at": f"{_KEPT} (set by start)",
+    "stopped_at": f"{_KEPT} (set by stop)", "archived_at": f"{_KEPT} (set by archive)",
+    "heartbeat_at": f"{_KEPT} (POST /instances/{{id}}/heartbeat sets it)",
+    "version": f"{_KEPT} (send If-Match to change an expected version only)",
+}
+"""Fields of an instance no request body may set, and why."""
+FIXED_AT_CREATE = {field: _CREATED_WITH
+                   for field in ("scope", "parent_id", "project_id", "instance_type")}
+
+
+class RequestSchema(Schema):
+    """A request body or query. A field it does not know is refused, and the message helps:
+    a field of the instance that this request may not set says ``read-only: ...`` and why
+    (``read_only``), and a near miss says which field was meant."""
+
+    read_only: ClassVar[dict[str, str]] = {}
+
+    def handle_error(self, error: ValidationError, data: Any, *, many: bool,
+                     **kwargs: Any) -> None:
+        if many or not isinstance(error.messages, dict):
+            return
+        unknown = [key for key, messages in error.messages.items()
+                   if messages == [UNKNOWN_FIELD]]
+        for key in unknown[:MAX_HINTS]:
+            error.messages[key] = [self.unknown_field(str(key))]
+
+    def unknown_field(self, name: str) -> str:
+        """The message for ``name``, a field this schema does not take."""
+        if name in self.read_only:
+            return self.read_only[name]
+        if len(name) > MAX_HINTED_NAME:
+            return UNKNOWN_FIELD
+        known = sorted(f.data_key or key for key, f in self.load_fields.items())
+        close = difflib.get_close_matches(name, known, n=1) or [
+            k for k in known if name.lower() in k.split("_")]
+        return f"{UNKNOWN_FIELD} Did you mean {close[0]!r}?" if close else UNKNOWN_FIELD
+
+
+class InstanceCreateSchema(RequestSchema):
     id = UUIDString(load_default=None, **_described("Optional; a new UUID when omitted."))
     name = fields.String(required=True, validate=validate.Length(1, MAX_NAME_LENGTH))
-    scope = _enum(HopperScope, required=True)
+    scope = _any_case(HopperScope, required=True)
     parent_id = UUIDString(load_default=None, allow_none=True)
     project_id = fields.String(load_default=None, allow_none=True,
                                validate=validate.Length(max=MAX_PROJECT_ID_LENGTH), **_described(
         "Required for PROJECT; an ORCHESTRATION inherits its project's."))
-    instance_type = _enum(InstanceType, load_default=None, allow_none=True)
+    instance_type = _any_case(InstanceType, load_default=None, allow_none=True)
     config = fields.Dict(keys=fields.String(), load_default=None, allow_none=True,
                          **_described("Overrides merged over the scope's defaults."))
     metadata = fields.Dict(keys=fields.String(), load_default=None, allow_none=True)
 
+    read_only: ClassVar[dict[str, str]] = {**SERVER_FIELDS, "status": (
+        "read-only: an instance starts CREATED; POST /instances/{id}/start starts it")}
 
-class InstanceUpdateSchema(Schema):
+
+class InstanceUpdateSchema(RequestSchema):
     name = fields.String(validate=validate.Length(1, MAX_NAME_LENGTH))
     config = fields.Dict(keys=fields.String(), **_described(
         "Merged into the stored overrides (a null value removes a key) unless replace."))
     metadata = fields.Dict(keys=fields.String(), **_described(
         "Merged into the stored metadata (a null value removes a key) unless replace."))
-    status = _enum(InstanceStatus, **_described(
+    status = _any_case(InstanceStatus, **_described(
         "The status to move to: performs the lifecycle event that leads there."))
     replace = StrictBoolean(load_default=False, **_described(
         "true: config and metadata replace what is stored instead of merging into it."))
     reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
     actor = fields.String(allow_none=True, validate=validate.Length(max=255))
+
+    read_only: ClassVar[dict[str, str]] = {**SERVER_FIELDS, **FIXED_AT_CREATE}
 
     @validates_schema
     def _something_to_change(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -299,13 +381,13 @@ class InstanceUpdateSchema(Schema):
             raise ValidationError("give at least one of name, config, metadata, status")
 
 
-class LifecycleRequestSchema(Schema):
+class LifecycleRequestSchema(RequestSchema):
     reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
     actor = fields.String(allow_none=True, validate=validate.Length(max=255), **_described(
         "Who asks; defaults to the X-Actor header."))
 
 
-class PurgeRequestSchema(Schema):
+class PurgeRequestSchema(RequestSchema):
     dry_run = StrictBoolean(load_default=False, **_described(
         "true: delete nothing, list what would go and what stays."))
     older_than_seconds = fields.Integer(
@@ -323,7 +405,7 @@ class PurgeRequestSchema(Schema):
                      "candidates it examined."))
 
 
-class QuerySchema(Schema):
+class QuerySchema(RequestSchema):
     """Query parameters: an unknown one is refused (400 ``invalid-query``), not ignored."""
 
     class Meta:
@@ -367,8 +449,8 @@ class InstancePageQuerySchema(PageQuerySchema):
 
 
 class InstanceListQuerySchema(InstancePageQuerySchema):
-    scope = _enum(HopperScope)
-    status = _enum(InstanceStatus)
+    scope = _any_case(HopperScope)
+    status = _any_case(InstanceStatus)
     parent_id = UUIDString()
     project_id = fields.String(validate=validate.Length(max=MAX_PROJECT_ID_LENGTH))
 

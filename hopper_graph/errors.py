@@ -47,6 +47,11 @@ class HopperGraphError(Exception):
         self.details = details
 
 
+def _known(**facts: Any) -> dict[str, Any]:
+    """The facts an error was given, leaving out those its raiser did not know (None)."""
+    return {key: value for key, value in facts.items() if value is not None}
+
+
 class NotFound(HopperGraphError):
     code = "not-found"
 
@@ -66,11 +71,30 @@ class Conflict(HopperGraphError):
 
 
 class DuplicateName(Conflict):
+    """(name, scope) is taken: ``name``, ``scope`` and, when known, ``existing_id`` (the
+    instance holding the name) say by whom."""
+
     code = "duplicate-name"
+
+    def __init__(self, message: str, errors: dict[str, list[str]] | None = None, *,
+                 name: str | None = None, scope: str | None = None,
+                 existing_id: str | None = None, **details: Any) -> None:
+        super().__init__(message, errors, **_known(name=name, scope=scope,
+                                                   existing_id=existing_id), **details)
+        self.name, self.scope, self.existing_id = name, scope, existing_id
 
 
 class GlobalAlreadyExists(Conflict):
+    """A second GLOBAL: ``existing_id`` is the one there is (None when it vanished before
+    it could be read), so a caller can use it instead."""
+
     code = "global-already-exists"
+
+    def __init__(self, message: str = "a GLOBAL instance already exists",
+                 errors: dict[str, list[str]] | None = None, *,
+                 existing_id: str | None = None, **details: Any) -> None:
+        super().__init__(message, errors, **_known(existing_id=existing_id), **details)
+        self.existing_id = existing_id
 
 
 class DuplicateProject(Conflict):
@@ -88,7 +112,16 @@ class ConcurrentModification(Conflict):
 
 
 class ParentNotActive(Conflict):
+    """start/resume refused: ``parent_id`` and ``parent_status`` name the parent in the way."""
+
     code = "parent-not-active"
+
+    def __init__(self, message: str, errors: dict[str, list[str]] | None = None, *,
+                 parent_id: str | None = None, parent_status: str | None = None,
+                 **details: Any) -> None:
+        super().__init__(message, errors, **_known(parent_id=parent_id,
+                                                   parent_status=parent_status), **details)
+        self.parent_id, self.parent_status = parent_id, parent_status
 
 
 class InstanceRunning(Conflict):

@@ -36,6 +36,7 @@ from hopper_graph.audit import new_event, stored_event
 from hopper_graph.enums import InstanceStatus, InstanceType
 from hopper_graph.errors import (
     ConcurrentModification,
+    DuplicateName,
     HookTimedOut,
     HookVetoed,
     InstanceRunning,
@@ -75,6 +76,7 @@ class TransitionSubject:
     status: str
     parent_status: str | None = None
     running_below: list[str] = field(default_factory=list)
+    parent_id: str | None = None
 
 
 class InstanceLifecycle(StateMachine):
@@ -98,9 +100,10 @@ class InstanceLifecycle(StateMachine):
         subject: TransitionSubject = self.model
         if subject.parent_status not in (None, InstanceStatus.ACTIVE.value):
             raise ParentNotActive(
-                f"instance {subject.id} cannot become ACTIVE: its parent is "
-                f"{subject.parent_status}, not ACTIVE",
-                id=subject.id, status=subject.status, parent_status=subject.parent_status)
+                f"instance {subject.id} cannot become ACTIVE: its parent {subject.parent_id} "
+                f"is {subject.parent_status}, not ACTIVE; start or resume the parent first",
+                id=subject.id, status=subject.status, parent_id=subject.parent_id,
+                parent_status=subject.parent_status)
 
     def nothing_below_runs(self) -> None:
         subject: TransitionSubject = self.model
@@ -166,7 +169,7 @@ def decide(subject: TransitionSubject, event: str) -> InstanceStatus:
     """Run ``event`` through a machine bound to ``subject``; its new status, or a typed error."""
     if event not in EVENTS:
         raise ValidationError(f"unknown event {event!r}", errors={
-            "event": [f"must be one of {', '.join(EVENTS)}"]})
+            "event": [f"must be {rules.one_of(EVENTS)}"]})
     machine = InstanceLifecycle(subject, state_field="status")
     try:
         machine.send(event)
@@ -447,7 +450,8 @@ class InstanceLifecycleManager:
         if row["cascade"]:
             return None
         check_version({"id": instance_id, "version": row["version"]}, expected_version)
-        subject = TransitionSubject(instance_id, row["before"], row["parent_status"])
+        subject = TransitionSubject(instance_id, row["before"], row["parent_status"],
+                                    parent_id=row["instance"].get("parent_id"))
         previous = InstanceStatus(row["before"])
         status = decide(subject, event)  # raises what the statement refused
         assert row["applies"], "the statement and the machine disagree"
@@ -506,7 +510,7 @@ class InstanceLifecycleManager:
         below = _Subtree(tx, instance_id, lock) if event in ("stop", "pause", "resume",
                                                              "archive") else _Subtree.empty()
         subject = TransitionSubject(instance_id, row["status"], row["parent_status"],
-                                    below.running())
+                                    below.running(), row.get("parent_id"))
         previous = InstanceStatus(row["status"])
         status = decide(subject, event)
         own = StatusChange(instance_id, event, previous, status)
@@ -560,10 +564,14 @@ class InstanceLifecycleManager:
             current, changes, at = self.repository.graph.write(work, False)
             return current["version"], changes, at
 
-        row, changes, at = self._hooked(
-            instance_id, self.hooks.has_before(*(f"on_{e}" for e in EVENTS)), plan,
-            lambda p: _hook_contexts(p[1], p[2], actor, reason),
-            lambda p: self.repository.write(work, p[:2] if p else None))
+        try:
+            row, changes, at = self._hooked(
+                instance_id, self.hooks.has_before(*(f"on_{e}" for e in EVENTS)), plan,
+                lambda p: _hook_contexts(p[1], p[2], actor, reason),
+                lambda p: self.repository.write(work, p[:2] if p else None))
+        except DuplicateName:  # the constraint names nobody: say who holds the name
+            scope = self.repository.get(instance_id).scope
+            raise self.repository.taken_name(str(name), scope) from None
         self._after_commit(changes, at, actor, reason)
         return self.repository.instance(row)
 

@@ -381,7 +381,7 @@ def _parent_check(instance: HopperInstance, parent_status: str | None) -> Health
     if parent_status in allowed[instance.status]:
         return HealthCheck("parent_status", "pass", f"parent is {parent_status}")
     return HealthCheck("parent_status", "fail",
-                       f"{instance.status.value} under a {parent_status} parent")
+                       f"{instance.status.value} under {rules.with_article(parent_status)} parent")
 
 
 def _heartbeat_check(instance: HopperInstance, timeout: int | None,

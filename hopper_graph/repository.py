@@ -209,8 +209,8 @@ class InstanceRepository:
                 row = self.graph.write_rows(QUERIES.create_global_instance.text,
                                             props=plan.props, now=now,
                                             event=stored_event(event))[0]
-            except DuplicateName:  # the (name, scope) constraint can trip first
-                raise GlobalAlreadyExists("a GLOBAL instance already exists") from None
+            except (GlobalAlreadyExists, DuplicateName):  # either constraint can trip
+                raise self._global_exists() from None
         else:
             try:
                 found = self.graph.write_rows(
@@ -221,6 +221,8 @@ class InstanceRepository:
                     top_project=plan.top_project, now=now, event=stored_event(event))
             except DuplicateProject:  # the constraint names no instance: look it up
                 raise self._duplicate_project(str(plan.props["project_id"])) from None
+            except DuplicateName:
+                raise self.taken_name(spec.name, plan.props["scope"]) from None
             if not found:  # deleted since it was read
                 rules.plan_create(spec, None)
             row = found[0]
@@ -229,6 +231,28 @@ class InstanceRepository:
                 return None
         self.committed([event])
         return self.instance(row["instance"])
+
+    def _global_exists(self) -> GlobalAlreadyExists:
+        """The error for a second GLOBAL, naming the one there is (read after the refused
+        write, which saw no committed instance: an error path may spend a read)."""
+        found = self.get_global_instance()
+        if found is None:  # deleted since the constraint refused the create
+            return GlobalAlreadyExists("a GLOBAL instance already existed (since deleted)")
+        return GlobalAlreadyExists(
+            f"a GLOBAL instance already exists: {found.id} ({found.name})",
+            existing_id=found.id)
+
+    def taken_name(self, name: str, scope: HopperScope | str) -> DuplicateName:
+        """The error for a (name, scope) the constraint refused, naming the instance that
+        holds it (read after the refused write)."""
+        scope = scope_of(scope).value
+        row = self.row(QUERIES.get_instance_by_scope_and_name.text, scope=scope, name=name)
+        holder = row["instance"]["id"] if row else None
+        by = f" by instance {holder}" if holder else ""
+        return DuplicateName(f"{rules.with_article(scope)} instance named {name!r} already "
+                             f"exists{': ' + holder if holder else ''}",
+                             errors={"name": [f"already taken in scope {scope}{by}"]},
+                             name=name, scope=scope, existing_id=holder)
 
     def _duplicate_project(self, project_id: str) -> DuplicateProject:
         """The error for a second top-level PROJECT of ``project_id``, naming the one that
@@ -487,7 +511,10 @@ class InstanceRepository:
             changes = rules.field_changes(current, name, config, metadata, replace)
             if not changes:
                 return self.instance(current)
-            row = self._write_update(current, changes, actor)
+            try:
+                row = self._write_update(current, changes, actor)
+            except DuplicateName:
+                raise self.taken_name(changes["name"], current["scope"]) from None
             if row["applies"]:
                 return self.instance(row["instance"])
             if row["restoring"]:

@@ -48,6 +48,16 @@ MAX_SEQ = 2**63 - 1
 E = TypeVar("E", bound=Enum)
 
 
+def with_article(word: str) -> str:
+    """``word`` after its indefinite article, for messages: "an ORCHESTRATION", "a PROJECT"."""
+    return ("an " if word[:1].upper() in "AEIOU" else "a ") + word
+
+
+def one_of(values: Iterable[Any]) -> str:
+    """The values a field takes, as text for a message: "one of: GLOBAL, PROJECT"."""
+    return "one of: " + ", ".join(str(getattr(v, "value", v)) for v in values)
+
+
 @dataclass(frozen=True, slots=True)
 class CreatePlan:
     """A validated create: the properties to write, and what its write checks again."""
@@ -100,7 +110,7 @@ def _member(kind: type[E], field: str, value: object) -> E:
         return kind(value)
     except ValueError:
         raise ValidationError(f"unknown {field} {value!r}", errors={field: [
-            f"must be one of {', '.join(m.value for m in kind)}"]}) from None
+            f"must be {one_of(kind)}"]}) from None
 
 
 def check_page(offset: int, limit: int | None) -> None:
@@ -225,7 +235,7 @@ def check_spec(spec: InstanceSpec) -> InstanceSpec:
             instance_type = InstanceType(spec.instance_type)
         except ValueError:
             errors["instance_type"] = [
-                f"must be one of {', '.join(t.value for t in InstanceType)}"]
+                f"must be {one_of(InstanceType)}"]
     if scope is HopperScope.GLOBAL:
         if spec.parent_id is not None:
             errors["parent_id"] = ["a GLOBAL instance is always a root"]
@@ -234,7 +244,7 @@ def check_spec(spec: InstanceSpec) -> InstanceSpec:
         if instance_type is not InstanceType.SINGLETON:
             errors["instance_type"] = ["a GLOBAL instance is always SINGLETON"]
     elif spec.parent_id is None:
-        errors["parent_id"] = [f"a {scope.value} instance needs a parent"]
+        errors["parent_id"] = [f"{with_article(scope.value)} instance needs a parent"]
     if scope is HopperScope.PROJECT and not (
             isinstance(spec.project_id, str) and spec.project_id.strip()):
         errors["project_id"] = ["required for a PROJECT instance"]
@@ -269,9 +279,11 @@ def check_parent(spec: InstanceSpec, parent: dict[str, Any], child_count: int,
     parent_scope = HopperScope(parent["scope"])
     if parent_scope not in ALLOWED_PARENT_SCOPES[scope]:
         raise ScopeRuleViolation(
-            f"a {scope.value} instance cannot have a {parent_scope.value} parent",
-            errors={"parent_id": [f"parent is {parent_scope.value}; a {scope.value} needs one "
-                                  f"of {sorted(s.value for s in ALLOWED_PARENT_SCOPES[scope])}"]})
+            f"{with_article(scope.value)} instance cannot have "
+            f"{with_article(parent_scope.value)} parent",
+            errors={"parent_id": [
+                f"parent is {parent_scope.value}; {with_article(scope.value)} needs "
+                f"{one_of(sorted(s.value for s in ALLOWED_PARENT_SCOPES[scope]))}"]})
     if parent["status"] == InstanceStatus.ARCHIVED:
         raise ParentArchived(f"parent {parent['id']} is ARCHIVED: nothing may be created under it",
                              parent_id=parent["id"])

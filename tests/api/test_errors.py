@@ -89,11 +89,12 @@ def test_conflicts_are_409(client, h):
     body = assert_problem(client.post(URL, json={"name": "other", "scope": "GLOBAL"}), 409,
                           "global-already-exists")
     assert body["title"] == "A GLOBAL instance already exists"
-    h.project(g, "alpha")
+    alpha = h.project(g, "alpha")
     body = assert_problem(client.post(URL, json={"name": "alpha", "scope": "PROJECT",
                                                  "parent_id": g["id"], "project_id": "x"}),
                           409, "duplicate-name")
-    assert body["errors"] == {"name": ["already taken in this scope"]}
+    assert body["errors"] == {"name": [f"already taken in scope PROJECT by instance "
+                                       f"{alpha['id']}"]}
     h.project(g, "beta")
     body = assert_problem(client.post(URL, json={"name": "gamma", "scope": "PROJECT",
                                                  "parent_id": g["id"], "project_id": "c"}),
