@@ -82,14 +82,15 @@ def run_curl_block(api_url: str, env: dict[str, str]) -> tuple[dict[str, str], s
 def run_cli_block(env: dict[str, str]) -> str:
     _, block = tour_blocks()
     assert block.startswith(ACTIVATE + "\n")  # the test puts the venv on PATH itself
-    return _bash(block.replace(ACTIVATE, "", 1), env)
+    # Piped, the CLI's summaries ("no violations") are notes on stderr: read both.
+    return _bash(block.replace(ACTIVATE, "", 1), env, stderr_too=True)
 
 
-def _bash(script: str, env: dict[str, str]) -> str:
+def _bash(script: str, env: dict[str, str], stderr_too: bool = False) -> str:
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-    return done.stdout
+    return done.stdout + done.stderr if stderr_too else done.stdout
 
 
 @pytest.mark.slow  # about twenty hopper-graph processes, each starting Python
