@@ -25,6 +25,7 @@ from hopper_graph import audit
 from hopper_graph import config as scope_config
 from hopper_graph.graph import Graph
 from hopper_graph.queries import QUERIES, NamedQuery
+from hopper_graph.rules import with_article
 
 KINDS: dict[str, str] = {
     "multiple-globals": "more than one GLOBAL instance",
@@ -174,7 +175,7 @@ def _status_vs_events(rows: Rows) -> Iterable[Violation]:
         if last is None:
             detail = "it has no audit event"
         elif last["to_status"] is None:
-            detail = f"its latest event (seq {last['seq']}) is a {last['event']}"
+            detail = f"its latest event (seq {last['seq']}) is {with_article(last['event'])}"
         else:
             detail = (f"its latest event (seq {last['seq']}, {last['event']}) says "
                       f"{last['to_status']}")

@@ -15,6 +15,7 @@ errors name each bad field by its dotted path. See docs/configuration.md.
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import json
 import os
@@ -83,6 +84,7 @@ ROUTING_FALLBACKS = (*ROUTING_STRATEGIES, "none")
 """What GLOBAL falls back to when its strategy cannot decide; ``none`` leaves work unrouted."""
 
 _ERROR_ROOT = "config"
+UNKNOWN_FIELD = "Unknown field."  # marshmallow's message for an undeclared key
 _SCHEMA_KEY = "_schema"  # where marshmallow files errors about a whole (nested) object
 _MISSING = object()
 
@@ -230,7 +232,7 @@ class InstanceConfig:
         if not isinstance(given, Mapping):
             return _load(cls.schema, given, partial=True)
         unknown = {
-            _join(_ERROR_ROOT, path): ["Unknown field."]
+            _join(_ERROR_ROOT, path): [UNKNOWN_FIELD]
             for path in _null_paths(given)
             if not _knows(cls.schema(), path.split("."))
         }
@@ -480,8 +482,31 @@ def _load(
     except marshmallow.ValidationError as exc:
         _extend(found, _flatten_errors(exc.messages, _ERROR_ROOT))
     if found:
-        raise ValidationError("invalid config", errors=found)
+        raise ValidationError("invalid config", errors=_with_hints(schema(), found))
     return loaded
+
+
+def _with_hints(schema: Schema, errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``errors`` with each unknown key's message naming the key it was near, if any: a
+    misspelt ``limits.max_child_instance`` says which key was meant."""
+    hinted = {}
+    for path, messages in errors.items():
+        parts = path.split(".")[1:]  # below "config"
+        unknown = messages == [UNKNOWN_FIELD] and 0 < len(parts[-1]) <= 64
+        known = _keys_at(schema, parts[:-1]) if unknown else []
+        close = difflib.get_close_matches(parts[-1], known, n=1, cutoff=0.7) if known else []
+        hinted[path] = [f"{UNKNOWN_FIELD} Did you mean {close[0]!r}?"] if close else messages
+    return hinted
+
+
+def _keys_at(schema: Schema, parts: list[str]) -> list[str]:
+    """The keys a nested schema takes at the dotted key ``parts`` (none past a free-form map)."""
+    for part in parts:
+        field = schema.fields.get(part)
+        if not isinstance(field, fields.Nested):
+            return []
+        schema = field.schema
+    return sorted(schema.fields)
 
 
 def _flatten_errors(messages: Any, path: str) -> dict[str, list[str]]:

@@ -611,3 +611,21 @@ def test_effective_config_is_fast_on_a_deep_chain() -> None:
     effective, provenance = effective_config(chain, "ORCHESTRATION")
     assert time.perf_counter() - started < 2
     assert effective["tags"] == ["deep"] and provenance["tags"] == GLOBAL_ID
+
+
+def test_a_misspelt_config_key_is_refused_naming_the_key_it_was_near() -> None:
+    """An unknown key at any depth names the nearest key of that level; one near nothing,
+    or under a free-form map, stays a plain "Unknown field."."""
+    from hopper_graph.config import ProjectConfig
+
+    with pytest.raises(ValidationError) as caught:
+        ProjectConfig.validate_overrides({"limits": {"max_child_instance": 3},
+                                          "zzzz": 1})
+    assert caught.value.errors == {
+        "config.limits.max_child_instance": ["Unknown field. Did you mean "
+                                             "'max_child_instances'?"],
+        "config.zzzz": ["Unknown field."]}
+    with pytest.raises(ValidationError) as caught:  # None means unset, but the key is checked
+        ProjectConfig.validate_overrides({"limits": {"max_child_instance": None}})
+    assert caught.value.errors["config.limits.max_child_instance"][0].endswith(
+        "Did you mean 'max_child_instances'?")
