@@ -394,3 +394,12 @@ class HealthQuerySchema(QuerySchema):
 class EventsQuerySchema(QuerySchema):
     after = fields.Integer(load_default=0, validate=validate.Range(0, MAX_CURSOR))
     limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))
+
+
+# -- the event stream (api/events.py) -----------------------------------------------------
+class EventStreamQuerySchema(QuerySchema):
+    after = fields.Integer(load_default=0, validate=validate.Range(0, MAX_CURSOR), **_described(
+        "Start after this seq (0: from the first event). A Last-Event-ID header, which an "
+        "EventSource sends when it reconnects, wins over it."))
+    subtree = UUIDString(load_default=None, **_described(
+        "Only the events of this instance and its descendants, deleted ones included."))

@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import builtins
 import collections
+import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,8 @@ from hopper_graph.queries import QUERIES
 
 if TYPE_CHECKING:
     from hopper_graph.manager import InstanceManager
+
+log = logging.getLogger("hopper_graph.feed")
 
 POLL_INTERVAL = 0.05
 """Seconds between the poller's reads while someone follows."""
@@ -137,7 +140,8 @@ class Broadcaster:
                     return
             try:
                 full = self._poll()
-            except Exception:  # the database is away: the followers wait, the poller too
+            except Exception as exc:  # the database is away: the followers wait, so do we
+                log.warning("the change feed's poller failed, trying again in 1 s: %s", exc)
                 full = False
                 time.sleep(1.0)
             if not full:
@@ -190,7 +194,7 @@ def head(manager: InstanceManager) -> int:
 
 
 def follow(manager: InstanceManager, after: int = 0, subtree: str | None = None, *,
-           heartbeat: float | None = None) -> Iterator[InstanceEvent | None]:
+           heartbeat: float | None = None) -> Generator[InstanceEvent | None, None, None]:
     """The events with ``seq`` above ``after``, oldest first, then each new one as it
     commits, until the caller stops iterating (or closes the generator).
 
@@ -208,7 +212,7 @@ def follow(manager: InstanceManager, after: int = 0, subtree: str | None = None,
 
 
 def _follow(manager: InstanceManager, cursor: _Cursor,
-            members: Membership | None) -> Iterator[InstanceEvent | None]:
+            members: Membership | None) -> Generator[InstanceEvent | None, None, None]:
     poller = broadcaster(manager.repository.graph)
     inbox = poller.open()
     try:
