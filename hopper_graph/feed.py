@@ -141,9 +141,11 @@ class Broadcaster:
             try:
                 full = self._poll()
             except Exception as exc:  # the database is away: the followers wait, so do we
-                log.warning("the change feed's poller failed, trying again in 1 s: %s", exc)
+                if self.followers:  # (none: its driver may have closed as they left)
+                    log.warning("the change feed's poller failed, trying again in 1 s: %s",
+                                exc)
+                    time.sleep(1.0)
                 full = False
-                time.sleep(1.0)
             if not full:
                 time.sleep(self.interval)
 
@@ -193,6 +195,23 @@ def head(manager: InstanceManager) -> int:
     return _head(manager.repository.graph)
 
 
+def read(manager: InstanceManager, after: int = 0, subtree: str | None = None,
+         limit: int = 100) -> builtins.list[InstanceEvent]:
+    """Up to ``limit`` events with ``seq`` above ``after``, oldest first, of ``subtree``
+    only when given (as :func:`follow` filters): a page of the feed, and no waiting."""
+    members = _membership(manager, subtree)
+    if members is None:
+        return manager.events_since(after, limit)
+    kept: builtins.list[InstanceEvent] = []
+    while len(kept) < limit:
+        page = manager.events_since(after, CATCH_UP_PAGE)
+        kept += members.keep(page) if page else []
+        if len(page) < CATCH_UP_PAGE:
+            break
+        after = page[-1].seq
+    return kept[:limit]
+
+
 def follow(manager: InstanceManager, after: int = 0, subtree: str | None = None, *,
            heartbeat: float | None = None) -> Generator[InstanceEvent | None, None, None]:
     """The events with ``seq`` above ``after``, oldest first, then each new one as it
@@ -205,10 +224,13 @@ def follow(manager: InstanceManager, after: int = 0, subtree: str | None = None,
     here and not at the first ``next()``.
     """
     manager.events_since(after, 1)
-    members = None
-    if subtree is not None:
-        members = Membership(manager.repository.graph, manager.get(subtree).id)
-    return _follow(manager, _Cursor(after, heartbeat), members)
+    return _follow(manager, _Cursor(after, heartbeat), _membership(manager, subtree))
+
+
+def _membership(manager: InstanceManager, subtree: str | None) -> Membership | None:
+    if subtree is None:
+        return None
+    return Membership(manager.repository.graph, manager.get(subtree).id)
 
 
 def _follow(manager: InstanceManager, cursor: _Cursor,
