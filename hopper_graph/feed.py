@@ -98,10 +98,8 @@ class Broadcaster:
     """The one poller of a graph in this process, running while it has followers."""
 
     def __init__(self, graph: Graph, interval: float = POLL_INTERVAL) -> None:
-        self.graph = graph
+        self._graph = weakref.ref(graph)  # the registry's key: kept alive by the followers
         self.interval = interval
-        self.polls = 0
-        """Round trips the poller made (what a test counts to see there is one poller)."""
         self._lock = threading.Lock()
         self._inboxes: set[Inbox] = set()
         self._thread: threading.Thread | None = None
@@ -111,6 +109,13 @@ class Broadcaster:
     def followers(self) -> int:
         with self._lock:
             return len(self._inboxes)
+
+    @property
+    def graph(self) -> Graph:
+        graph = self._graph()
+        if graph is None:  # only once every manager over it, and every follower, is gone
+            raise RuntimeError("the graph this poller read is gone")
+        return graph
 
     def open(self) -> Inbox:
         """A new follower's inbox. Every event numbered after this returns reaches it: a
@@ -161,13 +166,11 @@ class Broadcaster:
         return len(events) == POLL_BATCH
 
     def _read(self) -> builtins.list[InstanceEvent]:
-        self.polls += 1
-        row = self.graph.read_rows(QUERIES.feed_poll.text, after=self._head,
-                                   limit=POLL_BATCH)[0]
-        if row["pending"] and audit.sequence(self.graph):
-            self.polls += 1
-            row = self.graph.read_rows(QUERIES.feed_poll.text, after=self._head,
-                                       limit=POLL_BATCH)[0]
+        graph = self.graph
+        row = graph.read_rows(QUERIES.feed_poll.text, after=self._head, limit=POLL_BATCH)[0]
+        if row["pending"] and audit.sequence(graph):
+            row = graph.read_rows(QUERIES.feed_poll.text, after=self._head,
+                                  limit=POLL_BATCH)[0]
         return events_from_columns(row)
 
 
