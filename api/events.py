@@ -27,8 +27,9 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 import orjson
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app
 from flask_smorest import Blueprint
+from marshmallow import EXCLUDE
 from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
 from api import guards
@@ -69,17 +70,18 @@ def events(query: dict[str, Any]) -> Any:
 
 @blp.route("/stream")
 @blp.arguments(s.EventStreamQuerySchema, **QUERY)
-@blp.response(200, description="Server-sent events, one per audit event, until the client "
-              "closes the connection; a `: keep-alive` comment when nothing happened for "
-              "a while.", content_type=STREAM_MIMETYPE)
-@blp.doc(parameters=[{
-    "name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
-    "description": "The last seq received: the stream resumes after it (wins over ?after=)."}])
+@blp.arguments(s.EventStreamHeadersSchema, location="headers", unknown=EXCLUDE,
+               error_status_code=400)
+@blp.doc(responses={"200": {
+    "description": "Server-sent events, one per audit event, until the client closes the "
+                   "connection; a `: keep-alive` comment when nothing happened for a while.",
+    "content": {STREAM_MIMETYPE: {"schema": {
+        "type": "string", "example": 'id: 43\nevent: start\ndata: {"seq": 43, ...}\n\n'}}}}})
 @documented(blp, 400, 404)
-def stream(query: dict[str, Any]) -> Response:
+def stream(query: dict[str, Any], headers: dict[str, Any]) -> Response:
     """Follow the change feed live: each event as it commits, after ?after= or the
     Last-Event-ID header, optionally only those of one ?subtree=."""
-    after = _resume_point(query["after"])
+    after = _resume_point(query["after"], headers["last_event_id"])
     slots = _slots(current_app)
     if not slots.acquire():
         raise TooManyStreams(
@@ -103,12 +105,11 @@ class TooManyStreams(ServiceUnavailable):
     problem_code = "too-many-streams"
 
 
-def _resume_point(after: int) -> int:
+def _resume_point(after: int, last_event_id: str | None) -> int:
     """Where the stream starts: the Last-Event-ID header if sent, else ?after=."""
-    value = request.headers.get("Last-Event-ID")
-    if value is None:
+    if last_event_id is None:
         return after
-    value = value.strip()
+    value = last_event_id.strip()
     if not _SEQ.fullmatch(value) or int(value) > s.MAX_CURSOR:
         raise BadRequest("Last-Event-ID must be the seq of an event this stream sent (a "
                          "decimal number).")

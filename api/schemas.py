@@ -403,3 +403,11 @@ class EventStreamQuerySchema(QuerySchema):
         "EventSource sends when it reconnects, wins over it."))
     subtree = UUIDString(load_default=None, **_described(
         "Only the events of this instance and its descendants, deleted ones included."))
+
+
+class EventStreamHeadersSchema(Schema):
+    """The one header the stream reads (the view checks it: a bad one is 400 bad-request)."""
+
+    last_event_id = fields.String(load_default=None, data_key="Last-Event-ID", **_described(
+        "The last seq received: the stream resumes after it (wins over ?after=). An "
+        "EventSource sends it when it reconnects."))

@@ -284,3 +284,25 @@ def test_a_stream_takes_no_slot_when_it_is_refused(make_app):
     response = client.get("/api/v1/events/stream?after=0", buffered=False)
     assert response.status_code == 200
     response.close()
+
+
+def test_the_stream_needs_the_token_when_one_is_set(make_app):
+    client = make_app(HOPPER_API_TOKEN="s3cret").test_client()
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        response = client.get("/api/v1/events/stream", headers=headers)
+        assert response.status_code == 401
+        assert response.get_json()["code"] == "unauthorized"
+    response = client.get("/api/v1/events/stream", buffered=False,
+                          headers={"Authorization": "Bearer s3cret"})
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    response.close()
+
+
+def test_the_openapi_document_describes_the_stream(client):
+    operation = client.get("/api/v1/openapi.json").get_json()["paths"][
+        "/api/v1/events/stream"]["get"]
+    assert "text/event-stream" in operation["responses"]["200"]["content"]
+    assert {(p["in"], p["name"]) for p in operation["parameters"]} == {
+        ("query", "after"), ("query", "subtree"), ("header", "Last-Event-ID")}
+    assert {"400", "401", "404", "503"} <= set(operation["responses"])
