@@ -82,11 +82,7 @@ def stream(query: dict[str, Any], headers: dict[str, Any]) -> Response:
     """Follow the change feed live: each event as it commits, after ?after= or the
     Last-Event-ID header, optionally only those of one ?subtree=."""
     after = _resume_point(query["after"], headers["last_event_id"])
-    slots = _slots(current_app)
-    if not slots.acquire():
-        raise TooManyStreams(
-            f"This worker already serves {slots.limit} event stream(s), its most; try again "
-            "shortly, or read the pages of /api/v1/events.", retry_after=RETRY_AFTER_SECONDS)
+    slots = _taken_slot()
     try:
         events = feed.follow(manager(), after, query["subtree"],
                              heartbeat=current_app.config["HOPPER_API_STREAM_HEARTBEAT"])
@@ -97,6 +93,16 @@ def stream(query: dict[str, Any], headers: dict[str, Any]) -> Response:
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.call_on_close(slots.release)  # the server closes it however the stream ends
     return response
+
+
+def _taken_slot() -> StreamSlots:
+    """This worker's stream slots, one of them now taken; 503 when none is free."""
+    slots = _slots(current_app)
+    if not slots.acquire():
+        raise TooManyStreams(
+            f"This worker already serves {slots.limit} event stream(s), its most; try again "
+            "shortly, or read the pages of /api/v1/events.", retry_after=RETRY_AFTER_SECONDS)
+    return slots
 
 
 class TooManyStreams(ServiceUnavailable):

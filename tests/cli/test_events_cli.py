@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from hopper_graph import feed
 from tests.cli.test_cli import assert_one_error_line, env, run  # noqa: F401 - env: a fixture
 
 WITHIN = 30.0
@@ -124,16 +125,29 @@ def follow():
 
 
 def test_follow_prints_new_events_as_json_lines_and_ends_on_ctrl_c(tree, manager, follow):
+    """Following starts at the newest event: the events before it are not printed. When
+    the process has read its start is not visible from outside, so the test writes until
+    the follower prints."""
     b = tree[2]
+    before = feed.head(manager)
     follower = follow("--json")
-    time.sleep(2)  # started: following begins at the newest event, so none is printed
     manager.start(b.id)
-    manager.pause(b.id)
-    events = [json.loads(line) for line in follower.next_lines(2)]
+    deadline = time.monotonic() + WITHIN
+    toggles = iter(["pause", "resume"] * 1000)
+    while follower.lines.empty():
+        assert time.monotonic() < deadline, "the follower printed nothing"
+        manager.transition(b.id, next(toggles))
+        time.sleep(0.3)
+    time.sleep(0.5)
+    printed = [json.loads(line) for line in follower.next_lines(follower.lines.qsize())]
+    manager.transition(b.id, next(toggles))
+    [last] = [json.loads(line) for line in follower.next_lines(1)]
     follower.process.send_signal(signal.SIGINT)
     code, stderr = follower.end()
-    assert [(e["instance_id"], e["event"]) for e in events] == [(b.id, "start"),
-                                                                (b.id, "pause")]
+    seqs = [e["seq"] for e in [*printed, last]]
+    assert seqs[0] > before  # nothing from before it started
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # each once, in order
+    assert {e["instance_id"] for e in [*printed, last]} == {b.id}
     assert code == 0
     assert "Traceback" not in stderr and "Aborted" not in stderr
 

@@ -189,3 +189,17 @@ def test_bad_input_fails_before_anything_is_followed(manager, tree):
     with pytest.raises(NotFound):
         feed.follow(manager, subtree="00000000-0000-0000-0000-000000000000")
     assert feed.broadcaster(manager.repository.graph).followers == 0
+
+
+def test_read_gives_a_page_of_the_feed_across_reads(manager, tree, monkeypatch):
+    monkeypatch.setattr(feed, "CATCH_UP_PAGE", 2)  # every page takes several reads
+    g, a, b, run = tree
+    for instance in (g, a, b, run):
+        manager.start(instance.id)
+    every = manager.events_since(0, 100)
+    assert feed.read(manager) == every
+    assert feed.read(manager, after=every[1].seq, limit=3) == every[2:5]
+    in_a = [e for e in every if e.instance_id in (a.id, run.id)]
+    assert feed.read(manager, subtree=a.id) == in_a
+    assert feed.read(manager, after=in_a[0].seq, subtree=a.id, limit=2) == in_a[1:3]
+    assert feed.read(manager, after=every[-1].seq) == []
