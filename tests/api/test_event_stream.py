@@ -239,7 +239,7 @@ def test_a_full_worker_answers_503_with_retry_after_and_keeps_serving(serve, man
         first = [open_streams.enter_context(stream(serve)) for _ in range(MAX_STREAMS)]
         started = time.monotonic()
         status, headers, body = get(serve, "/api/v1/events/stream")
-        assert time.monotonic() - started < 5  # refused at once, never queued
+        assert time.monotonic() - started < 10  # refused at once, never queued
         assert status == 503
         assert headers["Retry-After"].isdigit()
         assert headers["Content-Type"] == "application/problem+json"
