@@ -70,6 +70,8 @@ class Inbox:
         self._ready = threading.Condition()
         self._events: collections.deque[InstanceEvent] = collections.deque()
         self._behind = False
+        self.closed = False
+        """Set by :func:`close_all`: the follower ends."""
 
     def put(self, events: list[InstanceEvent]) -> None:
         with self._ready:
@@ -84,7 +86,7 @@ class Inbox:
         """The events queued so far (waiting up to ``timeout`` for one: ``[]`` when none
         came), or None when the follower fell behind and must read the database."""
         with self._ready:
-            if not self._events and not self._behind:
+            if not self._events and not self._behind and not self.closed:
                 self._ready.wait(timeout)
             if self._behind:
                 self._behind = False
@@ -92,6 +94,11 @@ class Inbox:
             events = list(self._events)
             self._events.clear()
             return events
+
+    def close(self) -> None:
+        with self._ready:
+            self.closed = True
+            self._ready.notify_all()
 
 
 class Broadcaster:
@@ -135,6 +142,13 @@ class Broadcaster:
     def close(self, inbox: Inbox) -> None:
         with self._lock:
             self._inboxes.discard(inbox)
+
+    def end_all(self) -> None:
+        """End every follower: each one's generator returns at once."""
+        with self._lock:
+            inboxes = list(self._inboxes)
+        for inbox in inboxes:
+            inbox.close()
 
     def _run(self) -> None:
         """Poll until the last follower leaves; an outage is waited out, not fatal."""
@@ -191,6 +205,15 @@ def broadcaster(graph: Graph) -> Broadcaster:
         return found
 
 
+def close_all() -> None:
+    """End every follower in this process: their generators return, so a server that
+    stops is not held up by open streams (an HTTP stream never ends by itself)."""
+    with _BROADCASTERS_LOCK:
+        broadcasters = list(_BROADCASTERS.values())
+    for found in broadcasters:
+        found.end_all()
+
+
 def head(manager: InstanceManager) -> int:
     """The seq of the newest event (after numbering those committed): follow from here to
     see only what happens next."""
@@ -240,7 +263,7 @@ def _follow(manager: InstanceManager, cursor: _Cursor,
     poller = broadcaster(manager.repository.graph)
     inbox = poller.open()
     try:
-        while True:
+        while not inbox.closed:
             batch = cursor.next_batch(manager, inbox)
             kept = members.keep(batch) if members and batch else batch
             if not kept and cursor.heartbeat_due():
@@ -265,8 +288,9 @@ class _Cursor:
 
     def next_batch(self, manager: InstanceManager,
                    inbox: Inbox) -> list[InstanceEvent]:
-        """The next events past the cursor; ``[]`` when a heartbeat is due first."""
-        while True:
+        """The next events past the cursor; ``[]`` when a heartbeat is due first, or the
+        inbox was closed."""
+        while not inbox.closed:
             if self.catching_up:
                 events = manager.events_since(self.seq, CATCH_UP_PAGE)
                 self.catching_up = len(events) == CATCH_UP_PAGE
@@ -280,6 +304,7 @@ class _Cursor:
                 return events
             if self.heartbeat_due():
                 return []
+        return []
 
     def yielded(self) -> None:
         self.last_yield = time.monotonic()

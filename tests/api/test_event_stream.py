@@ -104,7 +104,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def serve(neo4j_source, clean_graph, tmp_path) -> Iterator[int]:
+def served(neo4j_source, clean_graph, tmp_path) -> Iterator[tuple[int, subprocess.Popen]]:
     """``hopper-graph serve`` on a free port, one worker of 4 threads, 2 stream slots."""
     settings = neo4j_source.settings
     port = free_port()
@@ -122,14 +122,20 @@ def serve(neo4j_source, clean_graph, tmp_path) -> Iterator[int]:
             env=env, start_new_session=True, stdout=output, stderr=subprocess.STDOUT)
     try:
         wait_until_up(server, port, log)
-        yield port
+        yield port, server
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # a test may have stopped it
+            os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+@pytest.fixture
+def serve(served) -> int:
+    return served[0]
 
 
 def wait_until_up(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -254,6 +260,21 @@ def test_a_full_worker_answers_503_with_retry_after_and_keeps_serving(serve, man
                 break
             assert time.monotonic() < deadline, "a closed stream kept its slot"
             time.sleep(HEARTBEAT)
+
+
+def test_a_stopping_server_ends_its_streams_instead_of_waiting_for_them(served, manager):
+    """gunicorn's graceful stop waits up to 30 s for open requests; a stream is never done,
+    so serve ends the streams first."""
+    port, server = served
+    with stream(port) as events:
+        os.killpg(server.pid, signal.SIGTERM)
+        stopped = time.monotonic()
+        while True:
+            line = events.response.readline()
+            if not line:
+                break  # the stream ended
+        assert server.wait(timeout=25) == 0
+    assert time.monotonic() - stopped < 25
 
 
 # -- bad input: refused before a stream opens (the test client is enough) -----------------

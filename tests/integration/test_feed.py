@@ -203,3 +203,14 @@ def test_read_gives_a_page_of_the_feed_across_reads(manager, tree, monkeypatch):
     assert feed.read(manager, subtree=a.id) == in_a
     assert feed.read(manager, after=in_a[0].seq, subtree=a.id, limit=2) == in_a[1:3]
     assert feed.read(manager, after=every[-1].seq) == []
+
+
+@pytest.mark.timeout(60)  # a follower that did not end would wait forever
+def test_close_all_ends_every_follower(manager, tree):
+    followers = [feed.follow(manager, feed.head(manager), heartbeat=0.1) for _ in range(3)]
+    for events in followers:
+        quiet(events, 0.05)
+    feed.close_all()
+    for events in followers:
+        assert all(event is None for event in list(events))  # it ends: list() returns
+    assert feed.broadcaster(manager.repository.graph).followers == 0
