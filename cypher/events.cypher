@@ -115,8 +115,10 @@ RETURN e.id AS id, e.seq AS seq
 
 // name: feed_poll
 // One tick of the live feed's poller (hopper_graph/feed.py): the events after $after, in
-// order, and how many committed events wait for their seq (from the store's statistics:
-// when that is not 0 the poller sequences them and asks again). One round trip when idle.
+// order, how many committed events wait for their seq (from the store's statistics: when
+// that is not 0 the poller sequences them and asks again), and the last seq handed out
+// (below $after only when the graph was emptied and started again). One round trip when
+// nothing happened.
 // params: after, limit
 // One record of parallel lists, as the many-instance queries answer (EVENT_COLUMNS).
 CALL () {
@@ -125,8 +127,9 @@ CALL () {
   WITH e ORDER BY e.seq LIMIT toInteger($limit)
   RETURN collect(e) AS found
 }
-WITH found, [x IN found | properties(x)] AS props
-RETURN COUNT { (:PendingEvent) } AS pending, {{event_columns(props)}}
+OPTIONAL MATCH (c:HopperCounter {name: 'event_seq'})
+WITH found, [x IN found | properties(x)] AS props, coalesce(c.value, 0) AS head
+RETURN COUNT { (:PendingEvent) } AS pending, head, {{event_columns(props)}}
 
 // name: get_event_head
 // The last seq a committed sequencing handed out (0 before the first): every event at or

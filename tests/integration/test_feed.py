@@ -15,6 +15,7 @@ import pytest
 
 from hopper_graph import InstanceManager, NotFound, ValidationError, feed
 from hopper_graph.models import InstanceEvent
+from tests.conftest import wipe
 
 WITHIN = 10.0
 """Seconds a test waits for events before it fails (they come in well under one)."""
@@ -214,3 +215,17 @@ def test_close_all_ends_every_follower(manager, tree):
     for events in followers:
         assert all(event is None for event in list(events))  # it ends: list() returns
     assert feed.broadcaster(manager.repository.graph).followers == 0
+
+
+def test_a_poller_that_outlives_an_emptied_graph_starts_over(manager, tree, driver,
+                                                              database):
+    g = tree[0]
+    manager.start(g.id)
+    with following(manager, after=feed.head(manager)) as old:
+        quiet(old, 0.05)  # the poller runs, its head at the last seq
+        wipe(driver, database)
+        g = manager.create(name="g", scope="GLOBAL")  # seq 1 again
+        with following(manager) as new:
+            assert [e.event for e in take(new, 1)] == ["create"]
+            manager.start(g.id)
+            assert [(e.seq, e.event) for e in take(new, 1)] == [(2, "start")]
