@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from api import ConfigurationError
 from hopper_graph import InstanceManager, feed
 
 HEARTBEAT = 0.5
@@ -327,3 +328,17 @@ def test_the_openapi_document_describes_the_stream(client):
     assert {(p["in"], p["name"]) for p in operation["parameters"]} == {
         ("query", "after"), ("query", "subtree"), ("header", "Last-Event-ID")}
     assert {"400", "401", "404", "503"} <= set(operation["responses"])
+
+
+@pytest.mark.parametrize("setting", [{"HOPPER_API_MAX_STREAMS": "-1"},
+                                     {"HOPPER_API_MAX_STREAMS": "two"},
+                                     {"HOPPER_API_STREAM_HEARTBEAT": "0"}])
+def test_stream_settings_are_checked_at_start(make_app, setting):
+    with pytest.raises(ConfigurationError, match=next(iter(setting))):
+        make_app(**setting)
+
+
+def test_no_stream_slots_turns_streams_off(make_app):
+    response = make_app(HOPPER_API_MAX_STREAMS=0).test_client().get("/api/v1/events/stream")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
