@@ -1,20 +1,56 @@
-"""The /api/v1/events blueprint: the durable change feed, read by cursor."""
+"""The /api/v1/events blueprint: the durable change feed, read by cursor or followed live.
+
+``GET /api/v1/events`` pages the feed; ``GET /api/v1/events/stream`` follows it as
+server-sent events (``text/event-stream``), each event written as::
+
+    id: <seq>
+    event: <the audit event: create, start, ..., delete>
+    data: <the event as JSON, as the pages give it>
+
+The stream is the library's ``feed.follow`` (one poller per worker process, whatever the
+number of streams) written out as it yields. Why a hand-written generator and no SSE
+package: the one for Flask on PyPI (flask-sse) publishes through Redis and has not been
+released since 2021; the format itself is three lines an event.
+
+A stream holds one of the worker's threads for as long as it is open, so each worker
+serves at most ``HOPPER_API_MAX_STREAMS`` at once (keep it below gunicorn's ``--threads``:
+the other threads stay free for ordinary requests); one more gets 503 with
+``Retry-After``, at once.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
+from collections.abc import Generator, Iterator
 from typing import Any
 
+import orjson
+from flask import Flask, Response, current_app
 from flask_smorest import Blueprint
+from marshmallow import EXCLUDE
+from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
 from api import guards
 from api import schemas as s
 from api.extension import manager
 from api.http import QUERY, documented
+from hopper_graph import InstanceEvent, feed
+from hopper_graph.errors import HopperGraphError
+
+log = logging.getLogger("hopper_graph.api")
 
 blp = Blueprint("events", __name__, url_prefix="/api/v1/events",
                 description="The change feed: every audit event, in commit order.")
 blp.before_request(guards.require_token)
 blp.before_request(guards.check_body)
+
+STREAM_MIMETYPE = "text/event-stream"
+RECONNECT_MS = 2000
+"""The ``retry:`` an EventSource waits before it reconnects after a stream ends."""
+RETRY_AFTER_SECONDS = 5
+_SEQ = re.compile(r"[0-9]{1,19}")
 
 
 @blp.route("")
@@ -30,3 +66,104 @@ def events(query: dict[str, Any]) -> Any:
     next_after = items[-1].seq if items else query["after"]
     return {"items": items, "after": query["after"], "next_after": next_after,
             "limit": query["limit"]}
+
+
+@blp.route("/stream")
+@blp.arguments(s.EventStreamQuerySchema, **QUERY)
+@blp.arguments(s.EventStreamHeadersSchema, location="headers", unknown=EXCLUDE,
+               error_status_code=400)
+@blp.doc(responses={"200": {
+    "description": "Server-sent events, one per audit event, until the client closes the "
+                   "connection; a `: keep-alive` comment when nothing happened for a while.",
+    "content": {STREAM_MIMETYPE: {"schema": {
+        "type": "string", "example": 'id: 43\nevent: start\ndata: {"seq": 43, ...}\n\n'}}}}})
+@documented(blp, 400, 404)
+def stream(query: dict[str, Any], headers: dict[str, Any]) -> Response:
+    """Follow the change feed live: each event as it commits, after ?after= or the
+    Last-Event-ID header, optionally only those of one ?subtree=."""
+    after = _resume_point(query["after"], headers["last_event_id"])
+    slots = _taken_slot()
+    try:
+        events = feed.follow(manager(), after, query["subtree"],
+                             heartbeat=current_app.config["HOPPER_API_STREAM_HEARTBEAT"])
+    except BaseException:
+        slots.release()
+        raise
+    response = Response(_written(events), mimetype=STREAM_MIMETYPE,
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.call_on_close(slots.release)  # the server closes it however the stream ends
+    return response
+
+
+def _taken_slot() -> StreamSlots:
+    """This worker's stream slots, one of them now taken; 503 when none is free."""
+    slots = _slots(current_app)
+    if not slots.acquire():
+        raise TooManyStreams(
+            f"This worker already serves {slots.limit} event stream(s), its most; try again "
+            "shortly, or read the pages of /api/v1/events.", retry_after=RETRY_AFTER_SECONDS)
+    return slots
+
+
+class TooManyStreams(ServiceUnavailable):
+    """Every stream slot of this worker is taken."""
+
+    problem_code = "too-many-streams"
+
+
+def _resume_point(after: int, last_event_id: str | None) -> int:
+    """Where the stream starts: the Last-Event-ID header if sent, else ?after=."""
+    if last_event_id is None:
+        return after
+    value = last_event_id.strip()
+    if not _SEQ.fullmatch(value) or int(value) > s.MAX_CURSOR:
+        raise BadRequest("Last-Event-ID must be the seq of an event this stream sent (a "
+                         "decimal number).")
+    return int(value)
+
+
+def _written(events: Generator[InstanceEvent | None, None, None]) -> Iterator[bytes]:
+    """The stream's bytes: a reconnection delay first (so the client sees the response
+    start now, not with the first event), then each event or keep-alive."""
+    try:
+        yield f"retry: {RECONNECT_MS}\n\n".encode()
+        for event in events:
+            yield b": keep-alive\n\n" if event is None else _event_block(event)
+    except HopperGraphError as exc:  # e.g. Neo4j went away: end it, the client resumes
+        log.warning("event stream ended: %s", exc.message)
+    finally:
+        events.close()
+
+
+def _event_block(event: InstanceEvent) -> bytes:
+    data = orjson.dumps(event.to_dict(), option=orjson.OPT_SORT_KEYS)
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, event.event.encode(), data)
+
+
+class StreamSlots:
+    """How many streams a worker process serves at once, at most ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        with self._lock:
+            if self._open >= self.limit:
+                return False
+            self._open += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._open -= 1
+
+
+def _slots(app: Flask) -> StreamSlots:
+    with _SLOTS_LOCK:
+        return app.extensions.setdefault(
+            "hopper_graph_streams", StreamSlots(app.config["HOPPER_API_MAX_STREAMS"]))
+
+
+_SLOTS_LOCK = threading.Lock()

@@ -51,6 +51,18 @@ def _text(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
+def _count(value: Any) -> int:
+    if int(value) < 0:
+        raise ValueError(value)
+    return int(value)
+
+
+def _seconds(value: Any) -> float:
+    if not float(value) > 0:
+        raise ValueError(value)
+    return float(value)
+
+
 SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "HOPPER_NEO4J_URI": (None, _text),
     "HOPPER_NEO4J_USER": (None, _text),
@@ -61,6 +73,8 @@ SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "HOPPER_CORS_ORIGINS": ([], _origins),
     "HOPPER_MAX_CONTENT_LENGTH": (DEFAULT_MAX_CONTENT_LENGTH, int),
     "HOPPER_APPLY_SCHEMA": (True, _flag),
+    "HOPPER_API_MAX_STREAMS": (2, _count),  # open event streams per worker process
+    "HOPPER_API_STREAM_HEARTBEAT": (15.0, _seconds),
 }
 """Every setting read from the environment: (default, parser)."""
 

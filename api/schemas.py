@@ -476,3 +476,20 @@ class HealthQuerySchema(QuerySchema):
 class EventsQuerySchema(QuerySchema):
     after = fields.Integer(load_default=0, validate=validate.Range(0, MAX_CURSOR))
     limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))
+
+
+# -- the event stream (api/events.py) -----------------------------------------------------
+class EventStreamQuerySchema(QuerySchema):
+    after = fields.Integer(load_default=0, validate=validate.Range(0, MAX_CURSOR), **_described(
+        "Start after this seq (0: from the first event). A Last-Event-ID header, which an "
+        "EventSource sends when it reconnects, wins over it."))
+    subtree = UUIDString(load_default=None, **_described(
+        "Only the events of this instance and its descendants, deleted ones included."))
+
+
+class EventStreamHeadersSchema(Schema):
+    """The one header the stream reads (the view checks it: a bad one is 400 bad-request)."""
+
+    last_event_id = fields.String(load_default=None, data_key="Last-Event-ID", **_described(
+        "The last seq received: the stream resumes after it (wins over ?after=). An "
+        "EventSource sends it when it reconnects."))

@@ -112,3 +112,50 @@ RETURN {{event_columns(props)}}
 UNWIND $ids AS id
 MATCH (e:InstanceEvent {id: id})
 RETURN e.id AS id, e.seq AS seq
+
+// name: feed_poll
+// One tick of the live feed's poller (hopper_graph/feed.py): the events after $after, in
+// order, how many committed events wait for their seq (from the store's statistics: when
+// that is not 0 the poller sequences them and asks again), and the last seq handed out
+// (below $after only when the graph was emptied and started again). One round trip when
+// nothing happened.
+// params: after, limit
+// One record of parallel lists, as the many-instance queries answer (EVENT_COLUMNS).
+CALL () {
+  MATCH (e:InstanceEvent)
+  WHERE e.seq > $after
+  WITH e ORDER BY e.seq LIMIT toInteger($limit)
+  RETURN collect(e) AS found
+}
+OPTIONAL MATCH (c:HopperCounter {name: 'event_seq'})
+WITH found, [x IN found | properties(x)] AS props, coalesce(c.value, 0) AS head
+RETURN COUNT { (:PendingEvent) } AS pending, head, {{event_columns(props)}}
+
+// name: get_event_head
+// The last seq a committed sequencing handed out (0 before the first): every event at or
+// below it is committed and numbered, every event numbered later is above it.
+// params: -
+OPTIONAL MATCH (c:HopperCounter {name: 'event_seq'})
+RETURN coalesce(c.value, 0) AS head
+
+// name: get_subtree_members
+// Which of the instances $ids are in the subtree of $root (the root itself included), for
+// the feed's subtree filter. A live instance answers by its chain of ancestors, walked up
+// from the instance (one parent per level: the cost is its depth, never the subtree's
+// size). A deleted one answers with where it hung: the parent_id its delete event recorded
+// (null for events written before deletes recorded it); the caller walks on from there.
+// params: root, ids
+UNWIND $ids AS id
+OPTIONAL MATCH (n:HopperInstance {id: id})
+WITH id, n, CASE WHEN n IS NULL THEN [] ELSE [(n)<-[:PARENT_OF*0..]-(a) | a.id] END AS chain
+RETURN id, n IS NOT NULL AS live, $root IN chain AS member,
+       CASE WHEN n IS NULL THEN head(COLLECT {  // its delete, numbered or not yet
+         MATCH (e:InstanceEvent {instance_id: id})
+         USING INDEX SEEK e:InstanceEvent(instance_id, seq)
+         WHERE e.seq IS NOT NULL AND e.event = 'delete'
+         RETURN e.parent_id AS parent_id
+         UNION
+         MATCH (e:PendingEvent {instance_id: id})
+         WHERE e.event = 'delete'
+         RETURN e.parent_id AS parent_id
+       }) END AS parent_id

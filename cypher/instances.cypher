@@ -217,7 +217,7 @@ WITH root, collect(d) AS below
 FOREACH (x IN below | SET x._lock = true REMOVE x._lock)
 WITH [root] + below AS nodes
 UNWIND nodes AS n
-RETURN n {.id, .status, .depth, .instance_type, .version} AS instance
+RETURN n {.id, .parent_id, .status, .depth, .instance_type, .version} AS instance
 ORDER BY n.depth DESC
 
 // name: delete_subtree

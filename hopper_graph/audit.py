@@ -37,13 +37,20 @@ _WRITTEN: ContextVar[list[dict[str, Any]] | None] = ContextVar("_WRITTEN", defau
 
 def new_event(instance_id: str, event: str, from_status: str | None, to_status: str | None,
               at: datetime, actor: str | None = None, reason: str | None = None,
-              cause: str | None = None, offset: int = 1) -> dict[str, Any]:
+              cause: str | None = None, offset: int = 1,
+              parent_id: str | None = None) -> dict[str, Any]:
     """An audit event as the write queries take it; ``offset`` is its place among the
-    events of its transaction, which the feed keeps."""
+    events of its transaction, which the feed keeps. A delete records ``parent_id``, where
+    the instance hung: once it is gone, that is how the feed's subtree filter still places
+    its events (see feed.py)."""
     check_event_text(actor, reason)
-    return {"id": str(uuid.uuid4()), "instance_id": instance_id, "event": event,
-            "from_status": from_status, "to_status": to_status, "actor": actor,
-            "reason": reason, "cause": cause, "at": at, "offset": offset}
+    written: dict[str, Any] = {
+        "id": str(uuid.uuid4()), "instance_id": instance_id, "event": event,
+        "from_status": from_status, "to_status": to_status, "actor": actor,
+        "reason": reason, "cause": cause, "at": at, "offset": offset}
+    if parent_id is not None:
+        written["parent_id"] = parent_id
+    return written
 
 
 def check_event_text(actor: str | None, reason: str | None) -> None:

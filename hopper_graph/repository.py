@@ -704,6 +704,7 @@ def delete_subtree(tx: ManagedTransaction, instance_id: str, actor: str | None,
     now = utcnow()
     append_events(tx, [
         new_event(r["id"], "delete", r["status"], None, now, actor=actor, reason=reason,
-                  cause=None if r["id"] == instance_id else instance_id, offset=offset)
+                  cause=None if r["id"] == instance_id else instance_id, offset=offset,
+                  parent_id=r["parent_id"])
         for offset, r in enumerate(rows, 1)])
     return ids

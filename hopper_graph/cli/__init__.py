@@ -14,7 +14,7 @@ stderr, ``error: <message>``, and exit code 2 for invalid input or usage, 1 for 
 else (``neo4j status`` exits 3 when the server is stopped, ``check`` 1 on any violation).
 """
 
-from hopper_graph.cli import instances, maintenance, server  # noqa: F401 - they register
+from hopper_graph.cli import events, instances, maintenance, server  # noqa: F401 - they register
 from hopper_graph.cli.base import CommandError, cli, describe_error, main
 from hopper_graph.cli.server import _gunicorn_app, is_loopback
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from hopper_graph import __version__
+from hopper_graph import __version__, feed
 from hopper_graph.cli.base import (
     EXIT_NOT_RUNNING,
     EXIT_USAGE,
@@ -221,6 +222,24 @@ def serve(host: str, port: int, workers: int, threads: int, as_json: bool) -> No
         # gunicorn >= 25.1 opens a control socket at one default path per user: a second
         # `serve` on the host would fight over it, and nothing here uses it.
         "control_socket_disable": True,
+        "post_worker_init": end_streams_on_stop, "worker_int": end_streams,
     }).run()
+
+
+def end_streams(worker: Any = None) -> None:
+    """End the worker's open event streams (``feed.close_all``): a stop waits for every
+    request to finish, and a stream never does (it held Ctrl-C up for 30 s)."""
+    feed.close_all()
+
+
+def end_streams_on_stop(worker: Any) -> None:
+    """Have a graceful stop (SIGTERM, which gunicorn only notes) end the streams too."""
+    noted = signal.getsignal(signal.SIGTERM)
+
+    def on_stop(signum: int, frame: Any) -> None:
+        feed.close_all()
+        if callable(noted):
+            noted(signum, frame)
+    signal.signal(signal.SIGTERM, on_stop)
 
 
