@@ -95,18 +95,20 @@ def _one_of(enum: Any, **kwargs: Any) -> _Upper:
 
 
 class EntrySchema(Schema):
-    """One instance of the document; unknown keys are errors."""
+    """One instance of the document; unknown keys are errors, null is as good as absent."""
 
     name = fields.String(required=True,
                          validate=validate.Length(min=1, max=rules.MAX_NAME_LENGTH))
     scope = _one_of(HopperScope, required=True)
-    project_id = fields.String(validate=validate.Length(min=1, max=rules.MAX_TEXT_LENGTH))
-    type = _one_of(InstanceType)
-    config = fields.Dict(keys=fields.String())
-    metadata = fields.Dict(keys=fields.String())
-    status = _one_of(InstanceStatus)
-    parent = fields.String(validate=validate.Length(min=1, max=rules.MAX_NAME_LENGTH + 20))
-    children = fields.List(fields.Nested(lambda: EntrySchema()))
+    project_id = fields.String(validate=validate.Length(min=1, max=rules.MAX_TEXT_LENGTH),
+                               allow_none=True)
+    type = _one_of(InstanceType, allow_none=True)
+    config = fields.Dict(keys=fields.String(), allow_none=True)
+    metadata = fields.Dict(keys=fields.String(), allow_none=True)
+    status = _one_of(InstanceStatus, allow_none=True)
+    parent = fields.String(validate=validate.Length(min=1, max=rules.MAX_NAME_LENGTH + 20),
+                           allow_none=True)
+    children = fields.List(fields.Nested(lambda: EntrySchema()), allow_none=True)
 
 
 class DocumentSchema(Schema):
@@ -210,7 +212,7 @@ def _flatten_entries(items: list[dict[str, Any]]) -> list[Entry]:
 def _entry(path: str, item: dict[str, Any], parent: int | None) -> Entry:
     kind = item.get("type")
     status = item.get("status")
-    if parent is not None and "parent" in item:
+    if parent is not None and item.get("parent") is not None:
         raise ValidationError(f"{path}.parent: a nested entry's parent is the one it is "
                               "nested in", errors={f"{path}.parent": [
                                   "only a top-level entry names its parent"]})
@@ -304,9 +306,11 @@ def _parents_first(entries: list[Entry]) -> list[Entry]:
 def located(exc: HopperGraphError, entry: Entry) -> HopperGraphError:
     """The same error, its message and field paths placed at ``entry`` in the document."""
     errors = {f"{entry.path}.{_ENTRY_FIELD.get(k, k)}": v for k, v in exc.errors.items()}
-    located_error = type(exc)(f"{entry.path} ({entry.label}): {exc.message}",
-                              errors=errors or {entry.path: [exc.message]}, **exc.details)
-    return located_error
+    message = f"{entry.path} ({entry.label}): {exc.message}"
+    if errors:
+        message += " (" + "; ".join(f"{path}: {', '.join(map(str, messages))}"
+                                    for path, messages in list(errors.items())[:3]) + ")"
+    return type(exc)(message, errors=errors or {entry.path: [exc.message]}, **exc.details)
 
 
 # -- the report -------------------------------------------------------------------------------
