@@ -68,12 +68,14 @@ from hopper_graph.errors import (
 from hopper_graph.lifecycle import event_to
 from hopper_graph.manager import InstanceManager
 from hopper_graph.models import HopperInstance, InstanceSpec
+from hopper_graph.queries import QUERIES
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 MAX_DOCUMENT_NESTING = 200
 """How deep a document may nest (each level of children takes two, config and metadata
 count too): loading recurses, and a deep chain is better written flat with ``parent``."""
 _ATTEMPTS = 5
+_READ_BATCH = 1000
 _PLACEHOLDER_PARENT = "00000000-0000-0000-0000-000000000000"
 _ENTRY_FIELD = {"parent_id": "parent", "instance_type": "type"}
 """The library's field names as a document spells them."""
@@ -388,16 +390,30 @@ class _Applier:
         """Read every named instance and check that each that exists is where the
         document puts it, and that every status asked for can be reached; what breaks
         here has changed nothing."""
+        existing = self._read_existing()
         for entry in self.entries:
             try:
-                current = self._plan_entry(entry)
+                current = self._plan_entry(entry, existing.get((entry.scope, entry.name)))
             except HopperGraphError as exc:
                 raise located(exc, entry) from None
             self.found.append(current)
             self.ids.append(current.id if current is not None else None)
 
-    def _plan_entry(self, entry: Entry) -> HopperInstance | None:
-        current = self._find(entry)
+    def _read_existing(self) -> dict[tuple[HopperScope, str], HopperInstance]:
+        """Every instance the document names that exists, a batch of names per query."""
+        found: dict[tuple[HopperScope, str], HopperInstance] = {}
+        repository = self.manager.repository
+        for start in range(0, len(self.entries), _READ_BATCH):
+            keys = [{"scope": e.scope.value, "name": e.name}
+                    for e in self.entries[start:start + _READ_BATCH]]
+            for row in repository.rows(QUERIES.get_instances_by_scope_and_name.text,
+                                       keys=keys):
+                instance = repository.instance(row["instance"])
+                found[(instance.scope, instance.name)] = instance
+        return found
+
+    def _plan_entry(self, entry: Entry, current: HopperInstance | None
+                    ) -> HopperInstance | None:
         status = current.status if current is not None else InstanceStatus.CREATED
         if current is not None:
             self._check_fixed(entry, current, self._parent_id(entry))
