@@ -71,7 +71,8 @@ def _read(source: str) -> Any:
 
 
 def _line(item: AppliedInstance) -> str:
-    changed = f" ({', '.join(item.changed)})" if item.changed else ""
+    changed = f" ({', '.join(item.changed)})" if item.changed and item.action == UPDATED \
+        else ""
     return f"{item.action} {item.label} {item.instance.id}{changed}"
 
 

@@ -64,8 +64,10 @@ def _confirm(uri: str, counts: dict[str, int]) -> None:
     if not sys.stdin.isatty():
         raise CommandError("reset asks for confirmation: run it on a terminal, or add --yes",
                            EXIT_USAGE)
-    click.confirm(f"Delete {counts['instances']} instance(s), {counts['events']} event(s) "
-                  f"and {counts['counters']} counter(s) from {uri}?", abort=True, err=True)
+    if not click.confirm(f"Delete {counts['instances']} instance(s), {counts['events']} "
+                         f"event(s) and {counts['counters']} counter(s) from {uri}?",
+                         err=True):
+        raise CommandError("reset cancelled: nothing was deleted")
 
 
 def wipe(graph: Graph, batch_size: int) -> dict[str, int]:

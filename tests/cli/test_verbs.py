@@ -258,3 +258,19 @@ def test_reset_of_the_projects_local_test_server_needs_no_force(filled, neo4j_so
     line = run("reset", "--yes").stdout.strip()
     assert line.startswith("deleted 5 instance(s), ") and line.endswith("the schema stays")
     assert counts(filled) == (0, 0)
+
+
+# -- the documentation -----------------------------------------------------------------------
+def test_the_documented_example_applies_as_documented(env):
+    """docs/cli.md's apply document, run twice, prints what the doc says it prints (ids
+    aside): the example cannot drift from the command."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = doc.split("## `apply -f FILE`", 1)[1]
+    console_block = section.split("```console\n", 1)[1].split("```", 1)[0]
+    document = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    runs = [out.splitlines() for out in console_block.split("$ ")[1:3]]
+    for expected in runs:
+        got = invoke("apply", "-f", "-", stdin=document).stdout.splitlines()
+        assert [line.split()[:2] for line in got[:-1]] == \
+            [line.split()[:2] for line in expected[1:-1]]
+        assert got[-1] == expected[-1]
