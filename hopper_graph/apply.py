@@ -171,9 +171,11 @@ def check_document(data: Any) -> list[Entry]:
                               errors=errors) from None
     entries = _flatten_entries(loaded["instances"])
     _link_references(entries)
-    for entry in entries:
-        _check_entry(entry, entries)
-    return _parents_first(entries)
+    ordered = _parents_first(entries)
+    projects: list[str | None] = []  # what each entry has or inherits within the document
+    for entry in ordered:
+        projects.append(_check_entry(entry, ordered, projects))
+    return ordered
 
 
 def _flatten(messages: Any, path: str = "") -> dict[str, list[str]]:
@@ -244,40 +246,33 @@ def _link_references(entries: list[Entry]) -> None:
                 entry.parent, entry.parent_ref = target, None
 
 
-def _check_entry(entry: Entry, entries: list[Entry]) -> None:
+def _check_entry(entry: Entry, entries: list[Entry], projects: list[str | None]
+                 ) -> str | None:
     """The rules that need no graph: those of a create, and the scope order within the
-    document (an ORCHESTRATION's project_id against its PROJECT's, when both are here)."""
+    document (an ORCHESTRATION's project_id against its PROJECT's, when both are here).
+    Returns the project_id the entry has or inherits here (None: not known before the
+    graph is read); ``projects`` holds its parents'."""
     has_parent = entry.parent is not None or entry.parent_ref is not None
     try:
         rules.check_spec(entry.spec(_PLACEHOLDER_PARENT if has_parent else None))
     except HopperGraphError as exc:
         raise located(exc, entry) from None
     if entry.parent is None:
-        return
+        return entry.project_id
     parent = entries[entry.parent]
     if parent.scope not in ALLOWED_PARENT_SCOPES[entry.scope]:
         raise ScopeRuleViolation(
             f"{entry.path}.scope: a {entry.scope.value} instance cannot be under a "
             f"{parent.scope.value} one ({parent.path})",
             errors={f"{entry.path}.scope": [f"not allowed under {parent.scope.value}"]})
-    inherited = _project_of(parent, entries)
-    if entry.scope is HopperScope.ORCHESTRATION and entry.project_id not in (None, inherited) \
-            and inherited is not None:
+    inherited = projects[entry.parent]
+    if entry.scope is HopperScope.PROJECT or inherited is None:
+        return entry.project_id
+    if entry.project_id not in (None, inherited):
         raise ScopeRuleViolation(
             f"{entry.path}.project_id: an ORCHESTRATION inherits project_id {inherited!r}",
             errors={f"{entry.path}.project_id": [f"must be {inherited!r} or omitted"]})
-
-
-def _project_of(entry: Entry, entries: list[Entry]) -> str | None:
-    """The project_id ``entry`` has or inherits within the document (None: not known here)."""
-    seen = 0
-    current: Entry | None = entry
-    while current is not None and seen <= len(entries):
-        if current.scope is HopperScope.PROJECT or current.project_id is not None:
-            return current.project_id
-        current = entries[current.parent] if current.parent is not None else None
-        seen += 1
-    return None
+    return inherited
 
 
 def _parents_first(entries: list[Entry]) -> list[Entry]:
