@@ -409,14 +409,17 @@ class _Applier:
 
     def _plan_entry(self, entry: Entry, current: HopperInstance | None
                     ) -> HopperInstance | None:
-        status = current.status if current is not None else InstanceStatus.CREATED
+        """Check one entry against what the graph holds (``current``: its instance, if
+        any): the parent and other fixed fields, and that its status can be reached."""
         if current is not None:
             self._check_fixed(entry, current, self._parent_id(entry))
         elif entry.parent is None:
             self._parent_id(entry)  # it must exist
-        if entry.status is not None and (current is None or "status" in _differences(
-                entry, current, self.replace)) and entry.status is not status:
-            event_to(current.id if current else entry.label, status, entry.status)
+        status = current.status if current is not None else InstanceStatus.CREATED
+        wanted = entry.status
+        if wanted is not None and wanted is not status and (
+                current is None or not _status_holds(current, wanted)):
+            event_to(current.id if current else entry.label, status, wanted)
         return current
 
     def _find(self, entry: Entry) -> HopperInstance | None:
