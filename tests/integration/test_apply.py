@@ -293,17 +293,19 @@ def test_two_applies_whose_creates_collide_end_with_one_hierarchy(clean_graph, d
         def together(_context: Any) -> None:
             if not held.is_set():  # this apply's first create only
                 held.set()
-                gate.wait(timeout=30)
+                gate.wait(timeout=60)
         return together
 
     managers = []
     for _ in range(2):
-        hooks = HookRegistry()
+        hooks = HookRegistry(timeout=120)  # the wait is the gate's, not the hook limit's
         hooks.register("on_create", first_create_waits(), when="before")
         managers.append(InstanceManager(clean_graph, database, hooks=hooks))
     reports = run_racing(managers)
     assert_one_hierarchy(managers[0], reports)
-    assert {r.items[0].action for r in reports} == {CREATED, UNCHANGED}
+    actions = [r.items[0].action for r in reports]
+    # The loser took the winner's GLOBAL: it found it started already, or started it itself.
+    assert actions.count(CREATED) == 1 and set(actions) - {CREATED} <= {UNCHANGED, UPDATED}
 
 
 def test_four_applies_at_once_end_with_one_hierarchy(clean_graph, database):
