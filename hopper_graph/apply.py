@@ -472,14 +472,19 @@ class _Applier:
 
     def _create(self, entry: Entry, parent_id: str | None) -> tuple[HopperInstance, str]:
         """Create the entry's instance; if another writer made it first (a constraint
-        refused ours), that one, to be compared like any existing instance."""
-        try:
-            return self.manager.create(entry.spec(parent_id), actor=self.actor), CREATED
-        except (Conflict, ScopeRuleViolation):
-            existing = self._find(entry)
-            if existing is None:
-                raise
-            return existing, UNCHANGED
+        refused ours), that one, to be compared like any existing instance. A parent
+        that kept changing under racing creates is tried again."""
+        attempts = _ATTEMPTS
+        while True:
+            try:
+                return self.manager.create(entry.spec(parent_id), actor=self.actor), CREATED
+            except (Conflict, ScopeRuleViolation) as exc:
+                existing = self._find(entry)
+                if existing is not None:
+                    return existing, UNCHANGED
+                attempts -= 1
+                if not isinstance(exc, ConcurrentModification) or not attempts:
+                    raise
 
     def _converge(self, entry: Entry, current: HopperInstance, parent_id: str | None,
                   action: str) -> AppliedInstance:
