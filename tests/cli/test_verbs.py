@@ -129,6 +129,7 @@ def test_apply_twice_creates_once_then_changes_nothing(env, tour_file):
         ["created", "ORCHESTRATION:website-deploy"], ["created", "PROJECT:billing"]]
     assert sum(line.startswith("created ") for line in first) == 5
     assert first[-1] == "5 instance(s): 5 created, 0 updated, 0 unchanged"
+    assert invoke("apply", "-f", tour_file).stderr == ""  # no bar when stderr is no terminal
     website = run_json("instance", "get", "PROJECT:website")
     assert website["status"] == "ACTIVE" and website["metadata"] == {"owner": "web-team"}
     assert first[1].split()[2] == website["id"]

@@ -120,6 +120,28 @@ def test_replace_makes_the_documents_config_and_metadata_the_whole_of_them(manag
     assert not apply_document(manager, changed, replace=True).changed
 
 
+def test_progress_is_called_once_per_instance_in_order(manager):
+    seen: list[tuple[str, str, int, int]] = []
+    apply_document(manager, document(),
+                   progress=lambda item, done, total: seen.append(
+                       (item.label, item.action, done, total)))
+    assert seen == [(name, CREATED, i + 1, 6) for i, name in enumerate(NAMES)]
+
+
+def test_a_stopped_run_that_archived_itself_is_as_the_document_says(manager):
+    """Stopping an EPHEMERAL instance archives it: a document that says STOPPED is then
+    satisfied, not an invalid ARCHIVED -> STOPPED move."""
+    running = document()
+    running["instances"][0]["children"][0]["children"][0]["status"] = "ACTIVE"
+    apply_document(manager, running)
+    stopped = document()
+    stopped["instances"][0]["children"][0]["children"][0]["status"] = "STOPPED"
+    report = apply_document(manager, stopped)
+    assert report.items[2].changed == ("status",)
+    assert report.items[2].instance.status.value == "ARCHIVED"
+    assert not apply_document(manager, stopped).changed
+
+
 def test_instances_the_document_does_not_name_are_left_alone(manager):
     apply_document(manager, document())
     site = manager.get_by_scope_and_name("PROJECT", "website")
