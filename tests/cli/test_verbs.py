@@ -4,6 +4,10 @@ the real Neo4j, as a script would run them (output piped: one line per record)."
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -275,3 +279,37 @@ def test_the_documented_example_applies_as_documented(env):
         assert [line.split()[:2] for line in got[:-1]] == \
             [line.split()[:2] for line in expected[1:-1]]
         assert got[-1] == expected[-1]
+
+
+def run_with_terminal_stderr(args: list[str], env_vars: dict[str, str]) -> tuple[str, str]:
+    """Run the real console script with stderr on a pseudo-terminal and stdout piped, as
+    `hopper-graph apply -f x | grep ...` on a terminal does; its stdout and what the
+    terminal showed."""
+    main_fd, terminal_fd = pty.openpty()
+    script = Path(sys.executable).with_name("hopper-graph")
+    with subprocess.Popen([str(script), *args], stdout=subprocess.PIPE, stderr=terminal_fd,
+                          env={**os.environ, **env_vars, "COLUMNS": "80"}) as process:
+        os.close(terminal_fd)
+        stdout, _ = process.communicate(timeout=120)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # the terminal's other end is closed: all was read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main_fd)
+    return stdout.decode(), shown.decode(errors="replace")
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_apply_draws_a_bar_on_a_terminal_only_and_keeps_stdout_clean(env, tour_file, quiet):
+    variables = {k: v for k, v in os.environ.items() if k.startswith("HOPPER_")}
+    stdout, shown = run_with_terminal_stderr(
+        ["apply", "-f", str(tour_file), *(["--quiet"] if quiet else [])], variables)
+    lines = stdout.splitlines()
+    assert len(lines) == 6 and all(line.startswith("created ") for line in lines[:5])
+    assert "\x1b" not in stdout  # nothing of the bar went to the pipe
+    assert ("5/5" in shown) is not quiet
