@@ -2,8 +2,8 @@
 
 Commands: ``schema apply``; ``neo4j start|stop|status`` (the local development server);
 ``serve`` (the REST API under gunicorn); ``instance create|get|list|tree|start|stop|pause|
-resume|archive|delete|history|health``; ``export FILE`` / ``import FILE``; ``check``;
-``purge``.
+resume|archive|delete|history|health|update``; ``events [--follow]``; ``export FILE|-`` /
+``import FILE|-``; ``check``; ``purge``; ``apply -f FILE``; ``reset``.
 Every command takes ``--json`` for machine-readable output; the listings take
 ``-o table|wide|name|json|yaml`` and ``--no-headers``, and print one line per record when
 stdout is not a terminal (``output.py``). See docs/cli.md.
@@ -14,7 +14,14 @@ stderr, ``error: <message>``, and exit code 2 for invalid input or usage, 1 for 
 else (``neo4j status`` exits 3 when the server is stopped, ``check`` 1 on any violation).
 """
 
-from hopper_graph.cli import events, instances, maintenance, server  # noqa: F401 - they register
+from hopper_graph.cli import (  # noqa: F401 - they register their commands
+    apply,
+    dev,
+    events,
+    instances,
+    maintenance,
+    server,
+)
 from hopper_graph.cli.base import CommandError, cli, describe_error, main
 from hopper_graph.cli.server import _gunicorn_app, is_loopback
 

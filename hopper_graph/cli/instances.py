@@ -394,3 +394,49 @@ def instance_health(backend: Backend, ref: str, subtree: bool, as_json: bool) ->
             out.print(f"  unhealthy: {instance_id}", style="red")
 
 
+# -- instance update ------------------------------------------------------------------------
+def _if_match(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    """A version to pin the update to: ``3``, or the ETag the API sent for it (``"3"``,
+    also ``W/"3"``), so a version read over HTTP can be pasted as it is."""
+    if value is None:
+        return None
+    tag = value.strip().removeprefix("W/")
+    if len(tag) > 1 and tag[0] == tag[-1] == '"':
+        tag = tag[1:-1]
+    if not (tag.isascii() and tag.isdigit() and len(tag) <= 18):
+        raise click.BadParameter(f"{value!r} is not a version (3) or an ETag (\"3\")")
+    return int(tag)
+
+
+@instance.command("update")
+@click.argument("ref")
+@click.option("--name", help="A new name (unique within the scope).")
+@click.option("--config", help="Config changes: a JSON object, or @FILE (JSON or YAML). "
+              "Merged into the instance's overrides (null removes a key) unless --replace.")
+@click.option("--metadata", help="Metadata changes: a JSON object, or @FILE (JSON or YAML). "
+              "Merged into the stored metadata (null removes a key) unless --replace.")
+@click.option("--replace", is_flag=True,
+              help="--config and --metadata replace what is stored instead of merging.")
+@click.option("--if-match", "if_match", metavar="VERSION", callback=_if_match,
+              help='Refuse (and change nothing) unless the instance is at this version: '
+                   '3, or its ETag "3".')
+@click.option("--actor", default=default_actor, help="Who the audit trail names.")
+@json_option
+@click.pass_obj
+def instance_update(backend: Backend, ref: str, name: str | None, config: str | None,
+                    metadata: str | None, replace: bool, if_match: int | None,
+                    actor: str | None, as_json: bool) -> None:
+    """Change an instance's name, config and/or metadata, as one audited write."""
+    if name is None and config is None and metadata is None:
+        raise click.UsageError("nothing to change: give --name, --config and/or --metadata")
+    config_doc = parse_document(config, "--config")
+    metadata_doc = parse_document(metadata, "--metadata")
+    manager = backend.manager()
+    updated = manager.update(resolve_ref(manager, ref), name=name, config=config_doc,
+                             metadata=metadata_doc, replace=replace, actor=actor,
+                             expected_version=if_match)
+    if as_json:
+        print_json(updated.to_dict())
+    else:
+        console().print(Text.assemble("updated ", instance_label(updated),
+                                      (f" (version {updated.version})", "dim")))
