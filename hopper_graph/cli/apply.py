@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from hopper_graph.apply import (
@@ -22,7 +21,9 @@ from hopper_graph.apply import (
     check_document,
     read_document,
 )
-from hopper_graph.cli.base import Backend, cli, default_actor, json_option, print_json
+from hopper_graph.cli.base import Backend, cli, default_actor
+from hopper_graph.cli.output import Output, output_option
+from hopper_graph.cli.progress import quiet_option, stderr_console
 
 
 @cli.command("apply")
@@ -32,32 +33,36 @@ from hopper_graph.cli.base import Backend, cli, default_actor, json_option, prin
               help="The document's config and metadata replace what is stored, instead of "
                    "merging into it (keys it leaves out are removed).")
 @click.option("--actor", default=default_actor, help="Who the audit trail names.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar on the terminal.")
-@json_option
+@quiet_option
+@output_option(("table", "name", "json", "yaml"), headers=False)
 @click.pass_obj
 def apply(backend: Backend, source: str, replace: bool, actor: str | None, quiet: bool,
-          as_json: bool) -> None:
+          output: Output) -> None:
     """Create or update a whole hierarchy from a document; running it again changes nothing.
 
     Instances are matched by scope and name: a missing one is created, one whose config,
     metadata or status differs from the document is updated, the others are left as they
     are. Nothing the document does not name is ever deleted. One line per instance
-    (created / updated / unchanged SCOPE:NAME ID), then a summary. See docs/cli.md for the
-    document's format.
+    (created / updated / unchanged SCOPE:NAME ID), then a summary; -o name prints the ids,
+    -o json/yaml the report. See docs/cli.md for the document's format.
     """
     data = _read(source)
     total = len(check_document(data))  # a bad document fails before connecting
     manager = backend.manager()
-    with _reporter(total, quiet or as_json) as report_line:
+    lines = output.format == "table"  # streamed as each instance is done
+    with _reporter(total, quiet) as report_line:
         def progress(item: AppliedInstance, _done: int, _total: int) -> None:
-            report_line(None if as_json else _line(item))
+            report_line(_line(item) if lines else None)
 
         report = apply_document(manager, data, replace=replace, actor=actor,
                                 progress=progress)
-    if as_json:
-        print_json(report.to_dict())
-    else:
+    if lines:
         click.echo(_summary(report))
+    elif output.format == "name":
+        for item in report.items:
+            click.echo(item.instance.id)
+    else:
+        output.document(report.to_dict())
 
 
 def _read(source: str) -> Any:
@@ -93,11 +98,12 @@ def _echo(line: str | None) -> None:
 def _reporter(total: int, quiet: bool) -> Iterator[Callable[[str | None], None]]:
     """A function taking each instance's line (None: no line) as it is done: printed to
     stdout, with a progress bar below them when stderr is a terminal and not ``quiet``."""
-    if quiet or total == 0 or not sys.stderr.isatty():
+    terminal = stderr_console()
+    if quiet or total == 0 or not terminal.is_terminal:
         yield _echo
         return
     columns = (TextColumn("apply"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True,
+    with Progress(*columns, console=terminal, transient=True,
                   redirect_stdout=False, redirect_stderr=False) as bar:
         task = bar.add_task("apply", total=total)
         shared = sys.stdout.isatty()  # one screen: print above the bar, not through it

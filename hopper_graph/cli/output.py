@@ -234,6 +234,11 @@ def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, default=str)
 
 
+def to_json_line(data: Any) -> str:
+    """As :func:`to_json`, on one line: a record of a JSON Lines stream."""
+    return json.dumps(data, ensure_ascii=False, default=str)
+
+
 def to_yaml(data: Any) -> str:
     """YAML that loads back to exactly what :func:`to_json` gives: the data goes through
     JSON first (datetimes become the same strings), and the safe dumper quotes any string

@@ -15,6 +15,7 @@ import threading
 import time
 
 import pytest
+import yaml
 
 from hopper_graph import feed
 from tests.cli.test_cli import assert_one_error_line, env, run  # noqa: F401 - env: a fixture
@@ -38,7 +39,8 @@ def tree(request, manager):
 
 
 def test_a_page_prints_one_event_per_line(tree, manager):
-    lines = run("events").stdout.splitlines()
+    header, *lines = run("events").stdout.splitlines()
+    assert header.split() == ["SEQ", "AT", "INSTANCE_ID", "EVENT", "CHANGE", "ACTOR"]
     expected = manager.events_since(0, 100)
     assert len(lines) == len(expected) == 6
     for line, event in zip(lines, expected, strict=True):
@@ -63,9 +65,21 @@ def test_json_lines_after_a_seq_with_a_next_page_hint(tree):
 
 def test_the_subtree_takes_a_scope_and_name(tree):
     _, a, _, run_ = tree
-    lines = run("events", "--subtree", "PROJECT:alpha").stdout.splitlines()
+    lines = run("events", "--subtree", "PROJECT:alpha", "--no-headers").stdout.splitlines()
     assert [(line.split()[2], line.split()[3]) for line in lines] == [
         (a.id, "create"), (run_.id, "create"), (a.id, "start")]
+
+
+def test_every_output_format_parses_back_to_the_same_events(tree, manager):
+    expected = [e.to_dict() for e in manager.events_since(0, 100)]
+    lines = run("events", "-o", "json").stdout.splitlines()  # JSON Lines: a feed has no end
+    assert [json.loads(line) for line in lines] == expected
+    assert list(yaml.safe_load_all(run("events", "-o", "yaml").stdout)) == expected
+    assert run("events", "-o", "name").stdout.split() == [e["id"] for e in expected]
+    header, *wide = run("events", "-o", "wide").stdout.splitlines()
+    assert header.split()[-3:] == ["ID", "CAUSE", "REASON"]
+    assert [line.split()[6] for line in wide] == [e["id"] for e in expected]
+    assert run("events", "--after", "6", "-o", "wide").stdout == ""  # no events, no header
 
 
 def test_bad_input_is_one_error_line(tree):
@@ -154,7 +168,8 @@ def test_follow_prints_new_events_as_json_lines_and_ends_on_ctrl_c(tree, manager
 
 def test_follow_from_a_seq_with_a_limit_stops_by_itself(tree, manager, follow):
     a = tree[1]
-    follower = follow("--after", "4", "--limit", "3", "--subtree", "GLOBAL:global")
+    follower = follow("--after", "4", "--limit", "3", "--subtree", "GLOBAL:global",
+                      "--no-headers")
     lines = follower.next_lines(2)  # seqs 5 and 6 are already there
     manager.stop(a.id)  # the third
     lines += follower.next_lines(1)

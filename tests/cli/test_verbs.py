@@ -313,3 +313,14 @@ def test_apply_draws_a_bar_on_a_terminal_only_and_keeps_stdout_clean(env, tour_f
     assert len(lines) == 6 and all(line.startswith("created ") for line in lines[:5])
     assert "\x1b" not in stdout  # nothing of the bar went to the pipe
     assert ("5/5" in shown) is not quiet
+
+
+def test_apply_prints_ids_or_its_report_in_the_format_asked(env, tour_file):
+    ids = run("apply", "-f", tour_file, "-o", "name").stdout.split()
+    assert ids == [run_json("instance", "get", ref)["id"] for ref in (
+        "GLOBAL:global", "PROJECT:website", "ORCHESTRATION:website-build",
+        "ORCHESTRATION:website-deploy", "PROJECT:billing")]
+    report = yaml.safe_load(run("apply", "-f", tour_file, "-o", "yaml").stdout)
+    assert report == run_json("apply", "-f", tour_file)  # the same document either way
+    assert (report["unchanged"], [i["id"] for i in report["items"]]) == (5, ids)
+    assert_one_error_line(run("apply", "-f", tour_file, "-o", "wide", code=2), "wide")
