@@ -39,6 +39,8 @@ _PAST = {"start": "started", "stop": "stopped", "pause": "paused", "resume": "re
          "archive": "archived"}
 _GUIDE_WIDTH = 4  # columns rich's Tree indents each level by
 _SHOWN_CHANGES = 20
+DEFAULT_PAGE = 100
+"""Rows a page by cursor holds unless --limit says otherwise."""
 
 
 @cli.group()
@@ -147,7 +149,7 @@ INSTANCE_COLUMNS: list[Column[HopperInstance]] = [
 @click.option("--parent", shell_complete=complete_ref,
               help="Only the children of this instance (id or SCOPE:NAME).")
 @click.option("--project-id")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--limit", default=DEFAULT_PAGE, show_default=True, type=click.IntRange(min=1))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--after", metavar="CURSOR", help="Page by cursor: the `next` a page printed "
               "('' for the first page); each page then costs its own rows, and no total.")
@@ -349,22 +351,35 @@ HISTORY_COLUMNS: list[Column[InstanceEvent]] = [
 
 @instance.command("history")
 @click.argument("ref", shell_complete=complete_ref)
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@click.option("--limit", type=click.IntRange(min=1),
+              help="At most this many events (with --after: 100 unless given).")
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--after", metavar="CURSOR", help="Page by cursor: the `next` a page printed "
+              "('' for the first page); each page then costs its own rows.")
 @output_option()
 @click.pass_obj
 def instance_history(backend: Backend, ref: str, limit: int | None, offset: int,
-                     output: Output) -> None:
+                     after: str | None, output: Output) -> None:
     """Show an instance's audit trail, oldest first (also after it was deleted).
 
     -o name prints the events' ids, one per line.
     """
     manager = backend.manager()
-    events = cast("list[InstanceEvent]",
-                  manager.history(resolve_ref(manager, ref), offset=offset, limit=limit))
+    instance_id = resolve_ref(manager, ref)
+    next_page = None
+    if after is None:
+        events = cast("list[InstanceEvent]", manager.history(instance_id, offset=offset,
+                                                             limit=limit))
+    else:
+        limit = limit or DEFAULT_PAGE
+        page = manager.history_page(instance_id, offset, limit, after=after)
+        events, next_page = cast("list[InstanceEvent]", page.items), page.next
     output.records(events, HISTORY_COLUMNS, name=lambda e: e.id, document=lambda: {
-        "items": [e.to_dict() for e in events], "offset": offset, "limit": limit})
+        "items": [e.to_dict() for e in events], "offset": offset, "limit": limit,
+        **({} if after is None else {"next": next_page})})
     output.note(f"{len(events)} event(s)")
+    if next_page is not None:
+        output.note(f"next page: --after {next_page}")
 
 
 @instance.command("health")

@@ -110,6 +110,26 @@ def test_get_list_history_health(chain):
     assert "parent_status" in run("instance", "health", p["id"]).stdout
 
 
+def test_history_pages_by_cursor_to_the_end(chain):
+    g = chain["g"]
+    for event in ("start", "pause", "resume", "stop"):
+        run("instance", event, "GLOBAL:global")
+    everything = run_json("instance", "history", g["id"])["items"]
+    assert len(everything) == 5
+    seen, after = [], ""
+    while after is not None:
+        page = run_json("instance", "history", "GLOBAL:global", "--limit", "2",
+                        "--after", after)
+        assert len(page["items"]) <= 2
+        seen += page["items"]
+        after = page["next"]
+    assert seen == everything
+    result = run("instance", "history", "GLOBAL:global", "--limit", "2", "--after", "")
+    assert "next page: --after " in result.stderr and len(result.stdout.splitlines()) == 3
+    assert_one_error_line(run("instance", "history", "GLOBAL:global", "--after", "x",
+                              code=2), "after")
+
+
 def test_lifecycle_commands_and_cascades(chain):
     g, p, o = chain["g"], chain["p"], chain["o"]
     for instance in (g, p, o):
