@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -266,12 +266,20 @@ def _draw_tree(rows: Sequence[FlatTreeRow], root_id: str) -> None:
                    "are cut off (use --max-depth, a wider COLUMNS, or -o wide)", err=True)
 
 
+def change_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--reason, --actor and --expected-version: what every change of an instance takes."""
+    for option in reversed((
+            click.option("--reason", help="Why: kept in the audit trail."),
+            click.option("--actor", default=default_actor, help="Who the audit trail names."),
+            click.option("--expected-version", type=int,
+                         help="Refuse unless the instance is at this version."))):
+        func = option(func)
+    return func
+
+
 def _lifecycle_command(event: str) -> click.Command:
     @click.argument("ref", shell_complete=complete_ref)
-    @click.option("--reason", help="Why: kept in the audit trail.")
-    @click.option("--actor", default=default_actor, help="Who the audit trail names.")
-    @click.option("--expected-version", type=int,
-                  help="Refuse unless the instance is at this version.")
+    @change_options
     @json_option
     @click.pass_obj
     def command(backend: Backend, ref: str, reason: str | None, actor: str | None,
@@ -311,10 +319,7 @@ for _event in EVENTS:
 @instance.command("delete")
 @click.argument("ref", shell_complete=complete_ref)
 @click.option("--force", is_flag=True, help="Stop what runs in the subtree first.")
-@click.option("--reason", help="Why: kept in the audit trail.")
-@click.option("--actor", default=default_actor, help="Who the audit trail names.")
-@click.option("--expected-version", type=int,
-              help="Refuse unless the instance is at this version.")
+@change_options
 @json_option
 @click.pass_obj
 def instance_delete(backend: Backend, ref: str, force: bool, reason: str | None,

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from hopper_graph import feed
-from tests.cli.test_cli import assert_one_error_line, env, run  # noqa: F401 - env: a fixture
+from tests.cli.test_cli import assert_one_error_line, run
 
 WITHIN = 30.0
 """Seconds a test waits for the follower's output before it fails (it comes in well

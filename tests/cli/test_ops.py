@@ -36,21 +36,6 @@ command used to take 10 s (the driver retried for HOPPER_NEO4J_TIMEOUT). The bou
 generous for a busy two-core machine and still far from the old wait."""
 
 
-@pytest.fixture
-def env(monkeypatch, neo4j_source, clean_graph):
-    """The command line pointed at the test server through the environment."""
-    settings = neo4j_source.settings
-    monkeypatch.setenv("HOPPER_NEO4J_URI", settings.uri)
-    for name, value in (("USER", settings.user), ("PASSWORD", settings.password),
-                        ("DATABASE", settings.database)):
-        if value:
-            monkeypatch.setenv(f"HOPPER_NEO4J_{name}", value)
-        else:
-            monkeypatch.delenv(f"HOPPER_NEO4J_{name}", raising=False)
-    monkeypatch.setenv("HOPPER_ACTOR", "cli-test")
-    return clean_graph
-
-
 def run(*args: object, code: int = 0, stdin: str | bytes | None = None) -> Result:
     result = CliRunner().invoke(cli, [str(a) for a in args], input=stdin)
     assert result.exit_code == code, (result.output, result.exception)

@@ -26,19 +26,12 @@ RUNS = 12
 
 
 @pytest.fixture
-def env(monkeypatch, neo4j_source, clean_graph):
-    """The command line pointed at the test server through the environment."""
-    settings = neo4j_source.settings
-    monkeypatch.setenv("HOPPER_NEO4J_URI", settings.uri)
-    for name, value in (("USER", settings.user), ("PASSWORD", settings.password),
-                        ("DATABASE", settings.database)):
-        if value:
-            monkeypatch.setenv(f"HOPPER_NEO4J_{name}", value)
-        else:
-            monkeypatch.delenv(f"HOPPER_NEO4J_{name}", raising=False)
+def env(env, monkeypatch):
+    """The shared fixture (tests/cli/conftest.py), with a narrow terminal and an actor
+    of its own."""
     monkeypatch.setenv("HOPPER_ACTOR", "output-test")
     monkeypatch.setenv("COLUMNS", "40")   # narrower than every line printed below
-    return clean_graph
+    return env
 
 
 @pytest.fixture

@@ -15,10 +15,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from hopper_graph.cli import cli
-from tests.cli import test_cli
 from tests.cli.test_cli import assert_one_error_line, run, run_json
-
-env = test_cli.env  # the command line pointed at the test server, graph wiped
 
 TOUR = """\
 instances:
