@@ -28,6 +28,10 @@ IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"t
 QUERY: dict[str, Any] = {"location": "query", "error_status_code": 400, "unknown": RAISE}
 """``blp.arguments`` for query parameters: 400 ``invalid-query`` when one is wrong, and an
 unknown one is refused (webargs would drop it silently: ``?forse=true`` would not force)."""
+HEADER_PARAMETERS = "x-hopper-header-parameters"
+"""Where :func:`documented` leaves an operation's header parameters for the spec plugin in
+api/openapi.py to append: ``doc(parameters=...)`` would replace the query parameters
+flask-smorest documents from the operation's schema (DELETE lost ``force`` and ``reason``)."""
 X_ACTOR = {"name": "X-Actor", "in": "header", "required": False, "schema": {"type": "string"},
            "description": "Who makes the change; recorded in the audit event."}
 
@@ -40,7 +44,7 @@ def documented(blp: Blueprint, *codes: int, if_match: bool = False,
         for code in sorted({*codes, 401, 503}):
             func = blp.alt_response(code, response=HTTPStatus(code).name)(func)
         parameters = [p for p, on in ((IF_MATCH, if_match), (X_ACTOR, actor)) if on]
-        return blp.doc(parameters=parameters)(func) if parameters else func
+        return blp.doc(**{HEADER_PARAMETERS: parameters})(func) if parameters else func
     return decorator
 
 

@@ -14,12 +14,14 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from apispec import BasePlugin
 from flask import Blueprint, Response, make_response
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
 from api.errors import PROBLEM_MIMETYPE, handle_http_error
+from api.http import HEADER_PARAMETERS
 from api.schemas import ProblemSchema
 from hopper_graph import __version__
 
@@ -93,13 +95,26 @@ def self_contained(page: str) -> Response:
     return response
 
 
+class HeaderParameters(BasePlugin):  # type: ignore[misc]
+    """Appends the headers an operation documents (``HEADER_PARAMETERS``) to the parameters
+    flask-smorest generated for it, instead of replacing them."""
+
+    def operation_helper(self, path: str | None = None,
+                         operations: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        for operation in (operations or {}).values():
+            headers = operation.pop(HEADER_PARAMETERS, None)
+            if headers:
+                operation.setdefault("parameters", []).extend(headers)
+
+
 class HopperApi(Api):
     """flask-smorest's Api with problem+json error responses, documented and rendered."""
 
     ERROR_SCHEMA = ProblemSchema
 
     def _init_spec(self, **kwargs: Any) -> None:
-        super()._init_spec(**kwargs)
+        plugins = [*(kwargs.pop("extra_plugins", None) or ()), HeaderParameters()]
+        super()._init_spec(extra_plugins=plugins, **kwargs)
         self.spec.components.security_scheme("bearerAuth", {
             "type": "http", "scheme": "bearer",
             "description": "Only enforced when the server sets HOPPER_API_TOKEN."})

@@ -146,3 +146,14 @@ def test_the_browsable_docs_are_served(client):
         response = client.get(path)
         assert response.status_code == 200 and "/api/v1/openapi.json" in response.get_data(
             as_text=True)
+
+
+def test_documented_headers_join_the_query_parameters_instead_of_replacing_them(client):
+    """DELETE takes ?force= and ?reason= and the If-Match and X-Actor headers: the
+    document lists all four (listing the headers used to drop the query parameters)."""
+    spec = client.get("/api/v1/openapi.json").get_json()
+    delete = spec["paths"]["/api/v1/instances/{instance_id}"]["delete"]
+    assert {(p["name"], p["in"]) for p in delete["parameters"]} >= {
+        ("force", "query"), ("reason", "query"), ("If-Match", "header"),
+        ("X-Actor", "header")}
+    assert not [key for key in delete if key.startswith("x-hopper")]
