@@ -111,7 +111,7 @@ REMOVE n:Restoring
 // Deletes one batch of what an unfinished or failed import wrote, with its edges.
 // params: limit
 MATCH (n:Restoring)
-WITH n LIMIT $limit
+WITH n LIMIT toInteger($limit)
 DETACH DELETE n
 RETURN count(n) AS done
 
