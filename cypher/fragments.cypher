@@ -108,3 +108,12 @@ WITH CASE WHEN $with_total THEN size(matched) END AS total,
      [x IN matched[toInteger($skip)..toInteger($skip) + toInteger($limit)] | properties(x)]
        AS props
 RETURN total, {{instance_columns(props)}}
+
+// fragment: scope_label(node)
+// The label of `node`'s scope (GlobalInstance, ProjectInstance or OrchestrationInstance),
+// from the scope `node` already holds. A label is never a parameter: each is written out
+// here, and only the one whose scope matches is set.
+FOREACH (_ IN CASE node.scope WHEN 'GLOBAL' THEN [1] ELSE [] END | SET node:GlobalInstance)
+FOREACH (_ IN CASE node.scope WHEN 'PROJECT' THEN [1] ELSE [] END | SET node:ProjectInstance)
+FOREACH (_ IN CASE node.scope WHEN 'ORCHESTRATION' THEN [1] ELSE [] END |
+  SET node:OrchestrationInstance)

@@ -97,10 +97,10 @@ MATCH (n:GlobalInstance)
 RETURN {{instance_map(n)}} AS instance
 
 // name: get_top_project
-// The top-level PROJECT of a project (the one :ProjectInstance carrying its project_id),
+// The top-level PROJECT of a project (the one :TopProject carrying its project_id),
 // if any: the instance a refused second PROJECT for the same project is told about.
 // params: project_id
-MATCH (n:ProjectInstance {project_id: $project_id})
+MATCH (n:TopProject {project_id: $project_id})
 RETURN n.id AS id, n.name AS name
 
 // name: get_instances_by_status
