@@ -84,6 +84,18 @@ def test_browser_queries_return_rows_or_paths_never_parallel_lists():
         assert "IN props" not in BY_NAME[name].text and "collect(" not in BY_NAME[name].text
 
 
+_RAW_INTEGER_PARAM = re.compile(r"\b(?:SKIP|LIMIT)\s+\$|\[\s*\$\w+\s*\.\.|\.\.\s*\$")
+
+
+@pytest.mark.parametrize("query", sorted(QUERIES, key=lambda q: q.name), ids=lambda q: q.name)
+def test_no_query_takes_an_integer_straight_from_a_parameter(query):
+    """SKIP, LIMIT and list slices want integers, and Browser's `:params` maps send
+    floats: a number there goes through toInteger() (the integration test runs every
+    query with floats; this names the line at once)."""
+    found = _RAW_INTEGER_PARAM.findall(query.text)
+    assert not found, f"{query.name} ({query.source}) uses {found}: write toInteger($x)"
+
+
 # -- the style file, read as Neo4j Browser 5 reads it ---------------------------------------
 def parse_grass(text: str) -> dict[str, dict[str, str]]:
     """Neo4j Browser's own GraSS reader (parseGrass in its bundle), in Python: selectors
