@@ -246,3 +246,37 @@ def test_every_query_in_the_doc_runs_with_its_documented_params(driver, database
     assert query is not None, f"a cypher block of the doc names no query: {name!r}"
     assert set(params) == query.params, f"the doc's :params before {name} name other keys"
     run_and_roll_back(driver, database, query, params)
+
+
+# -- the link serve prints ----------------------------------------------------------------
+def test_serve_prints_a_browser_link_to_the_local_server(neo4j_source, monkeypatch):
+    """With no HOPPER_NEO4J_URI, serve runs the local server and says, on stderr, where its
+    Browser is, connected to it with no authentication. The server here is the tests' own
+    (whatever its kind), standing in for the local one; gunicorn is not started."""
+    from click.testing import CliRunner
+
+    from hopper_graph.cli import cli
+    from hopper_graph.cli import server as server_cli
+    from hopper_graph.local_neo4j import LocalNeo4j
+
+    settings = neo4j_source.settings
+    for name, value in {"HOPPER_NEO4J_USER": settings.user,
+                        "HOPPER_NEO4J_PASSWORD": settings.password,
+                        "HOPPER_NEO4J_DATABASE": settings.database}.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HOPPER_NEO4J_URI", "")  # recorded, so the one serve sets goes too
+    monkeypatch.delenv("HOPPER_NEO4J_URI")
+    monkeypatch.setenv("HOPPER_NEO4J_HTTP_PORT", "17474")
+    monkeypatch.setattr(LocalNeo4j, "start", lambda self: None)
+    monkeypatch.setattr(LocalNeo4j, "uri", property(lambda self: settings.uri))
+    monkeypatch.setattr(server_cli.logging, "basicConfig", lambda **_: None)
+    monkeypatch.setattr(server_cli, "_gunicorn_app",
+                        lambda factory, options: type("Stub", (), {"run": lambda self: None})())
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 0, result.output
+    link = (f"http://127.0.0.1:17474/browser/?dbms={settings.uri}"
+            "&preselectAuthMethod=NO_AUTH")
+    assert f"Neo4j Browser: {link}" in result.stderr.splitlines()
