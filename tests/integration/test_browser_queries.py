@@ -215,6 +215,37 @@ def test_history_and_feed_with_float_numbers(driver, database, seeded):
     assert [row["event"] for row in trail] == ["create", "start"]
 
 
+def browser_rows(driver, database, name: str, **params: Any) -> list[dict[str, Any]]:
+    return run_and_roll_back(driver, database, getattr(QUERIES, name), floats(params))
+
+
+def path_ends(driver, database, name: str, **params: Any) -> list[str]:
+    """The name of the last instance of each path a query returns, in its order."""
+    query = getattr(QUERIES, name)
+    with driver.session(database=database) as session:
+        return [record["path"].end_node["name"]
+                for record in session.run(query.text, floats(params))]
+
+
+def test_the_browser_queries_answer_one_row_per_instance_or_event(driver, database, seeded):
+    assert [r["name"] for r in browser_rows(driver, database, "browser_instances",
+                                            limit=3)] == ["g", "web", "web-sub"]
+    assert [r["name"] for r in browser_rows(driver, database, "browser_ancestors",
+                                            id=seeded["phase"])] == ["run-1", "web", "g"]
+    assert [r["name"] for r in browser_rows(driver, database, "browser_project_runs",
+                                            project_id="web", skip=0, limit=10)] == [
+        "run-2", "phase-1", "run-1"]
+    trail = browser_rows(driver, database, "browser_audit_trail", after=0, limit=2)
+    assert [(r["seq"], r["instance"], r["event"]) for r in trail] == [
+        (1, "g", "create"), (2, "web", "create")]
+
+
+def test_the_browser_tree_queries_answer_paths_for_the_graph_view(driver, database, seeded):
+    assert path_ends(driver, database, "browser_tree", max_depth=1) == ["g", "web"]
+    ends = path_ends(driver, database, "browser_subtree", id=seeded["web"], max_depth=1)
+    assert ends[0] == "web" and sorted(ends[1:]) == ["run-1", "run-2", "web-sub"]
+
+
 # -- the docs' own :params lines ----------------------------------------------------------
 _PARAMS_LINE = re.compile(r"^:params (\{.*\})$", re.M)
 _CYPHER = re.compile(r"```cypher\n(.*?)```", re.S)
