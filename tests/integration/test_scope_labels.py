@@ -12,7 +12,7 @@ from neo4j.exceptions import ConstraintError
 
 from hopper_graph import InstanceSpec
 from hopper_graph.errors import DuplicateProject
-from hopper_graph.schema import MIGRATIONS, apply_schema
+from hopper_graph.schema import LABEL_BATCH, MIGRATIONS, apply_schema
 from hopper_graph.transfer import export_graph, import_graph
 from tests.conftest import wipe
 
@@ -81,6 +81,22 @@ def test_running_migration_7_again_changes_nothing(clean_graph, database):
             session.run(statement).consume()
     assert labelled(clean_graph, database)["ProjectInstance"] == ["x"]
     assert labelled(clean_graph, database)["TopProject"] == []  # no GLOBAL above it
+
+
+def test_migration_7_labels_in_batches_until_none_is_left(clean_graph, database):
+    """Each relabelling statement commits every LABEL_BATCH nodes; with batches of 2, five
+    ORCHESTRATIONs take three transactions and all end up labelled."""
+    migration = next(m for m in MIGRATIONS if m.version == 7)
+    clean_graph.execute_query(
+        "UNWIND range(1, 5) AS i CREATE (:HopperInstance {id: 'o' + i, name: 'o' + i, "
+        "scope: 'ORCHESTRATION'})", database_=database)
+    statement = next(s for s in migration.after if "OrchestrationInstance" in s)
+    assert f"OF {LABEL_BATCH} ROWS" in statement
+    with clean_graph.session(database=database) as session:
+        summary = session.run(statement.replace(f"OF {LABEL_BATCH} ROWS", "OF 2 ROWS")).consume()
+    assert summary.counters.labels_added == 5
+    assert labelled(clean_graph, database)["OrchestrationInstance"] == [
+        "o1", "o2", "o3", "o4", "o5"]
 
 
 def make_tree(manager) -> None:
