@@ -39,7 +39,7 @@ REMOVE c._lock
 MATCH (c:HopperCounter {name: 'event_seq'})
 CALL (c) {
   MATCH (e:PendingEvent)
-  WITH e ORDER BY e.written_at, e.offset, e.id LIMIT $limit
+  WITH e ORDER BY e.written_at, e.offset, e.id LIMIT toInteger($limit)
   RETURN collect(e) AS pending
 }
 WITH c, pending, c.value AS base
@@ -82,7 +82,7 @@ CALL () {
   MATCH (e:InstanceEvent {instance_id: $instance_id})
   USING INDEX SEEK e:InstanceEvent(instance_id, seq)  // never a scan, whatever the stats
   WHERE e.seq > $after_seq
-  WITH e ORDER BY e.instance_id, e.seq SKIP $skip LIMIT $limit  // the index's order
+  WITH e ORDER BY e.instance_id, e.seq SKIP toInteger($skip) LIMIT toInteger($limit)  // the index's order
   RETURN collect(e) AS found
 }
 WITH found, [x IN found | properties(x)] AS props
@@ -100,7 +100,7 @@ RETURN EXISTS { MATCH (:HopperInstance {id: $instance_id}) }
 // One record of parallel lists, as the many-instance queries answer (EVENT_COLUMNS).
 MATCH (e:InstanceEvent)
 WHERE e.seq > $after
-WITH e ORDER BY e.seq LIMIT $limit
+WITH e ORDER BY e.seq LIMIT toInteger($limit)
 WITH collect(e) AS found
 WITH [x IN found | properties(x)] AS props
 RETURN {{event_columns(props)}}

@@ -101,8 +101,19 @@ CASE WHEN 'heartbeat_at' IN $fields THEN [x IN xs | toString(x.heartbeat_at)] EN
 // $with_total (offset paging, whose cursor is the start) the same stream is read to its
 // end and counted, so the total costs every match and the page stays one seek.
 WITH n WHERE {{after_cursor(n)}} AND {{list_filters(n)}}
-WITH n LIMIT CASE WHEN $with_total THEN 4611686018427387904 ELSE $skip + $limit END
+WITH n LIMIT CASE WHEN $with_total THEN 4611686018427387904
+                  ELSE toInteger($skip) + toInteger($limit) END
 WITH collect(n) AS matched
 WITH CASE WHEN $with_total THEN size(matched) END AS total,
-     [x IN matched[$skip..($skip + $limit)] | properties(x)] AS props
+     [x IN matched[toInteger($skip)..toInteger($skip) + toInteger($limit)] | properties(x)]
+       AS props
 RETURN total, {{instance_columns(props)}}
+
+// fragment: scope_label(node)
+// The label of `node`'s scope (GlobalInstance, ProjectInstance or OrchestrationInstance),
+// from the scope `node` already holds. A label is never a parameter: each is written out
+// here, and only the one whose scope matches is set.
+FOREACH (_ IN CASE node.scope WHEN 'GLOBAL' THEN [1] ELSE [] END | SET node:GlobalInstance)
+FOREACH (_ IN CASE node.scope WHEN 'PROJECT' THEN [1] ELSE [] END | SET node:ProjectInstance)
+FOREACH (_ IN CASE node.scope WHEN 'ORCHESTRATION' THEN [1] ELSE [] END |
+  SET node:OrchestrationInstance)

@@ -18,7 +18,7 @@ CALL (p) {
   WHERE n.created_at >= $after_at AND n.id IS NOT NULL
   WITH n ORDER BY n.parent_id, n.created_at, n.id  // the index's order: no sort
   WITH n WHERE {{after_cursor(n)}}
-  WITH n SKIP $skip LIMIT $limit
+  WITH n SKIP toInteger($skip) LIMIT toInteger($limit)
   RETURN collect(n) AS page
 }
 WITH COUNT { (p)-[:PARENT_OF]->() } AS total, [x IN page | properties(x)] AS props
@@ -57,7 +57,7 @@ CALL (n) {
   WITH d, d.depth AS depth, d.created_at AS at, d.id AS id
   WHERE depth > $after_depth
      OR (depth = $after_depth AND (at > $after_at OR (at = $after_at AND id > $after_id)))
-  WITH d ORDER BY depth, at, id SKIP $skip LIMIT $limit
+  WITH d ORDER BY depth, at, id SKIP toInteger($skip) LIMIT toInteger($limit)
   RETURN collect(d) AS page
 }
 WITH CASE WHEN $with_total THEN total END AS total, [x IN page | properties(x)] AS props
@@ -97,10 +97,10 @@ MATCH (n:GlobalInstance)
 RETURN {{instance_map(n)}} AS instance
 
 // name: get_top_project
-// The top-level PROJECT of a project (the one :ProjectInstance carrying its project_id),
+// The top-level PROJECT of a project (the one :TopProject carrying its project_id),
 // if any: the instance a refused second PROJECT for the same project is told about.
 // params: project_id
-MATCH (n:ProjectInstance {project_id: $project_id})
+MATCH (n:TopProject {project_id: $project_id})
 RETURN n.id AS id, n.name AS name
 
 // name: get_instances_by_status

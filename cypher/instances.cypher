@@ -33,9 +33,9 @@ RETURN {{instance_map(n)}} AS instance
 // parent is still as the caller's rules saw it: it takes the parent's write lock (creates
 // under one parent queue here, so the limit and the SINGLETON rule cannot be raced), then
 // checks the parent's version (its status and config), the children that count toward
-// $limit (ARCHIVED ones do not) and the SINGLETON rule, and creates only if all hold. A
-// top-level PROJECT also gets the ProjectInstance label, whose constraint keeps its
-// project_id unique. Returns what it found; `instance` is null when nothing was created,
+// $limit (ARCHIVED ones do not) and the SINGLETON rule, and creates only if all hold. The
+// instance gets the label of its scope; a top-level PROJECT also gets TopProject, whose
+// constraint keeps its project_id unique. Returns what it found; `instance` is null when nothing was created,
 // and there is no row at all when the parent is gone.
 // params: props, scope, parent_id, parent_version, limit, singleton, top_project, now, event
 MATCH (p:HopperInstance {id: $parent_id})
@@ -50,7 +50,8 @@ OPTIONAL CALL (p, allowed) {
   WITH p WHERE allowed
   CREATE (p)-[:PARENT_OF]->(n:HopperInstance)
   SET n = $props, n.created_at = $now, n.updated_at = $now
-  FOREACH (_ IN CASE WHEN $top_project THEN [1] ELSE [] END | SET n:ProjectInstance)
+  {{scope_label(n)}}
+  FOREACH (_ IN CASE WHEN $top_project THEN [1] ELSE [] END | SET n:TopProject)
   CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
   SET e = $event, e.at = $now, e.written_at = datetime.realtime()
   RETURN {{instance_map(n)}} AS instance
@@ -73,7 +74,9 @@ RETURN {{instance_map(p)}} AS parent,
 // name: bulk_create_instances
 // Creates one batch of a bulk import with the audit event of each instance; rows come
 // parents first, so every parent exists. Each row's created_at is the import's time plus
-// its position in microseconds, so the order of children is the import order.
+// its position in microseconds, so the order of children is the import order. Each
+// gets the label of its scope, a top-level PROJECT also TopProject (see
+// create_child_instance).
 // (Timestamps are computed here rather than sent per row: the Python driver takes ~100 us
 // to pack each datetime.) The events wait for their seq like every other (PendingEvent).
 // Nodes are created first and attached after: a parent may be a row of the same batch,
@@ -84,9 +87,9 @@ WITH row, $now + duration({microseconds: row.offset}) AS created
 CREATE (n:HopperInstance)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
 SET n = row.props, n.created_at = created, n.updated_at = created,
     e = row.event, e.at = $now, e.written_at = datetime.realtime()
-FOREACH (_ IN CASE WHEN row.props.scope = 'GLOBAL' THEN [1] ELSE [] END |
-  SET n:GlobalInstance)  // the root of an import into an empty graph
-FOREACH (_ IN CASE WHEN row.top_project THEN [1] ELSE [] END | SET n:ProjectInstance)
+// its scope's label (GlobalInstance: the root of an import into an empty graph)
+{{scope_label(n)}}
+FOREACH (_ IN CASE WHEN row.top_project THEN [1] ELSE [] END | SET n:TopProject)
 WITH n, row WHERE row.parent_id IS NOT NULL
 MATCH (p:HopperInstance {id: row.parent_id})
 CREATE (p)-[:PARENT_OF]->(n)

@@ -194,7 +194,7 @@ WHERE n.instance_type = 'EPHEMERAL' AND n.archived_at >= datetime($after_at)
         WHEN n.archived_at > datetime($after_at) THEN true
         WHEN n.depth <> $after_depth THEN n.depth < $after_depth
         ELSE n.id > $after_id END
-WITH n ORDER BY n.instance_type, n.archived_at, n.depth DESC, n.id LIMIT $limit
+WITH n ORDER BY n.instance_type, n.archived_at, n.depth DESC, n.id LIMIT toInteger($limit)
 RETURN n.id AS id, n.name AS name, n.scope AS scope, n.parent_id AS parent_id,
        toString(n.archived_at) AS archived_at, n.depth AS depth, n.config AS config,
        n.version AS version,

@@ -42,22 +42,22 @@ RETURN COUNT { (:HopperInstance) } AS instances, COUNT { (:InstanceEvent) } AS e
 // name: import_instances
 // Restores one batch of instances with their properties as exported (no lifecycle rule
 // runs: this is a restore); the datetime_keys arrive as RFC 3339 strings and are stored as
-// DATETIME again. A GLOBAL also gets its GlobalInstance label, a top-level PROJECT its
-// ProjectInstance label. Every node an import writes carries Restoring until the import
+// DATETIME again. Each gets the label of its scope (GlobalInstance, ProjectInstance,
+// OrchestrationInstance); label_imported_projects adds TopProject. Every node an import writes carries Restoring until the import
 // has finished: live writes refuse to touch one, and an interrupted import is found by it.
 // params: rows, datetime_keys
 UNWIND $rows AS row
 CREATE (n:HopperInstance:Restoring)
 SET n = row
 FOREACH (key IN $datetime_keys | SET n[key] = datetime(n[key]))
-FOREACH (_ IN CASE WHEN row.scope = 'GLOBAL' THEN [1] ELSE [] END | SET n:GlobalInstance)
+{{scope_label(n)}}
 
 // name: label_imported_projects
-// Gives the top-level PROJECTs of an import (their edges exist by now) the ProjectInstance
+// Gives the top-level PROJECTs of an import (their edges exist by now) the TopProject
 // label that keeps one PROJECT per project_id.
 // params: -
 MATCH (:GlobalInstance:Restoring)-[:PARENT_OF]->(p:Restoring {scope: 'PROJECT'})
-SET p:ProjectInstance
+SET p:TopProject
 
 // name: import_parent_edges
 // Restores one batch of PARENT_OF edges; every instance of the import exists by now.
@@ -111,7 +111,7 @@ REMOVE n:Restoring
 // Deletes one batch of what an unfinished or failed import wrote, with its edges.
 // params: limit
 MATCH (n:Restoring)
-WITH n LIMIT $limit
+WITH n LIMIT toInteger($limit)
 DETACH DELETE n
 RETURN count(n) AS done
 

@@ -219,7 +219,7 @@ def _constraint_error(exc: ConstraintError) -> HopperGraphError | None:
     label, prop = match["label"], match["prop"]
     if label == "GlobalInstance":
         return GlobalAlreadyExists("a GLOBAL instance already exists")
-    if label == "ProjectInstance":
+    if label == "TopProject":
         return DuplicateProject("a PROJECT instance with this project_id already exists",
                                 errors={"project_id": ["already has a PROJECT instance"]})
     if label == "HopperInstance" and prop == "name":

@@ -144,7 +144,11 @@ class LocalNeo4j:
 
     @property
     def browser_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}/browser/"
+        """Neo4j Browser, served by this server, with its connect form filled in: this
+        server's Bolt address and no authentication (it has none). Browser's own default is
+        a ``neo4j://`` address with a username."""
+        return (f"http://127.0.0.1:{self.http_port}/browser/"
+                f"?dbms={self.uri}&preselectAuthMethod=NO_AUTH")
 
     # -- obtaining the jars -------------------------------------------------------------
     def ensure_jars(self) -> None:

@@ -5,6 +5,10 @@ Each migration is a list of schema statements (all ``IF NOT EXISTS`` or ``IF EXI
 applied_at})`` nodes, so an upgrade applies only what is new, and running it twice changes
 nothing.
 
+Data statements run as auto-commit transactions, so one that touches every instance
+batches itself (``CALL (n) { ... } IN TRANSACTIONS``) instead of holding a large graph's
+changes in one transaction.
+
 Community Edition enforces uniqueness (single and composite) but not property existence,
 so the library validates required properties itself before every write.
 """
@@ -18,6 +22,13 @@ from neo4j import Driver, RoutingControl
 
 INDEX_WAIT_SECONDS = 600
 """How long apply_schema waits for new indexes to come online (a large graph's take long)."""
+LABEL_BATCH = 10_000
+"""Nodes a migration relabels per transaction."""
+LABEL_TOP_PROJECTS = (
+    "MATCH (:GlobalInstance)-[:PARENT_OF]->(n:HopperInstance {scope: 'PROJECT'}) "
+    "WHERE NOT n:TopProject "
+    f"CALL (n) {{ SET n:TopProject }} IN TRANSACTIONS OF {LABEL_BATCH} ROWS")
+"""Gives the top-level PROJECTs the label of their uniqueness constraint."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,9 @@ class Migration:
     data: tuple[str, ...] = ()
     """Data statements run before them (each safe to run twice), e.g. labels a new
     constraint needs on what exists."""
+    after: tuple[str, ...] = ()
+    """Data statements run after them (each safe to run twice), e.g. labels a dropped
+    constraint forbade."""
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -70,18 +84,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         "DROP INDEX hopper_instance_parent IF EXISTS",
     )),
     Migration(3, "one PROJECT per project_id; events waiting for their seq", (
-        # A top-level PROJECT carries :ProjectInstance, whose project_id is unique: one
-        # PROJECT per project, however creates race. (Sub-projects share their project's
-        # id and are not labelled.) Fails, and stays unapplied, while duplicates exist.
-        "CREATE CONSTRAINT hopper_single_project IF NOT EXISTS "
-        "FOR (n:ProjectInstance) REQUIRE n.project_id IS UNIQUE",
+        # A top-level PROJECT carries :TopProject, whose project_id is unique: one PROJECT
+        # per project, however creates race. (Sub-projects share their project's id and
+        # do not carry it.) Fails, and stays unapplied, while duplicates exist.
+        # Until migration 7 this was hopper_single_project on :ProjectInstance, which now
+        # every PROJECT carries; it is written as it is now so that applying every
+        # migration again (a lost record) never brings the old constraint back.
+        "CREATE CONSTRAINT hopper_top_project IF NOT EXISTS "
+        "FOR (n:TopProject) REQUIRE n.project_id IS UNIQUE",
         # A history finds its instance's events that still wait for a seq (audit.py).
         "CREATE INDEX instance_event_pending IF NOT EXISTS "
         "FOR (e:PendingEvent) ON (e.instance_id)",
-    ), data=(
-        "MATCH (:GlobalInstance)-[:PARENT_OF]->(p:HopperInstance {scope: 'PROJECT'}) "
-        "SET p:ProjectInstance",
-    )),
+    ), data=(LABEL_TOP_PROJECTS,)),
     Migration(4, "purge candidates in archive order from the index", (
         # find_purge_candidates seeks the ARCHIVED EPHEMERALs after a cursor and takes
         # them in archived_at order from the index: a page costs the page, where reading
@@ -113,6 +127,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX hopper_instance_parent_scope_type IF NOT EXISTS "
         "FOR (n:HopperInstance) ON (n.parent_id, n.scope, n.instance_type)",
     )),
+    Migration(7, "a label per scope; one PROJECT per project_id on :TopProject", (
+        # :ProjectInstance now marks every PROJECT, sub-projects too (Neo4j Browser colours
+        # nodes by label), and sub-projects share their project's id: the one-PROJECT-per-
+        # project rule moves to :TopProject, which only top-level PROJECTs carry (a graph
+        # migrated before has it on :ProjectInstance, as hopper_single_project).
+        "CREATE CONSTRAINT hopper_top_project IF NOT EXISTS "
+        "FOR (n:TopProject) REQUIRE n.project_id IS UNIQUE",
+        "DROP CONSTRAINT hopper_single_project IF EXISTS",
+    ), data=(LABEL_TOP_PROJECTS,), after=(
+        "MATCH (n:HopperInstance {scope: 'PROJECT'}) WHERE NOT n:ProjectInstance "
+        f"CALL (n) {{ SET n:ProjectInstance }} IN TRANSACTIONS OF {LABEL_BATCH} ROWS",
+        "MATCH (n:HopperInstance {scope: 'ORCHESTRATION'}) WHERE NOT n:OrchestrationInstance "
+        f"CALL (n) {{ SET n:OrchestrationInstance }} IN TRANSACTIONS OF {LABEL_BATCH} ROWS",
+    )),
 )
 
 
@@ -137,9 +165,13 @@ def apply_schema(driver: Driver, database: str | None = None) -> list[Migration]
     for migration in MIGRATIONS:
         if migration.version in recorded:
             continue
-        for statement in (*migration.data, *migration.statements):
+        for statement in migration.data:
+            _run_data(driver, database, statement)
+        for statement in migration.statements:
             # Schema statements cannot share a transaction with writes: one each.
             driver.execute_query(statement, database_=database)
+        for statement in migration.after:
+            _run_data(driver, database, statement)
         driver.execute_query(
             "MERGE (m:SchemaMigration {version: $version}) "
             "ON CREATE SET m.name = $name, m.applied_at = $now",
@@ -153,3 +185,10 @@ def apply_schema(driver: Driver, database: str | None = None) -> list[Migration]
         driver.execute_query("CALL db.awaitIndexes($seconds)", seconds=INDEX_WAIT_SECONDS,
                              database_=database)
     return applied
+
+
+def _run_data(driver: Driver, database: str | None, statement: str) -> None:
+    """One data statement in an auto-commit transaction: the only kind in which ``CALL
+    ... IN TRANSACTIONS`` may batch it."""
+    with driver.session(database=database) as session:
+        session.run(statement).consume()

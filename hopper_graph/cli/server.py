@@ -189,6 +189,7 @@ def serve(host: str, port: int, workers: int, threads: int, as_json: bool) -> No
             f"refusing to serve on {host} without HOPPER_API_TOKEN: anyone who can reach it "
             "could change the hierarchy; set HOPPER_API_TOKEN, or listen on 127.0.0.1",
             EXIT_USAGE)
+    local = None
     if not os.environ.get("HOPPER_NEO4J_URI"):
         local = LocalNeo4j.from_env()
         local.start()
@@ -209,13 +210,16 @@ def serve(host: str, port: int, workers: int, threads: int, as_json: bool) -> No
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     bind = f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}"
+    browser = local.browser_url if local else None  # another server: its own Browser
     summary = {"bind": bind, "neo4j_uri": settings.uri, "workers": workers,
-               "threads": threads, "auth": bool(token)}
+               "threads": threads, "auth": bool(token), "browser_url": browser}
     if as_json:
         print_json(summary)
     else:
         click.echo(f"hopper-graph {__version__}: serving the API on http://{bind} "
                    f"(Neo4j {settings.uri}; auth {'on' if token else 'off'})", err=True)
+        if browser:
+            click.echo(f"Neo4j Browser: {browser}", err=True)
     _gunicorn_app(api.create_app, {
         "bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
         "accesslog": "-", "errorlog": "-", "proc_name": "hopper-graph",

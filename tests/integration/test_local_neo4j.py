@@ -125,7 +125,9 @@ def test_start_is_idempotent_and_serves_bolt_and_browser(scratch):
     assert records[0]["version"].startswith("5.26.")
     assert records[0]["edition"] == "community"
 
-    assert scratch.browser_url == f"http://127.0.0.1:{scratch.http_port}/browser/"
+    assert scratch.browser_url == (f"http://127.0.0.1:{scratch.http_port}/browser/"
+                                   f"?dbms=bolt://127.0.0.1:{scratch.bolt_port}"
+                                   "&preselectAuthMethod=NO_AUTH")
     with urllib.request.urlopen(scratch.browser_url, timeout=30) as response:
         assert response.status == 200
         assert b"<html" in response.read().lower()

@@ -208,17 +208,19 @@ def test_migration_3_labels_the_top_level_projects_that_existed_before_it(clean_
     try:  # back to the schema before migration 3
         driver.execute_query("MATCH (m:SchemaMigration) WHERE m.version >= 3 DELETE m",
                              database_=database)
-        driver.execute_query("DROP CONSTRAINT hopper_single_project IF EXISTS",
+        driver.execute_query("DROP CONSTRAINT hopper_top_project IF EXISTS",
                              database_=database)
         assert [m.version for m in apply_schema(driver, database)] == later
     finally:
         apply_schema(driver, database)
+    # Since migration 7 the constraint is on TopProject, and every PROJECT is a
+    # ProjectInstance (tests/integration/test_scope_labels.py).
     records, _, _ = driver.execute_query(
-        "MATCH (n:ProjectInstance) RETURN collect(n.id) AS ids", database_=database,
+        "MATCH (n:TopProject) RETURN collect(n.id) AS ids", database_=database,
         routing_=RoutingControl.READ)
     assert records[0]["ids"] == ["p"]
     with pytest.raises(ConstraintError):
-        driver.execute_query("CREATE (:HopperInstance:ProjectInstance {id: 'p2', name: 'p2', "
+        driver.execute_query("CREATE (:HopperInstance:TopProject {id: 'p2', name: 'p2', "
                              "scope: 'PROJECT', project_id: 'alpha'})", database_=database)
 
 
