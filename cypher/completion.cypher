@@ -7,4 +7,4 @@ MATCH (n:HopperInstance)
 WHERE n.name STARTS WITH $prefix AND n.scope = $scope
 RETURN n.name AS name
 ORDER BY n.name
-LIMIT $limit
+LIMIT toInteger($limit)

@@ -9,7 +9,7 @@
 // params: limit
 MATCH (n)
 WHERE n:HopperInstance OR n:InstanceEvent OR n:HopperCounter OR n:HopperRestore
-WITH n LIMIT $limit
+WITH n LIMIT toInteger($limit)
 WITH collect(n) AS batch
 WITH batch,
      size([x IN batch WHERE x:HopperInstance]) AS instances,
