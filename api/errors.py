@@ -103,6 +103,7 @@ TITLES = {
     "internal-error": "Internal error",
     "service-unavailable": "Service unavailable",
     "schema-not-applied": "Schema not applied",
+    "too-many-streams": "Too many streams",
 }
 """The one title of each problem ``code``: a code never comes with two titles (a code
 missing here, from an HTTP status without one of ours, takes the status's phrase)."""
@@ -152,6 +153,12 @@ class SchemaNotApplied(HTTPServiceUnavailable):
     """Neo4j answers, but the library's constraints are not (all) in place."""
 
     problem_code = "schema-not-applied"
+
+
+class TooManyStreams(HTTPServiceUnavailable):
+    """Every event-stream slot of this worker is taken (``HOPPER_API_MAX_STREAMS``)."""
+
+    problem_code = "too-many-streams"
 
 
 def problem(status: int, detail: str, *, code: str | None = None,

@@ -30,10 +30,11 @@ import orjson
 from flask import Flask, Response, current_app
 from flask_smorest import Blueprint
 from marshmallow import EXCLUDE
-from werkzeug.exceptions import BadRequest, ServiceUnavailable
+from werkzeug.exceptions import BadRequest
 
 from api import guards
 from api import schemas as s
+from api.errors import TooManyStreams
 from api.extension import manager
 from api.http import QUERY, documented
 from hopper_graph import InstanceEvent, feed
@@ -103,12 +104,6 @@ def _taken_slot() -> StreamSlots:
             f"This worker already serves {slots.limit} event stream(s), its most; try again "
             "shortly, or read the pages of /api/v1/events.", retry_after=RETRY_AFTER_SECONDS)
     return slots
-
-
-class TooManyStreams(ServiceUnavailable):
-    """Every stream slot of this worker is taken."""
-
-    problem_code = "too-many-streams"
 
 
 def _resume_point(after: int, last_event_id: str | None) -> int:
