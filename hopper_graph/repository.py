@@ -191,6 +191,8 @@ class InstanceRepository:
             facts = None if checked.parent_id is None else self.row(
                 QUERIES.get_parent_for_create.text, parent_id=checked.parent_id,
                 scope=HopperScope(checked.scope).value)
+            if facts is not None and "id" not in facts["parent"]:
+                facts = None  # deleted as it was read: read-committed shows no properties
             plan = rules.plan_create(checked, facts)
             if before_write is not None:
                 before_write(plan.props)

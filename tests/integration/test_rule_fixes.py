@@ -14,6 +14,7 @@ from hopper_graph import (
     InstanceStatus,
     LimitExceeded,
     NotFound,
+    ScopeRuleViolation,
     ValidationError,
 )
 from hopper_graph.purge import decode_cursor
@@ -339,3 +340,24 @@ def test_a_write_pinned_to_several_versions_applies_at_any_of_them(manager, proj
         (3, [5, 7])
     assert manager.get(run.id).status is S.CREATED
     assert manager.transition(run.id, "archive", expected_version=[3, 4]).status is S.ARCHIVED
+
+
+def test_a_parent_deleted_while_a_create_reads_it_is_a_missing_parent(manager, project,
+                                                                       monkeypatch):
+    """Read-committed: a node deleted as a statement reads it comes back with no properties
+    (a race test once met it as a 500, KeyError 'config'). The parent is deleted for real
+    and the read answers as the server did then; the create must say the parent is gone."""
+    repository = manager.repository
+    real_row = repository.row
+
+    def row_as_in_the_race(text, **params):
+        found = real_row(text, **params)
+        if text == QUERIES.get_parent_for_create.text and found is not None:
+            manager.delete(project.id, force=True)
+            found = {**found, "parent": {}}
+        return found
+
+    monkeypatch.setattr(repository, "row", row_as_in_the_race)
+    with pytest.raises(ScopeRuleViolation) as caught:
+        manager.create(name="late", scope="ORCHESTRATION", parent_id=project.id)
+    assert caught.value.errors == {"parent_id": ["no instance with this id"]}
