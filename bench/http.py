@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bench.measure import Result, percentile
+from hopper_graph import feed
 
 if TYPE_CHECKING:
     from bench.__main__ import Bench
@@ -28,8 +30,10 @@ def run(bench: Bench, global_id: str, forest: Forest) -> None:
     server = _start_server(bench, port)
     try:
         _trees(bench, port, global_id)
+        _pages(bench, port, global_id)
         _get_throughput(bench, port, forest.orchestrations[:500])
         _lifecycle_latency(bench, port, forest)
+        _stream_latency(bench, port, forest)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -43,6 +47,7 @@ def _start_server(bench: Bench, port: int) -> subprocess.Popen[bytes]:
     env.pop("HOPPER_API_TOKEN", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "4",
+         "--config", "python:hopper_graph.cli.gunicorn_config",
          "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "api:create_app()"],
         env=env, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -90,6 +95,24 @@ def _trees(bench: Bench, port: int, global_id: str) -> None:
         assert status == 200, (status, body[:200])
     bench.add(_timed_http("HTTP: descendants of the GLOBAL, first page (1,000)",
                           descendants, 10, None))
+
+
+def _pages(bench: Bench, port: int, global_id: str) -> None:
+    """The forest phase's first pages by cursor, over HTTP, beside the library's figure for
+    the same page (timed earlier in the phase): what the API adds to a paged read."""
+    pages = [("filtered list page (100 CREATED ORCHESTRATIONs)", 20,
+              "/api/v1/instances?scope=ORCHESTRATION&status=CREATED&limit=100&after="),
+             ("descendants page (first 100 of the GLOBAL's)", 3,
+              f"/api/v1/instances/{global_id}/descendants?limit=100&after=")]
+    library = {r.name: r for r in bench.results}
+    for name, repeat, path in pages:
+        def fetch(path: str = path) -> None:
+            status, body = _get(port, path)
+            assert status == 200, (status, body[:200])
+        result = bench.add(_timed_http(f"HTTP: {name}", fetch, repeat, None))
+        if name in library:
+            result.extra["library_p50_ms"] = library[name].p50 * 1e3
+            result.extra["ratio_to_library"] = result.p50 / library[name].p50
 
 
 def _load(port: int, clients: int, duration: float,
@@ -164,6 +187,46 @@ def _lifecycle_latency(bench: Bench, port: int, forest: Forest) -> None:
                      extra={"requests_per_s": load["rps"],
                             "p99_ms": percentile(load["latencies"], 99) * 1e3,
                             "statuses": load["statuses"]}))
+
+
+STREAM_EVENTS = 50
+"""Events timed from commit to their arrival on an open event stream."""
+
+
+def _stream_latency(bench: Bench, port: int, forest: Forest) -> None:
+    """How long a committed event takes to reach an open ``/events/stream``: one change at
+    a time through the library, each timed from its commit to its line on the stream."""
+    manager = bench.manager
+    run = manager.create(name="http-stream-probe", scope="ORCHESTRATION",
+                         parent_id=forest.projects[3], instance_type="PERSISTENT")
+    manager.start(run.id)
+    after = feed.head(manager)  # only what happens from now on
+    arrivals = _stream_reader(port, f"/api/v1/events/stream?subtree={run.id}&after={after}")
+    samples, paused = [], False
+    for _ in range(STREAM_EVENTS):
+        committed = time.perf_counter()
+        manager.transition(run.id, "resume" if paused else "pause")
+        paused = not paused
+        samples.append(arrivals.get(timeout=30) - committed)
+        time.sleep(0.02)  # apart, so each is timed alone
+    bench.add(Result("HTTP: a committed event reaching an open event stream", samples,
+                     target="<= 200 ms"))
+
+
+def _stream_reader(port: int, path: str) -> queue.Queue[float]:
+    """Opens the stream and, in a daemon thread, puts the arrival time of each event."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", path, headers={"Accept": "text/event-stream"})
+    response = conn.getresponse()
+    assert response.status == 200, response.status
+    arrivals: queue.Queue[float] = queue.Queue()
+
+    def read() -> None:
+        for line in response:
+            if line.startswith(b"data:"):
+                arrivals.put(time.perf_counter())
+    threading.Thread(target=read, daemon=True).start()
+    return arrivals
 
 
 def _free_port() -> int:
