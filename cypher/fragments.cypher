@@ -36,6 +36,12 @@ node {.*,
 [p IN props | p.actor] AS actor, [p IN props | p.reason] AS reason,
 [p IN props | p.cause] AS cause, [p IN props | toString(p.at)] AS at
 
+// fragment: seek_from_cursor(node)
+// Where a page in creation order starts reading its index: at the cursor's time, a range
+// the planner seeks; `id IS NOT NULL` lets it take the index's last key as well, so the
+// rows come in page order and the ORDER BY after it needs no sort.
+node.created_at >= $after_at AND node.id IS NOT NULL
+
 // fragment: after_cursor(node)
 // Keyset paging in creation order: the rows after the cursor ($after_at, $after_id). The
 // query seeks its index with `created_at >= $after_at` (an OR there would turn the seek

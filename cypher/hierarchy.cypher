@@ -15,7 +15,7 @@ MATCH (p:HopperInstance {id: $parent_id})
 CALL (p) {
   MATCH (n:HopperInstance {parent_id: p.id})
   USING INDEX SEEK n:HopperInstance(parent_id, created_at, id)
-  WHERE n.created_at >= $after_at AND n.id IS NOT NULL
+  WHERE {{seek_from_cursor(n)}}
   WITH n ORDER BY n.parent_id, n.created_at, n.id  // the index's order: no sort
   WITH n WHERE {{after_cursor(n)}}
   WITH n SKIP toInteger($skip) LIMIT toInteger($limit)

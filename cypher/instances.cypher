@@ -113,7 +113,7 @@ RETURN {{instance_map(n)}} AS instance
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {parent_id: $parent_id})
 USING INDEX SEEK n:HopperInstance(parent_id, created_at, id)
-WHERE n.created_at >= $after_at AND n.id IS NOT NULL
+WHERE {{seek_from_cursor(n)}}
 WITH n ORDER BY n.parent_id, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 {{list_page(n)}}
 
@@ -125,7 +125,7 @@ WITH n ORDER BY n.parent_id, n.created_at, n.id  // the index's own order: no so
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {project_id: $project_id, scope: $scope})
 USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
-WHERE n.created_at >= $after_at AND n.id IS NOT NULL
+WHERE {{seek_from_cursor(n)}}
 WITH n ORDER BY n.project_id, n.scope, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 {{list_page(n)}}
 
@@ -138,7 +138,7 @@ WITH n ORDER BY n.project_id, n.scope, n.created_at, n.id  // the index's own or
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {project_id: $project_id})
 USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
-WHERE n.scope IS NOT NULL AND n.created_at >= $after_at AND n.id IS NOT NULL
+WHERE n.scope IS NOT NULL AND {{seek_from_cursor(n)}}
 WITH n ORDER BY n.created_at, n.id  // a sort of the project's instances, not the graph's
 {{list_page(n)}}
 
@@ -150,7 +150,7 @@ WITH n ORDER BY n.created_at, n.id  // a sort of the project's instances, not th
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {scope: $scope, status: $status})
 USING INDEX SEEK n:HopperInstance(scope, status, created_at, id)
-WHERE n.created_at >= $after_at AND n.id IS NOT NULL
+WHERE {{seek_from_cursor(n)}}
 WITH n ORDER BY n.scope, n.status, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 {{list_page(n)}}
 
@@ -161,7 +161,7 @@ WITH n ORDER BY n.scope, n.status, n.created_at, n.id  // the index's own order:
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {scope: $scope})
 USING INDEX SEEK n:HopperInstance(scope, created_at, id)
-WHERE n.created_at >= $after_at AND n.id IS NOT NULL
+WHERE {{seek_from_cursor(n)}}
 WITH n ORDER BY n.scope, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 {{list_page(n)}}
 
@@ -172,7 +172,7 @@ WITH n ORDER BY n.scope, n.created_at, n.id  // the index's own order: no sort, 
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {status: $status})
 USING INDEX SEEK n:HopperInstance(status, created_at, id)
-WHERE n.created_at >= $after_at AND n.id IS NOT NULL
+WHERE {{seek_from_cursor(n)}}
 WITH n ORDER BY n.status, n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 {{list_page(n)}}
 
@@ -183,7 +183,7 @@ WITH n ORDER BY n.status, n.created_at, n.id  // the index's own order: no sort,
 // params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance)
 USING INDEX SEEK n:HopperInstance(created_at, id)
-WHERE n.created_at >= $after_at AND n.id IS NOT NULL
+WHERE {{seek_from_cursor(n)}}
 WITH n ORDER BY n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 {{list_page(n)}}
 
