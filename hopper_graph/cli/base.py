@@ -15,10 +15,10 @@ import click
 import yaml
 from neo4j import Driver
 from neo4j.exceptions import DriverError, Neo4jError
-from rich.console import Console
 from rich.text import Text
 
 from hopper_graph import __version__
+from hopper_graph.cli.output import to_json
 from hopper_graph.enums import HopperScope, InstanceStatus
 from hopper_graph.errors import (
     DatabaseUnavailable,
@@ -220,12 +220,7 @@ json_option = click.option("--json", "as_json", is_flag=True,
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def console() -> Console:
-    """A console on the current stdout; markup off, so names print verbatim."""
-    return Console(markup=False, highlight=False, emoji=False)
+    click.echo(to_json(data))
 
 
 def status_text(status: InstanceStatus | str | None) -> Text:

@@ -16,7 +16,6 @@ from rich.tree import Tree
 from hopper_graph.cli.base import (
     Backend,
     cli,
-    console,
     default_actor,
     health_dict,
     instance_label,
@@ -28,7 +27,7 @@ from hopper_graph.cli.base import (
     transition_dict,
 )
 from hopper_graph.cli.completion import complete_ref
-from hopper_graph.cli.output import Cell, Column, Output, one_line, output_option
+from hopper_graph.cli.output import Cell, Column, Output, console, one_line, output_option
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
 from hopper_graph.errors import NotFound
 from hopper_graph.lifecycle import EVENTS

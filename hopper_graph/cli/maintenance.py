@@ -25,12 +25,11 @@ from hopper_graph.cli.base import (
     Backend,
     CommandError,
     cli,
-    console,
     default_actor,
     json_option,
     print_json,
 )
-from hopper_graph.cli.output import Column, Output, output_option
+from hopper_graph.cli.output import Column, Output, console, output_option
 from hopper_graph.cli.progress import progress_bar, quiet_option
 from hopper_graph.errors import ValidationError
 from hopper_graph.purge import PurgeItem, PurgeReport

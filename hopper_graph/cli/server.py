@@ -19,10 +19,10 @@ from hopper_graph.cli.base import (
     Backend,
     CommandError,
     cli,
-    console,
     json_option,
     print_json,
 )
+from hopper_graph.cli.output import console
 from hopper_graph.graph import Neo4jSettings, connect, translate_errors
 from hopper_graph.local_neo4j import LocalNeo4j
 from hopper_graph.queries import QUERIES
