@@ -35,8 +35,8 @@ RETURN {{instance_map(n)}} AS instance
 // checks the parent's version (its status and config), the children that count toward
 // $limit (ARCHIVED ones do not) and the SINGLETON rule, and creates only if all hold. The
 // instance gets the label of its scope; a top-level PROJECT also gets TopProject, whose
-// constraint keeps its project_id unique. Returns what it found; `instance` is null when nothing was created,
-// and there is no row at all when the parent is gone.
+// constraint keeps its project_id unique. Returns what it found; `instance` is null when
+// nothing was created, and there is no row at all when the parent is gone.
 // params: props, scope, parent_id, parent_version, limit, singleton, top_project, now, event
 MATCH (p:HopperInstance {id: $parent_id})
 SET p._lock = true REMOVE p._lock
