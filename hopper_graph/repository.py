@@ -18,6 +18,7 @@ import builtins
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from neo4j import Driver, ManagedTransaction
@@ -98,26 +99,39 @@ _TIME_FIELDS = ("created_at", "updated_at", "started_at", "stopped_at", "archive
 
 
 def _lean_rows(row: dict[str, Any], chosen: tuple[str, ...]) -> builtins.list[dict[str, Any]]:
-    """The columns of ``get_subtree_fields`` as the flat tree's rows, parents first."""
-    parse = datetime.fromisoformat
+    """The columns of ``get_subtree_fields`` as the flat tree's rows, parents first.
+
+    Column by column, in C where it can be: the order is computed once, each column is
+    put in that order by one ``itemgetter`` call, and only timestamps and JSON are
+    converted value by value (a call per cell cost a quarter of a 100,000-row tree)."""
     ids, parents, depths = row["id"], row["parent_id"], row["depth"]
-    created = [parse(c) for c in row["created_at"]]
-    order = sorted(range(1, len(ids)), key=lambda k: (depths[k], created[k], ids[k]))
-    columns = [(f, [_lean_value(f, v) for v in row[f]]) for f in chosen]
+    keys = list(zip(depths, map(datetime.fromisoformat, row["created_at"]), ids, strict=True))
+    order = [0, *sorted(range(1, len(ids)), key=keys.__getitem__)]
+    pick = _picker(order)
+    columns = [pick(_lean_column(f, row[f])) for f in chosen]
+    above = list(pick(parents))
+    above[0] = None  # the root's parent is outside the tree
     base = depths[0]
-    return [{"instance": {f: values[k] for f, values in columns},
-             "parent_id": None if k == 0 else parents[k], "depth": depths[k] - base}
-            for k in [0, *order]]
+    cells = zip(*columns, strict=True)
+    return [{"instance": dict(zip(chosen, values, strict=True)), "parent_id": parent,
+             "depth": depth - base}
+            for values, parent, depth in zip(cells, above, pick(depths), strict=True)]
 
 
-def _lean_value(field: str, value: Any) -> Any:
-    if value is None:
-        return None
+def _picker(order: builtins.list[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """A function that lists a column's values in ``order`` (a one-row tree included)."""
+    if len(order) == 1:
+        return lambda column: (column[0],)
+    return itemgetter(*order)
+
+
+def _lean_column(field: str, values: builtins.list[Any]) -> builtins.list[Any]:
+    """A lean column with its values as JSON-ready as ``HopperInstance.to_dict`` gives them."""
     if field in _TIME_FIELDS:
-        return datetime.fromisoformat(value).isoformat()
+        return [None if v is None else datetime.fromisoformat(v).isoformat() for v in values]
     if field in _JSON_FIELDS:
-        return json.loads(value)
-    return value
+        return [None if v is None else json.loads(v) for v in values]
+    return values
 
 
 def _list_query(scope: str | None, status: str | None, parent_id: str | None,

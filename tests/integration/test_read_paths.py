@@ -216,6 +216,10 @@ def test_a_lean_tree_is_the_flat_tree_with_fewer_fields(repo, two_projects):
         {"id": r.instance.id, "name": r.instance.name,
          "created_at": r.instance.created_at.isoformat()} for r in full]
     assert len(repo.get_tree_fields(small.id, ["status"], max_depth=1)) == 1 + 5
+    leaf = repo.get(made[3])  # a tree of one row; JSON fields decoded, as to_dict gives them
+    assert repo.get_tree_fields(leaf.id, ["config", "metadata", "stopped_at"]) == [
+        {"instance": {"id": leaf.id, "config": leaf.config, "metadata": leaf.metadata,
+                      "stopped_at": None}, "parent_id": None, "depth": 0}]
     with pytest.raises(ValidationError) as refused:
         repo.get_tree_fields(g.id, ["name", "password"])
     assert "fields" in refused.value.errors
