@@ -28,6 +28,29 @@ node {.*,
 [p IN props | toString(p.archived_at)] AS archived_at,
 [p IN props | toString(p.heartbeat_at)] AS heartbeat_at
 
+// fragment: instance_columns_of_rows(p)
+// As instance_columns, aggregated from rows that each hold one instance's property map
+// `p`: collect() over rows is about a sixth cheaper than a list comprehension per column
+// over a list of maps (a 100,000-instance subtree: ~1.3 s against ~1.6 s at the server),
+// so the whole-subtree reads use this one. collect() leaves nulls out, which would shift
+// a column against the others, so every column carries '' (or 0) for null, and the
+// models read '' back as null; an instance deleted as it was read has every property
+// null, so its id reads '' and it is left out. The answer is always one row.
+collect(coalesce(p.id, '')) AS id, collect(coalesce(p.name, '')) AS name,
+collect(coalesce(p.scope, '')) AS scope, collect(coalesce(p.status, '')) AS status,
+collect(coalesce(p.instance_type, '')) AS instance_type,
+collect(coalesce(p.parent_id, '')) AS parent_id,
+collect(coalesce(p.project_id, '')) AS project_id, collect(coalesce(p.config, '')) AS config,
+collect(coalesce(p.config_set, '')) AS config_set,
+collect(coalesce(p.metadata, '')) AS metadata, collect(coalesce(p.version, 0)) AS version,
+collect(coalesce(p.depth, 0)) AS depth,
+collect(coalesce(toString(p.created_at), '')) AS created_at,
+collect(coalesce(toString(p.updated_at), '')) AS updated_at,
+collect(coalesce(toString(p.started_at), '')) AS started_at,
+collect(coalesce(toString(p.stopped_at), '')) AS stopped_at,
+collect(coalesce(toString(p.archived_at), '')) AS archived_at,
+collect(coalesce(toString(p.heartbeat_at), '')) AS heartbeat_at
+
 // fragment: event_columns(props)
 // Many audit events as parallel lists, in the order of EVENT_COLUMNS (models.py).
 [p IN props | p.id] AS id, [p IN props | p.seq] AS seq,

@@ -64,17 +64,18 @@ WITH CASE WHEN $with_total THEN total END AS total, [x IN page | properties(x)] 
 RETURN total, {{instance_columns(props)}}
 
 // name: get_subtree
-// An instance and every instance below it down to max_depth levels (null: all levels),
-// the instance first, the rest in no particular order: the caller sorts them (in Python
-// that is several times cheaper than ORDER BY here). Each carries parent_id and depth,
-// enough to build the tree without recursion. properties() reads each node's properties
-// in one pass; reading them one by one walks the node's property chain once per key.
+// An instance and every instance below it, the instance first, the rest in no particular
+// order: the caller sorts them (in Python that is several times cheaper than ORDER BY
+// here). Each carries parent_id and depth, enough to build the tree without recursion.
+// properties() reads each node's properties in one pass; reading them one by one walks
+// the node's property chain once per key. Empty lists when the instance does not exist.
 // params: id
 MATCH (root:HopperInstance {id: $id})
 OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
 WITH root, collect(d) AS below  // collected: rows of a var-length match carry their path
-WITH [x IN [root] + below | properties(x)] AS props
-RETURN {{instance_columns(props)}}
+UNWIND [root] + below AS x
+WITH properties(x) AS p
+RETURN {{instance_columns_of_rows(p)}}
 
 // name: get_subtree_to_depth
 // As get_subtree, down to $max_depth levels below the instance only. The depth test sits
@@ -87,8 +88,9 @@ WITH root, root.depth + $max_depth AS bottom
 OPTIONAL MATCH (root) ((:HopperInstance)-[:PARENT_OF]->(b:HopperInstance)
                        WHERE b.depth <= bottom)+ (d:HopperInstance)
 WITH root, collect(d) AS below  // collected: rows of a path match carry their path
-WITH [x IN [root] + below | properties(x)] AS props
-RETURN {{instance_columns(props)}}
+UNWIND [root] + below AS x
+WITH properties(x) AS p
+RETURN {{instance_columns_of_rows(p)}}
 
 // name: get_global_instance
 // The GLOBAL instance, if it exists.

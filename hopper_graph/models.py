@@ -353,7 +353,8 @@ def gc_paused() -> Iterator[None]:
 def instances_from_columns(row: dict[str, Any], repository: HierarchyReader | None = None
                            ) -> list[HopperInstance]:
     """HopperInstances from a record of ``INSTANCE_COLUMNS``; an instance deleted by a
-    concurrent transaction between match and read (its id reads as null) is left out."""
+    concurrent transaction between match and read (its id reads as null, or '' from
+    ``instance_columns_of_rows``) is left out. '' reads as null in every column."""
     with gc_paused():
         return _instances_from_columns(row, repository)
 
@@ -363,14 +364,15 @@ def _instances_from_columns(row: dict[str, Any], repository: HierarchyReader | N
     build, parse = HopperInstance._from_graph, datetime.fromisoformat
     scopes, statuses, types = _SCOPES, _STATUSES, _TYPES
     return [
-        build(id_, name, scopes[scope], statuses[status], types[kind], parent_id, project_id,
-              config, config_set, metadata, version, depth, parse(created), parse(updated),
-              started and parse(started), stopped and parse(stopped),
-              archived and parse(archived), heartbeat and parse(heartbeat), repository)
+        build(id_, name, scopes[scope], statuses[status], types[kind], parent_id or None,
+              project_id or None, config, config_set, metadata, version, depth,
+              parse(created), parse(updated), parse(started) if started else None,
+              parse(stopped) if stopped else None, parse(archived) if archived else None,
+              parse(heartbeat) if heartbeat else None, repository)
         for (id_, name, scope, status, kind, parent_id, project_id, config, config_set,
              metadata, version, depth, created, updated, started, stopped, archived,
              heartbeat) in zip(*(row[c] for c in INSTANCE_COLUMNS), strict=True)
-        if id_ is not None
+        if id_
     ]
 
 

@@ -438,7 +438,7 @@ class InstanceRepository:
         instances = self._instances(row)
         if not instances or instances[0].id != root_id:  # the root was deleted while we read
             raise not_found(root_id)
-        root, below = instances[0], instances[1:]
+        root, below = instances[0], instances[1:]  # the query's first row is the root
         below.sort(key=_tree_order)  # parents first; creation order within a level
         base = root.depth
         with gc_paused():

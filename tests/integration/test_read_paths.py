@@ -225,6 +225,28 @@ def test_a_lean_tree_is_the_flat_tree_with_fewer_fields(repo, two_projects):
     assert "fields" in refused.value.errors
 
 
+def test_a_subtree_reads_every_field_as_reading_each_instance_does(manager):
+    """The whole-subtree queries answer '' for null (instance_columns_of_rows): every
+    field, null or not, must come back as a single read gives it."""
+    g = make_global(manager.repository)
+    p = make_project(manager.repository, g)
+    runs = [manager.create(name=f"f-{k}", scope="ORCHESTRATION", parent_id=p.id).id
+            for k in range(3)]
+    manager.start(g.id)
+    manager.start(p.id)
+    manager.start(runs[0])
+    manager.heartbeat(runs[0])
+    manager.start(runs[1])
+    manager.stop(runs[1])
+    manager.update(runs[2], metadata={"owner": "ops"})
+    for tree in (manager.repository.get_flat_tree(g.id),
+                 manager.repository.get_flat_tree(g.id, max_depth=5)):
+        assert [r.instance.to_dict() for r in tree] == [
+            manager.get(r.instance.id).to_dict() for r in tree]
+        assert len(tree) == 5 and tree[0].instance.parent_id is None
+        assert tree[0].instance.project_id is None
+
+
 def test_a_subtree_health_check_carries_the_ancestors_once(repo, two_projects, driver,
                                                            database):
     """The root's ancestors' config overrides come on the root's row alone: every other

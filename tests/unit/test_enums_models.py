@@ -18,7 +18,14 @@ from hopper_graph.enums import (
     InstanceStatus,
     InstanceType,
 )
-from hopper_graph.models import HopperInstance, InstanceEvent, event_from_row, instance_from_row
+from hopper_graph.models import (
+    INSTANCE_COLUMNS,
+    HopperInstance,
+    InstanceEvent,
+    event_from_row,
+    instance_from_row,
+    instances_from_columns,
+)
 
 # RFC 3339 date-time: a "T", seconds, optional fraction and a mandatory offset (Z or +hh:mm).
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -280,3 +287,27 @@ def test_gc_paused_restores_the_collector_as_it_found_it():
         assert not gc.isenabled()  # the application had turned it off: it stays off
     finally:
         gc.enable()
+
+
+def test_columns_with_empty_text_for_null_read_back_as_the_instances_they_hold():
+    """instance_columns_of_rows answers '' where a property is null (collect() would drop a
+    null and shift the column): '' reads as None, and a row whose id is '' (an instance
+    deleted as the query read it) is left out."""
+    top = make_instance(scope=HopperScope.GLOBAL, parent_id=None, project_id=None,
+                        started_at=None, depth=0)
+    run = make_instance(heartbeat_at=T0 + timedelta(seconds=5))
+    gone = ["", "", "", "", "", "", "", "", "", "", 0, 0, "", "", "", "", "", ""]
+
+    def cells(i: HopperInstance) -> list:
+        return [i.id, i.name, i.scope.value, i.status.value, i.instance_type.value,
+                i.parent_id or "", i.project_id or "", json.dumps(i.config),
+                json.dumps(i.config_set), json.dumps(i.metadata), i.version, i.depth,
+                *[(getattr(i, t).isoformat() if getattr(i, t) else "") for t in (
+                    "created_at", "updated_at", "started_at", "stopped_at", "archived_at",
+                    "heartbeat_at")]]
+    rows = [cells(top), gone, cells(run)]
+    columns = {name: [r[k] for r in rows] for k, name in enumerate(INSTANCE_COLUMNS)}
+    read = instances_from_columns(columns)
+    assert read == [top, run]
+    assert (read[0].parent_id, read[0].project_id, read[0].started_at) == (None, None, None)
+    assert read[1].heartbeat_at == T0 + timedelta(seconds=5)

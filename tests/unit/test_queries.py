@@ -342,6 +342,7 @@ def _aliases(text: str) -> tuple[str, ...]:
 def test_the_column_fragments_name_the_columns_the_models_read():
     """The many-instance and many-event queries answer with these columns, in this order."""
     assert _aliases(QUERIES.fragments["instance_columns"].text) == INSTANCE_COLUMNS
+    assert _aliases(QUERIES.fragments["instance_columns_of_rows"].text) == INSTANCE_COLUMNS
     assert _aliases(QUERIES.fragments["event_columns"].text) == EVENT_COLUMNS
 
 
