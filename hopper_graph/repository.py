@@ -406,8 +406,12 @@ class InstanceRepository:
         return self._instances(row)
 
     def get_descendants(self, instance_id: str) -> builtins.list[HopperInstance]:
-        """Everything below an instance, level by level."""
-        return self.descendants_page(instance_id).items
+        """Everything below an instance, level by level (creation order within a level).
+
+        The flat tree's read without its root: one walk, sorted here. The descendants
+        page query would walk the subtree twice (its rows and its total) and sort it at
+        the server, for the same list."""
+        return self._subtree(instance_id)[1]
 
     def descendants_page(self, instance_id: str, offset: int = 0,
                          limit: int | None = None, after: str | None = None) -> Page:
@@ -431,6 +435,16 @@ class InstanceRepository:
                       max_depth: int | None = None) -> builtins.list[FlatTreeRow]:
         """The subtree as rows (instance, parent_id, depth below the root), parents first."""
         _check_max_depth(max_depth)
+        root, below = self._subtree(root_id, max_depth)
+        base = root.depth
+        with gc_paused():
+            return [FlatTreeRow(root, None, 0), *(FlatTreeRow(i, i.parent_id, i.depth - base)
+                                                  for i in below)]
+
+    def _subtree(self, root_id: str, max_depth: int | None = None
+                 ) -> tuple[HopperInstance, builtins.list[HopperInstance]]:
+        """The instance and everything below it (down to ``max_depth`` levels), the rest
+        sorted parents first, in creation order within a level."""
         row = self.row(QUERIES.get_subtree.text, id=root_id) if max_depth is None else \
             self.row(QUERIES.get_subtree_to_depth.text, id=root_id, max_depth=max_depth)
         if row is None:
@@ -439,11 +453,8 @@ class InstanceRepository:
         if not instances or instances[0].id != root_id:  # the root was deleted while we read
             raise not_found(root_id)
         root, below = instances[0], instances[1:]  # the query's first row is the root
-        below.sort(key=_tree_order)  # parents first; creation order within a level
-        base = root.depth
-        with gc_paused():
-            return [FlatTreeRow(root, None, 0), *(FlatTreeRow(i, i.parent_id, i.depth - base)
-                                                  for i in below)]
+        below.sort(key=_tree_order)
+        return root, below
 
     def get_tree_fields(self, root_id: str, fields: Sequence[str],
                         max_depth: int | None = None) -> builtins.list[dict[str, Any]]:
