@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 import pytest
 
@@ -52,6 +54,21 @@ def test_a_changed_config_is_sent_as_changed(family):
     instance.config = {"tags": ["changed"]}
     assert orjson.loads(orjson.dumps(instance_document(instance)))["config"] == {
         "tags": ["changed"]}
+
+
+def test_times_and_enums_are_written_as_the_schema_writes_them(family):
+    """instance_document hands datetimes and enums to orjson as they are: whole seconds
+    (no fraction), a single microsecond and every enum must come out as the schema's."""
+    lib, g = family
+    instance = lib.repository.get_descendants(g.id)[-1]
+    instance.started_at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    instance.stopped_at = datetime(2026, 1, 2, 3, 4, 5, 1, tzinfo=UTC)
+    fast, schema = _same_as_schema(instance)
+    assert fast == schema
+    assert (fast["started_at"], fast["stopped_at"]) == (
+        "2026-01-02T03:04:05+00:00", "2026-01-02T03:04:05.000001+00:00")
+    assert (fast["scope"], fast["status"], fast["instance_type"]) == (
+        "ORCHESTRATION", "ARCHIVED", "EPHEMERAL")  # a stopped EPHEMERAL run is archived
 
 
 def test_tree_and_page_bodies_carry_what_get_returns(client, family):
