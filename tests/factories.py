@@ -6,7 +6,7 @@ import itertools
 import uuid
 from typing import Any
 
-from hopper_graph import HopperInstance, InstanceRepository, InstanceSpec
+from hopper_graph import HopperInstance, InstanceManager, InstanceRepository, InstanceSpec
 
 _counter = itertools.count()
 
@@ -40,3 +40,22 @@ def chain_specs(length: int, parent_id: str, project_id: str = "deep") -> list[I
         specs.append(InstanceSpec(id=str(uuid.uuid4()), name=unique("chain"),
                                   scope="ORCHESTRATION", parent_id=specs[-1].id))
     return specs
+
+
+def build_sample(driver: Any, database: str | None) -> InstanceManager:
+    """A GLOBAL, a PROJECT and three runs in several states, and a deleted PROJECT: what
+    the export, import and check tests carry through the command line."""
+    manager = InstanceManager(driver, database)
+    g = manager.create(name="global", scope="GLOBAL", metadata={"env": "test"})
+    manager.start(g.id)
+    p = manager.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha",
+                       config={"tags": ["x"]})
+    runs = [manager.create(name=f"run-{i}", scope="ORCHESTRATION", parent_id=p.id,
+                           metadata={"note": "ünïcode ✓"}) for i in range(3)]
+    manager.start(p.id)
+    manager.start(runs[0].id)
+    manager.start(runs[1].id)
+    manager.stop(runs[1].id)  # an EPHEMERAL run: archived as it stops
+    gone = manager.create(name="gone", scope="PROJECT", parent_id=g.id, project_id="gone")
+    manager.delete(gone.id)
+    return manager

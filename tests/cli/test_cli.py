@@ -14,6 +14,7 @@ from hopper_graph import InstanceSpec
 from hopper_graph.cli import _gunicorn_app, cli, describe_error, is_loopback
 from hopper_graph.errors import ScopeRuleViolation
 from tests.conftest import wipe
+from tests.factories import build_sample
 
 
 def run(*args: str, code: int = 0) -> Result:
@@ -258,24 +259,6 @@ def test_a_two_thousand_deep_chain_draws_without_recursion(env, database, monkey
 
 
 # -- export, import, check ----------------------------------------------------------------
-def build_sample(env, database) -> None:
-    from hopper_graph import InstanceManager
-
-    manager = InstanceManager(env, database)
-    g = manager.create(name="global", scope="GLOBAL", metadata={"env": "test"})
-    manager.start(g.id)
-    p = manager.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha",
-                       config={"tags": ["x"]})
-    runs = [manager.create(name=f"run-{i}", scope="ORCHESTRATION", parent_id=p.id)
-            for i in range(3)]
-    manager.start(p.id)
-    manager.start(runs[0].id)
-    manager.start(runs[1].id)
-    manager.stop(runs[1].id)
-    gone = manager.create(name="gone", scope="PROJECT", parent_id=g.id, project_id="gone")
-    manager.delete(gone.id)
-
-
 @pytest.mark.parametrize("suffix", [".json", ".yaml"])
 def test_export_import_round_trip_through_files(env, database, tmp_path, suffix):
     build_sample(env, database)

@@ -22,12 +22,12 @@ import yaml
 from click.testing import CliRunner, Result
 from rich.console import Console
 
-from hopper_graph import InstanceManager
 from hopper_graph.checker import check_invariants
 from hopper_graph.cli import cli, describe_error, maintenance, progress
 from hopper_graph.errors import DatabaseUnavailable
 from hopper_graph.transfer import export_graph, import_graph
 from tests.conftest import wipe
+from tests.factories import build_sample
 
 ACCEPTED = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 UNREACHABLE_BOUND = 5.0
@@ -52,24 +52,6 @@ def one_error_line(result: Result, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
-
-
-def build_sample(driver, database) -> InstanceManager:
-    """A GLOBAL, a PROJECT and three runs in several states, and a deleted PROJECT."""
-    manager = InstanceManager(driver, database)
-    g = manager.create(name="global", scope="GLOBAL", metadata={"env": "test"})
-    manager.start(g.id)
-    p = manager.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha",
-                       config={"tags": ["x"]})
-    runs = [manager.create(name=f"run-{i}", scope="ORCHESTRATION", parent_id=p.id,
-                           metadata={"note": "ünïcode ✓"}) for i in range(3)]
-    manager.start(p.id)
-    manager.start(runs[0].id)
-    manager.start(runs[1].id)
-    manager.stop(runs[1].id)  # an EPHEMERAL run: archived as it stops
-    gone = manager.create(name="gone", scope="PROJECT", parent_id=g.id, project_id="gone")
-    manager.delete(gone.id)
-    return manager
 
 
 def without_time(export: dict) -> dict:
