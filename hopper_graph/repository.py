@@ -447,10 +447,9 @@ class InstanceRepository:
         sorted parents first, in creation order within a level."""
         row = self.row(QUERIES.get_subtree.text, id=root_id) if max_depth is None else \
             self.row(QUERIES.get_subtree_to_depth.text, id=root_id, max_depth=max_depth)
-        if row is None:
-            raise not_found(root_id)
+        assert row is not None  # an aggregation always answers: empty lists for no root
         instances = self._instances(row)
-        if not instances or instances[0].id != root_id:  # the root was deleted while we read
+        if not instances or instances[0].id != root_id:  # no root, or deleted as we read
             raise not_found(root_id)
         root, below = instances[0], instances[1:]  # the query's first row is the root
         below.sort(key=_tree_order)
