@@ -35,7 +35,7 @@ def assert_one_error_line(result: Result, *fragments: str) -> str:
     assert lines[0].startswith("error: "), lines[0]
     assert "Traceback" not in result.output
     for fragment in fragments:
-        assert fragment in lines[0]
+        assert fragment in lines[0], lines[0]
     return lines[0]
 
 

@@ -26,6 +26,7 @@ from hopper_graph.checker import check_invariants
 from hopper_graph.cli import cli, describe_error, maintenance, progress
 from hopper_graph.errors import DatabaseUnavailable
 from hopper_graph.transfer import export_graph, import_graph
+from tests.cli.test_cli import assert_one_error_line
 from tests.conftest import wipe
 from tests.factories import build_sample
 
@@ -44,16 +45,6 @@ def run(*args: object, code: int = 0, stdin: str | bytes | None = None) -> Resul
     return result
 
 
-def one_error_line(result: Result, *fragments: str) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
 def without_time(export: dict) -> dict:
     return {k: v for k, v in export.items() if k != "exported_at"}
 
@@ -70,7 +61,7 @@ def test_an_unreachable_database_is_reported_at_once_with_its_cause(monkeypatch,
     started = time.monotonic()
     result = run("instance", "tree", code=1)
     elapsed = time.monotonic() - started
-    line = one_error_line(result, "Neo4j is unavailable", cause, uri, remedy)
+    line = assert_one_error_line(result, "Neo4j is unavailable", cause, uri, remedy)
     assert "ServiceUnavailable" not in line
     assert elapsed < UNREACHABLE_BOUND, f"took {elapsed:.1f} s"
     assert result.stdout == ""
@@ -89,7 +80,7 @@ def test_only_a_failed_first_contact_suggests_checking_the_server():
 def test_export_to_stdout_of_an_unreachable_database_writes_nothing_there(monkeypatch):
     monkeypatch.setenv("HOPPER_NEO4J_URI", "bolt://127.0.0.1:1")
     result = run("export", "-", code=1)
-    one_error_line(result, "connection refused")
+    assert_one_error_line(result, "connection refused")
     assert result.stdout == ""
 
 
@@ -98,7 +89,7 @@ def test_tls_to_a_plain_server_is_named(monkeypatch, neo4j_source):
     if not uri.startswith("bolt://"):
         pytest.skip(f"needs a plain bolt:// test server, not {uri}")
     monkeypatch.setenv("HOPPER_NEO4J_URI", "bolt+s://" + uri[len("bolt://"):])
-    one_error_line(run("instance", "list", code=1), "TLS handshake failed",
+    assert_one_error_line(run("instance", "list", code=1), "TLS handshake failed",
                    "check the scheme")
 
 
@@ -107,14 +98,14 @@ def test_tls_to_a_plain_server_is_named(monkeypatch, neo4j_source):
 def test_a_wrong_scheme_is_refused_by_name(monkeypatch, uri):
     monkeypatch.setenv("HOPPER_NEO4J_URI", uri)
     scheme = uri.split("://")[0]
-    line = one_error_line(run("instance", "tree", code=2), f"{scheme}://", "not supported",
+    line = assert_one_error_line(run("instance", "tree", code=2), f"{scheme}://", "not supported",
                           *ACCEPTED)
     assert "aiohttp" not in line
 
 
 def test_a_uri_without_scheme_is_refused(monkeypatch):
     monkeypatch.setenv("HOPPER_NEO4J_URI", "localhost:7687")
-    one_error_line(run("instance", "tree", code=2), "no scheme", "bolt://")
+    assert_one_error_line(run("instance", "tree", code=2), "no scheme", "bolt://")
 
 
 # -- no traceback without -v --------------------------------------------------------------
@@ -124,7 +115,7 @@ def explode(*args, **kwargs):
 
 def test_an_unexpected_error_is_one_line_and_its_traceback_needs_v(env, monkeypatch):
     monkeypatch.setattr(maintenance, "check_invariants", explode)
-    line = one_error_line(run("check", code=1), "RuntimeError", "something nobody expected",
+    line = assert_one_error_line(run("check", code=1), "RuntimeError", "something nobody expected",
                           "run with -v for the traceback")
     assert line.startswith("error: unexpected RuntimeError")
     verbose = run("-v", "check", code=1)
@@ -160,10 +151,12 @@ def test_export_summary_as_json_goes_to_stderr_with_the_data_on_stdout(env, data
 
 
 def test_import_from_stdin_refuses_what_is_not_an_export(env):
-    one_error_line(run("import", "-", code=2, stdin="just: text\n"), "not a valid")
-    one_error_line(run("import", "-", code=2, stdin='{"unclosed": '), "stdin is not valid JSON")
-    one_error_line(run("import", "-", code=2, stdin=b"\xff\xfe\x00"), "not UTF-8")
-    one_error_line(run("import", "-", code=2, stdin=""), "does not hold a hopper-graph export")
+    assert_one_error_line(run("import", "-", code=2, stdin="just: text\n"), "not a valid")
+    assert_one_error_line(run("import", "-", code=2, stdin='{"unclosed": '),
+                          "stdin is not valid JSON")
+    assert_one_error_line(run("import", "-", code=2, stdin=b"\xff\xfe\x00"), "not UTF-8")
+    assert_one_error_line(run("import", "-", code=2, stdin=""),
+                          "does not hold a hopper-graph export")
 
 
 def test_import_from_stdin_refuses_a_terminal():
@@ -187,10 +180,10 @@ def test_format_option_names_the_format_of_any_file(env, database, tmp_path):
     backup = tmp_path / "backup.dump"
     run("export", backup, "--format", "yaml")
     assert yaml.safe_load(backup.read_text())["format"] == "hopper-graph-export"
-    one_error_line(run("export", tmp_path / "backup.json", "--format", "yaml", code=2),
+    assert_one_error_line(run("export", tmp_path / "backup.json", "--format", "yaml", code=2),
                    "--format yaml contradicts its extension")
     wipe(env, database)
-    one_error_line(run("import", backup, code=2), "unknown file type")
+    assert_one_error_line(run("import", backup, code=2), "unknown file type")
     assert "imported 5 instance(s)" in run("import", backup, "--format", "yaml").stdout
 
 
@@ -199,7 +192,7 @@ def test_import_into_a_database_that_is_not_empty_says_how_to_empty_it(env, data
     build_sample(env, database)
     backup = tmp_path / "backup.json"
     run("export", backup)
-    one_error_line(run("import", backup, code=1), "empty database", "hopper-graph reset")
+    assert_one_error_line(run("import", backup, code=1), "empty database", "hopper-graph reset")
 
 
 # -- progress -----------------------------------------------------------------------------
