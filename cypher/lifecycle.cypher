@@ -5,52 +5,60 @@
 // depth) by every writer, so writers never wait on each other in a circle. No write takes
 // a lock outside the instances it changes, their parent and, for a cascade, their subtree.
 
-// name: transition_instance
-// One status change of an instance, checked and written in one statement (one round
-// trip): locks the parent, then the instance, then applies $event if the machine's edges
-// for it ($edges: status -> new status) allow the stored status, the version is
-// one of $expected_version (a list, when given), the parent is ACTIVE (when $needs_active_parent), the
-// instance has no children (when $cascades: a cascade takes lifecycle's longer path) and
-// no restore is writing it. A stopped EPHEMERAL is archived in the same write, with a
-// second event. Returns what the checks saw, and whether it applied; nothing is written
-// otherwise. The caller turns a refusal into the typed error the state machine gives.
-// params: id, event, edges, expected_version, needs_active_parent, cascades, now, event_ids, actor, reason
-MATCH (n:HopperInstance {id: $id})
-CALL (n) {  // the parent's lock first, in a subquery of its own (see lock_for_transition)
-  MATCH (q:HopperInstance {id: n.parent_id}) SET q._lock = true REMOVE q._lock
+// name: transition_instances
+// A batch of status changes (group commit: hopper_graph/groupcommit.py), each row checked
+// and written on its own conditions, so a row that fails them fails alone and the others
+// commit; one round trip and one commit for the batch. For each row, in the order given
+// (the caller sorts by id, so two batches take their locks in one order): lock the parent,
+// then the instance, then apply the row's event if the machine's edges for it (status ->
+// new status) allow the stored status, the version is one of expected_version (a list,
+// when given), the parent is ACTIVE (when needs_active_parent), the instance has no
+// children (when cascades: a cascade takes lifecycle's longer path) and no restore is
+// writing it. A stopped EPHEMERAL is archived in the same write, with a second event.
+// Returns, per row found, what the checks saw and whether it applied; nothing is written
+// for a row that does not apply. The caller turns a refusal into the state machine's error.
+// params: rows
+UNWIND $rows AS r
+CALL (r) {
+  MATCH (n:HopperInstance {id: r.id})
+  CALL (n) {  // the parent's lock first, in a subquery of its own (see lock_for_transition)
+    MATCH (q:HopperInstance {id: n.parent_id}) SET q._lock = true REMOVE q._lock
+  }
+  OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
+  SET n._lock = true REMOVE n._lock
+  WITH n, p WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
+  WITH n, n.status AS before, n.version AS version, p.status AS parent_status,
+       r.edges[n.status] AS target, n:Restoring AS restoring,
+       r.cascades AND EXISTS { (n)-[:PARENT_OF]->() } AS cascade
+  WITH *, target IS NOT NULL AND NOT restoring AND NOT cascade
+          AND (r.expected_version IS NULL OR version IN r.expected_version)
+          AND (NOT r.needs_active_parent OR parent_status IS NULL OR parent_status = 'ACTIVE')
+          AS applies,
+       r.event = 'stop' AND n.instance_type = 'EPHEMERAL' AS archive_too
+  CALL (n, r, applies, before, target, archive_too) {
+    WITH * WHERE applies
+    SET n.status = CASE WHEN archive_too THEN 'ARCHIVED' ELSE target END,
+        n.paused_by = null,
+        n.started_at = CASE WHEN r.event = 'start' THEN r.now ELSE n.started_at END,
+        n.stopped_at = CASE WHEN r.event = 'stop' THEN r.now ELSE n.stopped_at END,
+        n.archived_at = CASE WHEN r.event = 'archive' OR archive_too THEN r.now
+                             ELSE n.archived_at END,
+        n.version = n.version + CASE WHEN archive_too THEN 2 ELSE 1 END,
+        n.updated_at = r.now
+    CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
+    SET e = {id: r.event_ids[0], instance_id: n.id, event: r.event, from_status: before,
+             to_status: target, actor: r.actor, reason: r.reason, at: r.now, offset: 1,
+             written_at: datetime.realtime()}
+    FOREACH (_ IN CASE WHEN archive_too THEN [1] ELSE [] END |
+      CREATE (n)-[:HAS_EVENT]->(a:InstanceEvent:PendingEvent)
+      SET a = {id: r.event_ids[1], instance_id: n.id, event: 'archive', from_status: target,
+               to_status: 'ARCHIVED', actor: r.actor, reason: r.reason, cause: n.id,
+               at: r.now, offset: 2, written_at: datetime.realtime()})
+  }
+  RETURN applies, before, version, parent_status, restoring, cascade,
+         {{instance_map(n)}} AS instance
 }
-OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
-SET n._lock = true REMOVE n._lock
-WITH n, p WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
-WITH n, n.status AS before, n.version AS version, p.status AS parent_status,
-     $edges[n.status] AS target, n:Restoring AS restoring,
-     $cascades AND EXISTS { (n)-[:PARENT_OF]->() } AS cascade
-WITH *, target IS NOT NULL AND NOT restoring AND NOT cascade
-        AND ($expected_version IS NULL OR version IN $expected_version)
-        AND (NOT $needs_active_parent OR parent_status IS NULL OR parent_status = 'ACTIVE')
-        AS applies,
-     $event = 'stop' AND n.instance_type = 'EPHEMERAL' AS archive_too
-CALL (n, applies, before, target, archive_too) {
-  WITH * WHERE applies
-  SET n.status = CASE WHEN archive_too THEN 'ARCHIVED' ELSE target END,
-      n.paused_by = null,
-      n.started_at = CASE WHEN $event = 'start' THEN $now ELSE n.started_at END,
-      n.stopped_at = CASE WHEN $event = 'stop' THEN $now ELSE n.stopped_at END,
-      n.archived_at = CASE WHEN $event = 'archive' OR archive_too THEN $now
-                           ELSE n.archived_at END,
-      n.version = n.version + CASE WHEN archive_too THEN 2 ELSE 1 END,
-      n.updated_at = $now
-  CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
-  SET e = {id: $event_ids[0], instance_id: n.id, event: $event, from_status: before,
-           to_status: target, actor: $actor, reason: $reason, at: $now, offset: 1,
-           written_at: datetime.realtime()}
-  FOREACH (_ IN CASE WHEN archive_too THEN [1] ELSE [] END |
-    CREATE (n)-[:HAS_EVENT]->(a:InstanceEvent:PendingEvent)
-    SET a = {id: $event_ids[1], instance_id: n.id, event: 'archive', from_status: target,
-             to_status: 'ARCHIVED', actor: $actor, reason: $reason, cause: n.id, at: $now,
-             offset: 2, written_at: datetime.realtime()})
-}
-RETURN applies, before, version, parent_status, restoring, cascade, {{instance_map(n)}} AS instance
+RETURN r.id AS id, applies, before, version, parent_status, restoring, cascade, instance
 
 // name: lock_for_transition
 // The instance as stored, with its parent's status: with $lock, after taking the parent's
@@ -113,15 +121,16 @@ OPTIONAL MATCH (n:HopperInstance {id: $id})
 RETURN CASE WHEN n IS NULL THEN null ELSE {{instance_map(n)}} END
     AS instance
 
-// name: record_heartbeat
-// Records a runner's heartbeat unless the instance is ARCHIVED, in one conditional write
-// (a status checked first and written after could change in between). Telemetry, not a
-// change of state: the version stays, no event is written. The caller reads the returned
-// status.
-// params: id, now
-MATCH (n:HopperInstance {id: $id})
+// name: record_heartbeats
+// Records runners' heartbeats (a batch: group commit), each unless its instance is
+// ARCHIVED, in one conditional write per row (a status checked first and written after
+// could change in between). Telemetry, not a change of state: the version stays, no event
+// is written. Returns each instance found, whose status the caller reads.
+// params: ids, now
+UNWIND $ids AS id
+MATCH (n:HopperInstance {id: id})
 SET n.heartbeat_at = CASE n.status WHEN 'ARCHIVED' THEN n.heartbeat_at ELSE $now END
-RETURN {{instance_map(n)}} AS instance
+RETURN id, {{instance_map(n)}} AS instance
 
 // name: get_config_chain
 // The config overrides of an instance and of each ancestor, nearest first: what

@@ -205,6 +205,18 @@ def reset_last_bookmarks() -> None:
     _LAST.set(())
 
 
+def followed() -> tuple[str, ...]:
+    """The bookmarks this context follows (what :func:`following` set), for a write that
+    another thread runs on its behalf (group commit)."""
+    return _FOLLOW.get()
+
+
+def remember(bookmarks: tuple[str, ...]) -> None:
+    """Keep ``bookmarks`` as this context's last write's: what a write another thread ran
+    on its behalf left behind (group commit)."""
+    _LAST.set(bookmarks)
+
+
 # -- errors -------------------------------------------------------------------------------
 _DUPLICATE = re.compile(r"already exists with label `(?P<label>[^`]+)` and "
                         r"propert(?:y|ies) `(?P<prop>[^`]+)`")
@@ -402,6 +414,18 @@ class Graph:
         """The rows of one write statement, as an auto-commit transaction: one round trip.
         The statement must be safe to repeat after a transient failure."""
         return self._auto(True, query, params)
+
+    def write_shared(self, query: str, follow: Iterable[tuple[str, ...]], **params: Any
+                     ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        """:meth:`write_rows` on behalf of several callers (group commit): it follows every
+        caller's bookmarks, and returns the rows with the bookmarks its commit left."""
+        wanted = tuple(dict.fromkeys(b for bookmarks in follow for b in bookmarks))
+        token = _FOLLOW.set(wanted)
+        try:
+            rows = self._auto(True, query, params)
+            return rows, _LAST.get()
+        finally:
+            _FOLLOW.reset(token)
 
     def _auto(self, write: bool, query: str, params: dict[str, Any]
               ) -> list[dict[str, Any]]:

@@ -283,11 +283,10 @@ class InstanceManager:
     # -- health -------------------------------------------------------------------------------
     def heartbeat(self, instance_id: str) -> HopperInstance:
         """Record that the instance's runner is alive (refused once it is ARCHIVED)."""
-        rows = self.repository.graph.write_rows(QUERIES.record_heartbeat.text, id=instance_id,
-                                                now=utcnow())
-        if not rows:
+        row = self.lifecycle.batches.heartbeat(instance_id, utcnow())
+        if row is None:
             raise not_found(instance_id)
-        instance = instance_from_row(rows[0]["instance"], self.repository)
+        instance = instance_from_row(row["instance"], self.repository)
         if instance.status is InstanceStatus.ARCHIVED:  # the query wrote nothing
             raise InvalidTransition(f"instance {instance_id} is ARCHIVED: no heartbeats",
                                     id=instance_id, status="ARCHIVED", event="heartbeat",

@@ -124,11 +124,11 @@ def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "bulk_create_instances": {"rows": [{
             "props": new_props(seed), "event": new_event("x"), "offset": 1,
             "parent_id": seed["web"], "top_project": False}]},
-        "transition_instance": {
+        "transition_instances": {"rows": [{
             "id": seed["sub"], "event": "start", "edges": {"CREATED": "ACTIVE"},
             "expected_version": [1], "needs_active_parent": True, "cascades": False,
             "event_ids": [str(uuid.uuid4()), str(uuid.uuid4())], "actor": "browser",
-            "reason": "floats"},
+            "reason": "floats", "now": NOW}]},
         "apply_status_changes": {"id": seed["sub"], "rows": [{
             "id": seed["sub"], "status": "ACTIVE", "paused_by": None, "started": True,
             "stopped": False, "archived": False, "writes": 1,

@@ -50,7 +50,7 @@ def test_every_query_of_every_real_file_is_loaded():
 def test_the_hierarchy_queries_the_repository_needs_are_there():
     for name in ("get_children", "get_ancestors", "get_descendants", "get_subtree",
                  "get_global_instance", "get_instances_by_status", "create_child_instance",
-                 "get_parent_for_create", "transition_instance", "sequence_events",
+                 "get_parent_for_create", "transition_instances", "sequence_events",
                  "append_events", "get_history"):
         query = getattr(QUERIES, name)
         assert query.name == name
