@@ -276,9 +276,10 @@ def health(query: dict[str, Any], instance_id: UUID) -> Any:
 
 @blp.route(f"{ID}/heartbeat", methods=["POST"])
 @no_query()
-@blp.response(200, s.InstanceSchema, headers=ETAG)
+@blp.response(200, s.HeartbeatSchema)
 @documented(blp, 404, 409, 413, 415)
 def heartbeat(instance_id: UUID) -> Any:
-    """Record that the instance's runner is alive (refused once ARCHIVED)."""
+    """Record that the instance's runner is alive (refused once ARCHIVED); answers the
+    status the runner acts on, not the whole instance."""
     instance = manager().heartbeat(str(instance_id))
-    return instance, etag(instance)
+    return {"id": instance.id, "status": instance.status, "heartbeat_at": instance.heartbeat_at}

@@ -199,6 +199,16 @@ class HealthReportSchema(Schema):
         "With ?subtree=true: up to 100 unhealthy ids."))
 
 
+class HeartbeatSchema(Schema):
+    """What a runner needs back from a heartbeat: whether it should go on running."""
+
+    id = fields.UUID()
+    status = _enum(InstanceStatus, **_described(
+        "The instance's status now: a runner whose instance is no longer ACTIVE stops or "
+        "pauses its work."))
+    heartbeat_at = fields.DateTime(**_described("The heartbeat just recorded."))
+
+
 class LivenessSchema(Schema):
     status = fields.String()
     version = fields.String()

@@ -32,18 +32,22 @@ from urllib.parse import urlsplit
 from neo4j import Driver, RoutingControl
 
 from bench import datasets, postgres
+from bench.floor import Floor
 from bench.measure import Result, concurrent, once, peak_rss_mb, timed
 from bench.postgres import reads as sql
 from bench.postgres import writes as pg
+from bench.server import bench_uri, local_bench_server
 from hopper_graph import (
     InstanceManager,
     InstanceSpec,
+    InstanceStatus,
     Neo4jSettings,
     apply_schema,
     connect,
     cursors,
 )
-from hopper_graph.local_neo4j import LocalNeo4j, default_cache_dir
+from hopper_graph.lifecycle import TRANSITIONS
+from hopper_graph.local_neo4j import default_cache_dir
 from hopper_graph.models import Page
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -106,6 +110,7 @@ class Bench:
         self.peer_version: str | None = None
         self.peer_skipped: str | None = None
         self._peer: postgres.Peer | None = None
+        self.floor = Floor(driver, database)
         self._closing = ExitStack()
 
     def add(self, result: Result, floor: Result | None = None,
@@ -334,7 +339,7 @@ class Bench:
                 "base = peak_rss_mb(); rows = m.get_flat_tree(sys.argv[3]); "
                 "flat = peak_rss_mb(); del rows; t = m.get_instance_tree(sys.argv[3]); "
                 "print(base, flat, peak_rss_mb())")
-        settings = _settings_of(self.driver)
+        settings = bench_uri()
         out = subprocess.run([sys.executable, "-c", code, settings, self.database or "",
                               global_id], capture_output=True, text=True, check=True,
                              cwd=Path(__file__).resolve().parent.parent)
@@ -393,23 +398,40 @@ class Bench:
     # -- (d) every write, beside the PostgreSQL peer doing the same work ----------------------
     def writes(self) -> None:
         """A cascade stop, an online import, single creates and transitions, concurrent
-        writers: each timed on our side and on the peer's, one after the other."""
+        writers, heartbeats: each timed on our side, on the floor's (the bare driver, one
+        statement) and on the peer's, one after the other."""
         self.wipe()
-        self._cascade(datasets.wide(self.manager, self.sizes.cascade))
+        cascade_floor = self._cascade_floor()
         self.wipe()
-        forest = self._online_import()
+        self._cascade(datasets.wide(self.manager, self.sizes.cascade), cascade_floor)
+        import_floor = self._import_floor(self.sizes.bulk, max(20, self.sizes.bulk // 500))
+        self.wipe()
+        forest = self._online_import(import_floor)
         self._writes(forest)
         self._writers(forest)
+        self._heartbeats(forest)
 
-    def _cascade(self, wide: datasets.Wide) -> None:
+    def _start_wide(self, wide: datasets.Wide) -> None:
         manager = self.manager
         manager.start(wide.global_id)
         manager.start(wide.parent_id)
         _parallel(lambda child: manager.start(child), wide.children, threads=4)
+
+    def _cascade_floor(self) -> Result:
+        wide = datasets.wide(self.manager, self.sizes.cascade)
+        self._start_wide(wide)
+        result = once("floor: bare cascade stop", lambda: [0] * self.floor.cascade_stop(
+            wide.parent_id))
+        print(_row(result), flush=True)
+        return result
+
+    def _cascade(self, wide: datasets.Wide, floor: Result | None = None) -> None:
+        manager = self.manager
+        self._start_wide(wide)
         peer = self._peer_cascade(wide)
         result = self.add(once(f"cascade stop of {len(wide.children)} descendants",
                                lambda: manager.stop(wide.parent_id).cascaded,
-                               target="<= 1 s, <= 1.0x peer"), peer=peer)
+                               target="<= 1 s, <= 1.0x peer"), floor=floor, peer=peer)
         result.extra["changes"] = result.rows
 
     def _peer_cascade(self, wide: datasets.Wide) -> Result | None:
@@ -427,7 +449,7 @@ class Bench:
         result.extra["changes"] = changes[0]  # the root's own stop included
         return result
 
-    def _online_import(self) -> datasets.Forest:
+    def _online_import(self, floor: Result | None = None) -> datasets.Forest:
         """The write phase's hierarchy: imported by ``bulk_create`` (every rule checked)
         and by the peer's COPY of the same specs."""
         total = self.sizes.bulk
@@ -437,9 +459,11 @@ class Bench:
         count = len(forest.specs)
         result = once(f"online bulk import of {count} instances",
                       lambda: self.manager.bulk_create(forest.specs),
-                      target=">= 10,000 instances/s, <= 1.0x peer")
+                      target=">= 10,000 instances/s, <= 1.0x peer, >= 0.8x floor rate")
         result.rate = count / result.p50
-        self.add(result, peer=peer)
+        if floor is not None:
+            floor.rate = count / floor.p50
+        self.add(result, floor=floor, peer=peer)
         return forest
 
     def _peer_import(self, forest: datasets.Forest) -> Result | None:
@@ -466,12 +490,21 @@ class Bench:
                 peer.conn, f"bench-create-{next(names)}", "ORCHESTRATION", project,
                 "PERSISTENT", config), repeat=50, warmup=5)
         counter = iter(range(10**6))
+        props = datasets.plain_rows([InstanceSpec(name="x", scope="ORCHESTRATION",
+                                                  parent_id=project,
+                                                  instance_type="PERSISTENT")],
+                                    forest.global_id)[0]["props"]
+        floor_create = timed("floor: bare create", lambda: self.floor.create(
+            project, {**props, "name": f"bench-floor-{next(counter)}"}), repeat=50, warmup=5)
         self.add(timed("single create (validated, audited)", lambda: manager.create(
             name=f"bench-create-{next(counter)}", scope="ORCHESTRATION", parent_id=project,
-            instance_type="PERSISTENT"), repeat=50, warmup=5, target="p50 <= 3 ms, <= 1.0x peer"),
-            peer=peer_create)
+            instance_type="PERSISTENT"), repeat=50, warmup=5,
+            target="p50 <= 3 ms, <= 1.5x floor, <= 1.0x peer"),
+            floor=floor_create, peer=peer_create)
         targets = [manager.create(name=f"bench-t-{i}", scope="ORCHESTRATION", parent_id=busy,
                                   instance_type="PERSISTENT").id for i in range(60)]
+        bare = [manager.create(name=f"bench-f-{i}", scope="ORCHESTRATION", parent_id=busy,
+                               instance_type="PERSISTENT").id for i in range(60)]
         manager.start(forest.global_id)
         manager.start(busy)
         peer_targets = self._peer_targets(busy, forest.global_id, len(targets))
@@ -482,11 +515,15 @@ class Bench:
                 peer_result = timed(f"peer: {event}", lambda e=event, x=expected, i=pids:
                                     pg.transition(peer.conn, next(i), e, x),
                                     repeat=50, warmup=5)
-            ids = iter(targets)
+            ids, floor_ids = iter(targets), iter(bare)
+            to = TRANSITIONS[InstanceStatus(expected), event].value
+            floor = timed(f"floor: bare {event}", lambda e=event, t=to, i=floor_ids:
+                          self.floor.transition(next(i), e, t), repeat=50, warmup=5)
             self.add(timed(f"single transition: {event}",
                            lambda event=event, ids=ids: manager.transition(next(ids), event),
-                           repeat=50, warmup=5, target="p50 <= 2 ms, <= 1.0x peer"),
-                     peer=peer_result)
+                           repeat=50, warmup=5,
+                           target="p50 <= 2 ms, <= 1.2x floor, <= 1.0x peer"),
+                     floor=floor, peer=peer_result)
 
     def _peer_targets(self, parent_id: str, global_id: str, count: int) -> list[str]:
         peer = self.peer()
@@ -502,24 +539,63 @@ class Bench:
         """One writer, then WRITERS at once, each toggling pause/resume on a running
         ORCHESTRATION of its own PROJECT for ``writers_seconds``: ours through one shared
         InstanceManager, the peer's with a connection per thread."""
-        chosen = _writer_instances(forest, WRITERS)
-        for project, run in chosen:
+        chosen = _writer_instances(forest, 2 * WRITERS)
+        chosen, bare = chosen[:WRITERS], chosen[WRITERS:]
+        for project, run in chosen + bare:
             self.manager.start(project)
             self.manager.start(run)
         ours = [_toggler(self.manager, run) for _, run in chosen]
+        floors = [self.floor.toggler(run) for _, run in bare]
         peer_one, peer_many = self._peer_writers(chosen)
         seconds = self.sizes.writers_seconds
+        floor_one = concurrent("floor: 1 writer", floors[:1], seconds)
+        floor_many = concurrent(f"floor: {WRITERS} writers", floors, seconds)
         one = concurrent("1 writer, pause/resume", ours[:1], seconds,
                          target=f"the base of the {WRITERS}-writer ratio")
         many = concurrent(f"{WRITERS} concurrent writers, each on its own PROJECT", ours,
-                          seconds, target=">= 1,000/s, > 2x one writer, p99 <= 25 ms, "
-                                          "<= 1.0x peer")
+                          seconds, target=">= 3x one writer, p99 <= 25 ms, <= 1.0x peer")
         assert one.rate and many.rate
         many.extra["ratio_to_one_writer"] = many.rate / one.rate
+        many.extra["batch_largest"] = self.manager.lifecycle.batches.transitions.largest
         if peer_one and peer_many and peer_one.rate and peer_many.rate:
             many.extra["peer_ratio_to_one_writer"] = peer_many.rate / peer_one.rate
-        self.add(one, peer=peer_one)
-        self.add(many, peer=peer_many)
+        self.add(one, floor=floor_one, peer=peer_one)
+        self.add(many, floor=floor_many, peer=peer_many)
+
+    def _heartbeats(self, forest: datasets.Forest) -> None:
+        """Heartbeats of running ORCHESTRATIONs: one at a time, then 8 and 16 threads,
+        each on its own run, beside the bare statement from 8 threads."""
+        runs = _writer_instances(forest, 2 * WRITERS)
+        manager = self.manager
+        floor = timed("floor: bare heartbeat", lambda: self.floor.heartbeat(runs[0][1]),
+                      repeat=300, warmup=20)
+        self.add(timed("one heartbeat", lambda: manager.heartbeat(runs[0][1]), repeat=300,
+                       warmup=20, target="p50 <= 1.2x floor"), floor=floor)
+        seconds = self.sizes.writers_seconds
+        floor_many = concurrent(f"floor: {WRITERS} threads of heartbeats",
+                                [lambda r=r: self.floor.heartbeat(r) for _, r in runs[:WRITERS]],
+                                seconds)
+        print(_row(floor_many), flush=True)
+        for threads in (WRITERS, 2 * WRITERS):
+            result = concurrent(f"heartbeats, {threads} threads",
+                                [lambda r=r: manager.heartbeat(r) for _, r in runs[:threads]],
+                                seconds, target=f">= 3x the {WRITERS}-thread floor rate")
+            assert result.rate and floor_many.rate
+            result.extra["ratio_to_floor_rate"] = result.rate / floor_many.rate
+            self.add(result, floor=floor_many)
+
+    def fleet(self) -> None:
+        """A fleet's heartbeats over HTTP against single reads (bench/http.py), on a forest
+        of the write phase's size, every run's instance CREATED (a heartbeat takes any
+        status but ARCHIVED)."""
+        from bench import http
+
+        self.wipe()
+        global_id = datasets.make_global(self.manager)
+        forest = datasets.forest_specs(global_id, total=self.sizes.bulk,
+                                       projects=max(20, self.sizes.bulk // 500))
+        self.manager.bulk_create(forest.specs)
+        http.fleet(self, forest.orchestrations[:5000])
 
     def _peer_writers(self, chosen: list[tuple[str, str]]
                       ) -> tuple[Result | None, Result | None]:
@@ -638,7 +714,7 @@ def _store_dir() -> Path | None:
     Known for the project's local servers (``hopper_graph.local_neo4j``, under
     ``HOPPER_NEO4J_HOME``): the one whose neo4j.conf listens on the Bolt port the benchmark
     uses, when that is on this host. Any other server's files are out of reach."""
-    parts = urlsplit(_settings_of(None))
+    parts = urlsplit(bench_uri())
     if parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
         return None
     listen = f"server.bolt.listen_address=127.0.0.1:{parts.port}"
@@ -699,11 +775,6 @@ def _toggler(manager: InstanceManager, instance_id: str) -> Callable[[], Any]:
         paused[0] = not paused[0]
         return result
     return toggle
-
-
-def _settings_of(driver: Driver | None) -> str:
-    return os.environ.get("HOPPER_NEO4J_URI") or LocalNeo4j(
-        name="bench", bolt_port=7700, http_port=7701).uri
 
 
 def _row(result: Result) -> str:
@@ -784,7 +855,7 @@ def _scale_table(results: list[Result], sizes: dict[str, int]) -> list[str]:
     return lines
 
 
-PHASES = ["chain", "forest", "wide", "writes", "scale"]
+PHASES = ["chain", "forest", "wide", "writes", "fleet", "scale"]
 DEFAULT_PHASES = PHASES[:-1]
 """What runs without ``--only``: all but scale, which at full size grows a graph to a
 million instances (several minutes of bulk import alone, about doubling the run)."""
@@ -809,8 +880,7 @@ def main() -> int:
     settings = Neo4jSettings.from_env()
     if settings is None:
         # A 100k-instance bulk import is one transaction of ~1.5 GiB: give it room.
-        server = LocalNeo4j(name="bench", bolt_port=7700, http_port=7701, heap="4g",
-                            pagecache="1g")
+        server = local_bench_server(heap="4g", pagecache="1g")
         server.start()
         settings = Neo4jSettings(server.uri, timeout=120)
     driver = connect(settings)

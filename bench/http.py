@@ -6,21 +6,36 @@ import http.client
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bench.measure import Result, percentile
+from bench.server import bench_uri
 from hopper_graph import feed
+from hopper_graph.cli.server import DEFAULT_THREADS, DEFAULT_WORKERS
+from hopper_graph.manager import InstanceManager
 
 if TYPE_CHECKING:
-    from bench.__main__ import Bench
+    from bench.__main__ import Sizes
     from bench.datasets import Forest
+
+
+class Bench(Protocol):
+    """What the HTTP part needs of the benchmark: its manager, sizes and report."""
+
+    manager: InstanceManager
+    sizes: Sizes
+
+    def add(self, result: Result, floor: Result | None = None,
+            peer: Result | None = None) -> Result: ...
 
 CLIENTS = 8
 
@@ -39,14 +54,14 @@ def run(bench: Bench, global_id: str, forest: Forest) -> None:
         server.wait(timeout=30)
 
 
-def _start_server(bench: Bench, port: int) -> subprocess.Popen[bytes]:
-    from bench.__main__ import _settings_of
-
-    env = dict(os.environ, HOPPER_NEO4J_URI=_settings_of(bench.driver),
-               HOPPER_APPLY_SCHEMA="false")
+def _start_server(bench: Bench, port: int, threads: int = DEFAULT_THREADS
+                  ) -> subprocess.Popen[bytes]:
+    """The API under gunicorn as ``hopper-graph serve`` runs it (its workers and threads)."""
+    env = dict(os.environ, HOPPER_NEO4J_URI=bench_uri(), HOPPER_APPLY_SCHEMA="false")
     env.pop("HOPPER_API_TOKEN", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "4",
+        [sys.executable, "-m", "gunicorn", "--workers", str(DEFAULT_WORKERS),
+         "--threads", str(threads),
          "--config", "python:hopper_graph.cli.gunicorn_config",
          "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "api:create_app()"],
         env=env, start_new_session=True)
@@ -233,3 +248,84 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+FLEET_CONNECTIONS = 64
+"""Connections of the fleet load: a heartbeat against a read, each from wrk."""
+
+WRK_SCRIPT = """
+local ids, method, suffix = {}, os.getenv("WRK_METHOD"), os.getenv("WRK_SUFFIX")
+for line in io.lines(os.getenv("WRK_IDS")) do ids[#ids + 1] = line end
+local counter, i = 0, 0
+function setup(thread) thread:set("offset", counter * 7919); counter = counter + 1 end
+function init(args) i = offset or 0 end
+function request()
+  i = i + 1
+  local path = "/api/v1/instances/" .. ids[(i % #ids) + 1] .. suffix
+  if method == "POST" then
+    return wrk.format("POST", path, {["Content-Type"] = "application/json"}, "{}")
+  end
+  return wrk.format("GET", path)
+end
+function done(summary, latency, requests)
+  io.write(string.format("WRK %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.max,
+    summary.errors.status + summary.errors.connect + summary.errors.read +
+    summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def fleet(bench: Bench, ids: list[str], threads: int = DEFAULT_THREADS) -> None:
+    """A fleet's heartbeats against reads of single instances, each from wrk with
+    FLEET_CONNECTIONS connections, against the API as ``serve`` runs it: the reads first,
+    then the heartbeats, then the reads again (their mean is the yardstick)."""
+    if shutil.which("wrk") is None:
+        print("fleet load skipped: wrk is not installed (apt-get install wrk)", flush=True)
+        return
+    port = _free_port()
+    server = _start_server(bench, port, threads)
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".txt") as listed, \
+                tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+            listed.write("\n".join(ids))
+            script.write(WRK_SCRIPT)
+            listed.flush()
+            script.flush()
+            seconds = bench.sizes.http_seconds
+
+            def load(method: str, suffix: str) -> Result:
+                return _wrk(port, seconds, script.name, listed.name, method, suffix)
+            load("GET", "")  # warm-up: connections, plans, the workers' first requests
+            reads = [load("GET", "")]
+            beats = load("POST", "/heartbeat")
+            reads.append(load("GET", ""))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    read = reads[0] if reads[0].rate and reads[1].rate and reads[0].rate < reads[1].rate \
+        else reads[1]
+    read.name = f"HTTP: GET /instances/{{id}}, {FLEET_CONNECTIONS} connections (wrk)"
+    beats.name = f"HTTP: POST /instances/{{id}}/heartbeat, {FLEET_CONNECTIONS} connections (wrk)"
+    beats.target = ">= the GET rate, p99 <= 50 ms"
+    beats.extra.update(threads_per_worker=threads, workers=DEFAULT_WORKERS)
+    assert beats.rate and read.rate
+    beats.extra["rate_over_get"] = beats.rate / read.rate
+    bench.add(read)
+    bench.add(beats)
+
+
+def _wrk(port: int, seconds: float, script: str, ids: str, method: str, suffix: str
+         ) -> Result:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{FLEET_CONNECTIONS}", f"-d{max(1, round(seconds))}s", "-s", script,
+         f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True,
+        env=dict(os.environ, WRK_IDS=ids, WRK_METHOD=method, WRK_SUFFIX=suffix))
+    line = next(x for x in out.stdout.splitlines() if x.startswith("WRK "))
+    requests, micros, p50, p99, worst, errors = (int(x) for x in line.split()[1:])
+    result = Result(f"{method} {suffix}", [p50 / 1e6, p99 / 1e6, worst / 1e6],
+                    rows=requests, rate=requests / (micros / 1e6))
+    result.extra.update(p99_ms=p99 / 1e3, errors=errors)
+    if errors:
+        raise RuntimeError(f"wrk saw {errors} failed requests ({method} {suffix})")
+    return result

@@ -39,7 +39,7 @@ few enough that one statement's parameters stay small."""
 class _Ticket:
     """One caller's request, waiting for its outcome or for the lead."""
 
-    __slots__ = ("request", "key", "ready", "lead", "value", "error")
+    __slots__ = ("error", "key", "lead", "ready", "request", "value")
 
     def __init__(self, request: Any, key: Hashable) -> None:
         self.request = request

@@ -168,13 +168,22 @@ def _gunicorn_app(factory: Callable[[], Any], options: dict[str, Any]) -> Any:
     return HopperApplication()
 
 
+DEFAULT_WORKERS = 2
+"""Worker processes ``serve`` runs by default: one per core of a small machine."""
+DEFAULT_THREADS = 16
+"""Threads per worker: enough for the writes that arrive together to share a batch (group
+commit); docs/api.md has the measurements behind the number."""
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback needs HOPPER_API_TOKEN.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+@click.option("--workers", default=DEFAULT_WORKERS, show_default=True,
+              type=click.IntRange(min=1),
               help="Worker processes, each with its own Neo4j driver.")
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(min=1),
+@click.option("--threads", default=DEFAULT_THREADS, show_default=True,
+              type=click.IntRange(min=1),
               help="Threads per worker.")
 @json_option
 def serve(host: str, port: int, workers: int, threads: int, as_json: bool) -> None:

@@ -17,8 +17,6 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-import pytest
-
 from hopper_graph import HopperGraphError, InstanceStatus
 from hopper_graph.errors import InvalidTransition, NotFound, ParentNotActive
 from hopper_graph.lifecycle import TRANSITIONS
@@ -75,7 +73,7 @@ def in_thread(fn, *args, out: dict, key):
 
 
 def test_a_refused_row_fails_alone_and_the_rest_of_its_batch_commits(manager):
-    g, (p0, p1), ids = running_tree(manager, 6)
+    ids = running_tree(manager, 6)[2]
     for run in ids[:4]:
         manager.start(run)
     held = Held(manager.lifecycle.batches.transitions)
@@ -105,7 +103,7 @@ def test_a_refused_row_fails_alone_and_the_rest_of_its_batch_commits(manager):
 
 
 def test_a_guard_on_the_parent_is_checked_per_row(manager):
-    g, (p0, p1), ids = running_tree(manager, 4)
+    _, (_, p1), ids = running_tree(manager, 4)
     manager.stop(p1.id)  # the odd runs are under a stopped PROJECT now
     held = Held(manager.lifecycle.batches.transitions)
     out: dict = {}
@@ -122,7 +120,7 @@ def test_a_guard_on_the_parent_is_checked_per_row(manager):
 
 
 def test_sixteen_threads_on_shared_and_own_instances_agree_with_a_serial_replay(manager):
-    g, ps, ids = running_tree(manager, 12, projects=4)
+    ids = running_tree(manager, 12, projects=4)[2]
     shared, own = ids[:4], ids[4:]
     for run in ids:
         manager.start(run)
@@ -153,13 +151,13 @@ def test_sixteen_threads_on_shared_and_own_instances_agree_with_a_serial_replay(
         assert len(history) == applied[run]
         assert stored.status is status
         assert stored.version == 2 + applied[run]  # create, start, then one per change
-    for target, kind, before, after in outcomes:  # each answer is one edge of the machine
+    for _, kind, before, after in outcomes:  # each answer is one edge of the machine
         if kind == "ok":
             assert after in {t for (s, _), t in TRANSITIONS.items() if s is before}
 
 
 def test_a_lone_writer_sends_one_statement_and_waits_for_no_batch(manager, monkeypatch):
-    g, ps, ids = running_tree(manager, 1)
+    ids = running_tree(manager, 1)[2]
     statements: list[str] = []
     graph = manager.lifecycle.batches.graph
     original = graph._auto
@@ -176,7 +174,7 @@ def test_a_lone_writer_sends_one_statement_and_waits_for_no_batch(manager, monke
 
 
 def test_heartbeats_from_many_threads_each_get_their_instance(manager):
-    g, ps, ids = running_tree(manager, 8)
+    ids = running_tree(manager, 8)[2]
     for run in ids[:7]:
         manager.start(run)
     manager.archive(ids[7])
@@ -218,7 +216,7 @@ WRITER = textwrap.dedent("""
 
 
 def test_a_killed_process_loses_no_acknowledged_write(manager, neo4j_source):
-    g, ps, ids = running_tree(manager, 8)
+    ids = running_tree(manager, 8)[2]
     for run in ids:
         manager.start(run)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
