@@ -490,10 +490,10 @@ class Bench:
                 peer.conn, f"bench-create-{next(names)}", "ORCHESTRATION", project,
                 "PERSISTENT", config), repeat=50, warmup=5)
         counter = iter(range(10**6))
-        props = datasets.plain_rows([InstanceSpec(name="x", scope="ORCHESTRATION",
-                                                  parent_id=project,
-                                                  instance_type="PERSISTENT")],
-                                    forest.global_id)[0]["props"]
+        props = {"scope": "ORCHESTRATION", "status": "CREATED", "instance_type": "PERSISTENT",
+                 "parent_id": project, "project_id": manager.get(project).project_id,
+                 "config": datasets.stored_config("ORCHESTRATION"), "config_set": "{}",
+                 "metadata": "{}", "version": 1, "depth": 2}
         floor_create = timed("floor: bare create", lambda: self.floor.create(
             project, {**props, "name": f"bench-floor-{next(counter)}"}), repeat=50, warmup=5)
         self.add(timed("single create (validated, audited)", lambda: manager.create(
@@ -541,7 +541,7 @@ class Bench:
         InstanceManager, the peer's with a connection per thread."""
         chosen = _writer_instances(forest, 2 * WRITERS)
         chosen, bare = chosen[:WRITERS], chosen[WRITERS:]
-        for project, run in chosen + bare:
+        for project, run in chosen:  # the bare toggler takes CREATED for PAUSED
             self.manager.start(project)
             self.manager.start(run)
         ours = [_toggler(self.manager, run) for _, run in chosen]
