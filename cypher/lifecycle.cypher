@@ -9,8 +9,8 @@
 // A batch of status changes (group commit: hopper_graph/groupcommit.py), each row checked
 // and written on its own conditions, so a row that fails them fails alone and the others
 // commit; one round trip and one commit for the batch. For each row, in the order given
-// (the caller sorts by id, so two batches take their locks in one order): lock the parent,
-// then the instance, then apply the row's event if the machine's edges for it (status ->
+// (the caller sorts by id, so two batches take their locks in one order): lock the parent
+// (for start and resume), then the instance, then apply the row's event if the machine's edges for it (status ->
 // new status) allow the stored status, the version is one of expected_version (a list,
 // when given), the parent is ACTIVE (when needs_active_parent), the instance has no
 // children (when cascades: a cascade takes lifecycle's longer path) and no restore is
@@ -21,8 +21,13 @@
 UNWIND $rows AS r
 CALL (r) {
   MATCH (n:HopperInstance {id: r.id})
-  CALL (n) {  // the parent's lock first, in a subquery of its own (see lock_for_transition)
-    MATCH (q:HopperInstance {id: n.parent_id}) SET q._lock = true REMOVE q._lock
+  // The parent's lock first, in a subquery of its own (see lock_for_transition), and only
+  // for the events whose guard reads the parent's status (start, resume): a pause or a
+  // stop of a leaf changes nothing its parent's rules look at, so siblings that pause
+  // and stop at once do not queue on their parent.
+  CALL (n, r) {
+    MATCH (q:HopperInstance {id: n.parent_id}) WHERE r.needs_active_parent
+    SET q._lock = true REMOVE q._lock
   }
   OPTIONAL MATCH (p:HopperInstance)-[:PARENT_OF]->(n)
   SET n._lock = true REMOVE n._lock
