@@ -15,7 +15,7 @@ from marshmallow import RAISE
 from werkzeug.exceptions import PreconditionFailed
 
 from hopper_graph import FlatTreeRow, HopperInstance, Page
-from hopper_graph.models import gc_paused
+from hopper_graph.gcpause import gc_paused
 
 F = TypeVar("F", bound=Callable[..., Any])
 

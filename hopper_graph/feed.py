@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING
 
 from hopper_graph import audit
 from hopper_graph.graph import Graph
-from hopper_graph.models import InstanceEvent, events_from_columns
+from hopper_graph.models import InstanceEvent
 from hopper_graph.queries import QUERIES
+from hopper_graph.rows import events_from_columns
 
 if TYPE_CHECKING:
     from hopper_graph.manager import InstanceManager

@@ -44,7 +44,8 @@ from hopper_graph.errors import (
     ParentNotActive,
     ValidationError,
 )
-from hopper_graph.models import HopperInstance, InstanceSpec, gc_paused
+from hopper_graph.gcpause import gc_paused
+from hopper_graph.models import HopperInstance, InstanceSpec
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import (
     WRITE_ATTEMPTS,

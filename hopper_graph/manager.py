@@ -36,12 +36,11 @@ from hopper_graph.models import (
     InstanceSpec,
     Page,
     TreeNode,
-    event_from_row,
-    instance_from_row,
 )
 from hopper_graph.purge import PurgeReport
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import InstanceRepository, not_found, utcnow
+from hopper_graph.rows import event_from_row, instance_from_row
 from hopper_graph.rules import Expected
 
 log = logging.getLogger("hopper_graph.manager")

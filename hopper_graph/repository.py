@@ -36,6 +36,8 @@ from hopper_graph.errors import (
     RestoreInProgress,
     ValidationError,
 )
+from hopper_graph.fields import TIME_FIELDS
+from hopper_graph.gcpause import gc_paused
 from hopper_graph.graph import Graph
 from hopper_graph.models import (
     FlatTreeRow,
@@ -44,12 +46,9 @@ from hopper_graph.models import (
     InstanceSpec,
     Page,
     TreeNode,
-    events_from_columns,
-    gc_paused,
-    instance_from_row,
-    instances_from_columns,
 )
 from hopper_graph.queries import QUERIES, NamedQuery
+from hopper_graph.rows import events_from_columns, instance_from_row, instances_from_columns
 from hopper_graph.rules import ALL, MAX_SEQ, Expected, check_page, scope_of, status_of
 
 T = TypeVar("T")
@@ -94,8 +93,7 @@ def _check_max_depth(max_depth: int | None) -> None:
 
 
 _JSON_FIELDS = ("config", "metadata")
-_TIME_FIELDS = ("created_at", "updated_at", "started_at", "stopped_at", "archived_at",
-                "heartbeat_at")
+_TIME_FIELDS = TIME_FIELDS
 
 
 def _lean_rows(row: dict[str, Any], chosen: tuple[str, ...]) -> builtins.list[dict[str, Any]]:
