@@ -16,6 +16,7 @@ from typing import Any, Protocol, overload
 import orjson
 
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
+from hopper_graph.fields import DOCUMENT_FIELDS
 
 
 class HierarchyReader(Protocol):
@@ -194,9 +195,9 @@ class HopperInstance:
         }
 
 
-_COMPARED = ("id", "name", "scope", "status", "instance_type", "parent_id", "project_id",
-             "config", "metadata", "created_at", "updated_at", "started_at", "stopped_at",
-             "archived_at", "version", "depth")
+_COMPARED = DOCUMENT_FIELDS
+"""Two instances are equal when their documents are: every field ``to_dict`` gives, not the
+repository they were read through nor ``config_set`` (``config`` holds its effect)."""
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ import pytest
 from marshmallow import fields as marshmallow_fields
 
 from api.schemas import InstanceSchema
-from hopper_graph import repository, rows, rules, transfer
+from hopper_graph import models, repository, rows, rules, transfer
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
 from hopper_graph.fields import INSTANCE_FIELDS, Field
 from hopper_graph.models import HopperInstance, InstanceSpec
@@ -112,6 +112,10 @@ def check_to_dict(fields: Sequence[Field]) -> None:
     assert set(SAMPLE.to_dict()) == set(names(fields, in_api=True))
 
 
+def check_compared(fields: Sequence[Field]) -> None:
+    assert names(fields, in_api=True) == models._COMPARED
+
+
 def check_instance_from_row(fields: Sequence[Field]) -> None:
     row = RecordingRow({f.name: stored_value(SAMPLE, f) for f in fields if f.stored})
     instance = rows.instance_from_row(row)
@@ -180,7 +184,7 @@ def check_selected_columns(fields: Sequence[Field]) -> None:
     assert aliases("selected_columns") == names(fields, stored=True, in_api=True)
 
 
-PLACES = [check_slots, check_init, check_from_stored, check_to_dict,
+PLACES = [check_slots, check_init, check_from_stored, check_to_dict, check_compared,
           check_instance_from_row, check_instances_from_columns, check_rules_fields,
           check_new_props, check_repository_lean_columns, check_transfer,
           check_instance_schema, check_instance_map, check_instance_columns,
@@ -201,3 +205,39 @@ def test_the_place_fails_for_a_field_it_does_not_list(check):
 def test_the_fields_are_named_once_and_of_a_known_kind():
     assert len({f.name for f in INSTANCE_FIELDS}) == len(INSTANCE_FIELDS)
     assert {f.kind for f in INSTANCE_FIELDS} <= set(SCHEMA_KINDS.values())
+
+
+# -- equality ----------------------------------------------------------------------------------
+def changed(field: Field) -> Any:
+    """A value of ``field`` other than SAMPLE's."""
+    value = getattr(SAMPLE, field.name)
+    if field.kind == "enum":
+        return next(m for m in type(value) if m is not value)
+    if field.kind == "time":
+        return value + timedelta(minutes=1)
+    if field.kind == "json":
+        return {**value, "changed": True}
+    if field.kind == "id":
+        return str(uuid.uuid4())
+    return value + 1 if field.kind == "int" else value + "-changed"
+
+
+def copy_of(instance: HopperInstance, **changes: Any) -> HopperInstance:
+    values = {n: getattr(instance, n) for n in parameters(HopperInstance, "_repository")}
+    return HopperInstance(**{**values, **changes})
+
+
+def test_instances_differing_only_in_heartbeat_at_are_not_equal():
+    """heartbeat_at is part of the document (and a heartbeat leaves the version as it was),
+    so two reads either side of a heartbeat are different instances."""
+    assert copy_of(SAMPLE, heartbeat_at=None) != SAMPLE
+    assert copy_of(SAMPLE, heartbeat_at=T0 + timedelta(hours=1)) != SAMPLE
+
+
+@pytest.mark.parametrize("field", [f for f in INSTANCE_FIELDS if f.stored],
+                         ids=lambda f: f.name)
+def test_instances_are_equal_exactly_when_their_documents_are(field):
+    other = copy_of(SAMPLE, **{field.name: changed(field)})
+    assert copy_of(SAMPLE) == SAMPLE
+    assert (other == SAMPLE) == (other.to_dict() == SAMPLE.to_dict())
+    assert (other == SAMPLE) is (not field.in_api)
