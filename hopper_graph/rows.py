@@ -1,10 +1,9 @@
 """Rows of the named queries made into model objects: instances and audit events.
 
-Two shapes arrive. A one-instance query answers a ``{{instance_map(n)}}`` map
-(:func:`instance_from_row`); a many-instance query answers one record of parallel lists,
-one per column of :data:`INSTANCE_COLUMNS` (:func:`instances_from_columns`), several times
-cheaper to produce in Neo4j and to read in the driver than a record per instance. Events
-come the same two ways. Timestamps arrive as ISO-8601 text (see :func:`_native`).
+Two shapes arrive: a one-instance query answers a ``{{instance_map(n)}}`` map
+(:func:`instance_from_row`), a many-instance query one record of parallel lists, one per
+column of :data:`INSTANCE_COLUMNS` (:func:`instances_from_columns`). Events come the same
+two ways. Timestamps arrive as ISO-8601 text (see :func:`_native`).
 
 These run on every read, 100,000 times on a large tree: each field is written out rather
 than looped over, and ``tests/unit/test_fields.py`` holds them to ``INSTANCE_FIELDS``.
