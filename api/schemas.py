@@ -19,7 +19,7 @@ from hopper_graph import purge as purging
 from hopper_graph.cursors import MAX_CURSOR_LENGTH
 from hopper_graph.errors import ValidationError as LibraryValidationError
 from hopper_graph.lifecycle import EVENTS
-from hopper_graph.rules import MAX_NAME_LENGTH
+from hopper_graph.rules import MAX_NAME_LENGTH, MAX_REASON_LENGTH, MAX_TEXT_LENGTH
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -33,9 +33,6 @@ MAX_PURGE_AGE = 100 * 366 * 86400
 """The largest ``older_than_seconds`` of a purge: a century, older than any instance."""
 DEFAULT_PURGE_LIMIT = purging.DEFAULT_LIMIT
 """The most candidates one purge examines, and its default."""
-MAX_PROJECT_ID_LENGTH = 255
-"""``project_id`` is indexed, like ``name``, and bounded the same way: Neo4j refuses to index
-a long string, and no caller should learn that from a 500."""
 
 
 class UUIDString(fields.UUID):
@@ -349,7 +346,7 @@ class InstanceCreateSchema(RequestSchema):
     scope = _any_case(HopperScope, required=True)
     parent_id = UUIDString(load_default=None, allow_none=True)
     project_id = fields.String(load_default=None, allow_none=True,
-                               validate=validate.Length(max=MAX_PROJECT_ID_LENGTH), **_described(
+                               validate=validate.Length(max=MAX_TEXT_LENGTH), **_described(
         "Required for PROJECT; an ORCHESTRATION inherits its project's."))
     instance_type = _any_case(InstanceType, load_default=None, allow_none=True)
     config = fields.Dict(keys=fields.String(), load_default=None, allow_none=True,
@@ -370,8 +367,8 @@ class InstanceUpdateSchema(RequestSchema):
         "The status to move to: performs the lifecycle event that leads there."))
     replace = StrictBoolean(load_default=False, **_described(
         "true: config and metadata replace what is stored instead of merging into it."))
-    reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
-    actor = fields.String(allow_none=True, validate=validate.Length(max=255))
+    reason = fields.String(allow_none=True, validate=validate.Length(max=MAX_REASON_LENGTH))
+    actor = fields.String(allow_none=True, validate=validate.Length(max=MAX_TEXT_LENGTH))
 
     read_only: ClassVar[dict[str, str]] = {**SERVER_FIELDS, **FIXED_AT_CREATE}
 
@@ -382,9 +379,9 @@ class InstanceUpdateSchema(RequestSchema):
 
 
 class LifecycleRequestSchema(RequestSchema):
-    reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
-    actor = fields.String(allow_none=True, validate=validate.Length(max=255), **_described(
-        "Who asks; defaults to the X-Actor header."))
+    reason = fields.String(allow_none=True, validate=validate.Length(max=MAX_REASON_LENGTH))
+    actor = fields.String(allow_none=True, validate=validate.Length(max=MAX_TEXT_LENGTH),
+                          **_described("Who asks; defaults to the X-Actor header."))
 
 
 class PurgeRequestSchema(RequestSchema):
@@ -400,7 +397,7 @@ class PurgeRequestSchema(RequestSchema):
         validate=validate.Range(1, DEFAULT_PURGE_LIMIT),
         **_described("Examine at most this many candidates, oldest archive first."))
     after = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(max=1000),
+        load_default=None, allow_none=True, validate=validate.Length(max=MAX_CURSOR_LENGTH),
         **_described("The cursor of an earlier purge that answered more: go on after the "
                      "candidates it examined."))
 
@@ -452,7 +449,7 @@ class InstanceListQuerySchema(InstancePageQuerySchema):
     scope = _any_case(HopperScope)
     status = _any_case(InstanceStatus)
     parent_id = UUIDString()
-    project_id = fields.String(validate=validate.Length(max=MAX_PROJECT_ID_LENGTH))
+    project_id = fields.String(validate=validate.Length(max=MAX_TEXT_LENGTH))
 
 
 class TreeQuerySchema(QuerySchema):
@@ -466,7 +463,7 @@ class TreeQuerySchema(QuerySchema):
 class DeleteQuerySchema(QuerySchema):
     force = fields.Boolean(load_default=False, **_described(
         "Stop ACTIVE and PAUSED instances in the subtree first instead of refusing."))
-    reason = fields.String(load_default=None, validate=validate.Length(max=1000))
+    reason = fields.String(load_default=None, validate=validate.Length(max=MAX_REASON_LENGTH))
 
 
 class HealthQuerySchema(QuerySchema):
