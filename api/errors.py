@@ -50,6 +50,7 @@ from hopper_graph.errors import (
     NotFound,
     ValidationError,
 )
+from hopper_graph.validation import extend_errors, flatten_errors
 
 log = logging.getLogger("hopper_graph.api")
 
@@ -107,6 +108,8 @@ TITLES = {
 }
 """The one title of each problem ``code``: a code never comes with two titles (a code
 missing here, from an HTTP status without one of ours, takes the status's phrase)."""
+_LOCATIONS = ("json", "query", "path", "headers", "form")
+"""Where webargs found a request's arguments: the first level of its messages."""
 _RESERVED = {"type", "title", "status", "detail", "instance", "code", "errors"}
 _RENAMED = {"status": "current_status"}
 MAX_ERRORS = 100
@@ -295,24 +298,11 @@ def handle_unexpected(error: Exception) -> Response:
 
 
 def field_errors(messages: Mapping[Any, Any]) -> dict[str, list[str]]:
-    """marshmallow/webargs messages ({location: {field: {sub: [msg]}}}) keyed by dotted path.
-
-    The location level (json, query, ...) is dropped; walked without recursion.
-    """
+    """marshmallow/webargs messages ({location: {field: {sub: [msg]}}}) keyed by dotted path,
+    sorted; the location level (json, query, ...) is dropped."""
     flat: dict[str, list[str]] = {}
-    stack: list[tuple[str, Any]] = [("", messages)]
-    while stack:
-        path, node = stack.pop()
-        if isinstance(node, Mapping):
-            for key, value in node.items():
-                key = str(key)
-                if not path and key in ("json", "query", "path", "headers", "form"):
-                    stack.append(("", value))
-                else:
-                    stack.append((f"{path}.{key}" if path else key, value))
-        else:
-            items = node if isinstance(node, list) else [node]
-            flat.setdefault(path or "_schema", []).extend(str(m) for m in items)
+    for key, node in messages.items():
+        extend_errors(flat, flatten_errors(node if key in _LOCATIONS else {key: node}))
     return dict(sorted(flat.items()))
 
 

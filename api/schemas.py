@@ -9,7 +9,6 @@ so are unknown query parameters (``QuerySchema``).
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, ClassVar
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
@@ -20,6 +19,7 @@ from hopper_graph.cursors import MAX_CURSOR_LENGTH
 from hopper_graph.errors import ValidationError as LibraryValidationError
 from hopper_graph.lifecycle import EVENTS
 from hopper_graph.rules import MAX_NAME_LENGTH, MAX_REASON_LENGTH, MAX_TEXT_LENGTH
+from hopper_graph.validation import UNKNOWN_FIELD, StrictBoolean, unknown_field
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -121,16 +121,6 @@ class DeleteResponseSchema(Schema):
     deleted = fields.List(fields.UUID(), **_described("Deleted ids, deepest first."))
     stopped = fields.List(fields.Nested(StatusChangeSchema), **_described(
         "Instances stopped first because of ?force=true."))
-
-
-class StrictBoolean(fields.Boolean):
-    """A JSON true or false, nothing else: ``truthy={True}`` alone still lets 1 and 0 in,
-    since they equal True and False."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid")
-        return value
 
 
 class PurgeItemSchema(Schema):
@@ -291,13 +281,9 @@ class ProblemSchema(Schema):
 
 
 # -- requests -------------------------------------------------------------------------------
-UNKNOWN_FIELD = "Unknown field."
-"""marshmallow's message for a field a schema does not declare."""
 MAX_HINTS = 100
 """Unknown fields given a hint, at most (a problem lists no more messages than this); a
 body of many thousand unknown keys must not cost a string comparison each."""
-MAX_HINTED_NAME = 64
-"""No field name is near a longer one."""
 _CREATED_WITH = "read-only: set when the instance is created"
 _KEPT = "read-only: kept by the server"
 SERVER_FIELDS = {
@@ -332,12 +318,7 @@ class RequestSchema(Schema):
         """The message for ``name``, a field this schema does not take."""
         if name in self.read_only:
             return self.read_only[name]
-        if len(name) > MAX_HINTED_NAME:
-            return UNKNOWN_FIELD
-        known = sorted(f.data_key or key for key, f in self.load_fields.items())
-        close = difflib.get_close_matches(name, known, n=1) or [
-            k for k in known if name.lower() in k.split("_")]
-        return f"{UNKNOWN_FIELD} Did you mean {close[0]!r}?" if close else UNKNOWN_FIELD
+        return unknown_field(name, (f.data_key or key for key, f in self.load_fields.items()))
 
 
 class InstanceCreateSchema(RequestSchema):

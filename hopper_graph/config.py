@@ -15,7 +15,6 @@ errors name each bad field by its dotted path. See docs/configuration.md.
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import json
 import os
@@ -31,6 +30,13 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from hopper_graph.enums import HopperScope
 from hopper_graph.errors import ValidationError
+from hopper_graph.validation import (
+    UNKNOWN_FIELD,
+    StrictBoolean,
+    extend_errors,
+    flatten_errors,
+    unknown_field,
+)
 
 __all__ = [
     "CONFIG_DIR_ENV",
@@ -84,21 +90,10 @@ ROUTING_FALLBACKS = (*ROUTING_STRATEGIES, "none")
 """What GLOBAL falls back to when its strategy cannot decide; ``none`` leaves work unrouted."""
 
 _ERROR_ROOT = "config"
-UNKNOWN_FIELD = "Unknown field."  # marshmallow's message for an undeclared key
-_SCHEMA_KEY = "_schema"  # where marshmallow files errors about a whole (nested) object
 _MISSING = object()
 
 
 # --- field helpers ------------------------------------------------------------------------
-
-
-class StrictBoolean(fields.Boolean):
-    """A boolean that accepts only ``true``/``false``: "yes", 1 or "0" are type errors."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid")
-        return value
 
 
 def _bool() -> fields.Field:
@@ -480,7 +475,7 @@ def _load(
     try:
         loaded = schema().load(data, partial=partial)
     except marshmallow.ValidationError as exc:
-        _extend(found, _flatten_errors(exc.messages, _ERROR_ROOT))
+        extend_errors(found, flatten_errors(exc.messages, _ERROR_ROOT))
     if found:
         raise ValidationError("invalid config", errors=_with_hints(schema(), found))
     return loaded
@@ -492,10 +487,9 @@ def _with_hints(schema: Schema, errors: dict[str, list[str]]) -> dict[str, list[
     hinted = {}
     for path, messages in errors.items():
         parts = path.split(".")[1:]  # below "config"
-        unknown = messages == [UNKNOWN_FIELD] and 0 < len(parts[-1]) <= 64
-        known = _keys_at(schema, parts[:-1]) if unknown else []
-        close = difflib.get_close_matches(parts[-1], known, n=1, cutoff=0.7) if known else []
-        hinted[path] = [f"{UNKNOWN_FIELD} Did you mean {close[0]!r}?"] if close else messages
+        unknown = messages == [UNKNOWN_FIELD] and bool(parts)
+        hinted[path] = [unknown_field(parts[-1], _keys_at(schema, parts[:-1]))] \
+            if unknown else messages
     return hinted
 
 
@@ -507,26 +501,6 @@ def _keys_at(schema: Schema, parts: list[str]) -> list[str]:
             return []
         schema = field.schema
     return sorted(schema.fields)
-
-
-def _flatten_errors(messages: Any, path: str) -> dict[str, list[str]]:
-    """Turn marshmallow's nested error dict into ``{"config.a.b": [messages]}``."""
-    flat: dict[str, list[str]] = {}
-    if isinstance(messages, Mapping):
-        for key, sub in messages.items():
-            sub_path = path if key == _SCHEMA_KEY else _join(path, str(key))
-            _extend(flat, _flatten_errors(sub, sub_path))
-    elif isinstance(messages, list):
-        for item in messages:
-            _extend(flat, _flatten_errors(item, path))
-    else:
-        flat[path] = [str(messages)]
-    return flat
-
-
-def _extend(into: dict[str, list[str]], more: dict[str, list[str]]) -> None:
-    for key, messages in more.items():
-        into.setdefault(key, []).extend(messages)
 
 
 def _join(prefix: str, key: str) -> str:
