@@ -18,7 +18,7 @@ DatabaseUnavailable, driver outages    503     with ``Retry-After``
 malformed JSON / query parameters      400
 text that is not Unicode (surrogates)  400     ``invalid-text``
 nesting > 64 levels, ints > 64 bits    422     ``validation-error``
-anything else                          500     logged; the body says nothing internal
+ConfigurationError, anything else      500     logged; the body says nothing internal
 =====================================  ======  =========================================
 
 A problem stays small whatever caused it: ``errors`` holds at most ``MAX_ERRORS`` messages
@@ -43,6 +43,7 @@ from werkzeug.exceptions import ServiceUnavailable as HTTPServiceUnavailable
 
 from hopper_graph.errors import (
     ConcurrentModification,
+    ConfigurationError,
     Conflict,
     DatabaseUnavailable,
     HookVetoed,
@@ -61,7 +62,7 @@ RETRY_AFTER_SECONDS = "5"
 
 LIBRARY_STATUS: dict[type[HopperGraphError], int] = {
     HopperGraphError: 400, NotFound: 404, ValidationError: 422, Conflict: 409,
-    HookVetoed: 409, DatabaseUnavailable: 503,
+    HookVetoed: 409, DatabaseUnavailable: 503, ConfigurationError: 500,
 }
 """The HTTP status of each library error; the nearest class in an error's MRO decides."""
 HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
@@ -219,6 +220,8 @@ def bounded_errors(errors: Mapping[Any, Any]) -> tuple[dict[str, list[str]], int
 
 def handle_library_error(error: HopperGraphError) -> Response:
     status = next(LIBRARY_STATUS[c] for c in type(error).__mro__ if c in LIBRARY_STATUS)
+    if status == 500:  # the server's setup is at fault: logged, and its details kept in
+        return handle_unexpected(error)
     if isinstance(error, ConcurrentModification) and "If-Match" in request.headers:
         status = 412
     headers = {}

@@ -29,7 +29,7 @@ import yaml
 from marshmallow import RAISE, Schema, fields, validate
 
 from hopper_graph.enums import HopperScope
-from hopper_graph.errors import ValidationError
+from hopper_graph.errors import TemplateError, ValidationError
 from hopper_graph.validation import (
     UNKNOWN_FIELD,
     StrictBoolean,
@@ -49,7 +49,6 @@ __all__ = [
     "InstanceConfigSchema",
     "OrchestrationConfig",
     "ProjectConfig",
-    "TemplateError",
     "config_class_for",
     "effective_config",
     "full_config",
@@ -575,18 +574,6 @@ def _set_path(config: Config, dotted: str, value: Any) -> None:
 
 
 # --- templates ----------------------------------------------------------------------------
-
-
-class TemplateError(ValueError):
-    """A template that cannot be used; names the file and, where known, the keys."""
-
-    def __init__(
-        self, path: Path, problem: str, errors: dict[str, list[str]] | None = None
-    ) -> None:
-        self.path = path
-        self.errors = errors or {}
-        details = "; ".join(f"{key}: {' '.join(msgs)}" for key, msgs in self.errors.items())
-        super().__init__(f"{path}: {problem}" + (f": {details}" if details else ""))
 
 
 _PACKAGE_DIR = Path(__file__).resolve().parent

@@ -17,12 +17,12 @@ from hopper_graph.cli.base import (
     EXIT_NOT_RUNNING,
     EXIT_USAGE,
     Backend,
-    CommandError,
     cli,
     json_option,
     print_json,
 )
 from hopper_graph.cli.output import console
+from hopper_graph.errors import CommandError
 from hopper_graph.graph import Neo4jSettings, connect, translate_errors
 from hopper_graph.local_neo4j import LocalNeo4j
 from hopper_graph.queries import QUERIES

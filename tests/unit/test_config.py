@@ -24,7 +24,6 @@ from hopper_graph.config import (
     InstanceConfigSchema,
     OrchestrationConfig,
     ProjectConfig,
-    TemplateError,
     config_class_for,
     effective_config,
     full_config,
@@ -41,7 +40,7 @@ from hopper_graph.config import (
     validate_overrides,
 )
 from hopper_graph.enums import HopperScope
-from hopper_graph.errors import ValidationError
+from hopper_graph.errors import TemplateError, ValidationError
 
 BUILT_IN = [HopperScope.GLOBAL, HopperScope.PROJECT, HopperScope.ORCHESTRATION]
 
