@@ -33,6 +33,7 @@ from api.http import (
     tree_response,
 )
 from hopper_graph import HopperScope, InstanceSpec, NotFound
+from hopper_graph.enums import EVENT_SUMMARIES
 from hopper_graph.lifecycle import EVENTS
 
 blp = Blueprint("instances", __name__, url_prefix="/api/v1/instances",
@@ -137,15 +138,6 @@ class Instance(MethodView):
                                 expected_version=expected_version(str(instance_id)))
 
 
-_LIFECYCLE_SUMMARIES = {
-    "start": "Start an instance (CREATED or STOPPED -> ACTIVE); its parent must be ACTIVE.",
-    "pause": "Pause an ACTIVE instance; its ACTIVE descendants are paused with it.",
-    "resume": "Resume a PAUSED instance, and the descendants its pause had paused.",
-    "stop": "Stop an ACTIVE or PAUSED instance and everything running below it.",
-    "archive": "Archive a CREATED or STOPPED instance and its whole subtree (terminal).",
-}
-
-
 def _lifecycle_view(event: str) -> Any:
     def view(body: dict[str, Any], instance_id: UUID) -> Any:
         instance_id_ = str(instance_id)
@@ -155,7 +147,7 @@ def _lifecycle_view(event: str) -> Any:
         return result, etag(result.instance)
 
     view.__name__ = f"{event}_instance"
-    view.__doc__ = _LIFECYCLE_SUMMARIES[event]
+    view.__doc__ = EVENT_SUMMARIES[event]
     return view
 
 

@@ -30,6 +30,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from hopper_graph.enums import HopperScope
 from hopper_graph.errors import TemplateError, ValidationError
+from hopper_graph.resources import templates_dir
 from hopper_graph.validation import (
     UNKNOWN_FIELD,
     StrictBoolean,
@@ -57,7 +58,6 @@ __all__ = [
     "max_child_instances",
     "max_depth",
     "merge_config",
-    "packaged_template_dir",
     "register_scope_config",
     "registered_scopes",
     "resolve_config",
@@ -576,15 +576,6 @@ def _set_path(config: Config, dotted: str, value: Any) -> None:
 # --- templates ----------------------------------------------------------------------------
 
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def packaged_template_dir() -> Path:
-    """Where the packaged templates are: inside the wheel if installed, else the checkout's."""
-    installed = _PACKAGE_DIR / "_data" / "config" / "instances"
-    return installed if installed.is_dir() else _PACKAGE_DIR.parent / "config" / "instances"
-
-
 class _TemplateCache:
     """The loaded, validated templates, per scope, and the override directory in force."""
 
@@ -635,7 +626,7 @@ def load_templates(config_dir: Path | str | None = None) -> None:
 def _template_layers(registration: _Registration, override: Path | None) -> list[Path]:
     """The files to merge for one scope, lowest first: packaged, then the deployment's."""
     name = registration.config_cls.template_name
-    packaged = registration.template or packaged_template_dir() / name
+    packaged = registration.template or templates_dir() / name
     layers = [
         path
         for path in (packaged, override / name if override else None)
