@@ -17,21 +17,12 @@ from flask_smorest import Blueprint
 
 from api import guards
 from api import schemas as s
+from api.etag import ETAG_HEADER, conditional_get, etag, expected_version
 from api.extension import manager
-from api.http import (
-    ETAG_HEADER,
-    LOCATION_HEADER,
-    QUERY,
-    actor,
-    conditional_get,
-    documented,
-    etag,
-    expected_version,
-    items_response,
-    lean_tree_response,
-    page_response,
-    tree_response,
-)
+from api.guards import actor
+from api.openapi import LOCATION_HEADER, documented
+from api.render import items_response, lean_tree_response, page_response, tree_response
+from api.schemas import QUERY
 from hopper_graph import HopperScope, InstanceSpec, NotFound
 from hopper_graph.enums import EVENT_SUMMARIES
 from hopper_graph.lifecycle import EVENTS

@@ -383,6 +383,11 @@ class PurgeRequestSchema(RequestSchema):
                      "candidates it examined."))
 
 
+QUERY: dict[str, Any] = {"location": "query", "error_status_code": 400, "unknown": RAISE}
+"""``blp.arguments`` for query parameters: 400 ``invalid-query`` when one is wrong, and an
+unknown one is refused (webargs would drop it silently: ``?forse=true`` would not force)."""
+
+
 class QuerySchema(RequestSchema):
     """Query parameters: an unknown one is refused (400 ``invalid-query``), not ignored."""
 
