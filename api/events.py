@@ -36,7 +36,8 @@ from api import guards
 from api import schemas as s
 from api.errors import TooManyStreams
 from api.extension import manager
-from api.http import QUERY, documented
+from api.openapi import documented
+from api.schemas import QUERY
 from hopper_graph import InstanceEvent, feed
 from hopper_graph.errors import HopperGraphError
 

@@ -69,6 +69,7 @@ from hopper_graph.lifecycle import event_to
 from hopper_graph.manager import InstanceManager
 from hopper_graph.models import HopperInstance, InstanceSpec
 from hopper_graph.queries import QUERIES
+from hopper_graph.validation import flatten_errors
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 MAX_DOCUMENT_NESTING = 200
@@ -165,7 +166,7 @@ def check_document(data: Any) -> list[Entry]:
     try:
         loaded = DocumentSchema().load(data)
     except SchemaError as exc:
-        errors = _flatten(exc.messages)
+        errors = flatten_errors(exc.messages, whole="document", brackets=True)
         first = next(iter(errors.items()))
         raise ValidationError(f"invalid document: {first[0]}: {'; '.join(first[1])}",
                               errors=errors) from None
@@ -176,25 +177,6 @@ def check_document(data: Any) -> list[Entry]:
     for entry in ordered:
         projects.append(_check_entry(entry, ordered, projects))
     return ordered
-
-
-def _flatten(messages: Any, path: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested messages as ``{"instances[0].children[2].scope": [...]}``."""
-    if not isinstance(messages, dict):
-        found = messages if isinstance(messages, list) else [messages]
-        if found and all(isinstance(m, str) for m in found):
-            return {path or "document": [str(m) for m in found]}
-        return {path or "document": [str(found)]}
-    out: dict[str, list[str]] = {}
-    for key, value in messages.items():
-        if isinstance(key, int):
-            where = f"{path}[{key}]"
-        elif key in ("_schema", ""):
-            where = path
-        else:
-            where = f"{path}.{key}" if path else str(key)
-        out.update(_flatten(value, where))
-    return out
 
 
 def _flatten_entries(items: list[dict[str, Any]]) -> list[Entry]:

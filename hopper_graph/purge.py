@@ -20,8 +20,6 @@ so a PATCH that pins a run meanwhile keeps it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -30,6 +28,7 @@ from typing import Any
 import orjson
 from neo4j import ManagedTransaction
 
+from hopper_graph import cursors
 from hopper_graph.errors import InstanceRunning, NotFound, ValidationError
 from hopper_graph.lifecycle import InstanceLifecycleManager, delete_contexts
 from hopper_graph.queries import QUERIES
@@ -140,28 +139,15 @@ def _position(row: dict[str, Any]) -> dict[str, Any]:
             "after_id": row["id"]}
 
 
-_START = {"after_at": "0001-01-01T00:00:00Z", "after_depth": 2**62, "after_id": ""}
-"""Before every candidate: no archived_at is earlier (and the depth bound never binds)."""
-
-
 def encode_cursor(position: dict[str, Any]) -> str:
     """An opaque cursor for ``after``: the position of the last candidate examined."""
-    text = orjson.dumps([position["after_at"], position["after_depth"], position["after_id"]])
-    return base64.urlsafe_b64encode(text).decode().rstrip("=")
+    return cursors.encode(cursors.ARCHIVED, position["after_at"], position["after_depth"],
+                          position["after_id"])
 
 
 def decode_cursor(cursor: str | None) -> dict[str, Any]:
     """The position a cursor from :func:`encode_cursor` names; the start for None."""
-    if cursor is None:
-        return dict(_START)
-    try:
-        at, depth, instance_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * 3))
-        datetime.fromisoformat(at)
-        if not (isinstance(depth, int) and isinstance(instance_id, str)):
-            raise ValueError(cursor)
-    except (ValueError, TypeError, binascii.Error):
-        raise ValidationError("after is not a cursor a purge returned", errors={
-            "after": ["not a cursor a purge returned"]}) from None
+    at, depth, instance_id = cursors.archived_after(cursor)
     return {"after_at": at, "after_depth": depth, "after_id": instance_id}
 
 

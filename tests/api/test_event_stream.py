@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from api import ConfigurationError
 from hopper_graph import InstanceManager, feed
+from hopper_graph.errors import ConfigurationError
 
 HEARTBEAT = 0.5
 """The server's keep-alive interval in these tests (15 s by default)."""
