@@ -18,7 +18,7 @@ from hopper_graph import (
     ParentNotActive,
     ValidationError,
 )
-from hopper_graph.lifecycle import EVENTS, TRANSITIONS
+from hopper_graph.machine import EVENTS, TRANSITIONS
 
 S = InstanceStatus
 
