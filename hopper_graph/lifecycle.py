@@ -102,6 +102,17 @@ class _TransitionPlan:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class _Edit:
+    """What an update with a status asks for: the fields, and the status to move to."""
+
+    name: str | None
+    config: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+    replace: bool
+    status: InstanceStatus | str
+
+
 class _Stale(Exception):
     """The state a plan (and the before-hooks) saw changed before the write: plan again."""
 
@@ -280,37 +291,43 @@ class InstanceLifecycleManager:
             return self.repository.update(instance_id, name=name, config=config,
                                           metadata=metadata, replace=replace,
                                           expected_version=expected_version, actor=actor)
-
-        def plan(tx: ManagedTransaction) -> tuple[int, _TransitionPlan]:
-            """The instance's version and the transition to ``status``: a plain read."""
-            current = lock_with_parent(tx, instance_id, expected_version, lock=False)
-            event = event_to(instance_id, current["status"], status)
-            return current["version"], self._plan_transition(tx, instance_id, event, None)
-
-        def apply(tx: ManagedTransaction, planned: tuple[int, _TransitionPlan] | None
-                  ) -> tuple[dict[str, Any], list[StatusChange], datetime]:
-            """Lock, write the fields, then the transition; _Stale when the instance is
-            not at the version ``planned`` read or the transition differs."""
-            current = lock_with_parent(tx, instance_id, expected_version)
-            event = event_to(instance_id, current["status"], status)
-            if planned is not None and planned[0] != current["version"]:
-                raise _Stale
-            update_fields(tx, current, name, config, metadata, replace, actor)
-            result, changes = self._apply_transition(tx, instance_id, event, actor, reason,
-                                                     None, planned and planned[1])
-            return stored_instance(tx, instance_id), changes, result.at
-
+        edit = _Edit(name, config, metadata, replace, status)
         try:
             row, changes, at = self._hooked(
                 instance_id, self.hooks.has_before(*(f"on_{e}" for e in EVENTS)),
-                lambda: self.graph.write(plan),
+                lambda: self.graph.write(self._plan_update, instance_id, edit.status,
+                                         expected_version),
                 lambda p: hook_contexts(p[1].changes, p[1].at, actor, reason),
-                lambda p: self.repository.write(apply, p))
+                lambda p: self.repository.write(self._apply_update, instance_id, edit, actor,
+                                                reason, expected_version, p))
         except DuplicateName:  # the constraint names nobody: say who holds the name
             scope = self.repository.get(instance_id).scope
             raise self.repository.taken_name(str(name), scope) from None
         self._after_commit(changes, at, actor, reason)
         return self.repository.instance(row)
+
+    def _plan_update(self, tx: ManagedTransaction, instance_id: str,
+                     status: InstanceStatus | str, expected_version: Expected
+                     ) -> tuple[int, _TransitionPlan]:
+        """The instance's version and its transition to ``status``: a plain read."""
+        current = lock_with_parent(tx, instance_id, expected_version, lock=False)
+        event = event_to(instance_id, current["status"], status)
+        return current["version"], self._plan_transition(tx, instance_id, event, None)
+
+    def _apply_update(self, tx: ManagedTransaction, instance_id: str, edit: _Edit,
+                      actor: str | None, reason: str | None, expected_version: Expected,
+                      planned: tuple[int, _TransitionPlan] | None
+                      ) -> tuple[dict[str, Any], list[StatusChange], datetime]:
+        """Lock, write the fields, then the transition; _Stale when the instance is not at
+        the version ``planned`` read, or its transition is not the planned one."""
+        current = lock_with_parent(tx, instance_id, expected_version)
+        event = event_to(instance_id, current["status"], edit.status)
+        if planned is not None and planned[0] != current["version"]:
+            raise _Stale
+        update_fields(tx, current, edit.name, edit.config, edit.metadata, edit.replace, actor)
+        result, changes = self._apply_transition(tx, instance_id, event, actor, reason, None,
+                                                 None if planned is None else planned[1])
+        return stored_instance(tx, instance_id), changes, result.at
 
     # -- delete -----------------------------------------------------------------------------
     def delete(self, instance_id: str, *, force: bool = False, actor: str | None = None,
