@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bench.measure import Result, percentile
-from hopper_graph import feed
 
 if TYPE_CHECKING:
     from bench.__main__ import Bench
@@ -200,7 +199,7 @@ def _stream_latency(bench: Bench, port: int, forest: Forest) -> None:
     run = manager.create(name="http-stream-probe", scope="ORCHESTRATION",
                          parent_id=forest.projects[3], instance_type="PERSISTENT")
     manager.start(run.id)
-    after = feed.head(manager)  # only what happens from now on
+    after = manager.feed.head()  # only what happens from now on
     arrivals = _stream_reader(port, f"/api/v1/events/stream?subtree={run.id}&after={after}")
     samples, paused = [], False
     for _ in range(STREAM_EVENTS):

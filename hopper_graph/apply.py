@@ -65,10 +65,9 @@ from hopper_graph.errors import (
     ScopeRuleViolation,
     ValidationError,
 )
-from hopper_graph.lifecycle import event_to
+from hopper_graph.machine import event_to
 from hopper_graph.manager import InstanceManager
 from hopper_graph.models import HopperInstance, InstanceSpec
-from hopper_graph.queries import QUERIES
 from hopper_graph.validation import flatten_errors
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
@@ -379,13 +378,10 @@ class _Applier:
     def _read_existing(self) -> dict[tuple[HopperScope, str], HopperInstance]:
         """Every instance the document names that exists, a batch of names per query."""
         found: dict[tuple[HopperScope, str], HopperInstance] = {}
-        repository = self.manager.repository
         for start in range(0, len(self.entries), _READ_BATCH):
             keys = [{"scope": e.scope.value, "name": e.name}
                     for e in self.entries[start:start + _READ_BATCH]]
-            for row in repository.rows(QUERIES.get_instances_by_scope_and_name.text,
-                                       keys=keys):
-                instance = repository.instance(row["instance"])
+            for instance in self.manager.find_by_scope_and_names(keys):
                 found[(instance.scope, instance.name)] = instance
         return found
 

@@ -160,7 +160,7 @@ SCHEMA_KINDS = {marshmallow_fields.UUID: "id", marshmallow_fields.String: "text"
 
 def check_instance_schema(fields: Sequence[Field]) -> None:
     """The API's document of an instance: every field of the document, each of its kind
-    (api/http.py's instance_document is held to this schema by tests/api/test_documents)."""
+    (api/render.py's instance_document is held to this schema by tests/api/test_documents)."""
     declared = InstanceSchema().fields
     assert {n: SCHEMA_KINDS[type(f)] for n, f in declared.items()} == {
         f.name: f.kind for f in fields if f.in_api}
