@@ -14,7 +14,6 @@ from api import bookmarks, events, guards, health, instances
 from api.errors import register_error_handlers
 from api.extension import (
     EXTENSION,
-    ConfigurationError,
     HopperGraphState,
     init_state,
     load_settings,
@@ -27,7 +26,6 @@ blueprints = (instances.blp, events.blp, health.blp)
 
 __all__ = [
     "EXTENSION",
-    "ConfigurationError",
     "HopperApi",
     "HopperGraphState",
     "blp",

@@ -18,7 +18,7 @@ DatabaseUnavailable, driver outages    503     with ``Retry-After``
 malformed JSON / query parameters      400
 text that is not Unicode (surrogates)  400     ``invalid-text``
 nesting > 64 levels, ints > 64 bits    422     ``validation-error``
-anything else                          500     logged; the body says nothing internal
+ConfigurationError, anything else      500     logged; the body says nothing internal
 =====================================  ======  =========================================
 
 A problem stays small whatever caused it: ``errors`` holds at most ``MAX_ERRORS`` messages
@@ -43,6 +43,7 @@ from werkzeug.exceptions import ServiceUnavailable as HTTPServiceUnavailable
 
 from hopper_graph.errors import (
     ConcurrentModification,
+    ConfigurationError,
     Conflict,
     DatabaseUnavailable,
     HookVetoed,
@@ -50,6 +51,7 @@ from hopper_graph.errors import (
     NotFound,
     ValidationError,
 )
+from hopper_graph.validation import extend_errors, flatten_errors
 
 log = logging.getLogger("hopper_graph.api")
 
@@ -60,7 +62,7 @@ RETRY_AFTER_SECONDS = "5"
 
 LIBRARY_STATUS: dict[type[HopperGraphError], int] = {
     HopperGraphError: 400, NotFound: 404, ValidationError: 422, Conflict: 409,
-    HookVetoed: 409, DatabaseUnavailable: 503,
+    HookVetoed: 409, DatabaseUnavailable: 503, ConfigurationError: 500,
 }
 """The HTTP status of each library error; the nearest class in an error's MRO decides."""
 HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
@@ -107,6 +109,8 @@ TITLES = {
 }
 """The one title of each problem ``code``: a code never comes with two titles (a code
 missing here, from an HTTP status without one of ours, takes the status's phrase)."""
+_LOCATIONS = ("json", "query", "path", "headers", "form")
+"""Where webargs found a request's arguments: the first level of its messages."""
 _RESERVED = {"type", "title", "status", "detail", "instance", "code", "errors"}
 _RENAMED = {"status": "current_status"}
 MAX_ERRORS = 100
@@ -216,6 +220,8 @@ def bounded_errors(errors: Mapping[Any, Any]) -> tuple[dict[str, list[str]], int
 
 def handle_library_error(error: HopperGraphError) -> Response:
     status = next(LIBRARY_STATUS[c] for c in type(error).__mro__ if c in LIBRARY_STATUS)
+    if status == 500:  # the server's setup is at fault: logged, and its details kept in
+        return handle_unexpected(error)
     if isinstance(error, ConcurrentModification) and "If-Match" in request.headers:
         status = 412
     headers = {}
@@ -295,24 +301,11 @@ def handle_unexpected(error: Exception) -> Response:
 
 
 def field_errors(messages: Mapping[Any, Any]) -> dict[str, list[str]]:
-    """marshmallow/webargs messages ({location: {field: {sub: [msg]}}}) keyed by dotted path.
-
-    The location level (json, query, ...) is dropped; walked without recursion.
-    """
+    """marshmallow/webargs messages ({location: {field: {sub: [msg]}}}) keyed by dotted path,
+    sorted; the location level (json, query, ...) is dropped."""
     flat: dict[str, list[str]] = {}
-    stack: list[tuple[str, Any]] = [("", messages)]
-    while stack:
-        path, node = stack.pop()
-        if isinstance(node, Mapping):
-            for key, value in node.items():
-                key = str(key)
-                if not path and key in ("json", "query", "path", "headers", "form"):
-                    stack.append(("", value))
-                else:
-                    stack.append((f"{path}.{key}" if path else key, value))
-        else:
-            items = node if isinstance(node, list) else [node]
-            flat.setdefault(path or "_schema", []).extend(str(m) for m in items)
+    for key, node in messages.items():
+        extend_errors(flat, flatten_errors(node if key in _LOCATIONS else {key: node}))
     return dict(sorted(flat.items()))
 
 

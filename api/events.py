@@ -7,7 +7,7 @@ server-sent events (``text/event-stream``), each event written as::
     event: <the audit event: create, start, ..., delete>
     data: <the event as JSON, as the pages give it>
 
-The stream is the library's ``feed.follow`` (one poller per worker process, whatever the
+The stream is the library's ``Feed.follow`` (one poller per worker process, whatever the
 number of streams) written out as it yields. Why a hand-written generator and no SSE
 package: the one for Flask on PyPI (flask-sse) publishes through Redis and has not been
 released since 2021; the format itself is three lines an event.
@@ -36,8 +36,9 @@ from api import guards
 from api import schemas as s
 from api.errors import TooManyStreams
 from api.extension import manager
-from api.http import QUERY, documented
-from hopper_graph import InstanceEvent, feed
+from api.openapi import documented
+from api.schemas import QUERY
+from hopper_graph import InstanceEvent
 from hopper_graph.errors import HopperGraphError
 
 log = logging.getLogger("hopper_graph.api")
@@ -85,8 +86,8 @@ def stream(query: dict[str, Any], headers: dict[str, Any]) -> Response:
     after = _resume_point(query["after"], headers["last_event_id"])
     slots = _taken_slot()
     try:
-        events = feed.follow(manager(), after, query["subtree"],
-                             heartbeat=current_app.config["HOPPER_API_STREAM_HEARTBEAT"])
+        events = manager().feed.follow(after, query["subtree"],
+                                       heartbeat=current_app.config["HOPPER_API_STREAM_HEARTBEAT"])
     except BaseException:
         slots.release()
         raise

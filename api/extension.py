@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections import ChainMap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,16 +24,15 @@ from hopper_graph import (
     DatabaseUnavailable,
     InstanceManager,
     Neo4jSettings,
+    ValidationError,
     apply_schema,
     connect,
 )
+from hopper_graph.errors import ConfigurationError
+from hopper_graph.graph import NEO4J_ENV, read_env
 
 EXTENSION = "hopper_graph"
 DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024
-
-
-class ConfigurationError(RuntimeError):
-    """The app cannot start as configured (e.g. no Neo4j URI and no driver)."""
 
 
 def _flag(value: Any) -> bool:
@@ -64,11 +64,6 @@ def _seconds(value: Any) -> float:
 
 
 SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
-    "HOPPER_NEO4J_URI": (None, _text),
-    "HOPPER_NEO4J_USER": (None, _text),
-    "HOPPER_NEO4J_PASSWORD": (None, _text),
-    "HOPPER_NEO4J_DATABASE": (None, _text),
-    "HOPPER_NEO4J_TIMEOUT": (10.0, float),
     "HOPPER_API_TOKEN": (None, _text),
     "HOPPER_CORS_ORIGINS": ([], _origins),
     "HOPPER_MAX_CONTENT_LENGTH": (DEFAULT_MAX_CONTENT_LENGTH, int),
@@ -76,7 +71,8 @@ SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "HOPPER_API_MAX_STREAMS": (2, _count),  # open event streams per worker process
     "HOPPER_API_STREAM_HEARTBEAT": (15.0, _seconds),
 }
-"""Every setting read from the environment: (default, parser)."""
+"""Every setting of the API read from the environment: (default, parser). The library
+reads ``HOPPER_NEO4J_*`` (``NEO4J_ENV``) itself."""
 
 
 def load_settings(app: Flask) -> None:
@@ -87,6 +83,11 @@ def load_settings(app: Flask) -> None:
             app.config[key] = default if value is None else parse(value)
         except (TypeError, ValueError):
             raise ConfigurationError(f"{key}={value!r} is not valid") from None
+    try:
+        neo4j = read_env(ChainMap(app.config, os.environ))
+    except ValidationError as exc:
+        raise ConfigurationError(exc.message, exc.errors) from None
+    app.config.update({NEO4J_ENV[name]: value for name, value in neo4j.items()})
 
 
 @dataclass(eq=False)
@@ -134,14 +135,13 @@ def init_state(app: Flask) -> HopperGraphState:
 
 
 def _neo4j_settings(config: Any) -> Neo4jSettings:
-    uri = config["HOPPER_NEO4J_URI"]
-    if not uri:
+    settings = Neo4jSettings.from_env(env=config)
+    if settings is None:
         raise ConfigurationError(
             "no Neo4j to talk to: set HOPPER_NEO4J_URI (e.g. bolt://127.0.0.1:7687), or pass "
             "an open driver as HOPPER_DRIVER; `hopper-graph serve` starts a local server and "
             "sets it for you")
-    return Neo4jSettings(uri, config["HOPPER_NEO4J_USER"], config["HOPPER_NEO4J_PASSWORD"],
-                         config["HOPPER_NEO4J_DATABASE"], config["HOPPER_NEO4J_TIMEOUT"])
+    return settings
 
 
 def state() -> HopperGraphState:

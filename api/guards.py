@@ -8,6 +8,7 @@
   string with an unpaired UTF-16 surrogate is 400 ``invalid-text``, nesting deeper than
   ``MAX_NESTING`` levels or an integer beyond 64 bits 422 ``validation-error``, each naming
   the field, because the Neo4j driver could not carry either.
+- ``actor``: who asks, from the ``X-Actor`` header, cut to the library's limit.
 - ``add_cors_headers``: only for the origins listed in ``HOPPER_CORS_ORIGINS`` (``*`` for
   any); without that setting no CORS header is ever sent.
 """
@@ -23,6 +24,7 @@ from flask import Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge, Unauthorized, UnsupportedMediaType
 
 from api.errors import BodyOutOfBounds, InvalidText, MalformedJSON
+from hopper_graph.rules import MAX_TEXT_LENGTH
 
 REALM = "hopper-graph"
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -162,3 +164,8 @@ def add_cors_headers(response: Response) -> Response:
         response.headers["Access-Control-Allow-Headers"] = CORS_REQUEST_HEADERS
         response.headers["Access-Control-Max-Age"] = "600"
     return response
+
+
+def actor() -> str | None:
+    """Who is asking, from the X-Actor header."""
+    return request.headers.get("X-Actor", "").strip()[:MAX_TEXT_LENGTH] or None

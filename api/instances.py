@@ -17,22 +17,14 @@ from flask_smorest import Blueprint
 
 from api import guards
 from api import schemas as s
+from api.etag import ETAG_HEADER, conditional_get, etag, expected_version
 from api.extension import manager
-from api.http import (
-    ETAG_HEADER,
-    LOCATION_HEADER,
-    QUERY,
-    actor,
-    conditional_get,
-    documented,
-    etag,
-    expected_version,
-    items_response,
-    lean_tree_response,
-    page_response,
-    tree_response,
-)
+from api.guards import actor
+from api.openapi import LOCATION_HEADER, documented
+from api.render import items_response, lean_tree_response, page_response, tree_response
+from api.schemas import QUERY
 from hopper_graph import HopperScope, InstanceSpec, NotFound
+from hopper_graph.enums import EVENT_SUMMARIES
 from hopper_graph.lifecycle import EVENTS
 
 blp = Blueprint("instances", __name__, url_prefix="/api/v1/instances",
@@ -137,15 +129,6 @@ class Instance(MethodView):
                                 expected_version=expected_version(str(instance_id)))
 
 
-_LIFECYCLE_SUMMARIES = {
-    "start": "Start an instance (CREATED or STOPPED -> ACTIVE); its parent must be ACTIVE.",
-    "pause": "Pause an ACTIVE instance; its ACTIVE descendants are paused with it.",
-    "resume": "Resume a PAUSED instance, and the descendants its pause had paused.",
-    "stop": "Stop an ACTIVE or PAUSED instance and everything running below it.",
-    "archive": "Archive a CREATED or STOPPED instance and its whole subtree (terminal).",
-}
-
-
 def _lifecycle_view(event: str) -> Any:
     def view(body: dict[str, Any], instance_id: UUID) -> Any:
         instance_id_ = str(instance_id)
@@ -155,7 +138,7 @@ def _lifecycle_view(event: str) -> Any:
         return result, etag(result.instance)
 
     view.__name__ = f"{event}_instance"
-    view.__doc__ = _LIFECYCLE_SUMMARIES[event]
+    view.__doc__ = EVENT_SUMMARIES[event]
     return view
 
 

@@ -1,6 +1,7 @@
 """The flask-smorest ``Api``: the OpenAPI document, its UIs, and problem+json everywhere.
 
-The document is served at ``/api/v1/openapi.json``, Swagger UI at ``/api/v1/docs`` and ReDoc
+Views list their problem responses and optional headers with :func:`documented`. The
+document is served at ``/api/v1/openapi.json``, Swagger UI at ``/api/v1/docs`` and ReDoc
 at ``/api/v1/redoc``. Both pages load their scripts from ``/api/v1/docs-assets/``, which serves
 the files that the ``drf-spectacular-sidecar`` package ships, so they render with no internet.
 Every error response in the document is an RFC 9457 problem, and flask-smorest's own error
@@ -11,19 +12,44 @@ from __future__ import annotations
 
 import http
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from apispec import BasePlugin
 from flask import Blueprint, Response, make_response
 from flask_smorest import Api
+from flask_smorest import Blueprint as ApiBlueprint
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
 from api.errors import PROBLEM_MIMETYPE, handle_http_error
-from api.http import HEADER_PARAMETERS
+from api.etag import IF_MATCH
 from api.schemas import ProblemSchema
 from hopper_graph import __version__
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+LOCATION_HEADER = {"description": "The URL of the new instance.", "schema": {"type": "string"}}
+HEADER_PARAMETERS = "x-hopper-header-parameters"
+"""Where :func:`documented` leaves an operation's header parameters for the spec plugin
+below to append: ``doc(parameters=...)`` would replace the query parameters
+flask-smorest documents from the operation's schema (DELETE lost ``force`` and ``reason``)."""
+X_ACTOR = {"name": "X-Actor", "in": "header", "required": False, "schema": {"type": "string"},
+           "description": "Who makes the change; recorded in the audit event."}
+
+
+def documented(blp: ApiBlueprint, *codes: int, if_match: bool = False,
+               actor: bool = False) -> Callable[[F], F]:
+    """List the problem responses ``codes`` (plus 401 and 503, which any call may meet) and
+    the optional If-Match and X-Actor headers in the operation's OpenAPI entry."""
+    def decorator(func: F) -> F:
+        for code in sorted({*codes, 401, 503}):
+            func = blp.alt_response(code, response=http.HTTPStatus(code).name)(func)
+        parameters = [p for p, on in ((IF_MATCH, if_match), (X_ACTOR, actor)) if on]
+        return blp.doc(**{HEADER_PARAMETERS: parameters})(func) if parameters else func
+    return decorator
+
 
 ASSETS_PACKAGE = "drf_spectacular_sidecar"
 """Ships the upstream builds of Swagger UI (``swagger-ui-dist``) and ReDoc 2

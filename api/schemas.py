@@ -9,7 +9,6 @@ so are unknown query parameters (``QuerySchema``).
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, ClassVar
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
@@ -19,7 +18,8 @@ from hopper_graph import purge as purging
 from hopper_graph.cursors import MAX_CURSOR_LENGTH
 from hopper_graph.errors import ValidationError as LibraryValidationError
 from hopper_graph.lifecycle import EVENTS
-from hopper_graph.rules import MAX_NAME_LENGTH
+from hopper_graph.rules import MAX_NAME_LENGTH, MAX_REASON_LENGTH, MAX_TEXT_LENGTH
+from hopper_graph.validation import UNKNOWN_FIELD, StrictBoolean, unknown_field
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -33,9 +33,6 @@ MAX_PURGE_AGE = 100 * 366 * 86400
 """The largest ``older_than_seconds`` of a purge: a century, older than any instance."""
 DEFAULT_PURGE_LIMIT = purging.DEFAULT_LIMIT
 """The most candidates one purge examines, and its default."""
-MAX_PROJECT_ID_LENGTH = 255
-"""``project_id`` is indexed, like ``name``, and bounded the same way: Neo4j refuses to index
-a long string, and no caller should learn that from a 500."""
 
 
 class UUIDString(fields.UUID):
@@ -124,16 +121,6 @@ class DeleteResponseSchema(Schema):
     deleted = fields.List(fields.UUID(), **_described("Deleted ids, deepest first."))
     stopped = fields.List(fields.Nested(StatusChangeSchema), **_described(
         "Instances stopped first because of ?force=true."))
-
-
-class StrictBoolean(fields.Boolean):
-    """A JSON true or false, nothing else: ``truthy={True}`` alone still lets 1 and 0 in,
-    since they equal True and False."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid")
-        return value
 
 
 class PurgeItemSchema(Schema):
@@ -304,13 +291,9 @@ class ProblemSchema(Schema):
 
 
 # -- requests -------------------------------------------------------------------------------
-UNKNOWN_FIELD = "Unknown field."
-"""marshmallow's message for a field a schema does not declare."""
 MAX_HINTS = 100
 """Unknown fields given a hint, at most (a problem lists no more messages than this); a
 body of many thousand unknown keys must not cost a string comparison each."""
-MAX_HINTED_NAME = 64
-"""No field name is near a longer one."""
 _CREATED_WITH = "read-only: set when the instance is created"
 _KEPT = "read-only: kept by the server"
 SERVER_FIELDS = {
@@ -345,12 +328,7 @@ class RequestSchema(Schema):
         """The message for ``name``, a field this schema does not take."""
         if name in self.read_only:
             return self.read_only[name]
-        if len(name) > MAX_HINTED_NAME:
-            return UNKNOWN_FIELD
-        known = sorted(f.data_key or key for key, f in self.load_fields.items())
-        close = difflib.get_close_matches(name, known, n=1) or [
-            k for k in known if name.lower() in k.split("_")]
-        return f"{UNKNOWN_FIELD} Did you mean {close[0]!r}?" if close else UNKNOWN_FIELD
+        return unknown_field(name, (f.data_key or key for key, f in self.load_fields.items()))
 
 
 class InstanceCreateSchema(RequestSchema):
@@ -359,7 +337,7 @@ class InstanceCreateSchema(RequestSchema):
     scope = _any_case(HopperScope, required=True)
     parent_id = UUIDString(load_default=None, allow_none=True)
     project_id = fields.String(load_default=None, allow_none=True,
-                               validate=validate.Length(max=MAX_PROJECT_ID_LENGTH), **_described(
+                               validate=validate.Length(max=MAX_TEXT_LENGTH), **_described(
         "Required for PROJECT; an ORCHESTRATION inherits its project's."))
     instance_type = _any_case(InstanceType, load_default=None, allow_none=True)
     config = fields.Dict(keys=fields.String(), load_default=None, allow_none=True,
@@ -380,8 +358,8 @@ class InstanceUpdateSchema(RequestSchema):
         "The status to move to: performs the lifecycle event that leads there."))
     replace = StrictBoolean(load_default=False, **_described(
         "true: config and metadata replace what is stored instead of merging into it."))
-    reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
-    actor = fields.String(allow_none=True, validate=validate.Length(max=255))
+    reason = fields.String(allow_none=True, validate=validate.Length(max=MAX_REASON_LENGTH))
+    actor = fields.String(allow_none=True, validate=validate.Length(max=MAX_TEXT_LENGTH))
 
     read_only: ClassVar[dict[str, str]] = {**SERVER_FIELDS, **FIXED_AT_CREATE}
 
@@ -392,9 +370,9 @@ class InstanceUpdateSchema(RequestSchema):
 
 
 class LifecycleRequestSchema(RequestSchema):
-    reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
-    actor = fields.String(allow_none=True, validate=validate.Length(max=255), **_described(
-        "Who asks; defaults to the X-Actor header."))
+    reason = fields.String(allow_none=True, validate=validate.Length(max=MAX_REASON_LENGTH))
+    actor = fields.String(allow_none=True, validate=validate.Length(max=MAX_TEXT_LENGTH),
+                          **_described("Who asks; defaults to the X-Actor header."))
 
 
 class PurgeRequestSchema(RequestSchema):
@@ -410,9 +388,14 @@ class PurgeRequestSchema(RequestSchema):
         validate=validate.Range(1, DEFAULT_PURGE_LIMIT),
         **_described("Examine at most this many candidates, oldest archive first."))
     after = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(max=1000),
+        load_default=None, allow_none=True, validate=validate.Length(max=MAX_CURSOR_LENGTH),
         **_described("The cursor of an earlier purge that answered more: go on after the "
                      "candidates it examined."))
+
+
+QUERY: dict[str, Any] = {"location": "query", "error_status_code": 400, "unknown": RAISE}
+"""``blp.arguments`` for query parameters: 400 ``invalid-query`` when one is wrong, and an
+unknown one is refused (webargs would drop it silently: ``?forse=true`` would not force)."""
 
 
 class QuerySchema(RequestSchema):
@@ -462,7 +445,7 @@ class InstanceListQuerySchema(InstancePageQuerySchema):
     scope = _any_case(HopperScope)
     status = _any_case(InstanceStatus)
     parent_id = UUIDString()
-    project_id = fields.String(validate=validate.Length(max=MAX_PROJECT_ID_LENGTH))
+    project_id = fields.String(validate=validate.Length(max=MAX_TEXT_LENGTH))
 
 
 class TreeQuerySchema(QuerySchema):
@@ -476,7 +459,7 @@ class TreeQuerySchema(QuerySchema):
 class DeleteQuerySchema(QuerySchema):
     force = fields.Boolean(load_default=False, **_described(
         "Stop ACTIVE and PAUSED instances in the subtree first instead of refusing."))
-    reason = fields.String(load_default=None, validate=validate.Length(max=1000))
+    reason = fields.String(load_default=None, validate=validate.Length(max=MAX_REASON_LENGTH))
 
 
 class HealthQuerySchema(QuerySchema):

@@ -556,7 +556,7 @@ class Bench:
                           seconds, target=">= 3x one writer, p99 <= 25 ms, <= 1.0x peer")
         assert one.rate and many.rate
         many.extra["ratio_to_one_writer"] = many.rate / one.rate
-        many.extra["batch_largest"] = self.manager.lifecycle.batches.transitions.largest
+        many.extra["batch_largest"] = self.manager.repository.batches.transitions.largest
         if peer_one and peer_many and peer_one.rate and peer_many.rate:
             many.extra["peer_ratio_to_one_writer"] = peer_many.rate / peer_one.rate
         self.add(one, floor=floor_one, peer=peer_one)

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bench.measure import Result, percentile
 from bench.server import bench_uri
-from hopper_graph import feed
 from hopper_graph.cli.server import DEFAULT_THREADS, DEFAULT_WORKERS
 from hopper_graph.manager import InstanceManager
 
@@ -215,7 +214,7 @@ def _stream_latency(bench: Bench, port: int, forest: Forest) -> None:
     run = manager.create(name="http-stream-probe", scope="ORCHESTRATION",
                          parent_id=forest.projects[3], instance_type="PERSISTENT")
     manager.start(run.id)
-    after = feed.head(manager)  # only what happens from now on
+    after = manager.feed.head()  # only what happens from now on
     arrivals = _stream_reader(port, f"/api/v1/events/stream?subtree={run.id}&after={after}")
     samples, paused = [], False
     for _ in range(STREAM_EVENTS):

@@ -4,8 +4,9 @@
 // server runs it, ready for Neo4j Browser.
 
 // fragment: instance_map(node)
-// One instance as a map of its properties, the timestamps as ISO-8601 text: the Python
-// driver converts a DATETIME value about fifty times slower than a string.
+// One instance as a map of its properties, the timestamps (TIME_FIELDS, fields.py) as
+// ISO-8601 text: the Python driver converts a DATETIME value about fifty times slower
+// than a string.
 node {.*,
     created_at: toString(node.created_at), updated_at: toString(node.updated_at),
     started_at: toString(node.started_at), stopped_at: toString(node.stopped_at),
@@ -13,8 +14,9 @@ node {.*,
 
 // fragment: instance_columns(props)
 // Many instances as parallel lists, one per property, in the order of INSTANCE_COLUMNS
-// (models.py), from `props`, a list of their property maps (properties(x) reads a node's
-// properties in one pass). A unit test holds the two lists of names equal.
+// (rows.py: the stored fields of INSTANCE_FIELDS, fields.py), from `props`, a list of their
+// property maps (properties(x) reads a node's properties in one pass). A unit test
+// (tests/unit/test_fields.py) holds the two lists of names equal.
 [p IN props | p.id] AS id, [p IN props | p.name] AS name,
 [p IN props | p.scope] AS scope, [p IN props | p.status] AS status,
 [p IN props | p.instance_type] AS instance_type, [p IN props | p.parent_id] AS parent_id,
@@ -52,7 +54,7 @@ collect(coalesce(toString(p.archived_at), '')) AS archived_at,
 collect(coalesce(toString(p.heartbeat_at), '')) AS heartbeat_at
 
 // fragment: event_columns(props)
-// Many audit events as parallel lists, in the order of EVENT_COLUMNS (models.py).
+// Many audit events as parallel lists, in the order of EVENT_COLUMNS (rows.py).
 [p IN props | p.id] AS id, [p IN props | p.seq] AS seq,
 [p IN props | p.instance_id] AS instance_id, [p IN props | p.event] AS event,
 [p IN props | p.from_status] AS from_status, [p IN props | p.to_status] AS to_status,
@@ -103,9 +105,9 @@ COUNT { MATCH (c:HopperInstance {parent_id: parent.id})
    WHERE s.instance_type IS NOT NULL }]
 
 // fragment: selected_columns(xs)
-// Instances as parallel lists, as instance_columns, but only the lists named in $fields:
-// one test per column, not per instance, and a column not asked for is null, neither read
-// nor sent.
+// Instances as parallel lists, as instance_columns, but only the lists named in $fields
+// (any of the document's fields, rules.FIELDS): one test per column, not per instance,
+// and a column not asked for is null, neither read nor sent.
 CASE WHEN 'id' IN $fields THEN [x IN xs | x.id] END AS id,
 CASE WHEN 'name' IN $fields THEN [x IN xs | x.name] END AS name,
 CASE WHEN 'scope' IN $fields THEN [x IN xs | x.scope] END AS scope,

@@ -1,5 +1,5 @@
 // Queries that return many instances answer with one record of parallel lists, one
-// list per property (see INSTANCE_COLUMNS in models.py): Neo4j builds it and the driver
+// list per property (see INSTANCE_COLUMNS in rows.py): Neo4j builds it and the driver
 // reads it several times faster than a record, or a map, per instance. The lists are
 // taken from properties(x), which reads a node's properties in one pass; x.key per key
 // walks the node's property chain again for each.

@@ -28,16 +28,11 @@ from hopper_graph.errors import (
     ValidationError,
 )
 from hopper_graph.graph import Neo4jSettings, connect
-from hopper_graph.lifecycle import (
-    DeleteResult,
-    HookContext,
-    HookRegistry,
-    InstanceLifecycle,
-    InstanceLifecycleManager,
-    StatusChange,
-    TransitionResult,
-)
-from hopper_graph.manager import EffectiveConfig, HealthReport, InstanceManager
+from hopper_graph.health import HealthReport
+from hopper_graph.hooks import HookContext, HookRegistry
+from hopper_graph.lifecycle import DeleteResult, InstanceLifecycleManager, TransitionResult
+from hopper_graph.machine import InstanceLifecycle, StatusChange
+from hopper_graph.manager import EffectiveConfig, InstanceManager
 from hopper_graph.models import (
     FlatTreeRow,
     HopperInstance,

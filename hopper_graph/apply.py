@@ -65,10 +65,10 @@ from hopper_graph.errors import (
     ScopeRuleViolation,
     ValidationError,
 )
-from hopper_graph.lifecycle import event_to
+from hopper_graph.machine import event_to
 from hopper_graph.manager import InstanceManager
 from hopper_graph.models import HopperInstance, InstanceSpec
-from hopper_graph.queries import QUERIES
+from hopper_graph.validation import flatten_errors
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 MAX_DOCUMENT_NESTING = 200
@@ -165,7 +165,7 @@ def check_document(data: Any) -> list[Entry]:
     try:
         loaded = DocumentSchema().load(data)
     except SchemaError as exc:
-        errors = _flatten(exc.messages)
+        errors = flatten_errors(exc.messages, whole="document", brackets=True)
         first = next(iter(errors.items()))
         raise ValidationError(f"invalid document: {first[0]}: {'; '.join(first[1])}",
                               errors=errors) from None
@@ -176,25 +176,6 @@ def check_document(data: Any) -> list[Entry]:
     for entry in ordered:
         projects.append(_check_entry(entry, ordered, projects))
     return ordered
-
-
-def _flatten(messages: Any, path: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested messages as ``{"instances[0].children[2].scope": [...]}``."""
-    if not isinstance(messages, dict):
-        found = messages if isinstance(messages, list) else [messages]
-        if found and all(isinstance(m, str) for m in found):
-            return {path or "document": [str(m) for m in found]}
-        return {path or "document": [str(found)]}
-    out: dict[str, list[str]] = {}
-    for key, value in messages.items():
-        if isinstance(key, int):
-            where = f"{path}[{key}]"
-        elif key in ("_schema", ""):
-            where = path
-        else:
-            where = f"{path}.{key}" if path else str(key)
-        out.update(_flatten(value, where))
-    return out
 
 
 def _flatten_entries(items: list[dict[str, Any]]) -> list[Entry]:
@@ -397,13 +378,10 @@ class _Applier:
     def _read_existing(self) -> dict[tuple[HopperScope, str], HopperInstance]:
         """Every instance the document names that exists, a batch of names per query."""
         found: dict[tuple[HopperScope, str], HopperInstance] = {}
-        repository = self.manager.repository
         for start in range(0, len(self.entries), _READ_BATCH):
             keys = [{"scope": e.scope.value, "name": e.name}
                     for e in self.entries[start:start + _READ_BATCH]]
-            for row in repository.rows(QUERIES.get_instances_by_scope_and_name.text,
-                                       keys=keys):
-                instance = repository.instance(row["instance"])
+            for instance in self.manager.find_by_scope_and_names(keys):
                 found[(instance.scope, instance.name)] = instance
         return found
 

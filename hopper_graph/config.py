@@ -15,7 +15,6 @@ errors name each bad field by its dotted path. See docs/configuration.md.
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import json
 import os
@@ -30,7 +29,15 @@ import yaml
 from marshmallow import RAISE, Schema, fields, validate
 
 from hopper_graph.enums import HopperScope
-from hopper_graph.errors import ValidationError
+from hopper_graph.errors import TemplateError, ValidationError
+from hopper_graph.resources import templates_dir
+from hopper_graph.validation import (
+    UNKNOWN_FIELD,
+    StrictBoolean,
+    extend_errors,
+    flatten_errors,
+    unknown_field,
+)
 
 __all__ = [
     "CONFIG_DIR_ENV",
@@ -43,7 +50,6 @@ __all__ = [
     "InstanceConfigSchema",
     "OrchestrationConfig",
     "ProjectConfig",
-    "TemplateError",
     "config_class_for",
     "effective_config",
     "full_config",
@@ -52,7 +58,6 @@ __all__ = [
     "max_child_instances",
     "max_depth",
     "merge_config",
-    "packaged_template_dir",
     "register_scope_config",
     "registered_scopes",
     "resolve_config",
@@ -84,21 +89,10 @@ ROUTING_FALLBACKS = (*ROUTING_STRATEGIES, "none")
 """What GLOBAL falls back to when its strategy cannot decide; ``none`` leaves work unrouted."""
 
 _ERROR_ROOT = "config"
-UNKNOWN_FIELD = "Unknown field."  # marshmallow's message for an undeclared key
-_SCHEMA_KEY = "_schema"  # where marshmallow files errors about a whole (nested) object
 _MISSING = object()
 
 
 # --- field helpers ------------------------------------------------------------------------
-
-
-class StrictBoolean(fields.Boolean):
-    """A boolean that accepts only ``true``/``false``: "yes", 1 or "0" are type errors."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid")
-        return value
 
 
 def _bool() -> fields.Field:
@@ -480,7 +474,7 @@ def _load(
     try:
         loaded = schema().load(data, partial=partial)
     except marshmallow.ValidationError as exc:
-        _extend(found, _flatten_errors(exc.messages, _ERROR_ROOT))
+        extend_errors(found, flatten_errors(exc.messages, _ERROR_ROOT))
     if found:
         raise ValidationError("invalid config", errors=_with_hints(schema(), found))
     return loaded
@@ -492,10 +486,9 @@ def _with_hints(schema: Schema, errors: dict[str, list[str]]) -> dict[str, list[
     hinted = {}
     for path, messages in errors.items():
         parts = path.split(".")[1:]  # below "config"
-        unknown = messages == [UNKNOWN_FIELD] and 0 < len(parts[-1]) <= 64
-        known = _keys_at(schema, parts[:-1]) if unknown else []
-        close = difflib.get_close_matches(parts[-1], known, n=1, cutoff=0.7) if known else []
-        hinted[path] = [f"{UNKNOWN_FIELD} Did you mean {close[0]!r}?"] if close else messages
+        unknown = messages == [UNKNOWN_FIELD] and bool(parts)
+        hinted[path] = [unknown_field(parts[-1], _keys_at(schema, parts[:-1]))] \
+            if unknown else messages
     return hinted
 
 
@@ -507,26 +500,6 @@ def _keys_at(schema: Schema, parts: list[str]) -> list[str]:
             return []
         schema = field.schema
     return sorted(schema.fields)
-
-
-def _flatten_errors(messages: Any, path: str) -> dict[str, list[str]]:
-    """Turn marshmallow's nested error dict into ``{"config.a.b": [messages]}``."""
-    flat: dict[str, list[str]] = {}
-    if isinstance(messages, Mapping):
-        for key, sub in messages.items():
-            sub_path = path if key == _SCHEMA_KEY else _join(path, str(key))
-            _extend(flat, _flatten_errors(sub, sub_path))
-    elif isinstance(messages, list):
-        for item in messages:
-            _extend(flat, _flatten_errors(item, path))
-    else:
-        flat[path] = [str(messages)]
-    return flat
-
-
-def _extend(into: dict[str, list[str]], more: dict[str, list[str]]) -> None:
-    for key, messages in more.items():
-        into.setdefault(key, []).extend(messages)
 
 
 def _join(prefix: str, key: str) -> str:
@@ -603,27 +576,6 @@ def _set_path(config: Config, dotted: str, value: Any) -> None:
 # --- templates ----------------------------------------------------------------------------
 
 
-class TemplateError(ValueError):
-    """A template that cannot be used; names the file and, where known, the keys."""
-
-    def __init__(
-        self, path: Path, problem: str, errors: dict[str, list[str]] | None = None
-    ) -> None:
-        self.path = path
-        self.errors = errors or {}
-        details = "; ".join(f"{key}: {' '.join(msgs)}" for key, msgs in self.errors.items())
-        super().__init__(f"{path}: {problem}" + (f": {details}" if details else ""))
-
-
-_PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def packaged_template_dir() -> Path:
-    """Where the packaged templates are: inside the wheel if installed, else the checkout's."""
-    installed = _PACKAGE_DIR / "_data" / "config" / "instances"
-    return installed if installed.is_dir() else _PACKAGE_DIR.parent / "config" / "instances"
-
-
 class _TemplateCache:
     """The loaded, validated templates, per scope, and the override directory in force."""
 
@@ -674,7 +626,7 @@ def load_templates(config_dir: Path | str | None = None) -> None:
 def _template_layers(registration: _Registration, override: Path | None) -> list[Path]:
     """The files to merge for one scope, lowest first: packaged, then the deployment's."""
     name = registration.config_cls.template_name
-    packaged = registration.template or packaged_template_dir() / name
+    packaged = registration.template or templates_dir() / name
     layers = [
         path
         for path in (packaged, override / name if override else None)

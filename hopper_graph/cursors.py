@@ -3,11 +3,12 @@
 A cursor holds the sort key of the last item a page returned, so the next page starts
 right after it with an index seek: its cost is the page's, however deep into the list it
 is, and items added or removed meanwhile neither repeat nor shift the rest (an offset
-would). Three orders are paged this way:
+would). Four orders are paged this way:
 
 - ``CREATED`` (created_at, id): lists, children, a project's instances;
 - ``LEVEL`` (depth, created_at, id): descendants, level by level;
-- ``SEQ`` (seq): an instance's history.
+- ``SEQ`` (seq): an instance's history;
+- ``ARCHIVED`` (archived_at, depth, id): a purge's candidates, where it goes on.
 
 The text is URL-safe base64 of a small JSON array; callers must treat it as opaque. A
 cursor of another order, or text that is no cursor, is a ValidationError naming ``after``.
@@ -24,11 +25,13 @@ from typing import Any
 
 from hopper_graph.errors import ValidationError
 
-CREATED, LEVEL, SEQ = "c", "l", "s"
+CREATED, LEVEL, SEQ, ARCHIVED = "c", "l", "s", "a"
 FIRST = ""
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 """Before any instance's created_at: the first page's position in creation order."""
 MAX_CURSOR_LENGTH = 512
+ARCHIVED_START = ("0001-01-01T00:00:00Z", 2**62, "")
+"""Before every purge candidate: no archived_at is earlier (and the depth bound never binds)."""
 
 
 def encode(order: str, *key: Any) -> str:
@@ -79,6 +82,19 @@ def seq_after(cursor: str | None) -> int:
     if len(key) != 1 or not isinstance(key[0], int) or isinstance(key[0], bool):
         raise _bad("is not a cursor this service gave")
     return int(key[0])
+
+
+def archived_after(cursor: str | None) -> tuple[str, int, str]:
+    """(archived_at as ISO text, depth, id) a purge goes on after: after the cursor, or
+    before every candidate for None."""
+    if cursor is None:
+        return ARCHIVED_START
+    key = decode(cursor, ARCHIVED)
+    depth = key[1] if len(key) == 3 else None
+    if not isinstance(depth, int) or isinstance(depth, bool):
+        raise _bad("is not a cursor this service gave")
+    _time(key, 0)
+    return str(key[0]), depth, _text(key, 2)
 
 
 def _time(key: list[Any], index: int) -> datetime:

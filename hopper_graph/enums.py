@@ -1,4 +1,4 @@
-"""The three enumerations of the instance model.
+"""The three enumerations of the instance model, and what each lifecycle event does.
 
 Every value equals its name, in upper case, in the graph, the API and the command line.
 """
@@ -67,3 +67,13 @@ ALLOWED_PARENT_SCOPES: dict[HopperScope, frozenset[HopperScope]] = {
     HopperScope.PROJECT: frozenset({HopperScope.GLOBAL, HopperScope.PROJECT}),
     HopperScope.ORCHESTRATION: frozenset({HopperScope.PROJECT, HopperScope.ORCHESTRATION}),
 }
+
+
+EVENT_SUMMARIES = {
+    "start": "Start an instance (CREATED or STOPPED -> ACTIVE); its parent must be ACTIVE.",
+    "pause": "Pause an ACTIVE instance; its ACTIVE descendants are paused with it.",
+    "resume": "Resume a PAUSED instance, and the descendants its pause had paused.",
+    "stop": "Stop an ACTIVE or PAUSED instance and everything running below it.",
+    "archive": "Archive a CREATED or STOPPED instance and its whole subtree (terminal).",
+}
+"""Each lifecycle event in one sentence: the API's operation summary and the command's help."""

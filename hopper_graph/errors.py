@@ -20,12 +20,21 @@
      +-- HookVetoed                    a before-hook raised; nothing was written
      |    +-- HookTimedOut             a before-hook ran past its time limit
      +-- DatabaseUnavailable           Neo4j cannot be reached (or timed out)
+     +-- ConfigurationError            the setup is wrong, not the caller's input: a setting
+     |    |                            (HOPPER_* variables, an app's config) that cannot be used
+     |    +-- TemplateError            a scope's config template (also a ValueError)
+     |    +-- QueryFileError           a .cypher file breaks the named-query convention
+     |    |                            (also a ValueError)
+     |    +-- LocalNeo4jError          the local development server cannot be got or run
+     +-- CommandError                  a command-line command cannot go on (its exit code)
 
-The API maps each class to one HTTP status in exactly one place (``api/errors.py``).
+The API maps each class to one HTTP status in exactly one place (``api/errors.py``); a
+ConfigurationError there is the server's fault, a 500 like any unexpected error.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -150,3 +159,35 @@ class HookTimedOut(HookVetoed):
 
 class DatabaseUnavailable(HopperGraphError):
     code = "database-unavailable"
+
+
+class ConfigurationError(HopperGraphError):
+    """The library or the app cannot work as set up: the operator's to fix, not the
+    caller's (e.g. no Neo4j URI and no driver, a setting out of range)."""
+
+
+class TemplateError(ConfigurationError, ValueError):
+    """A config template that cannot be used; names the file and, where known, the keys."""
+
+    def __init__(self, path: Path, problem: str,
+                 errors: dict[str, list[str]] | None = None) -> None:
+        details = "; ".join(f"{key}: {' '.join(msgs)}" for key, msgs in (errors or {}).items())
+        super().__init__(f"{path}: {problem}" + (f": {details}" if details else ""), errors)
+        self.path = path
+
+
+class QueryFileError(ConfigurationError, ValueError):
+    """A ``.cypher`` file breaks the named-query convention."""
+
+
+class LocalNeo4jError(ConfigurationError):
+    """The local development server could not be obtained, started or stopped."""
+
+
+class CommandError(HopperGraphError):
+    """A command cannot go on; the command line shows the message as its one error line
+    and exits with ``exit_code`` (1: an error, 2: a usage error)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

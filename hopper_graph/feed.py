@@ -1,8 +1,11 @@
-"""Following the change feed live: one poller per process, fanned out to every follower.
+"""The change feed: reading it, following it live, and the in-process subscribers.
 
-:func:`follow` yields the audit events after a seq as they commit, for as long as the
-caller keeps iterating; the CLI's ``events --follow`` and the API's event stream are both
-built on it. What it costs does not grow with the followers:
+A manager's :class:`Feed` (``manager.feed``) reads through the Graph and repository the
+manager hands it. :meth:`Feed.follow` yields the audit events after a seq as they commit,
+for as long as the caller keeps iterating; the CLI's ``events --follow`` and the API's
+event stream are both built on it. :meth:`Feed.subscribe` calls a function in this process
+with each event a write of this manager commits. What following costs does not grow with
+the followers:
 
 - **One poller per process and graph** (:class:`Broadcaster`): a daemon thread that, only
   while someone follows, asks every ``POLL_INTERVAL`` for the events after the last one it
@@ -35,17 +38,16 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from hopper_graph import audit
 from hopper_graph.graph import Graph
-from hopper_graph.models import InstanceEvent, events_from_columns
+from hopper_graph.models import InstanceEvent
 from hopper_graph.queries import QUERIES
-
-if TYPE_CHECKING:
-    from hopper_graph.manager import InstanceManager
+from hopper_graph.repository import InstanceRepository
+from hopper_graph.rows import event_from_row, events_from_columns
 
 log = logging.getLogger("hopper_graph.feed")
 
@@ -217,66 +219,112 @@ def close_all() -> None:
         found.end_all()
 
 
-def head(manager: InstanceManager) -> int:
-    """The seq of the newest event (after numbering those committed): follow from here to
-    see only what happens next."""
-    manager.repository.sequence_events()
-    return _head(manager.repository.graph)
+Subscriber = Callable[[InstanceEvent], None]
 
 
-def read(manager: InstanceManager, after: int = 0, subtree: str | None = None,
-         limit: int = 100) -> list[InstanceEvent]:
-    """Up to ``limit`` events with ``seq`` above ``after``, oldest first, of ``subtree``
-    only when given (as :func:`follow` filters): a page of the feed, and no waiting."""
-    members = _membership(manager, subtree)
-    kept: list[InstanceEvent] = []
-    while len(kept) < limit:
-        want = CATCH_UP_PAGE if members else min(limit - len(kept), CATCH_UP_PAGE)
-        page = manager.events_since(after, want)
-        kept += members.keep(page) if members and page else page
-        if len(page) < want:
-            break
-        after = page[-1].seq
-    return kept[:limit]
+class Feed:
+    """The change feed of one graph, for one manager: a page of it, following it live,
+    and the in-process subscribers told of each commit. It reads through the Graph and
+    the repository it is handed (the manager's)."""
 
+    def __init__(self, graph: Graph, repository: InstanceRepository) -> None:
+        self.graph = graph
+        self.repository = repository
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
 
-def follow(manager: InstanceManager, after: int = 0, subtree: str | None = None, *,
-           heartbeat: float | None = None) -> Generator[InstanceEvent | None, None, None]:
-    """The events with ``seq`` above ``after``, oldest first, then each new one as it
-    commits, until the caller stops iterating (or closes the generator).
+    def head(self) -> int:
+        """The seq of the newest event (after numbering those committed): follow from here
+        to see only what happens next."""
+        self.repository.sequence_events()
+        return _head(self.graph)
 
-    ``subtree``: only events of that instance and its descendants (deleted ones too).
-    ``heartbeat``: also yield None whenever that many seconds pass with nothing yielded,
-    so a caller that must show it is alive (an HTTP stream) gets the chance. Raises what
-    ``events_since`` raises for a bad ``after``, and NotFound for an unknown ``subtree``,
-    here and not at the first ``next()``.
-    """
-    manager.events_since(after, 1)
-    return _follow(manager, _Cursor(after, heartbeat), _membership(manager, subtree))
+    def read(self, after: int = 0, subtree: str | None = None,
+             limit: int = 100) -> list[InstanceEvent]:
+        """Up to ``limit`` events with ``seq`` above ``after``, oldest first, of ``subtree``
+        only when given (as :meth:`follow` filters): a page of the feed, and no waiting."""
+        members = self._membership(subtree)
+        kept: list[InstanceEvent] = []
+        while len(kept) < limit:
+            want = CATCH_UP_PAGE if members else min(limit - len(kept), CATCH_UP_PAGE)
+            page = self.repository.events_since(after, want)
+            kept += members.keep(page) if members and page else page
+            if len(page) < want:
+                break
+            after = page[-1].seq
+        return kept[:limit]
 
+    def follow(self, after: int = 0, subtree: str | None = None, *,
+               heartbeat: float | None = None
+               ) -> Generator[InstanceEvent | None, None, None]:
+        """The events with ``seq`` above ``after``, oldest first, then each new one as it
+        commits, until the caller stops iterating (or closes the generator).
 
-def _membership(manager: InstanceManager, subtree: str | None) -> Membership | None:
-    if subtree is None:
-        return None
-    return Membership(manager.repository.graph, manager.get(subtree).id)
+        ``subtree``: only events of that instance and its descendants (deleted ones too).
+        ``heartbeat``: also yield None whenever that many seconds pass with nothing
+        yielded, so a caller that must show it is alive (an HTTP stream) gets the chance.
+        Raises what ``events_since`` raises for a bad ``after``, and NotFound for an
+        unknown ``subtree``, here and not at the first ``next()``.
+        """
+        self.repository.events_since(after, 1)
+        return self._follow(_Cursor(after, heartbeat), self._membership(subtree))
 
+    def _membership(self, subtree: str | None) -> Membership | None:
+        if subtree is None:
+            return None
+        return Membership(self.graph, self.repository.get(subtree).id)
 
-def _follow(manager: InstanceManager, cursor: _Cursor,
-            members: Membership | None) -> Generator[InstanceEvent | None, None, None]:
-    poller = broadcaster(manager.repository.graph)
-    inbox = poller.open()
-    try:
-        while not inbox.closed:
-            batch = cursor.next_batch(manager, inbox)
-            kept = members.keep(batch) if members and batch else batch
-            if not kept and cursor.heartbeat_due():
-                cursor.yielded()
-                yield None
-            for event in kept:
-                cursor.yielded()
-                yield event
-    finally:
-        poller.close(inbox)
+    def _follow(self, cursor: _Cursor, members: Membership | None
+                ) -> Generator[InstanceEvent | None, None, None]:
+        poller = broadcaster(self.graph)
+        inbox = poller.open()
+        try:
+            while not inbox.closed:
+                batch = cursor.next_batch(self.repository, inbox)
+                kept = members.keep(batch) if members and batch else batch
+                if not kept and cursor.heartbeat_due():
+                    cursor.yielded()
+                    yield None
+                for event in kept:
+                    cursor.yielded()
+                    yield event
+        finally:
+            poller.close(inbox)
+
+    # -- in-process subscribers -------------------------------------------------------------
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Call ``subscriber`` with each audit event after its transaction commits, in this
+        process. Returns a function that unsubscribes."""
+        with self._lock:
+            self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if subscriber in self._subscribers:
+                    self._subscribers.remove(subscriber)
+        return unsubscribe
+
+    def publish(self, rows: list[dict[str, Any]]) -> None:
+        """Tell the subscribers about committed events, once the feed has numbered them
+        (the write that made them numbers them itself, only when someone listens)."""
+        with self._lock:
+            subscribers = list(self._subscribers)
+        if not subscribers:
+            return
+        seqs = self._sequenced([row["id"] for row in rows])
+        for event in map(event_from_row, ({**row, "seq": seqs[row["id"]]} for row in rows)):
+            for subscriber in subscribers:
+                try:
+                    subscriber(event)
+                except Exception:  # a caller's subscriber: the change committed regardless
+                    log.exception("subscriber %r failed on event %s", subscriber, event.seq)
+
+    def _sequenced(self, event_ids: list[str]) -> dict[str, int | None]:
+        while True:
+            seqs = audit.seqs_of(self.graph, event_ids)
+            if all(seqs.get(i) is not None for i in event_ids) or not audit.sequence(
+                    self.graph):
+                return {i: seqs.get(i) for i in event_ids}
 
 
 @dataclass
@@ -289,13 +337,13 @@ class _Cursor:
     catching_up: bool = True
     last_yield: float = field(default_factory=time.monotonic)
 
-    def next_batch(self, manager: InstanceManager,
+    def next_batch(self, repository: InstanceRepository,
                    inbox: Inbox) -> list[InstanceEvent]:
         """The next events past the cursor; ``[]`` when a heartbeat is due first, or the
         inbox was closed."""
         while not inbox.closed:
             if self.catching_up:
-                events = manager.events_since(self.seq, CATCH_UP_PAGE)
+                events = repository.events_since(self.seq, CATCH_UP_PAGE)
                 self.catching_up = len(events) == CATCH_UP_PAGE
             else:
                 taken = inbox.take(self._wait())

@@ -34,7 +34,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -102,26 +102,41 @@ class Neo4jSettings:
                                       "must be a positive number of seconds"]})
 
     @classmethod
-    def from_env(cls, default_uri: str | None = None) -> Neo4jSettings | None:
-        """Settings from ``HOPPER_NEO4J_*``; None when no URI is configured or given."""
-        uri = os.environ.get("HOPPER_NEO4J_URI") or default_uri
-        if not uri:
-            return None
-        return cls(
-            uri=uri,
-            user=os.environ.get("HOPPER_NEO4J_USER") or None,
-            password=os.environ.get("HOPPER_NEO4J_PASSWORD") or None,
-            database=os.environ.get("HOPPER_NEO4J_DATABASE") or None,
-            timeout=_seconds(os.environ.get("HOPPER_NEO4J_TIMEOUT", "10")),
-        )
+    def from_env(cls, default_uri: str | None = None,
+                 env: Mapping[str, Any] | None = None) -> Neo4jSettings | None:
+        """Settings from ``HOPPER_NEO4J_*`` in ``env`` (default: the process environment; the
+        API passes its config); None when no URI is configured or given."""
+        values = read_env(os.environ if env is None else env)
+        values["uri"] = values["uri"] or default_uri
+        return cls(**values) if values["uri"] else None
 
 
-def _seconds(text: str) -> float:
+NEO4J_ENV = {"uri": "HOPPER_NEO4J_URI", "user": "HOPPER_NEO4J_USER",
+             "password": "HOPPER_NEO4J_PASSWORD", "database": "HOPPER_NEO4J_DATABASE",
+             "timeout": "HOPPER_NEO4J_TIMEOUT"}
+"""Each of :class:`Neo4jSettings`' fields and the variable that sets it."""
+
+
+def read_env(env: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``HOPPER_NEO4J_*`` values in ``env`` by field: blank text is None, and the
+    timeout a number of seconds (10 when unset)."""
+    values: dict[str, Any] = {name: _text(env.get(key)) for name, key in NEO4J_ENV.items()}
+    values["timeout"] = _seconds(env.get(NEO4J_ENV["timeout"]))
+    return values
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _seconds(value: Any) -> float:
+    if value is None:
+        return 10.0
     try:
-        return float(text)
-    except ValueError:
+        return float(value)
+    except (TypeError, ValueError):
         raise ValidationError(f"HOPPER_NEO4J_TIMEOUT must be a number of seconds, not "
-                              f"{text!r}", errors={"timeout": ["must be a number of seconds"]}
+                              f"{value!r}", errors={"timeout": ["must be a number of seconds"]}
                               ) from None
 
 

@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hopper_graph.errors import LocalNeo4jError
+
 NEO4J_VERSION = "5.26.30"
 BROWSER_VERSION = "5.24.0"
 MAIN_CLASS = "org.neo4j.server.CommunityEntryPoint"
@@ -72,10 +74,6 @@ _JVM_OPTIONS = [
     "--add-opens=java.base/java.lang=ALL-UNNAMED",
     "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
 ]
-
-
-class LocalNeo4jError(RuntimeError):
-    """The local server could not be obtained, started or stopped."""
 
 
 def default_cache_dir() -> Path:

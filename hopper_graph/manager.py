@@ -1,34 +1,33 @@
 """InstanceManager: the façade scripts and the API use.
 
-It holds an ``InstanceRepository`` (reads and writes) and an ``InstanceLifecycleManager``
-(status changes, hooks, audit), and adds what needs both: health checks, heartbeats, the
-effective configuration with its provenance, and in-process subscribers to the change feed.
+It builds one ``Graph`` and hands it to what runs queries: the ``InstanceRepository``
+(reads and writes), the ``InstanceLifecycleManager`` (status changes, hooks, audit), the
+``Feed`` (the change feed and in-process subscribers) and the health checks. It adds what
+needs more than one of them: heartbeats and the effective configuration with its
+provenance.
 """
 
 from __future__ import annotations
 
 import builtins
 import json
-import logging
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from neo4j import Driver
 
-from hopper_graph import audit, rules
 from hopper_graph import config as scope_config
+from hopper_graph import health, rules
 from hopper_graph import purge as purging
 from hopper_graph.enums import HopperScope, InstanceStatus
 from hopper_graph.errors import InvalidTransition
-from hopper_graph.lifecycle import (
-    DeleteResult,
-    HookRegistry,
-    InstanceLifecycleManager,
-    TransitionResult,
-)
+from hopper_graph.feed import Feed, Subscriber
+from hopper_graph.graph import Graph
+from hopper_graph.health import HealthReport
+from hopper_graph.hooks import HookRegistry
+from hopper_graph.lifecycle import DeleteResult, InstanceLifecycleManager, TransitionResult
 from hopper_graph.models import (
     FlatTreeRow,
     HopperInstance,
@@ -36,39 +35,12 @@ from hopper_graph.models import (
     InstanceSpec,
     Page,
     TreeNode,
-    event_from_row,
-    instance_from_row,
 )
 from hopper_graph.purge import PurgeReport
 from hopper_graph.queries import QUERIES
-from hopper_graph.repository import InstanceRepository, not_found, utcnow
+from hopper_graph.repository import InstanceRepository
 from hopper_graph.rules import Expected
-
-log = logging.getLogger("hopper_graph.manager")
-
-HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unknown"
-_RANK = {HEALTHY: 0, UNKNOWN: 1, DEGRADED: 2, UNHEALTHY: 3}
-Subscriber = Callable[[InstanceEvent], None]
-
-
-@dataclass(slots=True)
-class HealthCheck:
-    name: str
-    status: str  # pass | warn | fail | unknown
-    detail: str
-
-
-@dataclass(slots=True)
-class HealthReport:
-    """An instance's health: the worst of its checks (fail -> unhealthy, warn -> degraded,
-    unknown -> unknown), each check, and for a subtree roll-up the count per status."""
-
-    id: str
-    status: str
-    checks: list[HealthCheck]
-    instance_status: InstanceStatus
-    subtree: dict[str, int] | None = None
-    unhealthy: list[str] = field(default_factory=list)
+from hopper_graph.statements import not_found
 
 
 @dataclass(slots=True)
@@ -85,11 +57,11 @@ class InstanceManager:
 
     def __init__(self, driver: Driver, database: str | None = None,
                  hooks: HookRegistry | None = None) -> None:
-        self.repository = InstanceRepository(driver, database)
-        self.lifecycle = InstanceLifecycleManager(self.repository, hooks)
-        self._subscribers: builtins.list[Subscriber] = []
-        self._lock = threading.Lock()
-        self.repository.on_commit = self._publish
+        self.graph = Graph(driver, database)
+        self.repository = InstanceRepository(self.graph)
+        self.lifecycle = InstanceLifecycleManager(self.graph, self.repository, hooks)
+        self.feed = Feed(self.graph, self.repository)
+        self.repository.on_commit = self.feed.publish
 
     @property
     def hooks(self) -> HookRegistry:
@@ -112,6 +84,11 @@ class InstanceManager:
 
     def get_by_scope_and_name(self, scope: HopperScope | str, name: str) -> HopperInstance:
         return self.repository.get_by_scope_and_name(scope, name)
+
+    def find_by_scope_and_names(self, keys: builtins.list[dict[str, str]]
+                                ) -> builtins.list[HopperInstance]:
+        """The instances named by ``keys`` (``{"scope", "name"}`` maps) that exist."""
+        return self.repository.find_by_scope_and_names(keys)
 
     def list(self, *, fields: Sequence[str] | None = None, **filters: Any) -> Page:
         """A page of instances (see InstanceRepository.list); with ``fields``, each item is
@@ -157,8 +134,9 @@ class InstanceManager:
         not purgeable itself; ``dry_run`` lists what would go and what stays, with why.
         At most ``limit`` are examined; ``after`` goes on from a report's ``cursor``;
         ``progress(examined, None)`` hears each page."""
-        return purging.purge(self.lifecycle, older_than, dry_run=dry_run, actor=actor,
-                             limit=limit, batch=batch, after=after, progress=progress)
+        return purging.purge(self.repository, self.hooks, older_than, dry_run=dry_run,
+                             actor=actor, limit=limit, batch=batch, after=after,
+                             progress=progress)
 
     def purge_archived(self, older_than: timedelta | None = None,
                        actor: str | None = None) -> builtins.list[str]:
@@ -235,37 +213,8 @@ class InstanceManager:
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Call ``subscriber`` with each audit event after its transaction commits, in this
-        process. Returns a function that unsubscribes."""
-        with self._lock:
-            self._subscribers.append(subscriber)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if subscriber in self._subscribers:
-                    self._subscribers.remove(subscriber)
-        return unsubscribe
-
-    def _publish(self, rows: builtins.list[dict[str, Any]]) -> None:
-        """Tell the subscribers about committed events, once the feed has numbered them
-        (the write that made them numbers them itself, only when someone listens)."""
-        with self._lock:
-            subscribers = list(self._subscribers)
-        if not subscribers:
-            return
-        seqs = self._sequenced([row["id"] for row in rows])
-        for event in map(event_from_row, ({**row, "seq": seqs[row["id"]]} for row in rows)):
-            for subscriber in subscribers:
-                try:
-                    subscriber(event)
-                except Exception:
-                    log.exception("subscriber %r failed on event %s", subscriber, event.seq)
-
-    def _sequenced(self, event_ids: builtins.list[str]) -> dict[str, int | None]:
-        graph = self.repository.graph
-        while True:
-            seqs = audit.seqs_of(graph, event_ids)
-            if all(seqs.get(i) is not None for i in event_ids) or not audit.sequence(graph):
-                return {i: seqs.get(i) for i in event_ids}
+        process. Returns a function that unsubscribes (see Feed.subscribe)."""
+        return self.feed.subscribe(subscriber)
 
     # -- config -----------------------------------------------------------------------------
     def effective_config(self, instance_id: str) -> EffectiveConfig:
@@ -283,10 +232,7 @@ class InstanceManager:
     # -- health -------------------------------------------------------------------------------
     def heartbeat(self, instance_id: str) -> HopperInstance:
         """Record that the instance's runner is alive (refused once it is ARCHIVED)."""
-        row = self.lifecycle.batches.heartbeat(instance_id, utcnow())
-        if row is None:
-            raise not_found(instance_id)
-        instance = instance_from_row(row["instance"], self.repository)
+        instance = self.repository.record_heartbeat(instance_id)
         if instance.status is InstanceStatus.ARCHIVED:  # the query wrote nothing
             raise InvalidTransition(f"instance {instance_id} is ARCHIVED: no heartbeats",
                                     id=instance_id, status="ARCHIVED", event="heartbeat",
@@ -296,33 +242,8 @@ class InstanceManager:
     def health_check(self, instance_id: str, subtree: bool = False) -> HealthReport:
         """healthy / degraded / unhealthy / unknown, with the individual checks; with
         ``subtree``, the worst over the whole subtree and a count per status."""
-        query = QUERIES.get_subtree_health_facts if subtree else QUERIES.get_health_facts
-        rows = self.repository.rows(query.text, id=instance_id)
-        if not rows:
-            raise not_found(instance_id)
-        now = utcnow()
-        # The heartbeat timeout an ancestor set, per instance: inherited in one step from
-        # the parent (keeping each ancestor chain instead cost memory in the square of the
-        # depth: 68 MB for a 4,000-deep chain).
-        inherited: dict[str | None, int | None] = {}
-        reports = []
-        for row in rows:
-            instance = instance_from_row(row["instance"])
-            if instance.parent_id in inherited:
-                above = inherited[instance.parent_id]
-            else:  # the root: its ancestors' overrides came with its row, nearest first
-                above = _set_timeout([json.loads(a or "{}") for a in row["above"] or []])
-            own = _set_timeout([json.loads(row["instance"].get("config_set") or "{}")])
-            inherited[instance.id] = own if own is not None else above
-            reports.append(_assess(instance, row, inherited[instance.id], now))
-        root = reports[0]
-        if subtree:
-            root.subtree = {s: 0 for s in _RANK}
-            for report in reports:
-                root.subtree[report.status] += 1
-            root.unhealthy = [r.id for r in reports if r.status == UNHEALTHY][:100]
-            root.status = max(reports, key=lambda r: _RANK[r.status]).status
-        return root
+        return health.health_check(self.graph, instance_id, subtree)
+
 
 
 def _chosen(fields: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -335,90 +256,3 @@ def _selected(page: Page, chosen: tuple[str, ...] | None) -> Page:
     if chosen is not None:
         page.items = [{k: d[k] for k in chosen} for d in (i.to_dict() for i in page.items)]
     return page
-
-
-def _assess(instance: HopperInstance, row: dict[str, Any], set_timeout: int | None,
-            now: datetime) -> HealthReport:
-    checks = [
-        _parent_check(instance, row["parent_status"]),
-        _heartbeat_check(instance, _heartbeat_timeout(instance, set_timeout), now),
-        _headroom_check(instance, row["child_count"]),
-        _config_check(instance),
-    ]
-    worst = max((c.status for c in checks), key=lambda s: _CHECK_RANK[s])
-    return HealthReport(instance.id, _CHECK_TO_HEALTH[worst], checks, instance.status)
-
-
-def _set_timeout(chain: list[dict[str, Any]]) -> int | None:
-    """health.heartbeat_timeout_seconds from the nearest of ``chain`` (config overrides,
-    nearest first) that set it; None when none did."""
-    for overrides in chain:
-        value = overrides.get("health", {}).get("heartbeat_timeout_seconds")
-        if value is not None:
-            return int(value)
-    return None
-
-
-def _heartbeat_timeout(instance: HopperInstance, set_timeout: int | None) -> int | None:
-    """health.heartbeat_timeout_seconds as inherited: the nearest instance that set it
-    (the instance itself included), else its own scope default (see
-    config.INHERITABLE_KEYS)."""
-    if set_timeout is not None:
-        return set_timeout
-    return instance.config.get("health", {}).get("heartbeat_timeout_seconds")
-
-
-_CHECK_RANK = {"pass": 0, "unknown": 1, "warn": 2, "fail": 3}
-_CHECK_TO_HEALTH = {"pass": HEALTHY, "unknown": UNKNOWN, "warn": DEGRADED, "fail": UNHEALTHY}
-
-
-def _parent_check(instance: HopperInstance, parent_status: str | None) -> HealthCheck:
-    """A running instance needs a running parent: ACTIVE under ACTIVE, PAUSED under either."""
-    allowed = {InstanceStatus.ACTIVE: {"ACTIVE"}, InstanceStatus.PAUSED: {"ACTIVE", "PAUSED"}}
-    if parent_status is None or instance.status not in allowed:
-        return HealthCheck("parent_status", "pass", "consistent with its parent")
-    if parent_status in allowed[instance.status]:
-        return HealthCheck("parent_status", "pass", f"parent is {parent_status}")
-    return HealthCheck("parent_status", "fail",
-                       f"{instance.status.value} under {rules.with_article(parent_status)} parent")
-
-
-def _heartbeat_check(instance: HopperInstance, timeout: int | None,
-                     now: datetime) -> HealthCheck:
-    """The heartbeat clock starts at the latest start: an ACTIVE instance passes until
-    ``timeout`` goes by with no heartbeat since then. A heartbeat from before the start
-    was sent by the previous run and says nothing about this one."""
-    if instance.status is not InstanceStatus.ACTIVE:
-        return HealthCheck("heartbeat", "pass", f"not expected while {instance.status.value}")
-    beat, started = instance.heartbeat_at, instance.started_at
-    if beat is not None and started is not None and beat < started:
-        beat = None
-    clock = beat or started
-    if clock is None:  # only a graph written outside the library
-        return HealthCheck("heartbeat", "unknown", "ACTIVE with no start time or heartbeat")
-    age = (now - clock).total_seconds()
-    since = f"last heartbeat {age:.0f} s ago" if beat else \
-        f"no heartbeat since it started {age:.0f} s ago"
-    if timeout is None or age <= timeout:
-        return HealthCheck("heartbeat", "pass", since)
-    return HealthCheck("heartbeat", "fail", f"{since}, timeout is {timeout} s")
-
-
-def _headroom_check(instance: HopperInstance, child_count: int) -> HealthCheck:
-    limit = instance.config.get("limits", {}).get("max_child_instances")
-    if not limit:
-        return HealthCheck("child_headroom", "pass", f"{child_count} children, no limit")
-    detail = f"{child_count} of {limit} children"
-    if child_count > limit:  # the limit was lowered below what exists
-        return HealthCheck("child_headroom", "fail", detail + ": over the limit")
-    return HealthCheck("child_headroom", "warn" if child_count >= 0.9 * limit else "pass",
-                       detail)
-
-
-def _config_check(instance: HopperInstance) -> HealthCheck:
-    try:
-        scope_config.validate_config(instance.scope, instance.config)
-    except Exception as exc:  # a template change can make an old config invalid
-        errors = getattr(exc, "errors", None) or str(exc)
-        return HealthCheck("config", "fail", f"config no longer validates: {errors}")
-    return HealthCheck("config", "pass", "valid")

@@ -1,17 +1,14 @@
-"""The domain objects: plain dataclasses, built from graph rows by the repository.
+"""The domain objects, types only: ``hopper_graph.rows`` builds them from query rows, and
+``hopper_graph.fields`` lists an instance's fields.
 
 Neo4j properties cannot hold maps, so ``config`` and ``metadata`` are stored as JSON
-strings (``config``, ``config_set`` and ``metadata`` properties) and decoded here; they
-round-trip exactly. Timestamps are stored as native Neo4j ``DATETIME`` values in UTC and
-read back as ISO strings (see ``_native``).
+strings (``config``, ``config_set`` and ``metadata`` properties) and decoded here, on first
+read; they round-trip exactly. Timestamps are stored as native Neo4j ``DATETIME`` values in
+UTC and arrive as ISO strings (see ``rows._native``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, overload
@@ -19,6 +16,7 @@ from typing import Any, Protocol, overload
 import orjson
 
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
+from hopper_graph.fields import DOCUMENT_FIELDS
 
 
 class HierarchyReader(Protocol):
@@ -121,7 +119,7 @@ class HopperInstance:
         self._config_json = self._metadata_json = self._config_set_json = None
 
     @classmethod
-    def _from_graph(cls, id: str, name: str, scope: HopperScope, status: InstanceStatus,
+    def from_stored(cls, id: str, name: str, scope: HopperScope, status: InstanceStatus,
                     instance_type: InstanceType, parent_id: str | None,
                     project_id: str | None, config: str | None, config_set: str | None,
                     metadata: str | None, version: int, depth: int | None,
@@ -129,7 +127,8 @@ class HopperInstance:
                     stopped_at: datetime | None, archived_at: datetime | None,
                     heartbeat_at: datetime | None, repository: HierarchyReader | None
                     ) -> HopperInstance:
-        """Build from stored values, keeping the three JSON properties as text for now."""
+        """Build from stored values, keeping the three JSON properties as text for now
+        (``hopper_graph.rows`` calls it for every instance a query reads)."""
         self = cls.__new__(cls)
         self.id, self.name, self.scope, self.status = id, name, scope, status
         self.instance_type, self.parent_id, self.project_id = instance_type, parent_id, project_id
@@ -196,9 +195,9 @@ class HopperInstance:
         }
 
 
-_COMPARED = ("id", "name", "scope", "status", "instance_type", "parent_id", "project_id",
-             "config", "metadata", "created_at", "updated_at", "started_at", "stopped_at",
-             "archived_at", "version", "depth")
+_COMPARED = DOCUMENT_FIELDS
+"""Two instances are equal when their documents are: every field ``to_dict`` gives, not the
+repository they were read through nor ``config_set`` (``config`` holds its effect)."""
 
 
 @dataclass(slots=True)
@@ -276,128 +275,3 @@ def iso_or_none(value: datetime | None) -> str | None:
     """RFC 3339 with offset, as every JSON form of an instance or event writes times."""
     return value.isoformat() if value is not None else None
 
-
-def _native(value: Any) -> datetime | None:
-    """A timezone-aware datetime from what a query returned.
-
-    The named queries return stored DATETIMEs as ISO strings (``toString(n.created_at)``):
-    the driver's own DATETIME hydration costs ~200 us a value, parsing the string ~0.3 us.
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return datetime.fromisoformat(value)
-    to_native = getattr(value, "to_native", None)
-    return to_native() if to_native else value
-
-
-# Plain dict lookups: calling the enum class costs ~1 us, and a tree of 100,000 makes 300,000.
-_SCOPES = {s.value: s for s in HopperScope}
-_STATUSES = {s.value: s for s in InstanceStatus}
-_TYPES = {t.value: t for t in InstanceType}
-
-
-def instance_from_row(row: dict[str, Any], repository: HierarchyReader | None = None
-                      ) -> HopperInstance:
-    """Build a HopperInstance from a ``n {.*}`` map projection (see the named queries)."""
-    return HopperInstance._from_graph(
-        row["id"], row["name"], _SCOPES[row["scope"]], _STATUSES[row["status"]],
-        _TYPES[row["instance_type"]], row.get("parent_id"), row.get("project_id"),
-        row.get("config"), row.get("config_set"), row.get("metadata"), row["version"],
-        row.get("depth"), _native(row["created_at"]),  # type: ignore[arg-type]
-        _native(row["updated_at"]),  # type: ignore[arg-type]
-        _native(row.get("started_at")), _native(row.get("stopped_at")),
-        _native(row.get("archived_at")), _native(row.get("heartbeat_at")), repository)
-
-
-INSTANCE_COLUMNS = ("id", "name", "scope", "status", "instance_type", "parent_id",
-                    "project_id", "config", "config_set", "metadata", "version", "depth",
-                    "created_at", "updated_at", "started_at", "stopped_at", "archived_at",
-                    "heartbeat_at")
-"""The columns of a many-instance query, in this order: each a list with one entry per
-instance (timestamps as ISO strings). One record of parallel lists is several times cheaper
-to produce in Neo4j and to read in the driver than a record or a map per instance."""
-
-
-_gc_lock = threading.Lock()
-_gc_pausers = 0
-_gc_was_enabled = False
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while building many objects that form no
-    cycles (instances, tree nodes, response documents).
-
-    Every allocation of such an object counts towards a collection, and building a tree of
-    100,000 instances otherwise sets off full collections that walk everything built so far:
-    about a third of the time to assemble the nested tree. Reference counting still frees
-    what is dropped. Overlapping uses, from any threads, re-enable the collector when the
-    last one ends, and only if it was enabled before the first began.
-    """
-    global _gc_pausers, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pausers == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pausers += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pausers -= 1
-            if _gc_pausers == 0 and _gc_was_enabled:
-                gc.enable()
-
-
-def instances_from_columns(row: dict[str, Any], repository: HierarchyReader | None = None
-                           ) -> list[HopperInstance]:
-    """HopperInstances from a record of ``INSTANCE_COLUMNS``; an instance deleted by a
-    concurrent transaction between match and read (its id reads as null, or '' from
-    ``instance_columns_of_rows``) is left out. '' reads as null in every column."""
-    with gc_paused():
-        return _instances_from_columns(row, repository)
-
-
-def _instances_from_columns(row: dict[str, Any], repository: HierarchyReader | None
-                            ) -> list[HopperInstance]:
-    build, parse = HopperInstance._from_graph, datetime.fromisoformat
-    scopes, statuses, types = _SCOPES, _STATUSES, _TYPES
-    return [
-        build(id_, name, scopes[scope], statuses[status], types[kind], parent_id or None,
-              project_id or None, config, config_set, metadata, version, depth,
-              parse(created), parse(updated), parse(started) if started else None,
-              parse(stopped) if stopped else None, parse(archived) if archived else None,
-              parse(heartbeat) if heartbeat else None, repository)
-        for (id_, name, scope, status, kind, parent_id, project_id, config, config_set,
-             metadata, version, depth, created, updated, started, stopped, archived,
-             heartbeat) in zip(*(row[c] for c in INSTANCE_COLUMNS), strict=True)
-        if id_
-    ]
-
-
-def event_from_row(row: dict[str, Any]) -> InstanceEvent:
-    return InstanceEvent(
-        id=row["id"], seq=row["seq"], instance_id=row["instance_id"], event=row["event"],
-        from_status=InstanceStatus(row["from_status"]) if row.get("from_status") else None,
-        to_status=InstanceStatus(row["to_status"]) if row.get("to_status") else None,
-        actor=row.get("actor"), reason=row.get("reason"), cause=row.get("cause"),
-        at=_native(row["at"]),  # type: ignore[arg-type]
-    )
-
-
-EVENT_COLUMNS = ("id", "seq", "instance_id", "event", "from_status", "to_status", "actor",
-                 "reason", "cause", "at")
-"""The columns of a many-event query: parallel lists, as ``INSTANCE_COLUMNS``."""
-
-
-def events_from_columns(row: dict[str, Any]) -> list[InstanceEvent]:
-    statuses, parse = _STATUSES, datetime.fromisoformat
-    return [
-        InstanceEvent(id_, seq, instance_id, event,
-                      statuses[from_status] if from_status else None,
-                      statuses[to_status] if to_status else None,
-                      actor, reason, cause, parse(at))
-        for (id_, seq, instance_id, event, from_status, to_status, actor, reason, cause,
-             at) in zip(*(row[c] for c in EVENT_COLUMNS), strict=True)
-    ]

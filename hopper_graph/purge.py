@@ -20,8 +20,6 @@ so a PATCH that pins a run meanwhile keeps it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -30,10 +28,12 @@ from typing import Any
 import orjson
 from neo4j import ManagedTransaction
 
+from hopper_graph import cursors
 from hopper_graph.errors import InstanceRunning, NotFound, ValidationError
-from hopper_graph.lifecycle import InstanceLifecycleManager, delete_contexts
+from hopper_graph.hooks import HookRegistry, delete_contexts
 from hopper_graph.queries import QUERIES
-from hopper_graph.repository import delete_subtree, lock_subtree, lock_with_parent, utcnow
+from hopper_graph.repository import InstanceRepository
+from hopper_graph.statements import delete_subtree, lock_subtree, lock_with_parent, utcnow
 
 DEFAULT_LIMIT = 10_000
 DEFAULT_BATCH = 500
@@ -64,8 +64,9 @@ class PurgeReport:
     cursor: str | None = None
 
 
-def purge(lifecycle: InstanceLifecycleManager, older_than: timedelta | None = None, *,
-          dry_run: bool = False, actor: str | None = None, limit: int = DEFAULT_LIMIT,
+def purge(repository: InstanceRepository, hooks: HookRegistry,
+          older_than: timedelta | None = None, *, dry_run: bool = False,
+          actor: str | None = None, limit: int = DEFAULT_LIMIT,
           batch: int = DEFAULT_BATCH, after: str | None = None,
           progress: Callable[[int, int | None], None] | None = None) -> PurgeReport:
     """Purge what is purgeable (see the module docstring); ``dry_run`` deletes nothing.
@@ -74,12 +75,12 @@ def purge(lifecycle: InstanceLifecycleManager, older_than: timedelta | None = No
     if limit < 1 or batch < 1:
         raise ValidationError("limit and batch must be at least 1", errors={
             "limit" if limit < 1 else "batch": ["must be at least 1"]})
-    run = _Run(lifecycle, utcnow(), older_than, dry_run, actor, batch)
+    run = _Run(repository, hooks, utcnow(), older_than, dry_run, actor, batch)
     position, examined, more = decode_cursor(after), 0, False
     while examined < limit:
         size = min(batch, limit - examined)
-        rows = lifecycle.repository.rows(QUERIES.find_purge_candidates.text,
-                                         **position, limit=size + 1)
+        rows = repository.rows(QUERIES.find_purge_candidates.text, **position,
+                               limit=size + 1)
         more = len(rows) > size  # one more than asked for: are there candidates left?
         rows = rows[:size]
         if not rows:
@@ -99,10 +100,11 @@ class _Run:
     """One purge: its verdicts outlive a page, so a page's parents see the children that
     earlier pages examined (a parent comes after its descendants: see the query)."""
 
-    def __init__(self, lifecycle: InstanceLifecycleManager, now: datetime,
+    def __init__(self, repository: InstanceRepository, hooks: HookRegistry, now: datetime,
                  older_than: timedelta | None, dry_run: bool, actor: str | None,
                  batch: int) -> None:
-        self.lifecycle, self.now, self.older_than = lifecycle, now, older_than
+        self.repository, self.hooks = repository, hooks
+        self.now, self.older_than = now, older_than
         self.dry_run, self.actor, self.batch = dry_run, actor, batch
         self.verdicts: dict[str, tuple[bool, str]] = {}
         self.purged: list[PurgeItem] = []
@@ -125,7 +127,8 @@ class _Run:
         children = {row["id"]: [c[0] for c in row["children"]] for row in rows}
         versions = {row["id"]: row["version"] for row in rows}
         for group in _batches(roots, _sizes(rows, verdicts), self.batch):
-            deleted, refused = _delete(self.lifecycle, group, versions, self.actor)
+            deleted, refused = _delete(self.repository, self.hooks, group, versions,
+                                       self.actor)
             self.purged += [items[i] for i in deleted if i in items]
             for root, why in refused.items():
                 for i in _subtree(root, children):
@@ -140,28 +143,15 @@ def _position(row: dict[str, Any]) -> dict[str, Any]:
             "after_id": row["id"]}
 
 
-_START = {"after_at": "0001-01-01T00:00:00Z", "after_depth": 2**62, "after_id": ""}
-"""Before every candidate: no archived_at is earlier (and the depth bound never binds)."""
-
-
 def encode_cursor(position: dict[str, Any]) -> str:
     """An opaque cursor for ``after``: the position of the last candidate examined."""
-    text = orjson.dumps([position["after_at"], position["after_depth"], position["after_id"]])
-    return base64.urlsafe_b64encode(text).decode().rstrip("=")
+    return cursors.encode(cursors.ARCHIVED, position["after_at"], position["after_depth"],
+                          position["after_id"])
 
 
 def decode_cursor(cursor: str | None) -> dict[str, Any]:
     """The position a cursor from :func:`encode_cursor` names; the start for None."""
-    if cursor is None:
-        return dict(_START)
-    try:
-        at, depth, instance_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * 3))
-        datetime.fromisoformat(at)
-        if not (isinstance(depth, int) and isinstance(instance_id, str)):
-            raise ValueError(cursor)
-    except (ValueError, TypeError, binascii.Error):
-        raise ValidationError("after is not a cursor a purge returned", errors={
-            "after": ["not a cursor a purge returned"]}) from None
+    at, depth, instance_id = cursors.archived_after(cursor)
     return {"after_at": at, "after_depth": depth, "after_id": instance_id}
 
 
@@ -241,15 +231,14 @@ def _batches(roots: list[str], sizes: dict[str, int], batch: int) -> Iterable[li
         yield group
 
 
-def _delete(lifecycle: InstanceLifecycleManager, roots: list[str], versions: dict[str, int],
-            actor: str | None) -> tuple[list[str], dict[str, str]]:
+def _delete(repository: InstanceRepository, hooks: HookRegistry, roots: list[str],
+            versions: dict[str, int], actor: str | None) -> tuple[list[str], dict[str, str]]:
     """Delete the subtrees of ``roots`` in one transaction, with their hooks and events.
 
     The verdicts came from a read without locks: a PATCH since then may have made an
     instance not purgeable (``purge_archived: false``). So under the subtree's locks, a
     subtree goes only if every instance in it is still at the version that was judged
     (``versions``); else it stays, and the second value says why, per root."""
-    hooks = lifecycle.hooks
     at = utcnow()
 
     def work(tx: ManagedTransaction) -> tuple[list[str], dict[str, str]]:
@@ -269,7 +258,7 @@ def _delete(lifecycle: InstanceLifecycleManager, roots: list[str], versions: dic
 
     if hooks.has_before("on_delete"):  # before the write, holding no lock
         hooks.run_before(delete_contexts(roots, None, at, actor, "purge"))
-    deleted, refused = lifecycle.repository.write(work)
+    deleted, refused = repository.write(work)
     hooks.run_after(delete_contexts(deleted, None, at, actor, "purge"))
     return deleted, refused
 

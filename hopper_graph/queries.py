@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from hopper_graph.errors import QueryFileError
 from hopper_graph.resources import cypher_dir
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -47,10 +48,6 @@ _IGNORED = re.compile(
 
 _USE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*(?:\(\s*([A-Za-z_]\w*)\s*\))?\s*\}\}")
 """Where a query splices a fragment in: ``{{name}}`` or ``{{name(variable)}}``."""
-
-
-class QueryFileError(ValueError):
-    """A ``.cypher`` file breaks the named-query convention."""
 
 
 @dataclass(frozen=True, slots=True)

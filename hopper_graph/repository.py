@@ -17,25 +17,26 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from operator import itemgetter
 from typing import Any, TypeVar
 
 from neo4j import Driver, ManagedTransaction
 
 from hopper_graph import audit, cursors, rules
-from hopper_graph.audit import append_events, new_event, stored_event
+from hopper_graph.audit import new_event, stored_event
+from hopper_graph.batches import Batches
 from hopper_graph.enums import HopperScope, InstanceStatus
 from hopper_graph.errors import (
     ConcurrentModification,
     DuplicateName,
     DuplicateProject,
     GlobalAlreadyExists,
-    InstanceRunning,
     NotFound,
-    RestoreInProgress,
     ValidationError,
 )
+from hopper_graph.fields import TIME_FIELDS
+from hopper_graph.gcpause import gc_paused
 from hopper_graph.graph import Graph
 from hopper_graph.models import (
     FlatTreeRow,
@@ -44,13 +45,19 @@ from hopper_graph.models import (
     InstanceSpec,
     Page,
     TreeNode,
-    events_from_columns,
-    gc_paused,
-    instance_from_row,
-    instances_from_columns,
 )
 from hopper_graph.queries import QUERIES, NamedQuery
+from hopper_graph.rows import events_from_columns, instance_from_row, instances_from_columns
 from hopper_graph.rules import ALL, MAX_SEQ, Expected, check_page, scope_of, status_of
+from hopper_graph.statements import (
+    check_version,
+    delete_subtree,
+    lock_with_parent,
+    not_found,
+    restore_in_progress,
+    update_event,
+    utcnow,
+)
 
 T = TypeVar("T")
 BULK_BATCH_SIZE = 5000
@@ -59,14 +66,6 @@ PROJECT_PAGE = 5000
 WRITE_ATTEMPTS = 5
 """How often a create or update re-reads and tries again when its conditional write finds
 the instance (or parent) changed since it was read; then ConcurrentModification."""
-
-
-def not_found(instance_id: str) -> NotFound:
-    return NotFound(f"no instance with id {instance_id}", id=instance_id)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _tree_order(instance: HopperInstance) -> tuple[int, datetime, str]:
@@ -94,8 +93,7 @@ def _check_max_depth(max_depth: int | None) -> None:
 
 
 _JSON_FIELDS = ("config", "metadata")
-_TIME_FIELDS = ("created_at", "updated_at", "started_at", "stopped_at", "archived_at",
-                "heartbeat_at")
+_TIME_FIELDS = TIME_FIELDS
 
 
 def _lean_rows(row: dict[str, Any], chosen: tuple[str, ...]) -> builtins.list[dict[str, Any]]:
@@ -149,11 +147,17 @@ def _list_query(scope: str | None, status: str | None, parent_id: str | None,
 class InstanceRepository:
     """Reads and writes ``HopperInstance`` nodes, their ``PARENT_OF`` edges and events."""
 
-    def __init__(self, driver: Driver, database: str | None = None,
+    def __init__(self, driver: Driver | Graph, database: str | None = None,
                  retry_time: float | None = None) -> None:
-        self.graph = Graph(driver, database, retry_time)
-        self.driver = driver
-        self.database = database
+        """Over a neo4j ``Driver`` (with a Graph of its own on ``database``), or over a
+        ``Graph`` shared with others, as the manager shares its Graph with the lifecycle,
+        the feed and the health checks (then ``database`` and ``retry_time`` are its)."""
+        self.graph = driver if isinstance(driver, Graph) else Graph(driver, database,
+                                                                     retry_time)
+        self.driver = self.graph.driver
+        self.database = self.graph.database
+        self.batches = Batches(self.graph)
+        """The group-committed writes (transitions without a cascade, heartbeats)."""
         self.on_commit: Callable[[builtins.list[dict[str, Any]]], None] | None = None
         """Called after each committed write with the audit events it wrote, as rows
         (``event_from_row`` makes them InstanceEvents once they have their seq)."""
@@ -335,6 +339,13 @@ class InstanceRepository:
         if instance is None:
             raise not_found(instance_id)
         return instance
+
+    def find_by_scope_and_names(self, keys: builtins.list[dict[str, str]]
+                                ) -> builtins.list[HopperInstance]:
+        """The instances named by ``keys`` (``{"scope", "name"}`` maps) that exist, in one
+        query."""
+        rows = self.rows(QUERIES.get_instances_by_scope_and_name.text, keys=keys)
+        return [self.instance(row["instance"]) for row in rows]
 
     def get_by_scope_and_name(self, scope: HopperScope | str, name: str) -> HopperInstance:
         scope = scope_of(scope)
@@ -578,6 +589,21 @@ class InstanceRepository:
             return delete_subtree(tx, instance_id, actor, reason)
         return self.write(work)
 
+    def record_heartbeat(self, instance_id: str) -> HopperInstance:
+        """Stamp ``heartbeat_at`` (it writes nothing to an ARCHIVED instance), in the batch of
+        heartbeats it joins (group commit); the instance as it is afterwards."""
+        row = self.batches.heartbeat(instance_id, utcnow())
+        if row is None:
+            raise not_found(instance_id)
+        return self.instance(row["instance"])
+
+    def write_transition(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """One row of ``transition_instances`` (id, event, edges, expected_version,
+        needs_active_parent, cascades, now, event_ids, actor, reason), written in the batch
+        of transitions it joins (group commit): the statement's row for it, or None when
+        there is no such instance."""
+        return self.batches.transition(row)
+
     # -- audit ----------------------------------------------------------------------------
     def get_history(self, instance_id: str, offset: int = 0,
                     limit: int | None = None) -> builtins.list[InstanceEvent]:
@@ -625,7 +651,6 @@ class InstanceRepository:
         return audit.sequence_all(self.graph)
 
 
-# -- transaction building blocks (also used by the lifecycle module) ----------------------
 def _refused_create(spec: InstanceSpec, plan: rules.CreatePlan, row: dict[str, Any]) -> None:
     """Why ``create_child_instance`` wrote nothing: a rule (raised), or a parent that
     changed since the rules saw it (returns: plan again)."""
@@ -635,102 +660,3 @@ def _refused_create(spec: InstanceSpec, plan: rules.CreatePlan, row: dict[str, A
         return
     rules.check_parent_counts(spec, str(plan.parent_id), row["child_count"],
                               row["same_scope_sibling_types"], plan.limit)
-
-
-def restore_in_progress(instance_id: str) -> RestoreInProgress:
-    return RestoreInProgress(f"instance {instance_id} is being restored by an import; try "
-                             "again when it has finished", id=instance_id)
-
-
-def check_version(row: dict[str, Any], expected_version: Expected) -> None:
-    """ConcurrentModification unless the instance ``row`` is at a version the caller
-    pinned (any, one, or one of several)."""
-    if not rules.version_matches(row["version"], expected_version):
-        raise ConcurrentModification(
-            f"instance {row['id']} is at version {row['version']}, not "
-            f"{_versions_text(expected_version)}", id=row["id"], version=row["version"],
-            expected_version=rules.expected_value(expected_version))
-
-
-def _versions_text(expected: rules.Expected) -> str:
-    value = rules.expected_value(expected)
-    return " or ".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
-def update_event(current: dict[str, Any], changes: dict[str, Any], at: datetime,
-                 actor: str | None) -> dict[str, Any]:
-    status = current["status"]
-    return new_event(current["id"], "update", status, status, at, actor=actor,
-                     reason="changed " + ", ".join(sorted(changes)))
-
-
-def update_fields(tx: ManagedTransaction, current: dict[str, Any], name: str | None,
-                  config: dict[str, Any] | None, metadata: dict[str, Any] | None,
-                  replace: bool, actor: str | None) -> dict[str, Any]:
-    """Write name/config/metadata changes to a locked instance with an ``update`` event;
-    returns the instance as stored afterwards (unchanged, and no event, if nothing changed)."""
-    if name is not None:
-        rules.check_name(name)
-    if metadata is not None:
-        rules.check_metadata(metadata)
-    changes = rules.field_changes(current, name, config, metadata, replace)
-    if not changes:
-        return current
-    now = utcnow()
-    event = update_event(current, changes, now, actor)
-    row = tx.run(QUERIES.update_instance.text, id=current["id"], version=current["version"],
-                 changes=changes, now=now, event=stored_event(event)).single()
-    assert row is not None and row["applies"]  # its lock is held
-    audit.record_written([event])
-    stored: dict[str, Any] = row["instance"]
-    return stored
-
-
-def lock_with_parent(tx: ManagedTransaction, instance_id: str,
-                     expected_version: Expected = None, lock: bool = True
-                     ) -> dict[str, Any]:
-    """Take the parent's write lock, then the instance's (top down, like every writer);
-    with ``lock=False`` only read them. Returns the instance as stored, with
-    ``parent_status`` added."""
-    record = tx.run(QUERIES.lock_for_transition.text, id=instance_id, lock=lock).single()
-    if record is None:
-        raise not_found(instance_id)
-    if record["restoring"]:
-        raise restore_in_progress(instance_id)
-    row: dict[str, Any] = dict(record["instance"], parent_status=record["parent_status"])
-    check_version(row, expected_version)
-    return row
-
-
-def lock_subtree(tx: ManagedTransaction, instance_id: str) -> list[dict[str, Any]]:
-    """Lock an instance and its subtree top down; rows deepest first (root last)."""
-    rows = [r["instance"] for r in tx.run(QUERIES.lock_subtree.text, id=instance_id)]
-    if not rows:
-        raise not_found(instance_id)
-    return rows
-
-
-def delete_subtree(tx: ManagedTransaction, instance_id: str, actor: str | None,
-                   reason: str | None) -> list[str]:
-    """Delete a locked instance's subtree, all at rest, writing one event per instance.
-
-    The events it writes are not linked (their instances are gone), and the locks of the
-    instances' events are taken in the sequencer's order before DETACH DELETE takes them
-    in its own (``lock_events_of``)."""
-    rows = lock_subtree(tx, instance_id)
-    running = [r["id"] for r in rows if InstanceStatus(r["status"]).is_running]
-    if running:
-        raise InstanceRunning(
-            f"cannot delete {instance_id}: {len(running)} instance(s) in its subtree are "
-            "ACTIVE or PAUSED (stop them, or delete with force)",
-            id=instance_id, running=running[:20])
-    ids = [r["id"] for r in rows]
-    tx.run(QUERIES.lock_events_of.text, ids=ids).consume()
-    tx.run(QUERIES.delete_subtree.text, id=instance_id).consume()
-    now = utcnow()
-    append_events(tx, [
-        new_event(r["id"], "delete", r["status"], None, now, actor=actor, reason=reason,
-                  cause=None if r["id"] == instance_id else instance_id, offset=offset,
-                  parent_id=r["parent_id"])
-        for offset, r in enumerate(rows, 1)])
-    return ids

@@ -34,6 +34,7 @@ from hopper_graph.errors import (
     ScopeRuleViolation,
     ValidationError,
 )
+from hopper_graph.fields import DOCUMENT_FIELDS
 from hopper_graph.models import InstanceSpec
 
 ALL = 2**30
@@ -123,9 +124,7 @@ def check_page(offset: int, limit: int | None) -> None:
         raise ValidationError("invalid pagination", errors=errors)
 
 
-FIELDS = ("id", "name", "scope", "status", "instance_type", "parent_id", "project_id",
-          "config", "metadata", "created_at", "updated_at", "started_at", "stopped_at",
-          "archived_at", "heartbeat_at", "version", "depth")
+FIELDS = DOCUMENT_FIELDS
 """The fields of an instance a lean read may select (HopperInstance.to_dict's keys)."""
 
 

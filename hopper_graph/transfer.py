@@ -49,6 +49,7 @@ from neo4j import Driver, ManagedTransaction, Result
 from hopper_graph import __version__, audit
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
 from hopper_graph.errors import Conflict, HopperGraphError, ValidationError
+from hopper_graph.fields import JSON_FIELDS, TIME_FIELDS
 from hopper_graph.graph import Graph, translate_errors
 from hopper_graph.queries import QUERIES
 from hopper_graph.schema import apply_schema
@@ -60,11 +61,10 @@ FORMATS = ("json", "yaml")
 BATCH_SIZE = 5000
 PROGRESS_EVERY = 1000
 """Rows an export reads between two progress reports (the driver fetches 1000 at a time)."""
-JSON_PROPERTIES = frozenset({"config", "config_set", "metadata"})
+JSON_PROPERTIES = frozenset(JSON_FIELDS)
 """Instance properties stored as JSON strings and exported as the maps they hold."""
 DEFAULT_DATETIME_PROPERTIES: dict[str, list[str]] = {
-    "instances": ["archived_at", "created_at", "heartbeat_at", "started_at", "stopped_at",
-                  "updated_at"],
+    "instances": sorted(TIME_FIELDS),
     "events": ["at"],
 }
 """Used when a (hand-written) file has no ``datetime_properties``."""

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 import pytest
 from neo4j import Driver
 
+from hopper_graph.errors import LocalNeo4jError
 from hopper_graph.graph import Neo4jSettings, connect
-from hopper_graph.local_neo4j import LocalNeo4j, LocalNeo4jError, default_cache_dir
+from hopper_graph.local_neo4j import LocalNeo4j, default_cache_dir
 from hopper_graph.repository import InstanceRepository
 from hopper_graph.schema import apply_schema
 

@@ -45,8 +45,7 @@ print(json.dumps({
     "folder": str(QUERIES.folder),
     "cypher_dir": str(cypher_dir()),
     "queries": {q.name: q.text for q in QUERIES},
-    "template_dir": str(config.packaged_template_dir()),
-    "templates_dir": str(templates_dir()),
+    "template_dir": str(templates_dir()),
     "scopes": config.registered_scopes(),
     "defaults": {scope: config.scope_defaults(scope) for scope in config.registered_scopes()},
 }))
@@ -127,7 +126,6 @@ def test_installed_wheel_loads_every_query_and_template_from_the_package(wheel, 
 
     template_dir = Path(seen["template_dir"]).resolve()
     assert template_dir == site_packages / "hopper_graph" / "_data" / "config" / "instances"
-    assert Path(seen["templates_dir"]).resolve() == template_dir
     assert set(seen["scopes"]) >= {"GLOBAL", "PROJECT", "ORCHESTRATION"}
     for scope in ("GLOBAL", "PROJECT", "ORCHESTRATION"):
         assert seen["defaults"][scope] == checkout_template(scope), scope

@@ -22,7 +22,7 @@ from hopper_graph.cli import (  # noqa: F401 - they register their commands
     maintenance,
     server,
 )
-from hopper_graph.cli.base import CommandError, cli, describe_error, main
+from hopper_graph.cli.base import cli, describe_error, main
 from hopper_graph.cli.server import _gunicorn_app, is_loopback
 
-__all__ = ["CommandError", "_gunicorn_app", "cli", "describe_error", "is_loopback", "main"]
+__all__ = ["_gunicorn_app", "cli", "describe_error", "is_loopback", "main"]

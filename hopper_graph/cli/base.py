@@ -21,13 +21,15 @@ from hopper_graph import __version__
 from hopper_graph.cli.output import to_json
 from hopper_graph.enums import HopperScope, InstanceStatus
 from hopper_graph.errors import (
+    CommandError,
     DatabaseUnavailable,
     HopperGraphError,
+    LocalNeo4jError,
     ValidationError,
 )
 from hopper_graph.graph import Neo4jSettings, connect, verify
 from hopper_graph.lifecycle import TransitionResult
-from hopper_graph.local_neo4j import LocalNeo4j, LocalNeo4jError
+from hopper_graph.local_neo4j import LocalNeo4j
 from hopper_graph.manager import HealthReport, InstanceManager
 from hopper_graph.models import HopperInstance
 
@@ -56,14 +58,6 @@ STATUS_STYLES = {
     InstanceStatus.STOPPED: "red",
     InstanceStatus.ARCHIVED: "bright_black",
 }
-
-
-class CommandError(Exception):
-    """A command cannot go on; the message is shown as the one error line."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 # -- connection ---------------------------------------------------------------------------

@@ -13,13 +13,13 @@ import click
 from hopper_graph.cli.base import (
     EXIT_USAGE,
     Backend,
-    CommandError,
     cli,
     json_option,
     print_json,
     resolve_settings,
 )
 from hopper_graph.cli.server import is_loopback
+from hopper_graph.errors import CommandError
 from hopper_graph.graph import Graph
 from hopper_graph.local_neo4j import LocalNeo4j, default_cache_dir
 from hopper_graph.queries import QUERIES

@@ -9,7 +9,6 @@ from datetime import UTC
 
 import click
 
-from hopper_graph import feed
 from hopper_graph.cli.base import Backend, cli, resolve_ref
 from hopper_graph.cli.output import Output, one_line, output_option, to_json_line, to_yaml
 from hopper_graph.models import InstanceEvent
@@ -44,14 +43,14 @@ def events(backend: Backend, after: int | None, subtree: str | None, limit: int 
     manager = backend.manager()
     root = resolve_ref(manager, subtree) if subtree is not None else None
     if not follow:
-        page = feed.read(manager, after or 0, root, limit or DEFAULT_LIMIT)
+        page = manager.feed.read(after or 0, root, limit or DEFAULT_LIMIT)
         _print(page, output)
         if len(page) == (limit or DEFAULT_LIMIT):
             click.echo(f"next page: --after {page[-1].seq}", err=True)
         return
     try:
-        start = feed.head(manager) if after is None else after
-        with contextlib.closing(feed.follow(manager, start, root)) as stream:
+        start = manager.feed.head() if after is None else after
+        with contextlib.closing(manager.feed.follow(start, root)) as stream:
             _print(_first(stream, limit), output)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a follow ends: no traceback, exit 0

@@ -28,7 +28,7 @@ from hopper_graph.cli.base import (
 )
 from hopper_graph.cli.completion import complete_ref
 from hopper_graph.cli.output import Cell, Column, Output, console, one_line, output_option
-from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
+from hopper_graph.enums import EVENT_SUMMARIES, HopperScope, InstanceStatus, InstanceType
 from hopper_graph.errors import NotFound
 from hopper_graph.lifecycle import EVENTS
 from hopper_graph.models import FlatTreeRow, HopperInstance, InstanceEvent
@@ -301,13 +301,7 @@ def _lifecycle_command(event: str) -> click.Command:
             out.print(f"  ... and {len(result.cascaded) - _SHOWN_CHANGES} more cascaded "
                       "change(s) (--json lists them all)", style="dim")
 
-    command.__doc__ = {
-        "start": "Start an instance (CREATED or STOPPED -> ACTIVE; its parent must be ACTIVE).",
-        "stop": "Stop an instance and everything running below it.",
-        "pause": "Pause an ACTIVE instance and the ACTIVE instances below it.",
-        "resume": "Resume a PAUSED instance and what its pause paused below it.",
-        "archive": "Archive an instance and its subtree (nothing in it may run).",
-    }[event]
+    command.__doc__ = EVENT_SUMMARIES[event]
     return click.command(event)(command)
 
 

@@ -23,7 +23,6 @@ from hopper_graph.cli.base import (
     EXIT_ERROR,
     EXIT_USAGE,
     Backend,
-    CommandError,
     cli,
     default_actor,
     json_option,
@@ -31,7 +30,7 @@ from hopper_graph.cli.base import (
 )
 from hopper_graph.cli.output import Column, Output, console, output_option
 from hopper_graph.cli.progress import progress_bar, quiet_option
-from hopper_graph.errors import ValidationError
+from hopper_graph.errors import CommandError, ValidationError
 from hopper_graph.purge import PurgeItem, PurgeReport
 from hopper_graph.transfer import (
     FORMATS,

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import logging
 import os
 import signal
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -17,12 +17,12 @@ from hopper_graph.cli.base import (
     EXIT_NOT_RUNNING,
     EXIT_USAGE,
     Backend,
-    CommandError,
     cli,
     json_option,
     print_json,
 )
 from hopper_graph.cli.output import console
+from hopper_graph.errors import CommandError
 from hopper_graph.graph import Neo4jSettings, connect, translate_errors
 from hopper_graph.local_neo4j import LocalNeo4j
 from hopper_graph.queries import QUERIES
@@ -146,15 +146,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _gunicorn_app(factory: Callable[[], Any], options: dict[str, Any]) -> Any:
-    """A gunicorn application that serves ``factory()`` with ``options`` and nothing read
-    from the command line or a config file."""
+APP = "api:create_app()"
+"""The application ``serve`` runs, named as on gunicorn's command line: each worker imports
+it, so the library never imports the API package (which imports the library)."""
+
+
+def _gunicorn_app(app: str, options: dict[str, Any]) -> Any:
+    """A gunicorn application that serves ``app`` (``module:name`` or
+    ``module:factory()``) with ``options`` and nothing read from the command line or a
+    config file."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.util import import_app
 
     class HopperApplication(BaseApplication):
         def __init__(self) -> None:
             self.options = options
-            self.factory = factory
+            self.app = app
             super().__init__()
 
         def load_config(self) -> None:
@@ -163,7 +170,7 @@ def _gunicorn_app(factory: Callable[[], Any], options: dict[str, Any]) -> Any:
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
-            return self.factory()
+            return import_app(self.app)
 
     return HopperApplication()
 
@@ -211,10 +218,8 @@ def serve(host: str, port: int, workers: int, threads: int, as_json: bool) -> No
             apply_schema(driver, settings.database)
     finally:
         driver.close()
-    try:
-        import api
-    except ImportError as exc:
-        raise CommandError(f"the REST API package `api` cannot be imported: {exc}") from None
+    if importlib.util.find_spec(APP.split(":")[0]) is None:
+        raise CommandError("the REST API package `api` is not installed")
     # The API's and the driver's warnings belong in the server's log (stderr).
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -229,7 +234,7 @@ def serve(host: str, port: int, workers: int, threads: int, as_json: bool) -> No
                    f"(Neo4j {settings.uri}; auth {'on' if token else 'off'})", err=True)
         if browser:
             click.echo(f"Neo4j Browser: {browser}", err=True)
-    _gunicorn_app(api.create_app, {
+    _gunicorn_app(APP, {
         "bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
         "accesslog": "-", "errorlog": "-", "proc_name": "hopper-graph",
         # gunicorn >= 25.1 opens a control socket at one default path per user: a second

@@ -7,7 +7,8 @@ from flask import Flask
 from openapi_spec_validator import validate
 
 import api
-from api import EXTENSION, ConfigurationError, create_app
+from api import EXTENSION, create_app
+from hopper_graph.errors import ConfigurationError
 from tests.api.conftest import assert_problem
 
 METHODS = ("get", "post", "patch", "delete")

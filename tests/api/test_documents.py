@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from api.http import instance_document
+from api.render import instance_document
 from api.schemas import InstanceSchema
 from hopper_graph import InstanceManager
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import neo4j.exceptions
 import pytest
 
 from api import EXTENSION, create_app
+from hopper_graph.errors import ConfigurationError, TemplateError
 from tests.api.conftest import assert_problem
 
 URL = "/api/v1/instances"
@@ -151,11 +153,16 @@ def test_library_validation_is_422_keyed_by_field_path(client, h):
     assert set(body["errors"]) == {"parent_id"}
 
 
-def test_an_unexpected_error_is_a_generic_500(client, app, monkeypatch, caplog):
+@pytest.mark.parametrize("error", [RuntimeError, ConfigurationError, TemplateError])
+def test_an_unexpected_error_is_a_generic_500(client, app, monkeypatch, caplog, error):
+    """A bug, or the server's own setup (a broken template met mid-request), is the
+    server's fault: 500, logged, with nothing of it in the body."""
     manager = app.extensions[EXTENSION].manager
 
     def broken(*args, **kwargs):
-        raise RuntimeError("MATCH (n:Secret) password=hunter2")
+        if error is TemplateError:
+            raise TemplateError(Path("/etc/hunter2.yaml"), "invalid template")
+        raise error("MATCH (n:Secret) password=hunter2")
 
     monkeypatch.setattr(manager, "list", broken)
     body = assert_problem(client.get(URL), 500, "internal-error")

@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from api import ConfigurationError
-from hopper_graph import InstanceManager, feed
+from hopper_graph import InstanceManager
+from hopper_graph.errors import ConfigurationError
 
 HEARTBEAT = 0.5
 """The server's keep-alive interval in these tests (15 s by default)."""
@@ -189,7 +189,7 @@ def tree(manager: InstanceManager):
 
 def test_a_committed_event_reaches_an_open_stream(serve, manager, tree):
     g = tree[0]
-    head = feed.head(manager)
+    head = manager.feed.head()
     with stream(serve, f"/api/v1/events/stream?after={head}") as events:
         manager.start(g.id)  # returns once it committed
         committed = time.monotonic()
@@ -204,7 +204,7 @@ def test_a_committed_event_reaches_an_open_stream(serve, manager, tree):
 
 
 def test_a_stream_sends_keep_alive_comments(serve, manager, tree):
-    with stream(serve, f"/api/v1/events/stream?after={feed.head(manager)}") as events:
+    with stream(serve, f"/api/v1/events/stream?after={manager.feed.head()}") as events:
         assert "keep-alive" in events.block().comments
 
 

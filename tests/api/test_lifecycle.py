@@ -25,6 +25,15 @@ def test_start_answers_the_lifecycle_response_with_the_new_etag(client, h):
     assert (event["reason"], event["actor"]) == ("go", "alice")
 
 
+def test_a_reason_as_long_as_the_library_takes_is_accepted(client, h):
+    """The API once refused a reason over 1,000 characters the library stores (2,000)."""
+    g = h.global_()
+    reason = "r" * 1500
+    response = client.post(f"{URL}/{g['id']}/start", json={"reason": reason})
+    assert response.status_code == 200, response.get_json()
+    assert client.get(f"{URL}/{g['id']}/history").get_json()["items"][-1]["reason"] == reason
+
+
 def test_the_body_is_optional_and_x_actor_names_the_actor(client, h):
     g = h.global_()
     assert client.post(f"{URL}/{g['id']}/start", headers={"X-Actor": "bob"}).status_code == 200

@@ -339,12 +339,21 @@ def test_loopback_addresses():
 
 
 def test_the_gunicorn_application_takes_its_options_and_the_factory():
-    app = _gunicorn_app(lambda: "the app", {"bind": "127.0.0.1:0", "workers": 3,
-                                             "threads": 2, "worker_class": "gthread",
-                                             "a_setting_from_the_future": True})
+    app = _gunicorn_app("tests.cli.test_cli:the_app", {
+        "bind": "127.0.0.1:0", "workers": 3, "threads": 2, "worker_class": "gthread",
+        "a_setting_from_the_future": True})
     assert app.cfg.bind == ["127.0.0.1:0"]
     assert (app.cfg.workers, app.cfg.threads) == (3, 2)
-    assert app.load() == "the app"
+    assert app.load() is the_app
+    assert _gunicorn_app("tests.cli.test_cli:make_the_app()", {}).load() is the_app
+
+
+def the_app(environ, start_response):
+    """A WSGI application for the test above: gunicorn names it by module and name."""
+
+
+def make_the_app():
+    return the_app
 
 
 def test_version_and_help():

@@ -17,7 +17,6 @@ import time
 import pytest
 import yaml
 
-from hopper_graph import feed
 from tests.cli.test_cli import assert_one_error_line, run
 
 WITHIN = 30.0
@@ -143,7 +142,7 @@ def test_follow_prints_new_events_as_json_lines_and_ends_on_ctrl_c(tree, manager
     the process has read its start is not visible from outside, so the test writes until
     the follower prints."""
     b = tree[2]
-    before = feed.head(manager)
+    before = manager.feed.head()
     follower = follow("--json")
     manager.start(b.id)
     deadline = time.monotonic() + WITHIN

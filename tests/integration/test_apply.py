@@ -19,7 +19,7 @@ from hopper_graph.errors import (
     ScopeRuleViolation,
     ValidationError,
 )
-from hopper_graph.lifecycle import HookRegistry
+from hopper_graph.hooks import HookRegistry
 
 DOCUMENT: dict[str, Any] = {"instances": [{
     "name": "global", "scope": "GLOBAL", "status": "ACTIVE",
@@ -44,7 +44,7 @@ def document() -> dict[str, Any]:
 
 def graph_counts(manager: InstanceManager) -> tuple[int, int, list[tuple[str, int]]]:
     """Instances, events, and every instance's (id, version): what a no-op leaves alone."""
-    graph = manager.repository.graph
+    graph = manager.graph
     rows = graph.read_rows("MATCH (n:HopperInstance) WITH n ORDER BY n.id "
                            "RETURN count(n) AS n, collect([n.id, n.version]) AS versions")
     events = graph.read_rows("MATCH (e:InstanceEvent) RETURN count(e) AS events")

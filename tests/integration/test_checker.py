@@ -14,8 +14,8 @@ from hopper_graph.audit import append_events, new_event
 from hopper_graph.checker import KINDS, Violation, check_invariants, find_cycles
 from hopper_graph.enums import ALLOWED_PARENT_SCOPES, DEFAULT_INSTANCE_TYPE
 from hopper_graph.queries import QUERIES
-from hopper_graph.repository import utcnow
 from hopper_graph.schema import MIGRATIONS
+from hopper_graph.statements import utcnow
 from tests.conftest import wipe
 from tests.factories import chain_specs
 

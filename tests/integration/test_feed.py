@@ -25,7 +25,7 @@ WITHIN = 10.0
 def following(manager: InstanceManager, after: int = 0,
               subtree: str | None = None) -> Iterator[Iterator[InstanceEvent | None]]:
     """A follower that yields None at least every 0.1 s, closed at the end."""
-    with contextlib.closing(feed.follow(manager, after, subtree, heartbeat=0.1)) as events:
+    with contextlib.closing(manager.feed.follow(after, subtree, heartbeat=0.1)) as events:
         yield events
 
 
@@ -80,7 +80,7 @@ def test_events_written_by_another_process_reach_it(manager, tree, driver, datab
     """A writer elsewhere leaves its events pending: the poller numbers them."""
     g = tree[0]
     elsewhere = InstanceManager(driver, database)  # no subscribers: it numbers nothing
-    with following(manager, after=feed.head(manager)) as events:
+    with following(manager, after=manager.feed.head()) as events:
         elsewhere.start(g.id)
         [event] = take(events, 1)
     assert (event.instance_id, event.event, event.to_status.value) == (g.id, "start", "ACTIVE")
@@ -142,7 +142,7 @@ def test_a_deleted_subtree_keeps_its_history_in_the_filter(manager, tree):
 
 def test_following_a_deleted_root_sees_its_subtree_go(manager, tree):
     _, a, _, run = tree
-    with following(manager, after=feed.head(manager), subtree=a.id) as events:
+    with following(manager, after=manager.feed.head(), subtree=a.id) as events:
         manager.delete(a.id)
         got = take(events, 2)
     assert {(e.instance_id, e.event) for e in got} == {(a.id, "delete"), (run.id, "delete")}
@@ -150,13 +150,13 @@ def test_following_a_deleted_root_sees_its_subtree_go(manager, tree):
 
 def test_many_followers_share_one_poller_which_stops_when_they_leave(manager, tree):
     g = tree[0]
-    start = feed.head(manager)
+    start = manager.feed.head()
     with contextlib.ExitStack() as stack:
         followers = [stack.enter_context(following(manager, after=start)) for _ in range(5)]
         for events in followers:
             quiet(events, 0.05)  # each has opened its inbox by now
         assert sum(t.name == "hopper-feed-poller" for t in threading.enumerate()) == 1
-        assert feed.broadcaster(manager.repository.graph).followers == 5
+        assert feed.broadcaster(manager.graph).followers == 5
         manager.start(g.id)
         for events in followers:
             assert [e.event for e in take(events, 1)] == ["start"]
@@ -170,7 +170,7 @@ def test_a_follower_that_falls_behind_catches_up_from_the_database(manager, tree
                                                                     monkeypatch):
     monkeypatch.setattr(feed, "MAX_QUEUED", 3)
     g, a, b, run = tree
-    start = feed.head(manager)
+    start = manager.feed.head()
     with following(manager, after=start) as events:
         quiet(events, 0.05)
         for instance in (g, a, b, run):
@@ -186,10 +186,10 @@ def test_a_follower_that_falls_behind_catches_up_from_the_database(manager, tree
 
 def test_bad_input_fails_before_anything_is_followed(manager, tree):
     with pytest.raises(ValidationError):
-        feed.follow(manager, after=-1)
+        manager.feed.follow(after=-1)
     with pytest.raises(NotFound):
-        feed.follow(manager, subtree="00000000-0000-0000-0000-000000000000")
-    assert feed.broadcaster(manager.repository.graph).followers == 0
+        manager.feed.follow(subtree="00000000-0000-0000-0000-000000000000")
+    assert feed.broadcaster(manager.graph).followers == 0
 
 
 def test_read_gives_a_page_of_the_feed_across_reads(manager, tree, monkeypatch):
@@ -198,30 +198,30 @@ def test_read_gives_a_page_of_the_feed_across_reads(manager, tree, monkeypatch):
     for instance in (g, a, b, run):
         manager.start(instance.id)
     every = manager.events_since(0, 100)
-    assert feed.read(manager) == every
-    assert feed.read(manager, after=every[1].seq, limit=3) == every[2:5]
+    assert manager.feed.read() == every
+    assert manager.feed.read(after=every[1].seq, limit=3) == every[2:5]
     in_a = [e for e in every if e.instance_id in (a.id, run.id)]
-    assert feed.read(manager, subtree=a.id) == in_a
-    assert feed.read(manager, after=in_a[0].seq, subtree=a.id, limit=2) == in_a[1:3]
-    assert feed.read(manager, after=every[-1].seq) == []
+    assert manager.feed.read(subtree=a.id) == in_a
+    assert manager.feed.read(after=in_a[0].seq, subtree=a.id, limit=2) == in_a[1:3]
+    assert manager.feed.read(after=every[-1].seq) == []
 
 
 @pytest.mark.timeout(60)  # a follower that did not end would wait forever
 def test_close_all_ends_every_follower(manager, tree):
-    followers = [feed.follow(manager, feed.head(manager), heartbeat=0.1) for _ in range(3)]
+    followers = [manager.feed.follow(manager.feed.head(), heartbeat=0.1) for _ in range(3)]
     for events in followers:
         quiet(events, 0.05)
     feed.close_all()
     for events in followers:
         assert all(event is None for event in list(events))  # it ends: list() returns
-    assert feed.broadcaster(manager.repository.graph).followers == 0
+    assert feed.broadcaster(manager.graph).followers == 0
 
 
 def test_a_poller_that_outlives_an_emptied_graph_starts_over(manager, tree, driver,
                                                               database):
     g = tree[0]
     manager.start(g.id)
-    with following(manager, after=feed.head(manager)) as old:
+    with following(manager, after=manager.feed.head()) as old:
         quiet(old, 0.05)  # the poller runs, its head at the last seq
         wipe(driver, database)
         g = manager.create(name="g", scope="GLOBAL")  # seq 1 again

@@ -76,7 +76,7 @@ def test_a_refused_row_fails_alone_and_the_rest_of_its_batch_commits(manager):
     ids = running_tree(manager, 6)[2]
     for run in ids[:4]:
         manager.start(run)
-    held = Held(manager.lifecycle.batches.transitions)
+    held = Held(manager.repository.batches.transitions)
     out: dict = {}
     first = in_thread(manager.pause, ids[0], out=out, key="first")
     assert held.entered.wait(10)
@@ -105,7 +105,7 @@ def test_a_refused_row_fails_alone_and_the_rest_of_its_batch_commits(manager):
 def test_a_guard_on_the_parent_is_checked_per_row(manager):
     _, (_, p1), ids = running_tree(manager, 4)
     manager.stop(p1.id)  # the odd runs are under a stopped PROJECT now
-    held = Held(manager.lifecycle.batches.transitions)
+    held = Held(manager.repository.batches.transitions)
     out: dict = {}
     first = in_thread(manager.start, ids[0], out=out, key=ids[0])
     assert held.entered.wait(10)
@@ -124,7 +124,7 @@ def test_sixteen_threads_on_shared_and_own_instances_agree_with_a_serial_replay(
     shared, own = ids[:4], ids[4:]
     for run in ids:
         manager.start(run)
-    group = manager.lifecycle.batches.transitions
+    group = manager.repository.batches.transitions
 
     def fire(i, out):
         rng = random.Random(i)
@@ -159,7 +159,7 @@ def test_sixteen_threads_on_shared_and_own_instances_agree_with_a_serial_replay(
 def test_a_lone_writer_sends_one_statement_and_waits_for_no_batch(manager, monkeypatch):
     ids = running_tree(manager, 1)[2]
     statements: list[str] = []
-    graph = manager.lifecycle.batches.graph
+    graph = manager.repository.batches.graph
     original = graph._auto
 
     def counted(write, query, params):
@@ -170,7 +170,7 @@ def test_a_lone_writer_sends_one_statement_and_waits_for_no_batch(manager, monke
     manager.pause(ids[0])
     manager.heartbeat(ids[0])
     assert len(statements) == 3
-    assert manager.lifecycle.batches.transitions.largest == 1
+    assert manager.repository.batches.transitions.largest == 1
 
 
 def test_heartbeats_from_many_threads_each_get_their_instance(manager):

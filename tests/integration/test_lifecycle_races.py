@@ -7,7 +7,7 @@ import random
 import threading
 
 from hopper_graph import HopperGraphError, InstanceStatus
-from hopper_graph.lifecycle import EVENTS, TRANSITIONS
+from hopper_graph.machine import EVENTS, TRANSITIONS
 
 
 def run_threads(n, target):

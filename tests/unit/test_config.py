@@ -24,7 +24,6 @@ from hopper_graph.config import (
     InstanceConfigSchema,
     OrchestrationConfig,
     ProjectConfig,
-    TemplateError,
     config_class_for,
     effective_config,
     full_config,
@@ -41,7 +40,8 @@ from hopper_graph.config import (
     validate_overrides,
 )
 from hopper_graph.enums import HopperScope
-from hopper_graph.errors import ValidationError
+from hopper_graph.errors import TemplateError, ValidationError
+from hopper_graph.resources import templates_dir
 
 BUILT_IN = [HopperScope.GLOBAL, HopperScope.PROJECT, HopperScope.ORCHESTRATION]
 
@@ -75,7 +75,7 @@ def errors_of(scope: str, given: Any) -> dict[str, list[str]]:
 @pytest.mark.parametrize("scope", BUILT_IN)
 def test_every_template_loads_validates_and_states_its_scope(scope: HopperScope) -> None:
     cls = config_class_for(scope)
-    path = config.packaged_template_dir() / cls.template_name
+    path = templates_dir() / cls.template_name
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert raw.pop("scope") == scope
     assert validate_config(scope, raw) == scope_defaults(scope)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hopper_graph.lifecycle import TRANSITIONS, mermaid_diagram
+from hopper_graph.machine import TRANSITIONS, mermaid_diagram
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "instance-architecture.md"
 

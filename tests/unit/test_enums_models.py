@@ -18,10 +18,9 @@ from hopper_graph.enums import (
     InstanceStatus,
     InstanceType,
 )
-from hopper_graph.models import (
+from hopper_graph.models import HopperInstance, InstanceEvent
+from hopper_graph.rows import (
     INSTANCE_COLUMNS,
-    HopperInstance,
-    InstanceEvent,
     event_from_row,
     instance_from_row,
     instances_from_columns,
@@ -271,7 +270,7 @@ def test_create_event_has_no_from_status():
 def test_gc_paused_restores_the_collector_as_it_found_it():
     import gc
 
-    from hopper_graph.models import gc_paused
+    from hopper_graph.gcpause import gc_paused
 
     assert gc.isenabled()
     with gc_paused():

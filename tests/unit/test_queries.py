@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hopper_graph.models import EVENT_COLUMNS, INSTANCE_COLUMNS
-from hopper_graph.queries import QUERIES, NamedQuery, Queries, QueryFileError, parse_file
+from hopper_graph.errors import QueryFileError
+from hopper_graph.queries import QUERIES, NamedQuery, Queries, parse_file
 from hopper_graph.resources import cypher_dir
+from hopper_graph.rows import EVENT_COLUMNS, INSTANCE_COLUMNS
 
 CHECKOUT_CYPHER = Path(__file__).resolve().parents[2] / "cypher"
 
