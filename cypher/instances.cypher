@@ -187,23 +187,30 @@ WHERE {{seek_from_cursor(n)}}
 WITH n ORDER BY n.created_at, n.id  // the index's own order: no sort, and reading stops at the page's end
 {{list_page(n)}}
 
-// name: update_instance
-// Writes changed fields of an instance if it is still at $version (the caller computed
-// them from that version), bumping the version, with its audit event: one conditional
-// write. Returns the instance as it is now and whether the change applied.
-// params: id, version, changes, now, event
-MATCH (n:HopperInstance {id: $id})
-SET n._lock = true REMOVE n._lock
-WITH n WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
-WITH n, n:Restoring AS restoring
-WITH n, restoring, n.version = $version AND NOT restoring AS applies
-CALL (n, applies) {
-  WITH n WHERE applies
-  SET n += $changes, n.version = n.version + 1, n.updated_at = $now
-  CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
-  SET e = $event, e.at = $now, e.written_at = datetime.realtime()
+// name: update_instances
+// Writes the changed fields of instances (a batch: group commit), each only if it is still
+// at the row's version (the caller computed the changes from that version), bumping the
+// version, with its audit event: one conditional write per row, in the order given (the
+// caller sorts by id). Returns, per row found, the instance as it is now and whether the
+// change applied. A rename onto a taken name fails the whole statement (a constraint); the
+// caller then writes that batch's rows one at a time.
+// params: rows
+UNWIND $rows AS r
+CALL (r) {
+  MATCH (n:HopperInstance {id: r.id})
+  SET n._lock = true REMOVE n._lock
+  WITH n WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
+  WITH n, n:Restoring AS restoring
+  WITH n, restoring, n.version = r.version AND NOT restoring AS applies
+  CALL (n, r, applies) {
+    WITH n WHERE applies
+    SET n += r.changes, n.version = n.version + 1, n.updated_at = r.now
+    CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
+    SET e = r.event, e.at = r.now, e.written_at = datetime.realtime()
+  }
+  RETURN applies, restoring, {{instance_map(n)}} AS instance
 }
-RETURN applies, restoring, {{instance_map(n)}} AS instance
+RETURN r.id AS id, applies, restoring, instance
 
 // name: lock_subtree
 // Locks an instance and everything below it, top down, and returns them deepest first:

@@ -570,14 +570,14 @@ class InstanceRepository:
                       actor: str | None) -> dict[str, Any]:
         now = utcnow()
         event = update_event(current, changes, now, actor)
-        rows = self.graph.write_rows(QUERIES.update_instance.text, id=current["id"],
-                                     version=current["version"], changes=changes, now=now,
-                                     event=stored_event(event))
-        if not rows:
+        row = self.batches.update({"id": current["id"], "version": current["version"],
+                                   "changes": changes, "now": now,
+                                   "event": stored_event(event)})
+        if row is None:
             raise not_found(current["id"])
-        if rows[0]["applies"]:
+        if row["applies"]:
             self.committed([event])
-        return rows[0]
+        return row
 
     def delete(self, instance_id: str, expected_version: Expected = None,
                actor: str | None = None, reason: str | None = None) -> builtins.list[str]:

@@ -122,8 +122,9 @@ def update_fields(tx: ManagedTransaction, current: dict[str, Any], name: str | N
         return current
     now = utcnow()
     event = update_event(current, changes, now, actor)
-    row = tx.run(QUERIES.update_instance.text, id=current["id"], version=current["version"],
-                 changes=changes, now=now, event=stored_event(event)).single()
+    row = tx.run(QUERIES.update_instances.text, rows=[{
+        "id": current["id"], "version": current["version"], "changes": changes, "now": now,
+        "event": stored_event(event)}]).single()
     assert row is not None and row["applies"]  # its lock is held
     audit.record_written([event])
     stored: dict[str, Any] = row["instance"]

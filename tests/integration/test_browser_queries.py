@@ -129,6 +129,10 @@ def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "expected_version": [1], "needs_active_parent": True, "cascades": False,
             "event_ids": [str(uuid.uuid4()), str(uuid.uuid4())], "actor": "browser",
             "reason": "floats", "now": NOW}]},
+        "update_instances": {"rows": [{
+            "id": seed["web"], "version": seed["web_version"],
+            "changes": {"metadata": '{"browser": true}'}, "now": NOW,
+            "event": new_event(seed["web"], "update")}]},
         "apply_status_changes": {"id": seed["sub"], "rows": [{
             "id": seed["sub"], "status": "ACTIVE", "paused_by": None, "started": True,
             "stopped": False, "archived": False, "writes": 1,

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from hopper_graph import HopperGraphError, InstanceStatus
-from hopper_graph.errors import InvalidTransition, NotFound, ParentNotActive
+from hopper_graph.errors import DuplicateName, InvalidTransition, NotFound, ParentNotActive
 from hopper_graph.lifecycle import TRANSITIONS
 from tests.integration.test_lifecycle_races import run_threads
 
@@ -238,3 +238,37 @@ def test_a_killed_process_loses_no_acknowledged_write(manager, neo4j_source):
         assert stored.version >= version  # every acknowledged change is there
         changes = [e for e in manager.history(run) if e.event in ("pause", "resume")]
         assert len(changes) == stored.version - 2  # and each has its event
+
+
+def test_updates_share_a_batch_and_a_taken_name_fails_alone(manager, monkeypatch):
+    """A rename onto a taken name fails its whole transaction at commit (a constraint),
+    so that batch is written again one row at a time: only the rename fails."""
+    ids = running_tree(manager, 6)[2]
+    group = manager.repository.batches.updates
+    held = Held(group)
+    statements: list[int] = []
+    graph = manager.repository.batches.graph
+    original = graph.write_shared
+
+    def counted(query, follow, **params):
+        statements.append(len(params["rows"]))
+        return original(query, follow, **params)
+    monkeypatch.setattr(graph, "write_shared", counted)
+    out: dict = {}
+    first = in_thread(lambda: manager.update(ids[0], metadata={"n": 0}), out=out, key="first")
+    assert held.entered.wait(10)
+    threads = [in_thread(lambda i=i: manager.update(ids[i], metadata={"n": i}), out=out, key=i)
+               for i in (1, 2, 3)]
+    threads.append(in_thread(lambda: manager.update(ids[4], name="r5"), out=out, key="taken"))
+    held.wait_queued(4)
+    held.release.set()
+    for thread in [first, *threads]:
+        thread.join(10)
+    assert held.sizes == [1, 4]
+    assert statements == [1, 4, 1, 1, 1, 1]  # the batch, refused, then each row alone
+    assert isinstance(out["taken"], DuplicateName)
+    assert out["taken"].details["existing_id"] == ids[5]
+    for i in (1, 2, 3):
+        assert out[i].metadata == {"n": i} and manager.get(ids[i]).version == out[i].version
+    assert manager.get(ids[4]).name == "r4"
+    assert [e.event for e in manager.history(ids[4])] == ["create"]
