@@ -196,17 +196,18 @@ WITH n ORDER BY n.created_at, n.id  // the index's own order: no sort, and readi
 // caller then writes that batch's rows one at a time.
 // params: rows
 UNWIND $rows AS r
-CALL (r) {
+WITH r, datetime(r.now) AS now  // sent as text: the driver encodes a datetime slowly
+CALL (r, now) {
   MATCH (n:HopperInstance {id: r.id})
   SET n._lock = true REMOVE n._lock
   WITH n WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
   WITH n, n:Restoring AS restoring
   WITH n, restoring, n.version = r.version AND NOT restoring AS applies
-  CALL (n, r, applies) {
+  CALL (n, r, now, applies) {
     WITH n WHERE applies
-    SET n += r.changes, n.version = n.version + 1, n.updated_at = r.now
+    SET n += r.changes, n.version = n.version + 1, n.updated_at = now
     CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
-    SET e = r.event, e.at = r.now, e.written_at = datetime.realtime()
+    SET e = r.event, e.at = now, e.written_at = datetime.realtime()
   }
   RETURN applies, restoring, {{instance_map(n)}} AS instance
 }

@@ -19,7 +19,8 @@
 // for a row that does not apply. The caller turns a refusal into the state machine's error.
 // params: rows
 UNWIND $rows AS r
-CALL (r) {
+WITH r, datetime(r.now) AS now  // sent as text: the driver encodes a datetime slowly
+CALL (r, now) {
   MATCH (n:HopperInstance {id: r.id})
   // The parent's lock first, in a subquery of its own (see lock_for_transition), and only
   // for the events whose guard reads the parent's status (start, resume): a pause or a
@@ -40,25 +41,25 @@ CALL (r) {
           AND (NOT r.needs_active_parent OR parent_status IS NULL OR parent_status = 'ACTIVE')
           AS applies,
        r.event = 'stop' AND n.instance_type = 'EPHEMERAL' AS archive_too
-  CALL (n, r, applies, before, target, archive_too) {
+  CALL (n, r, now, applies, before, target, archive_too) {
     WITH * WHERE applies
     SET n.status = CASE WHEN archive_too THEN 'ARCHIVED' ELSE target END,
         n.paused_by = null,
-        n.started_at = CASE WHEN r.event = 'start' THEN r.now ELSE n.started_at END,
-        n.stopped_at = CASE WHEN r.event = 'stop' THEN r.now ELSE n.stopped_at END,
-        n.archived_at = CASE WHEN r.event = 'archive' OR archive_too THEN r.now
+        n.started_at = CASE WHEN r.event = 'start' THEN now ELSE n.started_at END,
+        n.stopped_at = CASE WHEN r.event = 'stop' THEN now ELSE n.stopped_at END,
+        n.archived_at = CASE WHEN r.event = 'archive' OR archive_too THEN now
                              ELSE n.archived_at END,
         n.version = n.version + CASE WHEN archive_too THEN 2 ELSE 1 END,
-        n.updated_at = r.now
+        n.updated_at = now
     CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
     SET e = {id: r.event_ids[0], instance_id: n.id, event: r.event, from_status: before,
-             to_status: target, actor: r.actor, reason: r.reason, at: r.now, offset: 1,
+             to_status: target, actor: r.actor, reason: r.reason, at: now, offset: 1,
              written_at: datetime.realtime()}
     FOREACH (_ IN CASE WHEN archive_too THEN [1] ELSE [] END |
       CREATE (n)-[:HAS_EVENT]->(a:InstanceEvent:PendingEvent)
       SET a = {id: r.event_ids[1], instance_id: n.id, event: 'archive', from_status: target,
                to_status: 'ARCHIVED', actor: r.actor, reason: r.reason, cause: n.id,
-               at: r.now, offset: 2, written_at: datetime.realtime()})
+               at: now, offset: 2, written_at: datetime.realtime()})
   }
   RETURN applies, before, version, parent_status, restoring, cascade,
          {{instance_map(n)}} AS instance
@@ -130,11 +131,11 @@ RETURN CASE WHEN n IS NULL THEN null ELSE {{instance_map(n)}} END
 // Records runners' heartbeats (a batch: group commit), each unless its instance is
 // ARCHIVED, in one conditional write per row (a status checked first and written after
 // could change in between). Telemetry, not a change of state: the version stays, no event
-// is written. Returns each instance found, whose status the caller reads.
+// is written. Returns each instance found, whose status the caller reads. $now is text.
 // params: ids, now
 UNWIND $ids AS id
 MATCH (n:HopperInstance {id: id})
-SET n.heartbeat_at = CASE n.status WHEN 'ARCHIVED' THEN n.heartbeat_at ELSE $now END
+SET n.heartbeat_at = CASE n.status WHEN 'ARCHIVED' THEN n.heartbeat_at ELSE datetime($now) END
 RETURN id, {{instance_map(n)}} AS instance
 
 // name: get_config_chain

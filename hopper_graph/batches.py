@@ -79,7 +79,7 @@ class Batches:
 
     def _heartbeats(self, requests: Sequence[_Request]) -> list[_Outcome]:
         ids = sorted(r.row["id"] for r in requests)
-        now = max(r.row["now"] for r in requests)
+        now = max(r.row["now"] for r in requests).isoformat()  # text: see transition_instances
         found, bookmarks = self.graph.write_shared(
             QUERIES.record_heartbeats.text, [r.follow for r in requests], ids=ids, now=now)
         return _outcomes(requests, found, bookmarks)

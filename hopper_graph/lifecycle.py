@@ -202,7 +202,7 @@ class InstanceLifecycleManager:
             "id": instance_id, "event": event, "edges": EDGES[event],
             "expected_version": rules.expected_list(expected_version),
             "needs_active_parent": event in _NEEDS_ACTIVE_PARENT, "cascades": event != "start",
-            "now": at, "event_ids": ids, "actor": actor, "reason": reason})
+            "now": at.isoformat(), "event_ids": ids, "actor": actor, "reason": reason})
         if row is None:
             raise not_found(instance_id)
         if row["restoring"]:

@@ -571,7 +571,7 @@ class InstanceRepository:
         now = utcnow()
         event = update_event(current, changes, now, actor)
         row = self.batches.update({"id": current["id"], "version": current["version"],
-                                   "changes": changes, "now": now,
+                                   "changes": changes, "now": now.isoformat(),
                                    "event": stored_event(event)})
         if row is None:
             raise not_found(current["id"])

@@ -123,7 +123,8 @@ def update_fields(tx: ManagedTransaction, current: dict[str, Any], name: str | N
     now = utcnow()
     event = update_event(current, changes, now, actor)
     row = tx.run(QUERIES.update_instances.text, rows=[{
-        "id": current["id"], "version": current["version"], "changes": changes, "now": now,
+        "id": current["id"], "version": current["version"], "changes": changes,
+        "now": now.isoformat(),
         "event": stored_event(event)}]).single()
     assert row is not None and row["applies"]  # its lock is held
     audit.record_written([event])
