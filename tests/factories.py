@@ -54,6 +54,21 @@ def make_tree(manager: InstanceManager) -> tuple[HopperInstance, ...]:
     return g, a, b, make_orchestration(manager, a, name="a-run")
 
 
+def make_two_projects(manager: InstanceManager) -> dict[str, str]:
+    """A started GLOBAL with two started PROJECTs a and b, each with the runs 1 and 2
+    (CREATED); the ids by name: global, a, b, a1, a2, b1, b2."""
+    g = make_global(manager)
+    manager.start(g.id)
+    ids = {"global": g.id}
+    for name in ("a", "b"):
+        p = make_project(manager, g, name=f"project-{name}", project_id=name)
+        manager.start(p.id)
+        for run in ("1", "2"):
+            ids[f"{name}{run}"] = make_orchestration(manager, p, name=f"run-{name}{run}").id
+        ids[name] = p.id
+    return ids
+
+
 def make_started_project(manager: InstanceManager) -> HopperInstance:
     """A started GLOBAL and, under it, the started PROJECT "project" (project_id "proj")."""
     g = make_global(manager)
