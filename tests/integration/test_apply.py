@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hopper_graph import InstanceManager
-from hopper_graph.apply import CREATED, UNCHANGED, UPDATED, apply_document, check_document
+from hopper_graph.apply import CREATED, UNCHANGED, UPDATED, apply_document
 from hopper_graph.errors import (
     Conflict,
     InvalidTransition,
@@ -209,21 +209,6 @@ def test_a_bad_document_changes_nothing_and_names_the_place(manager, edit, path,
     assert any(key.startswith(path) for key in caught.value.errors), caught.value.errors
     assert path in caught.value.message
     assert graph_counts(manager) == before
-
-
-@pytest.mark.parametrize("data", [None, [], "instances", {"instances": "x"}, {"items": []},
-                                  {"instances": [{"name": "g", "scope": "GLOBAL",
-                                                  "children": {"name": "p"}}]}])
-def test_a_document_of_the_wrong_shape_is_a_validation_error(data):
-    with pytest.raises(ValidationError):
-        check_document(data)
-
-
-def test_a_cycle_of_parent_references_is_refused():
-    with pytest.raises(ValidationError, match="cycle"):
-        check_document({"instances": [
-            {"name": "a", "scope": "PROJECT", "project_id": "a", "parent": "PROJECT:b"},
-            {"name": "b", "scope": "PROJECT", "project_id": "b", "parent": "PROJECT:a"}]})
 
 
 def test_an_instance_elsewhere_is_a_conflict_found_before_any_write(manager):
