@@ -14,17 +14,23 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from flask import Flask
 from neo4j import Driver
 
+from api import EXTENSION, create_app
+from api.extension import SETTINGS
+from hopper_graph import HopperInstance, InstanceManager
 from hopper_graph.errors import LocalNeo4jError
 from hopper_graph.graph import Neo4jSettings, connect
 from hopper_graph.local_neo4j import LocalNeo4j, default_cache_dir
 from hopper_graph.repository import InstanceRepository
 from hopper_graph.schema import apply_schema
+from tests.factories import make_started_project, make_tree
 
 TESTCONTAINERS_IMAGE = "neo4j:5.26-community"
 
@@ -186,7 +192,43 @@ def repo(clean_graph: Driver, database: str | None) -> InstanceRepository:
 
 
 @pytest.fixture
-def manager(clean_graph: Driver, database: str | None):
-    from hopper_graph import InstanceManager
-
+def manager(clean_graph: Driver, database: str | None) -> InstanceManager:
     return InstanceManager(clean_graph, database)
+
+
+@pytest.fixture
+def project(manager: InstanceManager) -> HopperInstance:
+    """A started PROJECT "project" (project_id "proj") under a started GLOBAL."""
+    return make_started_project(manager)
+
+
+@pytest.fixture
+def tree(manager: InstanceManager) -> tuple[HopperInstance, ...]:
+    """GLOBAL -> two PROJECTs, one with a child ORCHESTRATION: (g, a, b, a-run)."""
+    return make_tree(manager)
+
+
+@pytest.fixture
+def clear_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps built here take their settings from the arguments alone, never the environment
+    (the session's driver exists by now)."""
+    for key in SETTINGS:
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def make_app(clean_graph: Driver, database: str | None,
+             clear_settings: None) -> Iterator[Callable[..., Flask]]:
+    """Build apps over the wiped test graph (the session's driver, not closed by them)."""
+    apps: list[Flask] = []
+
+    def make(**config: Any) -> Flask:
+        app = create_app({"TESTING": True, "HOPPER_DRIVER": clean_graph,
+                          "HOPPER_NEO4J_DATABASE": database, "HOPPER_APPLY_SCHEMA": False,
+                          **config})
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions[EXTENSION].close()

@@ -1,39 +1,16 @@
-"""Fixtures for the REST API: an app over the session's Neo4j driver, wiped per test."""
+"""Fixtures for the REST API: the default app (tests/conftest.py's make_app), its client,
+and a hierarchy built through it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from neo4j import Driver
-
-from api import EXTENSION, create_app
-from api.extension import SETTINGS
 
 Json = dict[str, Any]
-
-
-@pytest.fixture
-def make_app(clean_graph: Driver, database: str | None,
-             monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Flask]]:
-    """Build apps over the wiped test graph; settings come from the arguments alone."""
-    for key in SETTINGS:  # the session's driver exists by now: the environment is not read
-        monkeypatch.delenv(key, raising=False)
-    apps: list[Flask] = []
-
-    def make(**config: Any) -> Flask:
-        app = create_app({"TESTING": True, "HOPPER_DRIVER": clean_graph,
-                          "HOPPER_NEO4J_DATABASE": database, "HOPPER_APPLY_SCHEMA": False,
-                          **config})
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.extensions[EXTENSION].close()
 
 
 @pytest.fixture

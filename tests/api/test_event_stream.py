@@ -27,7 +27,6 @@ from typing import Any
 
 import pytest
 
-from hopper_graph import InstanceManager
 from hopper_graph.errors import ConfigurationError
 
 HEARTBEAT = 0.5
@@ -176,15 +175,6 @@ def stream(port: int, path: str = "/api/v1/events/stream",
 
 def summary(events: list[Event]) -> list[tuple[str | None, str | None, str]]:
     return [(e.id, e.event, e.json["instance_id"]) for e in events]
-
-
-@pytest.fixture
-def tree(manager: InstanceManager):
-    g = manager.create(name="g", scope="GLOBAL")
-    a = manager.create(name="a", scope="PROJECT", parent_id=g.id, project_id="a")
-    b = manager.create(name="b", scope="PROJECT", parent_id=g.id, project_id="b")
-    run = manager.create(name="a-run", scope="ORCHESTRATION", parent_id=a.id)
-    return g, a, b, run
 
 
 def test_a_committed_event_reaches_an_open_stream(serve, manager, tree):

@@ -40,7 +40,7 @@ def assert_one_error_line(result: Result, *fragments: str) -> str:
 
 
 @pytest.fixture
-def chain(env):
+def cli_chain(env):
     """GLOBAL -> PROJECT -> ORCHESTRATION, created through the command line."""
     g = run_json("instance", "create", "--name", "global", "--scope", "GLOBAL")
     p = run_json("instance", "create", "--name", "alpha", "--scope", "project", "--parent",
@@ -53,8 +53,8 @@ def chain(env):
 
 
 # -- instances ----------------------------------------------------------------------------
-def test_create_start_and_draw_a_chain(chain):
-    g, p, o = chain["g"], chain["p"], chain["o"]
+def test_create_start_and_draw_a_chain(cli_chain):
+    g, p, o = cli_chain["g"], cli_chain["p"], cli_chain["o"]
     assert (g["scope"], p["scope"], o["scope"]) == ("GLOBAL", "PROJECT", "ORCHESTRATION")
     assert p["config"]["limits"]["max_child_instances"] == 5
     assert p["metadata"] == {"owner": "team-a"}
@@ -72,8 +72,8 @@ def test_create_start_and_draw_a_chain(chain):
     assert [i["name"] for i in limited["items"]] == ["global", "alpha"]
 
 
-def test_get_list_history_health(chain):
-    p = chain["p"]
+def test_get_list_history_health(cli_chain):
+    p = cli_chain["p"]
     assert run_json("instance", "get", "PROJECT:alpha")["id"] == p["id"]
     assert "team-a" in run("instance", "get", p["id"]).stdout
     page = run_json("instance", "list", "--scope", "project")
@@ -96,8 +96,8 @@ def test_get_list_history_health(chain):
     assert "parent_status" in run("instance", "health", p["id"]).stdout
 
 
-def test_history_pages_by_cursor_to_the_end(chain):
-    g = chain["g"]
+def test_history_pages_by_cursor_to_the_end(cli_chain):
+    g = cli_chain["g"]
     for event in ("start", "pause", "resume", "stop"):
         run("instance", event, "GLOBAL:global")
     everything = run_json("instance", "history", g["id"])["items"]
@@ -116,8 +116,8 @@ def test_history_pages_by_cursor_to_the_end(chain):
                               code=2), "after")
 
 
-def test_lifecycle_commands_and_cascades(chain):
-    g, p, o = chain["g"], chain["p"], chain["o"]
+def test_lifecycle_commands_and_cascades(cli_chain):
+    g, p, o = cli_chain["g"], cli_chain["p"], cli_chain["o"]
     for instance in (g, p, o):
         run("instance", "start", instance["id"])
     paused = run_json("instance", "pause", p["id"], "--reason", "maintenance")
@@ -135,14 +135,14 @@ def test_lifecycle_commands_and_cascades(chain):
     assert run_json("instance", "get", p["id"])["archived_at"] is not None
 
 
-def test_delete_needs_force_while_running_and_history_stays(chain):
-    p = chain["p"]
+def test_delete_needs_force_while_running_and_history_stays(cli_chain):
+    p = cli_chain["p"]
     run("instance", "start", "GLOBAL:global")
     run("instance", "start", p["id"])
     refused = run("instance", "delete", p["id"], code=1)
     assert_one_error_line(refused, "ACTIVE or PAUSED")
     deleted = run_json("instance", "delete", p["id"], "--force", "--reason", "done")
-    assert set(deleted["deleted"]) == {p["id"], chain["o"]["id"]}
+    assert set(deleted["deleted"]) == {p["id"], cli_chain["o"]["id"]}
     assert [s["id"] for s in deleted["stopped"]] == [p["id"]]
     assert_one_error_line(run("instance", "get", p["id"], code=1), "no instance")
     events = run_json("instance", "history", p["id"])["items"]
@@ -150,8 +150,8 @@ def test_delete_needs_force_while_running_and_history_stays(chain):
 
 
 # -- errors -------------------------------------------------------------------------------
-def test_errors_are_one_line_with_an_exit_code(chain, tmp_path):
-    p = chain["p"]
+def test_errors_are_one_line_with_an_exit_code(cli_chain, tmp_path):
+    p = cli_chain["p"]
     line = assert_one_error_line(
         run("instance", "create", "--name", "lost", "--scope", "PROJECT", code=2),
         "needs a parent", "project_id")
@@ -463,7 +463,7 @@ def test_query_show_of_an_unknown_name_is_a_usage_error():
     assert "no named query 'no_such_query'" in result.stderr
 
 
-def test_instance_list_pages_by_cursor(chain):
+def test_instance_list_pages_by_cursor(cli_chain):
     first = run_json("instance", "list", "--limit", "2", "--after", "")
     assert [i["name"] for i in first["items"]] == ["global", "alpha"]
     assert first["total"] is None and first["next"]

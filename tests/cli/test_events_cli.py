@@ -25,7 +25,9 @@ under one; a loaded machine starts Python slowly)."""
 
 
 @pytest.fixture
-def tree(request, manager):
+def started_tree(request, manager):
+    """GLOBAL global -> PROJECTs alpha (with alpha-run) and beta; global and alpha started,
+    by the actor "tester" where the events show it."""
     request.getfixturevalue("env")  # the command line pointed at the test server
     g = manager.create(name="global", scope="GLOBAL")
     a = manager.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha")
@@ -37,7 +39,7 @@ def tree(request, manager):
     return g, a, b, run_
 
 
-def test_a_page_prints_one_event_per_line(tree, manager):
+def test_a_page_prints_one_event_per_line(started_tree, manager):
     header, *lines = run("events").stdout.splitlines()
     assert header.split() == ["SEQ", "AT", "INSTANCE_ID", "EVENT", "CHANGE", "ACTOR"]
     expected = manager.events_since(0, 100)
@@ -50,7 +52,7 @@ def test_a_page_prints_one_event_per_line(tree, manager):
     assert lines[3].split()[3:5] == ["create", "->CREATED"]
 
 
-def test_json_lines_after_a_seq_with_a_next_page_hint(tree):
+def test_json_lines_after_a_seq_with_a_next_page_hint(started_tree):
     result = run("events", "--after", "2", "--limit", "3", "--json")
     items = [json.loads(line) for line in result.stdout.splitlines()]
     assert [i["seq"] for i in items] == [3, 4, 5]
@@ -62,14 +64,14 @@ def test_json_lines_after_a_seq_with_a_next_page_hint(tree):
     assert last.stderr == ""
 
 
-def test_the_subtree_takes_a_scope_and_name(tree):
-    _, a, _, run_ = tree
+def test_the_subtree_takes_a_scope_and_name(started_tree):
+    _, a, _, run_ = started_tree
     lines = run("events", "--subtree", "PROJECT:alpha", "--no-headers").stdout.splitlines()
     assert [(line.split()[2], line.split()[3]) for line in lines] == [
         (a.id, "create"), (run_.id, "create"), (a.id, "start")]
 
 
-def test_every_output_format_parses_back_to_the_same_events(tree, manager):
+def test_every_output_format_parses_back_to_the_same_events(started_tree, manager):
     expected = [e.to_dict() for e in manager.events_since(0, 100)]
     lines = run("events", "-o", "json").stdout.splitlines()  # JSON Lines: a feed has no end
     assert [json.loads(line) for line in lines] == expected
@@ -81,7 +83,7 @@ def test_every_output_format_parses_back_to_the_same_events(tree, manager):
     assert run("events", "--after", "6", "-o", "wide").stdout == ""  # no events, no header
 
 
-def test_bad_input_is_one_error_line(tree):
+def test_bad_input_is_one_error_line(started_tree):
     assert_one_error_line(run("events", "--after", "-1", code=2), "--after")
     assert_one_error_line(run("events", "--subtree", "00000000-0000-0000-0000-000000000000",
                               code=1), "00000000-0000-0000-0000-000000000000")
@@ -137,11 +139,12 @@ def follow():
         follower.close()
 
 
-def test_follow_prints_new_events_as_json_lines_and_ends_on_ctrl_c(tree, manager, follow):
+def test_follow_prints_new_events_as_json_lines_and_ends_on_ctrl_c(started_tree, manager,
+                                                                   follow):
     """Following starts at the newest event: the events before it are not printed. When
     the process has read its start is not visible from outside, so the test writes until
     the follower prints."""
-    b = tree[2]
+    b = started_tree[2]
     before = manager.feed.head()
     follower = follow("--json")
     manager.start(b.id)
@@ -165,8 +168,8 @@ def test_follow_prints_new_events_as_json_lines_and_ends_on_ctrl_c(tree, manager
     assert "Traceback" not in stderr and "Aborted" not in stderr
 
 
-def test_follow_from_a_seq_with_a_limit_stops_by_itself(tree, manager, follow):
-    a = tree[1]
+def test_follow_from_a_seq_with_a_limit_stops_by_itself(started_tree, manager, follow):
+    a = started_tree[1]
     follower = follow("--after", "4", "--limit", "3", "--subtree", "GLOBAL:global",
                       "--no-headers")
     lines = follower.next_lines(2)  # seqs 5 and 6 are already there

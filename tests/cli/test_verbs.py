@@ -59,7 +59,8 @@ def tour_file(tmp_path: Path) -> Path:
 
 # -- instance update -----------------------------------------------------------------------
 @pytest.fixture
-def project(env):
+def cli_project(env):
+    """A GLOBAL and the PROJECT alpha under it, created through the command line."""
     run("instance", "create", "--name", "global", "--scope", "GLOBAL")
     return run_json("instance", "create", "--name", "alpha", "--scope", "PROJECT",
                     "--parent", "GLOBAL:global", "--project-id", "alpha",
@@ -67,22 +68,22 @@ def project(env):
                     "--metadata", '{"owner": "team-a", "tier": 1}')
 
 
-def test_update_merges_config_and_metadata_and_renames(project):
+def test_update_merges_config_and_metadata_and_renames(cli_project):
     updated = run_json("instance", "update", "PROJECT:alpha", "--name", "alpha-2",
                        "--config", '{"health": {"heartbeat_timeout_seconds": 30}}',
                        "--metadata", '{"tier": 2, "owner": null}')
-    assert updated["name"] == "alpha-2" and updated["version"] == project["version"] + 1
+    assert updated["name"] == "alpha-2" and updated["version"] == cli_project["version"] + 1
     assert updated["config"]["limits"]["max_child_instances"] == 5  # kept: merged
     assert updated["config"]["health"]["heartbeat_timeout_seconds"] == 30
     assert updated["metadata"] == {"tier": 2}  # null removed the key
-    line = run("instance", "update", project["id"], "--metadata", '{"tier": 3}').stdout
+    line = run("instance", "update", cli_project["id"], "--metadata", '{"tier": 3}').stdout
     assert line.startswith("updated alpha-2 PROJECT") and "version" in line
-    history = run_json("instance", "history", project["id"])["items"]
+    history = run_json("instance", "history", cli_project["id"])["items"]
     assert [e["event"] for e in history][-2:] == ["update", "update"]
     assert history[-1]["actor"] == "cli-test"
 
 
-def test_update_with_replace_drops_what_the_change_leaves_out(project):
+def test_update_with_replace_drops_what_the_change_leaves_out(cli_project):
     updated = run_json("instance", "update", "PROJECT:alpha", "--replace",
                        "--metadata", '{"tier": 9}', "--config", "{}")
     assert updated["metadata"] == {"tier": 9}
@@ -90,21 +91,21 @@ def test_update_with_replace_drops_what_the_change_leaves_out(project):
 
 
 @pytest.mark.parametrize("tag", ["{v}", '"{v}"', 'W/"{v}"'])
-def test_update_if_match_takes_the_version_or_its_etag(project, tag):
-    version = project["version"]
+def test_update_if_match_takes_the_version_or_its_etag(cli_project, tag):
+    version = cli_project["version"]
     updated = run_json("instance", "update", "PROJECT:alpha", "--metadata", '{"a": 1}',
                        "--if-match", tag.format(v=version))
     assert updated["version"] == version + 1
 
 
-def test_update_if_match_a_stale_version_changes_nothing(project):
+def test_update_if_match_a_stale_version_changes_nothing(cli_project):
     run("instance", "update", "PROJECT:alpha", "--metadata", '{"tier": 2}')  # moves it on
     before = run_json("instance", "get", "PROJECT:alpha")
     result = run("instance", "update", "PROJECT:alpha", "--name", "renamed",
-                 "--metadata", '{"tier": 3}', "--if-match", str(project["version"]), code=1)
+                 "--metadata", '{"tier": 3}', "--if-match", str(cli_project["version"]), code=1)
     assert_one_error_line(result, f"version {before['version']}",
-                          f"not {project['version']}")
-    assert run_json("instance", "get", project["id"]) == before
+                          f"not {cli_project['version']}")
+    assert run_json("instance", "get", cli_project["id"]) == before
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
@@ -114,10 +115,10 @@ def test_update_if_match_a_stale_version_changes_nothing(project):
      "limits.max_child_instances"),
     (("--metadata", "[1]"), "--metadata must be an object"),
 ])
-def test_update_refuses_bad_input_with_one_line(project, args, fragment):
+def test_update_refuses_bad_input_with_one_line(cli_project, args, fragment):
     result = run("instance", "update", "PROJECT:alpha", *args, code=2)
     assert_one_error_line(result, fragment)
-    assert run_json("instance", "get", project["id"])["version"] == project["version"]
+    assert run_json("instance", "get", cli_project["id"])["version"] == cli_project["version"]
 
 
 # -- apply -f --------------------------------------------------------------------------------

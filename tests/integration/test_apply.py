@@ -5,13 +5,12 @@ racing applies end with one hierarchy."""
 from __future__ import annotations
 
 import copy
-import threading
 from typing import Any
 
 import pytest
 
 from hopper_graph import InstanceManager
-from hopper_graph.apply import CREATED, UNCHANGED, UPDATED, apply_document, check_document
+from hopper_graph.apply import CREATED, UNCHANGED, UPDATED, apply_document
 from hopper_graph.errors import (
     Conflict,
     InvalidTransition,
@@ -19,7 +18,6 @@ from hopper_graph.errors import (
     ScopeRuleViolation,
     ValidationError,
 )
-from hopper_graph.hooks import HookRegistry
 
 DOCUMENT: dict[str, Any] = {"instances": [{
     "name": "global", "scope": "GLOBAL", "status": "ACTIVE",
@@ -213,21 +211,6 @@ def test_a_bad_document_changes_nothing_and_names_the_place(manager, edit, path,
     assert graph_counts(manager) == before
 
 
-@pytest.mark.parametrize("data", [None, [], "instances", {"instances": "x"}, {"items": []},
-                                  {"instances": [{"name": "g", "scope": "GLOBAL",
-                                                  "children": {"name": "p"}}]}])
-def test_a_document_of_the_wrong_shape_is_a_validation_error(data):
-    with pytest.raises(ValidationError):
-        check_document(data)
-
-
-def test_a_cycle_of_parent_references_is_refused():
-    with pytest.raises(ValidationError, match="cycle"):
-        check_document({"instances": [
-            {"name": "a", "scope": "PROJECT", "project_id": "a", "parent": "PROJECT:b"},
-            {"name": "b", "scope": "PROJECT", "project_id": "b", "parent": "PROJECT:a"}]})
-
-
 def test_an_instance_elsewhere_is_a_conflict_found_before_any_write(manager):
     apply_document(manager, document())
     glob = manager.get_global_instance()
@@ -267,70 +250,3 @@ def test_a_missing_parent_in_the_graph_is_not_found(manager):
     with pytest.raises(NotFound, match=r"instances\[0\]"):
         apply_document(manager, {"instances": [
             {"name": "p", "scope": "PROJECT", "project_id": "p", "parent": "GLOBAL:nope"}]})
-
-
-# -- races -------------------------------------------------------------------------------------
-def run_racing(managers: list[InstanceManager]) -> list[Any]:
-    """Apply the document from one thread per manager, started together."""
-    start = threading.Barrier(len(managers))
-    results: list[Any] = [None] * len(managers)
-
-    def work(index: int) -> None:
-        start.wait(timeout=30)
-        try:
-            results[index] = apply_document(managers[index], document())
-        except Exception as exc:  # reported below, with the thread's result
-            results[index] = exc
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(managers))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
-
-
-def assert_one_hierarchy(manager: InstanceManager, reports: list[Any]) -> None:
-    assert all(not isinstance(r, Exception) for r in reports), reports
-    assert graph_counts(manager)[0] == len(NAMES)
-    for name in NAMES:  # each made exactly once, by one of the applies
-        made = [r for r in reports for item in r.items
-                if item.label == name and item.action == CREATED]
-        assert len(made) == 1, (name, made)
-    site = manager.get_by_scope_and_name("PROJECT", "website")
-    assert [c.name for c in manager.get_children(site.id)] == ["website-build",
-                                                               "website-deploy"]
-    assert site.status.value == "ACTIVE"
-
-
-def test_two_applies_whose_creates_collide_end_with_one_hierarchy(clean_graph, database):
-    """Both applies read an empty graph, then both create the GLOBAL at once (a before-hook
-    holds each create until the other's arrives): one create loses to the constraint, and
-    that apply must take the winner's instance and go on."""
-    gate = threading.Barrier(2)
-
-    def first_create_waits() -> Any:
-        held = threading.Event()
-
-        def together(_context: Any) -> None:
-            if not held.is_set():  # this apply's first create only
-                held.set()
-                gate.wait(timeout=60)
-        return together
-
-    managers = []
-    for _ in range(2):
-        hooks = HookRegistry(timeout=120)  # the wait is the gate's, not the hook limit's
-        hooks.register("on_create", first_create_waits(), when="before")
-        managers.append(InstanceManager(clean_graph, database, hooks=hooks))
-    reports = run_racing(managers)
-    assert_one_hierarchy(managers[0], reports)
-    actions = [r.items[0].action for r in reports]
-    # The loser took the winner's GLOBAL: it found it started already, or started it itself.
-    assert actions.count(CREATED) == 1 and set(actions) - {CREATED} <= {UNCHANGED, UPDATED}
-
-
-def test_four_applies_at_once_end_with_one_hierarchy(clean_graph, database):
-    managers = [InstanceManager(clean_graph, database) for _ in range(4)]
-    reports = run_racing(managers)
-    assert_one_hierarchy(managers[0], reports)

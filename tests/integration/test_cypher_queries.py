@@ -1,17 +1,17 @@
 """Every named query in cypher/ is planned by the real server (EXPLAIN: nothing runs), so a
-typo in a .cypher file fails here rather than in production; plus checks on the files'
-conventions that the loader itself does not make."""
+typo in a .cypher file fails here rather than in production. The files' conventions, which
+need no server, are checked in tests/unit/test_queries.py."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from hopper_graph.queries import QUERIES, NamedQuery
+from hopper_graph.queries import NamedQuery
+from tests.unit.test_queries import ALL_QUERIES
 
 # Sample values for the parameters whose type matters to the planner (SKIP/LIMIT want
 # integers, UNWIND wants a list, SET n = wants a map). Anything else is planned with null.
@@ -25,32 +25,8 @@ SAMPLES: dict[str, Any] = {
     "events": [], "rows": [], "parent_ids": [], "ids": [],
 }
 
-_FORMATTING_ARTEFACTS = re.compile(r"\{\d*\}|%[sdr]|%\(\w+\)[sdr]|\{[A-Za-z_]\w*!r\}")
-
-
 def params_for(query: NamedQuery) -> dict[str, Any]:
     return {name: SAMPLES.get(name) for name in query.params}
-
-
-def declared_params_line(query: NamedQuery) -> str:
-    """The raw ``// params:`` line of a query, read back from its file."""
-    lines = (QUERIES.folder / query.source).read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines)
-                 if line.strip() == f"// name: {query.name}")
-    for line in lines[start + 1:]:
-        stripped = line.strip()
-        if stripped.startswith("// params:"):
-            return stripped[len("// params:"):].strip()
-        if not stripped.startswith("//"):
-            break
-    raise AssertionError(f"{query.name}: no params line in its header")
-
-
-ALL_QUERIES = sorted(QUERIES, key=lambda q: q.name)
-
-
-def test_there_are_named_queries():
-    assert len(ALL_QUERIES) >= 10
 
 
 @pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda q: q.name)
@@ -70,23 +46,3 @@ def test_every_query_is_planned_with_all_parameters_null(driver, database, query
     assert summary.plan is not None
 
 
-@pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda q: q.name)
-def test_no_string_formatting_artefacts(query):
-    found = _FORMATTING_ARTEFACTS.findall(query.text)
-    assert not found, f"{query.name} ({query.source}) contains {found}"
-
-
-@pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda q: q.name)
-def test_params_are_declared_or_explicitly_none(query):
-    line = declared_params_line(query)
-    if query.params:
-        assert line != "-"
-        assert {p.strip().lstrip("$") for p in line.split(",")} == set(query.params)
-    else:
-        assert line == "-", f"{query.name} declares no parameters but not as '// params: -'"
-
-
-@pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda q: q.name)
-def test_no_query_ends_with_a_semicolon(query):
-    """The driver sends one statement; Browser runs it as written after :param lines."""
-    assert not query.text.rstrip().endswith(";"), query.name

@@ -53,16 +53,6 @@ def quiet(events: Iterator[InstanceEvent | None], seconds: float = 0.5) -> list[
     return got
 
 
-@pytest.fixture
-def tree(manager):
-    """GLOBAL -> two PROJECTs, one with a child ORCHESTRATION."""
-    g = manager.create(name="g", scope="GLOBAL")
-    a = manager.create(name="a", scope="PROJECT", parent_id=g.id, project_id="a")
-    b = manager.create(name="b", scope="PROJECT", parent_id=g.id, project_id="b")
-    run = manager.create(name="a-run", scope="ORCHESTRATION", parent_id=a.id)
-    return g, a, b, run
-
-
 def test_the_follower_reads_the_past_then_each_new_event_as_it_commits(manager, tree):
     g, a = tree[:2]
     past = manager.events_since(0, 100)

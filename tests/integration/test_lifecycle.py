@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import pytest
 
@@ -19,6 +18,7 @@ from hopper_graph import (
     ValidationError,
 )
 from hopper_graph.machine import EVENTS
+from tests.factories import make_run
 from tests.unit.test_machine import EXPECTED
 
 S = InstanceStatus
@@ -217,27 +217,6 @@ def test_ephemeral_is_archived_right_after_it_stops(manager, active_project):
     assert manager.get(p.id).status is S.STOPPED  # PERSISTENT: stays STOPPED
 
 
-def test_purge_archived_respects_retention(manager, active_project):
-    p = fresh(manager, active_project, S.ACTIVE)
-    keep = manager.create(name="keep", scope="ORCHESTRATION", parent_id=p.id,
-                          config={"retention": {"archived_ttl_seconds": 3600}})
-    gone = manager.create(name="gone", scope="ORCHESTRATION", parent_id=p.id,
-                          config={"retention": {"archived_ttl_seconds": 0}})
-    pinned = manager.create(name="pinned", scope="ORCHESTRATION", parent_id=p.id,
-                            config={"retention": {"archived_ttl_seconds": 0,
-                                                  "purge_archived": False}})
-    for run in (keep, gone, pinned):
-        manager.start(run.id)
-        manager.stop(run.id)
-    assert manager.purge_archived() == [gone.id]
-    assert manager.repository.find(gone.id) is None
-    assert [e.event for e in manager.history(gone.id)][-1] == "delete"
-    # older_than replaces the TTL, never purge_archived: false
-    assert manager.purge_archived(older_than=timedelta(0)) == [keep.id]
-    assert manager.get(pinned.id).status is S.ARCHIVED
-    assert manager.get(p.id).status is S.ACTIVE
-
-
 def test_delete_force_stops_first_and_keeps_history(manager, active_project):
     p = fresh(manager, active_project, S.ACTIVE)
     run = manager.create(name="r", scope="ORCHESTRATION", parent_id=p.id)
@@ -365,3 +344,70 @@ def test_update_with_status_is_one_transaction(manager, active_project):
     assert err.value.details["allowed_events"] == ["pause", "stop"]
     unchanged = manager.update(run.id, name="renamed")
     assert unchanged.version == moved.version  # nothing changed, nothing written
+
+
+@pytest.mark.parametrize("offset", [0, 5])
+def test_the_history_of_an_id_that_never_existed_is_not_found_at_any_offset(manager,
+                                                                            offset):
+    with pytest.raises(NotFound):
+        manager.history("00000000-0000-4000-8000-000000000000", offset=offset)
+
+
+def test_the_history_of_a_deleted_instance_stays_readable_at_any_offset(manager, project):
+    run = make_run(manager, project, "gone")
+    manager.delete(run.id)
+    assert [e.event for e in manager.history(run.id)] == ["create", "delete"]
+    assert manager.history(run.id, offset=5) == []
+
+
+def test_an_auto_archive_names_the_instance_the_stop_was_sent_to(manager, project):
+    run = make_run(manager, project, "run")
+    manager.start(run.id)
+    manager.stop(project.id)
+    archive = [e for e in manager.history(run.id) if e.event == "archive"]
+    assert [e.cause for e in archive] == [project.id]
+    own = make_run(manager, project, "own")
+    manager.start(project.id)
+    manager.start(own.id)
+    manager.stop(own.id)
+    assert [e.cause for e in manager.history(own.id) if e.event == "archive"] == [own.id]
+
+
+def test_force_delete_stops_descendants_before_the_root(manager, project):
+    run = make_run(manager, project, "run")
+    manager.start(run.id)
+    manager.delete(project.id, force=True)
+    stops = [e for i in (project.id, run.id) for e in manager.history(i) if e.event == "stop"]
+    by_instance = {e.instance_id: e.seq for e in stops}
+    assert by_instance[run.id] < by_instance[project.id]
+
+
+def test_a_resume_skips_a_paused_descendant_whose_parent_stays_paused(manager, project,
+                                                                     driver, database):
+    child = make_run(manager, project, "child")
+    manager.start(child.id)
+    grandchild = make_run(manager, child, "grandchild")
+    manager.start(grandchild.id)
+    manager.pause(project.id)  # both below are paused by the project's pause
+    # The child is now treated as paused by hand (as if it had been before the cascade):
+    # the project's resume leaves it PAUSED, so its own child cannot resume under it.
+    driver.execute_query("MATCH (n:HopperInstance {id: $id}) REMOVE n.paused_by",
+                         id=child.id, database_=database)
+    result = manager.resume(project.id)
+    assert result.cascaded == []
+    assert manager.get(child.id).status is S.PAUSED
+    assert manager.get(grandchild.id).status is S.PAUSED
+
+
+def test_a_write_pinned_to_several_versions_applies_at_any_of_them(manager, project):
+    """The library takes the versions an If-Match list names and checks them in the write:
+    a transition or update at any listed version applies, at none is refused unchanged."""
+    run = make_run(manager, project, "pinned")  # version 1
+    manager.update(run.id, metadata={"a": 1})  # 2
+    assert manager.update(run.id, name="pinned-2", expected_version={1, 2}).version == 3
+    with pytest.raises(ConcurrentModification) as refused:
+        manager.transition(run.id, "archive", expected_version=frozenset({7, 5}))
+    assert (refused.value.details["version"], refused.value.details["expected_version"]) == \
+        (3, [5, 7])
+    assert manager.get(run.id).status is S.CREATED
+    assert manager.transition(run.id, "archive", expected_version=[3, 4]).status is S.ARCHIVED

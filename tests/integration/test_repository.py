@@ -22,7 +22,7 @@ from hopper_graph import (
     ValidationError,
 )
 from hopper_graph.errors import ConcurrentModification
-from tests.factories import make_global, make_orchestration, make_project
+from tests.factories import make_global, make_orchestration, make_project, make_run
 
 
 def test_create_global_sets_defaults_and_audit(repo):
@@ -369,3 +369,48 @@ def test_a_taken_id_is_a_conflict_naming_id(repo):
         repo.create(InstanceSpec(id=g.id, name="p", scope="PROJECT", parent_id=g.id,
                                  project_id="p"))
     assert "id" in err.value.errors
+
+
+# -- the child limit counts what is not ARCHIVED --------------------------------------------
+def _full_of_archived_runs(manager, project):
+    """A running PROJECT whose limit of 2 children is taken by 2 archived runs."""
+    parent = manager.create(name="small", scope="PROJECT", parent_id=project.id,
+                            project_id="proj", config={"limits": {"max_child_instances": 2}})
+    manager.start(parent.id)
+    for i in range(2):
+        run = make_run(manager, parent, f"run-{i}")
+        manager.start(run.id)
+        manager.stop(run.id)  # EPHEMERAL: archived
+    return parent
+
+
+def test_archived_children_do_not_count_toward_the_limit(manager, project):
+    parent = _full_of_archived_runs(manager, project)
+    third = make_run(manager, parent, "run-2")
+    make_run(manager, parent, "run-3")
+    with pytest.raises(LimitExceeded, match="2 children that are not ARCHIVED"):
+        make_run(manager, parent, "run-4")
+    assert manager.get(third.id).status is InstanceStatus.CREATED
+
+
+def test_archived_children_leave_a_full_parent_healthy_on_headroom(manager, project):
+    parent = _full_of_archived_runs(manager, project)
+    for subtree in (False, True):
+        report = manager.health_check(parent.id, subtree=subtree)
+        headroom = {c.name: c for c in report.checks}["child_headroom"]
+        assert (headroom.status, headroom.detail) == ("pass", "0 of 2 children")
+
+
+def test_a_name_that_reads_like_a_label_is_still_a_duplicate_name(manager, project):
+    manager.create(name="GlobalInstance `scope` = 'GLOBAL'", scope="ORCHESTRATION",
+                   parent_id=project.id)
+    with pytest.raises(DuplicateName):
+        manager.create(name="GlobalInstance `scope` = 'GLOBAL'", scope="ORCHESTRATION",
+                       parent_id=project.id)
+
+
+def test_a_project_id_too_long_to_index_is_a_validation_error(manager, project):
+    with pytest.raises(ValidationError) as caught:
+        manager.create(name="long", scope="PROJECT", parent_id=project.id,
+                       project_id="x" * 20_000)
+    assert "project_id" in caught.value.errors

@@ -4,8 +4,6 @@ recorded as a (:SchemaMigration {version, name, applied_at}) node."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,42 +11,7 @@ from neo4j import RoutingControl
 from neo4j.exceptions import ConstraintError
 
 from hopper_graph.schema import MIGRATIONS, apply_schema, schema_version
-
-_CREATE = re.compile(
-    r"^CREATE (?P<kind>CONSTRAINT|(?:(?P<index_type>RANGE|TEXT|POINT|FULLTEXT|VECTOR) )?INDEX)"
-    r" (?P<name>\w+) IF NOT EXISTS FOR \(\w+:(?P<label>\w+)\) (?:REQUIRE|ON(?: EACH)?) "
-    r"(?P<rest>.+)$")
-_DROP = re.compile(r"^DROP (?:CONSTRAINT|INDEX) (?P<name>\w+) IF EXISTS$")
-
-
-@dataclass(frozen=True)
-class Declared:
-    kind: str  # CONSTRAINT or INDEX
-    index_type: str
-    name: str
-    label: str
-    properties: tuple[str, ...]
-    unique: bool
-
-
-def declared_schema() -> dict[str, Declared]:
-    """Every constraint and index the migrations leave in place, by name."""
-    declared: dict[str, Declared] = {}
-    for migration in MIGRATIONS:
-        for statement in migration.statements:
-            statement = " ".join(statement.split())
-            if drop := _DROP.match(statement):
-                declared.pop(drop["name"], None)
-                continue
-            match = _CREATE.match(statement)
-            assert match, f"this test cannot read migration {migration.version}: {statement}"
-            declared[match["name"]] = Declared(
-                kind="CONSTRAINT" if match["kind"] == "CONSTRAINT" else "INDEX",
-                index_type=match["index_type"] or "RANGE",
-                name=match["name"], label=match["label"],
-                properties=tuple(re.findall(r"\w+\.(\w+)", match["rest"])),
-                unique=match["rest"].endswith("IS UNIQUE"))
-    return declared
+from tests.unit.test_schema import declared_schema
 
 
 def show(driver, database, what: str) -> dict[str, dict]:
@@ -71,15 +34,6 @@ def snapshot(driver, database) -> tuple:
              for n, c in constraints.items()},
             {n: (i["id"], i["type"], i["labelsOrTypes"], i["properties"])
              for n, i in indexes.items()})
-
-
-def test_the_migrations_are_numbered_1_to_n_and_every_statement_is_idempotent():
-    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert all(m.name.strip() for m in MIGRATIONS)
-    for migration in MIGRATIONS:
-        for statement in migration.statements:
-            assert "IF NOT EXISTS" in statement or "IF EXISTS" in statement, statement
-    assert declared_schema()
 
 
 def test_apply_schema_twice_applies_nothing_the_second_time(driver, database):

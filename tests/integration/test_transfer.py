@@ -277,18 +277,6 @@ def test_invalid_files_are_refused_with_the_field_named(clean_graph, database, d
     assert records[0]["n"] == 0
 
 
-def test_unreadable_files(tmp_path):
-    bad = tmp_path / "bad.json"
-    bad.write_text("{nope")
-    with pytest.raises(ValidationError, match="not valid JSON"):
-        read_export(bad)
-    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
-    with pytest.raises(ValidationError, match="map"):
-        read_export(tmp_path / "list.yaml")
-    with pytest.raises(ValidationError, match="unknown file type"):
-        write_export({}, tmp_path / "backup.txt")
-
-
 def test_an_interrupted_import_is_removed_by_the_next_and_refuses_live_writes(
         manager, driver, database, history):
     data = export_graph(driver, database)

@@ -23,8 +23,6 @@ from flask import Flask
 from neo4j import Driver
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from api import EXTENSION, create_app
-from api.extension import SETTINGS
 from hopper_graph import InstanceManager
 from hopper_graph.audit import sequence_all
 from hopper_graph.checker import check_invariants
@@ -222,30 +220,6 @@ def percentiles(samples: Sequence[float]) -> dict[str, float]:
 
 
 # -- fixtures ----------------------------------------------------------------------------------
-@pytest.fixture
-def clear_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Apps built here take their settings from the arguments alone, never the environment."""
-    for key in SETTINGS:
-        monkeypatch.delenv(key, raising=False)
-
-
-@pytest.fixture
-def make_app(clean_graph: Driver, database: str | None,
-             clear_settings: None) -> Iterator[Callable[..., Flask]]:
-    """Build apps over the wiped test graph (the session's driver, not closed by them)."""
-    apps: list[Flask] = []
-
-    def make(**config: Any) -> Flask:
-        app = create_app({"HOPPER_DRIVER": clean_graph, "HOPPER_NEO4J_DATABASE": database,
-                          "HOPPER_APPLY_SCHEMA": False, **config})
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.extensions[EXTENSION].close()
-
-
 @pytest.fixture
 def serve() -> Iterator[Callable[[Flask], LiveServer]]:
     """Start live servers for apps; each is shut down when the test ends."""

@@ -447,3 +447,48 @@ def test_a_fragment_may_use_another_but_not_itself(tmp_path):
         """)
     with pytest.raises(QueryFileError, match="'loop' uses itself"):
         Queries(tmp_path)
+
+
+# -- the conventions of the real files, which the loader itself does not check -----------
+ALL_QUERIES = sorted(QUERIES, key=lambda q: q.name)
+_FORMATTING_ARTEFACTS = re.compile(r"\{\d*\}|%[sdr]|%\(\w+\)[sdr]|\{[A-Za-z_]\w*!r\}")
+
+
+def declared_params_line(query: NamedQuery) -> str:
+    """The raw ``// params:`` line of a query, read back from its file."""
+    lines = (QUERIES.folder / query.source).read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.strip() == f"// name: {query.name}")
+    for line in lines[start + 1:]:
+        stripped = line.strip()
+        if stripped.startswith("// params:"):
+            return stripped[len("// params:"):].strip()
+        if not stripped.startswith("//"):
+            break
+    raise AssertionError(f"{query.name}: no params line in its header")
+
+
+def test_there_are_named_queries():
+    assert len(ALL_QUERIES) >= 10
+
+
+@pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda q: q.name)
+def test_no_string_formatting_artefacts(query):
+    found = _FORMATTING_ARTEFACTS.findall(query.text)
+    assert not found, f"{query.name} ({query.source}) contains {found}"
+
+
+@pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda q: q.name)
+def test_params_are_declared_or_explicitly_none(query):
+    line = declared_params_line(query)
+    if query.params:
+        assert line != "-"
+        assert {p.strip().lstrip("$") for p in line.split(",")} == set(query.params)
+    else:
+        assert line == "-", f"{query.name} declares no parameters but not as '// params: -'"
+
+
+@pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda q: q.name)
+def test_no_query_ends_with_a_semicolon(query):
+    """The driver sends one statement; Browser runs it as written after :param lines."""
+    assert not query.text.rstrip().endswith(";"), query.name
