@@ -20,7 +20,7 @@ from pathlib import Path
 from hopper_graph import HopperGraphError, InstanceStatus
 from hopper_graph.errors import DuplicateName, InvalidTransition, NotFound, ParentNotActive
 from hopper_graph.lifecycle import TRANSITIONS
-from tests.integration.test_lifecycle_races import run_threads
+from tests.threads import run_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 
