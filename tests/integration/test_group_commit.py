@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hopper_graph import HopperGraphError, InstanceStatus
 from hopper_graph.errors import DuplicateName, InvalidTransition, NotFound, ParentNotActive
+from hopper_graph.graph import following, last_bookmarks, reset_last_bookmarks
 from hopper_graph.lifecycle import TRANSITIONS
 from tests.threads import run_threads
 
@@ -272,3 +273,30 @@ def test_updates_share_a_batch_and_a_taken_name_fails_alone(manager, monkeypatch
         assert out[i].metadata == {"n": i} and manager.get(ids[i]).version == out[i].version
     assert manager.get(ids[4]).name == "r4"
     assert [e.event for e in manager.history(ids[4])] == ["create"]
+
+
+def test_every_caller_of_a_batch_keeps_the_bookmarks_its_commit_left(manager):
+    ids = running_tree(manager, 3)[2]
+    for run in ids:
+        manager.start(run)
+    held = Held(manager.repository.batches.transitions)
+    marks: dict = {}
+
+    def pause(run):
+        reset_last_bookmarks()
+        result = manager.pause(run)
+        marks[run] = last_bookmarks()
+        return result
+    out: dict = {}
+    first = in_thread(pause, ids[0], out=out, key=ids[0])
+    assert held.entered.wait(10)
+    threads = [in_thread(pause, run, out=out, key=run) for run in ids[1:]]
+    held.wait_queued(2)
+    held.release.set()
+    for thread in [first, *threads]:
+        thread.join(10)
+    assert held.sizes == [1, 2]
+    assert all(marks[run] for run in ids)
+    assert marks[ids[1]] == marks[ids[2]] != marks[ids[0]]  # one commit, one bookmark
+    with following(marks[ids[2]]):
+        assert manager.get(ids[1]).status is InstanceStatus.PAUSED
