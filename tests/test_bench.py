@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,8 +40,14 @@ MEASURED = [
     "first page (100) of 120 children", DEEP,
     "events feed: 10,000 events", "cascade stop of 120 descendants",
     "online bulk import of 299 instances", "1 writer, pause/resume",
-    "8 concurrent writers, each on its own PROJECT",
+    "8 concurrent writers, each on its own PROJECT", "one heartbeat",
+    "heartbeats, 8 threads", "heartbeats, 16 threads",
 ]
+FLEET = ["HTTP: GET /instances/{id}, 64 connections (wrk)",
+         "HTTP: POST /instances/{id}/heartbeat, 64 connections (wrk)"]
+"""The fleet phase's loads, from wrk: where wrk is not installed, the phase says so."""
+if shutil.which("wrk"):
+    MEASURED += FLEET
 SCALE_OPS = ["get by id", "children page (100, by cursor)", "ancestors of a depth-4 node",
              "filtered list page (scope+status, 100, by cursor)", "single create",
              "single transition (pause/resume)"]
@@ -54,7 +61,14 @@ WITH_FLOOR = {"ancestors of a 50-deep leaf", "descendants of the chain's root",
               "flat tree of the GLOBAL", "nested tree of the GLOBAL",
               "one PROJECT's subtree (flat)",
               "first page (100) of 120 children", DEEP,
-              "events feed: 10,000 events"}
+              "events feed: 10,000 events",
+              # every write has the bare driver doing the same change beside it
+              "cascade stop of 120 descendants", "online bulk import of 299 instances",
+              "single create (validated, audited)", "single transition: start",
+              "single transition: pause", "single transition: resume",
+              "single transition: stop", "1 writer, pause/resume",
+              "8 concurrent writers, each on its own PROJECT", "one heartbeat",
+              "heartbeats, 8 threads", "heartbeats, 16 threads"}
 READS = {"ancestors of a 50-deep leaf", "descendants of the chain's root",
          "nested tree of the chain", "descendants of the GLOBAL", "flat tree of the GLOBAL",
          "nested tree of the GLOBAL", "one PROJECT's subtree (flat)",
@@ -72,7 +86,8 @@ WITH_PEER = READS | {"cascade stop of 120 descendants", "online bulk import of 2
              "single transition: pause", "single transition: resume", "single transition: stop",
              "1 writer, pause/resume", "8 concurrent writers, each on its own PROJECT"}
 THROUGHPUTS = {"online bulk import of 299 instances", "1 writer, pause/resume",
-               "8 concurrent writers, each on its own PROJECT", GROW}
+               "8 concurrent writers, each on its own PROJECT", GROW,
+               "heartbeats, 8 threads", "heartbeats, 16 threads", *FLEET}
 
 
 def _postgres_missing() -> str | None:
@@ -137,6 +152,11 @@ def test_the_benchmark_runs_every_phase_and_reports_every_operation(neo4j_source
     for name in ("HTTP: GET /instances/{id}, 8 clients", "HTTP: lifecycle POST, 8 clients"):
         assert set(results[name]["statuses"]) == {"200"}, results[name]["statuses"]
     assert results["cascade stop of 120 descendants"]["changes"] == 240  # stop + archive
+    if shutil.which("wrk"):
+        beats = results[FLEET[1]]
+        assert beats["errors"] == 0 and beats["rate_over_get"] > 0 and beats["rows"] > 0
+    else:
+        assert "fleet load skipped: wrk is not installed" in run.stdout
     assert report["meta"]["sizes"]["forest"] == 600
     table, scale_table = out.with_suffix(".md").read_text().split("\nScale phase: ")
     assert table.count("\n| ") == len(MEASURED) + 1
