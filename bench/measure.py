@@ -68,6 +68,7 @@ class Result:
                 "p95_ms": self.p95 * 1e3, "p99_ms": self.p99 * 1e3, "max_ms": self.max * 1e3,
                 "rows": self.rows, "rate_per_s": self.rate,
                 "floor_p50_ms": self.floor.p50 * 1e3 if self.floor else None,
+                "floor_rate_per_s": self.floor.rate if self.floor else None,
                 "ratio_to_floor": self.ratio,
                 "peer_p50_ms": peer.p50 * 1e3 if peer else None,
                 "peer_p99_ms": peer.p99 * 1e3 if peer else None,
