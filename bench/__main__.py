@@ -46,8 +46,9 @@ from hopper_graph import (
     connect,
     cursors,
 )
-from hopper_graph.lifecycle import TRANSITIONS
+from hopper_graph.cli.server import DEFAULT_THREADS
 from hopper_graph.local_neo4j import default_cache_dir
+from hopper_graph.machine import TRANSITIONS
 from hopper_graph.models import Page
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -111,6 +112,8 @@ class Bench:
         self.peer_skipped: str | None = None
         self._peer: postgres.Peer | None = None
         self.floor = Floor(driver, database)
+        self.fleet_threads: list[int] = [DEFAULT_THREADS]
+        """gunicorn threads per worker the fleet phase serves with, one load each."""
         self._closing = ExitStack()
 
     def add(self, result: Result, floor: Result | None = None,
@@ -595,7 +598,8 @@ class Bench:
         forest = datasets.forest_specs(global_id, total=self.sizes.bulk,
                                        projects=max(20, self.sizes.bulk // 500))
         self.manager.bulk_create(forest.specs)
-        http.fleet(self, forest.orchestrations[:5000])
+        for threads in self.fleet_threads:
+            http.fleet(self, forest.orchestrations[:5000], threads)
 
     def _peer_writers(self, chosen: list[tuple[str, str]]
                       ) -> tuple[Result | None, Result | None]:
@@ -875,6 +879,9 @@ def main() -> int:
                         help="run this phase (repeatable); without it, every phase but "
                              "scale, which at full size builds 1,000,000 instances and "
                              "runs apart: --only scale")
+    parser.add_argument("--fleet-threads", type=int, action="append", metavar="N",
+                        help="serve the fleet phase with N threads per worker (repeatable, "
+                             f"one load each; default {DEFAULT_THREADS}, as serve does)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
     settings = Neo4jSettings.from_env()
@@ -887,6 +894,7 @@ def main() -> int:
     apply_schema(driver, settings.database)
     bench = Bench(driver, settings.database,
                   SMOKE if args.smoke else QUICK if args.quick else FULL)
+    bench.fleet_threads = args.fleet_threads or bench.fleet_threads
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         for phase in args.only or DEFAULT_PHASES:

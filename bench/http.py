@@ -304,8 +304,10 @@ def fleet(bench: Bench, ids: list[str], threads: int = DEFAULT_THREADS) -> None:
         server.wait(timeout=30)
     read = reads[0] if reads[0].rate and reads[1].rate and reads[0].rate < reads[1].rate \
         else reads[1]
-    read.name = f"HTTP: GET /instances/{{id}}, {FLEET_CONNECTIONS} connections (wrk)"
-    beats.name = f"HTTP: POST /instances/{{id}}/heartbeat, {FLEET_CONNECTIONS} connections (wrk)"
+    served = "" if threads == DEFAULT_THREADS else f", {threads} threads"
+    read.name = f"HTTP: GET /instances/{{id}}, {FLEET_CONNECTIONS} connections (wrk){served}"
+    beats.name = (f"HTTP: POST /instances/{{id}}/heartbeat, {FLEET_CONNECTIONS} connections "
+                  f"(wrk){served}")
     beats.target = ">= the GET rate, p99 <= 50 ms"
     beats.extra.update(threads_per_worker=threads, workers=DEFAULT_WORKERS)
     assert beats.rate and read.rate
