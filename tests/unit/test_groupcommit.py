@@ -38,6 +38,12 @@ def submit_in_thread(group: GroupCommit, request: tuple[str, int], out: dict) ->
     return thread
 
 
+def wait_queued(group: GroupCommit, count: int) -> None:
+    """Until ``count`` writers queue behind the batch in flight."""
+    while len(group._queue) < count:
+        threading.Event().wait(0.001)
+
+
 def test_a_lone_writer_runs_its_own_batch_at_once() -> None:
     recorder = Recorder()
     group = GroupCommit(recorder)
@@ -47,62 +53,43 @@ def test_a_lone_writer_runs_its_own_batch_at_once() -> None:
     assert group.batches == 2
 
 
-def test_writes_queued_behind_a_batch_in_flight_share_the_next_one() -> None:
+def behind_a_batch(first: tuple[str, int], others: list[tuple[str, int]]
+                   ) -> tuple[Recorder, dict]:
+    """Submit ``first``, hold its batch, queue ``others`` behind it one after the other
+    (their arrival order is theirs), then release: the batches and every outcome."""
     recorder = Recorder(hold=True)
     group = GroupCommit(recorder)
     out: dict = {}
-    first = submit_in_thread(group, ("a", 1), out)
+    threads = [submit_in_thread(group, first, out)]
     assert recorder.entered.wait(5)
-    others = [submit_in_thread(group, (f"k{i}", i + 2), out) for i in range(6)]
-    while len(group._queue) < 6:  # every later writer queued behind the first batch
-        threading.Event().wait(0.001)
+    for queued, request in enumerate(others, 1):
+        threads.append(submit_in_thread(group, request, out))
+        wait_queued(group, queued)
     recorder.release.set()
-    for thread in [first, *others]:
+    for thread in threads:
         thread.join(5)
-    assert recorder.batches[0] == [("a", 1)]
-    assert len(recorder.batches) == 2
-    assert sorted(recorder.batches[1]) == [(f"k{i}", i + 2) for i in range(6)]
+    return recorder, out
+
+
+def test_writes_queued_behind_a_batch_in_flight_share_the_next_one() -> None:
+    recorder, out = behind_a_batch(("a", 1), [(f"k{i}", i + 2) for i in range(6)])
+    assert recorder.batches == [[("a", 1)], [(f"k{i}", i + 2) for i in range(6)]]
     assert out == {("a", 1): 10, **{(f"k{i}", i + 2): (i + 2) * 10 for i in range(6)}}
 
 
 def test_a_refused_request_fails_alone() -> None:
-    recorder = Recorder(hold=True)
-    group = GroupCommit(recorder)
-    out: dict = {}
-    first = submit_in_thread(group, ("a", 1), out)
-    assert recorder.entered.wait(5)
-    bad = submit_in_thread(group, ("b", -1), out)
-    good = submit_in_thread(group, ("c", 3), out)
-    while len(group._queue) < 2:
-        threading.Event().wait(0.001)
-    recorder.release.set()
-    for thread in (first, bad, good):
-        thread.join(5)
+    recorder, out = behind_a_batch(("a", 1), [("b", -1), ("c", 3)])
     assert isinstance(out[("b", -1)], ValueError) and "refused b" in str(out[("b", -1)])
     assert out[("c", 3)] == 30
-    assert len(recorder.batches[1]) == 2
+    assert recorder.batches[1] == [("b", -1), ("c", 3)]
 
 
 def test_two_writes_to_one_key_never_share_a_batch_and_keep_their_order() -> None:
-    recorder = Recorder(hold=True)
-    group = GroupCommit(recorder)
-    out: dict = {}
-    first = submit_in_thread(group, ("x", 0), out)
-    assert recorder.entered.wait(5)
-    threads = []
-    for n in (1, 2, 3):
-        threads.append(submit_in_thread(group, ("x", n), out))
-        while len(group._queue) < n:
-            threading.Event().wait(0.001)
-    threads.append(submit_in_thread(group, ("y", 9), out))
-    while len(group._queue) < 4:
-        threading.Event().wait(0.001)
-    recorder.release.set()
-    for thread in [first, *threads]:
-        thread.join(5)
+    recorder, out = behind_a_batch(("x", 0), [("x", 1), ("x", 2), ("x", 3), ("y", 9)])
     assert [b for batch in recorder.batches for b in batch if b[0] == "x"] == [
         ("x", 0), ("x", 1), ("x", 2), ("x", 3)]
     assert all(len({key for key, _ in batch}) == len(batch) for batch in recorder.batches)
+    assert recorder.batches[1] == [("x", 1), ("y", 9)]
     assert out[("x", 3)] == 30 and out[("y", 9)] == 90
 
 
