@@ -20,6 +20,7 @@ from werkzeug.serving import make_server
 from api import EXTENSION, create_app
 from api.extension import SETTINGS
 from hopper_graph import InstanceManager, NotFound
+from tests.factories import make_global
 
 ROOT = Path(__file__).resolve().parents[1]
 README_API = "API=http://127.0.0.1:8000/api/v1"
@@ -121,7 +122,7 @@ def test_the_tour_runs_on_a_fresh_graph_and_again(api_url, shell_env, manager):
 
 def test_the_curl_tour_adopts_a_global_that_is_there(api_url, shell_env,
                                                     manager: InstanceManager):
-    there = manager.create(name="main", scope="GLOBAL")
+    there = make_global(manager, name="main")
     ids, _ = run_curl_block(api_url, shell_env)
     assert ids["G"] == there.id
     assert manager.get(ids["P"]).parent_id == there.id

@@ -10,6 +10,7 @@ import pytest
 from api.render import instance_document
 from api.schemas import InstanceSchema
 from hopper_graph import InstanceManager
+from tests.factories import make_global, make_orchestration, make_project
 
 URL = "/api/v1/instances"
 
@@ -19,11 +20,10 @@ METADATA = {"owner": "ops é 漢", "nested": {"list": [1, 2.5, "x", None, True]}
 @pytest.fixture
 def family(app, database):
     lib = InstanceManager(app.extensions["hopper_graph"].driver, database)
-    g = lib.create(name="g", scope="GLOBAL")
-    p = lib.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p",
-                   metadata=METADATA,
-                   config={"tags": ["a", "b"], "limits": {"max_child_instances": 7}})
-    r = lib.create(name="r", scope="ORCHESTRATION", parent_id=p.id)
+    g = make_global(lib, name="g")
+    p = make_project(lib, g, name="p", metadata=METADATA,
+                     config={"tags": ["a", "b"], "limits": {"max_child_instances": 7}})
+    r = make_orchestration(lib, p, name="r")
     lib.start(g.id)
     lib.start(p.id)
     lib.start(r.id)

@@ -7,7 +7,7 @@ import sys
 
 from hopper_graph import InstanceManager
 from tests.api.conftest import assert_problem
-from tests.factories import chain_specs
+from tests.factories import chain_specs, make_global
 
 URL = "/api/v1/instances"
 
@@ -93,7 +93,7 @@ def test_hierarchy_of_an_unknown_instance_is_404(client):
 
 def test_a_chain_2000_deep_answers_200_nested_and_flat(client, clean_graph, database):
     manager = InstanceManager(clean_graph, database)
-    g = manager.create(name="global", scope="GLOBAL", config={"limits": {"max_depth": 5000}})
+    g = make_global(manager, limits={"max_depth": 5000})
     specs = chain_specs(2000, g.id)
     manager.bulk_create(specs)
 

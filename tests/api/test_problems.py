@@ -19,6 +19,7 @@ from hopper_graph import (
     ParentNotActive,
 )
 from tests.api.conftest import assert_problem
+from tests.factories import make_global, make_project
 
 URL = "/api/v1/instances"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -67,8 +68,8 @@ def test_a_parent_not_active_is_named_with_its_status(client, h):
 
 
 def test_the_library_errors_carry_the_same_facts(manager):
-    g = manager.create(name="g", scope="GLOBAL")
-    p = manager.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p")
+    g = make_global(manager, name="g")
+    p = make_project(manager, g, name="p")
     with pytest.raises(GlobalAlreadyExists) as second:
         manager.create(name="g2", scope="GLOBAL")
     assert second.value.existing_id == g.id

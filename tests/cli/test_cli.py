@@ -14,7 +14,7 @@ from hopper_graph import InstanceSpec
 from hopper_graph.cli import _gunicorn_app, cli, describe_error, is_loopback
 from hopper_graph.errors import ScopeRuleViolation
 from tests.conftest import wipe
-from tests.factories import build_sample
+from tests.factories import build_sample, make_global, make_project, make_run
 
 
 def run(*args: str, code: int = 0) -> Result:
@@ -238,7 +238,7 @@ def test_a_two_thousand_deep_chain_draws_without_recursion(env, database, monkey
     from hopper_graph import InstanceManager
 
     manager = InstanceManager(env, database)
-    g = manager.create(name="global", scope="GLOBAL", config={"limits": {"max_depth": 3000}})
+    g = make_global(manager, limits={"max_depth": 3000})
     specs = [InstanceSpec(id=str(uuid.uuid4()), name="deep-project", scope="PROJECT",
                           parent_id=g.id, project_id="deep")]
     for level in range(1999):
@@ -369,16 +369,15 @@ def archived_runs(env):
     from hopper_graph import InstanceManager
 
     manager = InstanceManager(env, None)
-    g = manager.create(name="global", scope="GLOBAL")
-    p = manager.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha")
+    g = make_global(manager)
+    p = make_project(manager, g, name="alpha")
     manager.start(g.id)
     manager.start(p.id)
     runs = {}
     for name, retention in (("gone", {"archived_ttl_seconds": 0}),
                             ("young", {"archived_ttl_seconds": 3600}),
                             ("pinned", {"archived_ttl_seconds": 0, "purge_archived": False})):
-        run_ = manager.create(name=name, scope="ORCHESTRATION", parent_id=p.id,
-                              config={"retention": retention})
+        run_ = make_run(manager, p, name, retention=retention)
         manager.start(run_.id)
         manager.stop(run_.id)
         runs[name] = run_.id
@@ -439,7 +438,7 @@ def test_query_show_prints_a_query_that_runs_as_printed(env, database):
     """What `query show` prints (fragments spliced in) is what a Browser user pastes: with
     its :param lines filled in, it runs and finds the instance."""
     from hopper_graph import InstanceManager
-    g = InstanceManager(env, database).create(name="hopper", scope="GLOBAL")
+    g = make_global(InstanceManager(env, database), name="hopper")
     lines = run("query", "show", "get_instance").stdout.splitlines()
     assert lines[0].startswith("// get_instance (instances.cypher): ")
     assert lines[1] == ":param id => null"

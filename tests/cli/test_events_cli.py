@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.cli.test_cli import assert_one_error_line, run
+from tests.factories import make_global, make_project
 
 WITHIN = 30.0
 """Seconds a test waits for the follower's output before it fails (it comes in well
@@ -29,9 +30,9 @@ def started_tree(request, manager):
     """GLOBAL global -> PROJECTs alpha (with alpha-run) and beta; global and alpha started,
     by the actor "tester" where the events show it."""
     request.getfixturevalue("env")  # the command line pointed at the test server
-    g = manager.create(name="global", scope="GLOBAL")
-    a = manager.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha")
-    b = manager.create(name="beta", scope="PROJECT", parent_id=g.id, project_id="beta")
+    g = make_global(manager)
+    a = make_project(manager, g, name="alpha")
+    b = make_project(manager, g, name="beta")
     run_ = manager.create(name="alpha-run", scope="ORCHESTRATION", parent_id=a.id,
                           actor="tester")
     manager.start(g.id)

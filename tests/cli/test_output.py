@@ -20,6 +20,7 @@ from hopper_graph import InstanceManager, InstanceSpec
 from hopper_graph.cli import cli
 from hopper_graph.cli.output import one_line, plain_table, to_yaml
 from hopper_graph.queries import QUERIES
+from tests.factories import make_global, make_project
 
 LONG = "-a-name-longer-than-any-terminal-is-wide" * 3   # 120 characters
 RUNS = 12
@@ -39,8 +40,8 @@ def forest(env, database):
     """GLOBAL -> PROJECT alpha -> RUNS runs with 120-character names, the first with a
     phase run below it: RUNS + 3 instances, 4 levels."""
     manager = InstanceManager(env, database)
-    g = manager.create(name="global", scope="GLOBAL")
-    p = manager.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha")
+    g = make_global(manager)
+    p = make_project(manager, g, name="alpha")
     specs = [InstanceSpec(id=str(uuid.uuid4()), name=f"run-{i:02d}{LONG}",
                           scope="ORCHESTRATION", parent_id=p.id) for i in range(RUNS)]
     specs.append(InstanceSpec(id=str(uuid.uuid4()), name=f"phase{LONG}",

@@ -22,6 +22,7 @@ import pytest
 from hopper_graph import cursors
 from hopper_graph.queries import QUERIES, NamedQuery
 from tests.conftest import wipe
+from tests.factories import make_global, make_orchestration, make_project
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 DOC = Path(__file__).parents[2] / "docs" / "instance-architecture.md"
@@ -48,12 +49,12 @@ def seeded(driver, database) -> dict[str, Any]:
 
     wipe(driver, database)
     manager = InstanceManager(driver, database)
-    g = manager.create(name="g", scope="GLOBAL")
-    web = manager.create(name="web", scope="PROJECT", parent_id=g.id, project_id="web")
-    sub = manager.create(name="web-sub", scope="PROJECT", parent_id=web.id, project_id="web")
-    run1 = manager.create(name="run-1", scope="ORCHESTRATION", parent_id=web.id)
-    phase = manager.create(name="phase-1", scope="ORCHESTRATION", parent_id=run1.id)
-    run2 = manager.create(name="run-2", scope="ORCHESTRATION", parent_id=web.id)
+    g = make_global(manager, name="g")
+    web = make_project(manager, g, name="web")
+    sub = make_project(manager, web, name="web-sub", project_id="web")
+    run1 = make_orchestration(manager, web, name="run-1")
+    phase = make_orchestration(manager, run1, name="phase-1")
+    run2 = make_orchestration(manager, web, name="run-2")
     for instance in (g, web, run1, run2):
         manager.start(instance.id, actor="seed")
     manager.stop(run2.id, actor="seed")  # EPHEMERAL: archived at once, a purge candidate

@@ -17,7 +17,7 @@ from hopper_graph.queries import QUERIES
 from hopper_graph.schema import MIGRATIONS
 from hopper_graph.statements import utcnow
 from tests.conftest import wipe
-from tests.factories import chain_specs
+from tests.factories import chain_specs, make_global, make_orchestration, make_project
 
 _names = itertools.count()
 
@@ -83,9 +83,9 @@ def of_kind(violations, kind):
 @pytest.fixture
 def base(manager, driver, database):
     """GLOBAL (ACTIVE) -> PROJECT p (ACTIVE) -> ORCHESTRATION o (CREATED), all via the library."""
-    g = manager.create(name="global", scope="GLOBAL")
-    p = manager.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p")
-    o = manager.create(name="o", scope="ORCHESTRATION", parent_id=p.id)
+    g = make_global(manager)
+    p = make_project(manager, g, name="p")
+    o = make_orchestration(manager, p, name="o")
     manager.start(g.id)
     manager.start(p.id)
     assert check_invariants(driver, database) == []
@@ -103,16 +103,14 @@ def test_an_empty_graph_has_no_violations(clean_graph, database):
 
 
 def test_a_graph_built_through_the_manager_has_no_violations(manager, driver, database):
-    g = manager.create(name="global", scope="GLOBAL", config={"limits": {"max_depth": 200}})
+    g = make_global(manager, limits={"max_depth": 200})
     manager.start(g.id)
-    p1 = manager.create(name="p1", scope="PROJECT", parent_id=g.id, project_id="p1",
-                        config={"limits": {"max_child_instances": 3}})
-    sub = manager.create(name="p1-sub", scope="PROJECT", parent_id=p1.id, project_id="p1s")
-    runs = [manager.create(name=f"run-{i}", scope="ORCHESTRATION", parent_id=p1.id)
-            for i in range(2)]
-    phase = manager.create(name="phase", scope="ORCHESTRATION", parent_id=runs[0].id)
-    p2 = manager.create(name="p2", scope="PROJECT", parent_id=g.id, project_id="p2")
-    doomed = manager.create(name="doomed", scope="ORCHESTRATION", parent_id=p2.id)
+    p1 = make_project(manager, g, name="p1", config={"limits": {"max_child_instances": 3}})
+    sub = make_project(manager, p1, name="p1-sub", project_id="p1s")
+    runs = [make_orchestration(manager, p1, name=f"run-{i}") for i in range(2)]
+    phase = make_orchestration(manager, runs[0], name="phase")
+    p2 = make_project(manager, g, name="p2")
+    doomed = make_orchestration(manager, p2, name="doomed")
     for instance in (p1, sub, *runs, phase, p2, doomed):
         manager.start(instance.id)
     manager.pause(phase.id)
@@ -290,8 +288,7 @@ def test_a_large_bulk_hierarchy_checks_clean_in_linear_work(manager, driver, dat
     """20k instances, one query per rule: clean, and each rule's query does work in
     proportion to the graph (db hits by PROFILE). A rule that seeks each instance's latest
     event once planned a scan of the whole event index per instance: 20k x 20k."""
-    g = manager.create(name="global", scope="GLOBAL",
-                       config={"limits": {"max_child_instances": 1000}})
+    g = make_global(manager, limits={"max_child_instances": 1000})
     specs = []
     for p in range(200):
         project = InstanceSpec(id=str(uuid.uuid4()), name=f"bulk-p{p}", scope="PROJECT",

@@ -16,6 +16,7 @@ import pytest
 from hopper_graph import InstanceManager, NotFound, ValidationError, feed
 from hopper_graph.models import InstanceEvent
 from tests.conftest import wipe
+from tests.factories import make_global
 
 WITHIN = 10.0
 """Seconds a test waits for events before it fails (they come in well under one)."""
@@ -214,7 +215,7 @@ def test_a_poller_that_outlives_an_emptied_graph_starts_over(manager, tree, driv
     with following(manager, after=manager.feed.head()) as old:
         quiet(old, 0.05)  # the poller runs, its head at the last seq
         wipe(driver, database)
-        g = manager.create(name="g", scope="GLOBAL")  # seq 1 again
+        g = make_global(manager, name="g")  # seq 1 again
         with following(manager) as new:
             assert [e.event for e in take(new, 1)] == ["create"]
             manager.start(g.id)

@@ -18,7 +18,7 @@ from hopper_graph import (
     ValidationError,
 )
 from hopper_graph.machine import EVENTS
-from tests.factories import make_run
+from tests.factories import make_global, make_orchestration, make_project, make_run
 from tests.unit.test_machine import EXPECTED
 
 S = InstanceStatus
@@ -30,7 +30,7 @@ ROUTE = {S.CREATED: [], S.ACTIVE: ["start"], S.PAUSED: ["start", "pause"],
 
 @pytest.fixture
 def active_project(manager):
-    g = manager.create(name="global", scope="GLOBAL")
+    g = make_global(manager)
     manager.start(g.id)
     return g
 
@@ -89,14 +89,14 @@ def test_timestamps(manager, active_project):
 
 
 def test_start_and_resume_need_an_active_parent(manager):
-    g = manager.create(name="g", scope="GLOBAL")
-    p = manager.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p")
+    g = make_global(manager, name="g")
+    p = make_project(manager, g, name="p")
     with pytest.raises(ParentNotActive) as err:
         manager.start(p.id)
     assert err.value.details["parent_status"] == "CREATED"
     manager.start(g.id)
     manager.start(p.id)
-    run = manager.create(name="r", scope="ORCHESTRATION", parent_id=p.id)
+    run = make_orchestration(manager, p, name="r")
     manager.start(run.id)
     manager.pause(run.id)
     manager.pause(p.id)

@@ -8,19 +8,18 @@ from datetime import timedelta
 import pytest
 
 from hopper_graph import InvalidTransition, NotFound
+from tests.factories import make_global, make_orchestration, make_project, make_run
 
 
 @pytest.fixture
 def chain(manager):
     """GLOBAL -> PROJECT -> sub-PROJECT -> ORCHESTRATION, all started."""
-    g = manager.create(name="g", scope="GLOBAL", config={"health": {
-        "heartbeat_timeout_seconds": 600}, "tags": ["fleet"]})
-    p = manager.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p",
-                       config={"tags": ["team-a"]})
-    sub = manager.create(name="sub", scope="PROJECT", parent_id=p.id, project_id="sub",
-                         config={"health": {"heartbeat_timeout_seconds": 30}})
-    run = manager.create(name="run", scope="ORCHESTRATION", parent_id=sub.id,
-                         config={"execution": {"max_retries": 7}})
+    g = make_global(manager, name="g", health={"heartbeat_timeout_seconds": 600},
+                    tags=["fleet"])
+    p = make_project(manager, g, name="p", config={"tags": ["team-a"]})
+    sub = make_project(manager, p, name="sub",
+                       config={"health": {"heartbeat_timeout_seconds": 30}})
+    run = make_run(manager, sub, name="run", execution={"max_retries": 7})
     for i in (g, p, sub, run):
         manager.start(i.id)
     return g, p, sub, run
@@ -103,11 +102,10 @@ def test_stale_heartbeat_is_unhealthy(manager, chain, driver):
 
 
 def test_headroom_and_parent_consistency(manager, driver):
-    g = manager.create(name="g", scope="GLOBAL")
-    p = manager.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p",
-                       config={"limits": {"max_child_instances": 2}})
-    manager.create(name="r1", scope="ORCHESTRATION", parent_id=p.id)
-    manager.create(name="r2", scope="ORCHESTRATION", parent_id=p.id)
+    g = make_global(manager, name="g")
+    p = make_project(manager, g, name="p", config={"limits": {"max_child_instances": 2}})
+    make_orchestration(manager, p, name="r1")
+    make_orchestration(manager, p, name="r2")
     report = manager.health_check(p.id)
     assert report.status == "degraded"
     assert {c.name: c.status for c in report.checks}["child_headroom"] == "warn"
@@ -120,7 +118,7 @@ def test_headroom_and_parent_consistency(manager, driver):
 
 
 def test_invalid_stored_config_is_unhealthy(manager, driver):
-    g = manager.create(name="g", scope="GLOBAL")
+    g = make_global(manager, name="g")
     config = json.loads(manager.get(g.id).to_dict()["config"] and
                         json.dumps(manager.get(g.id).config))
     config["routing"]["strategy"] = "astrology"
@@ -145,7 +143,7 @@ def test_subtree_roll_up(manager, chain, driver):
 
 
 def test_heartbeat_refused_when_archived_and_unknown_id(manager):
-    g = manager.create(name="g", scope="GLOBAL")
+    g = make_global(manager, name="g")
     manager.archive(g.id)
     with pytest.raises(InvalidTransition):
         manager.heartbeat(g.id)

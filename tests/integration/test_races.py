@@ -30,7 +30,7 @@ from hopper_graph import (
 from hopper_graph.apply import CREATED, UNCHANGED, UPDATED, apply_document
 from hopper_graph.machine import EVENTS, TRANSITIONS
 from hopper_graph.queries import QUERIES
-from tests.factories import make_global, make_project, make_two_projects
+from tests.factories import make_global, make_orchestration, make_project, make_two_projects
 from tests.integration.test_apply import NAMES, document, graph_counts
 from tests.threads import THREADS, race, run_threads
 
@@ -132,9 +132,9 @@ def test_a_parent_deleted_while_a_create_reads_it_is_a_missing_parent(manager, p
 
 # -- transitions, deletes and creates under one parent -------------------------------------
 def test_random_events_on_one_instance_replay_to_the_final_status(manager):
-    g = manager.create(name="g", scope="GLOBAL")
+    g = make_global(manager, name="g")
     manager.start(g.id)
-    p = manager.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p")
+    p = make_project(manager, g, name="p")
 
     def fire(i, out):
         rng = random.Random(i)
@@ -161,14 +161,13 @@ def test_random_events_on_one_instance_replay_to_the_final_status(manager):
 
 
 def test_stop_parent_racing_start_child_never_leaves_an_active_child(manager):
-    g = manager.create(name="g", scope="GLOBAL")
+    g = make_global(manager, name="g")
     manager.start(g.id)
     for round_ in range(6):
-        p = manager.create(name=f"p{round_}", scope="PROJECT", parent_id=g.id,
-                           project_id=f"p{round_}")
+        p = make_project(manager, g, name=f"p{round_}")
         manager.start(p.id)
-        kids = [manager.create(name=f"k{round_}-{i}", scope="ORCHESTRATION", parent_id=p.id,
-                               instance_type="PERSISTENT") for i in range(5)]
+        kids = [make_orchestration(manager, p, name=f"k{round_}-{i}",
+                                   instance_type="PERSISTENT") for i in range(5)]
 
         def act(i, out, p=p, kids=kids):
             try:
@@ -187,10 +186,9 @@ def test_stop_parent_racing_start_child_never_leaves_an_active_child(manager):
 
 
 def test_delete_racing_create_child(manager):
-    g = manager.create(name="g", scope="GLOBAL")
+    g = make_global(manager, name="g")
     for round_ in range(6):
-        p = manager.create(name=f"d{round_}", scope="PROJECT", parent_id=g.id,
-                           project_id=f"d{round_}")
+        p = make_project(manager, g, name=f"d{round_}")
 
         def act(i, out, p=p, round_=round_):
             try:
@@ -230,11 +228,10 @@ def test_mixed_writers_under_shared_parents_neither_deadlock_nor_lose_updates(ma
     writer locks top down, the parent in a statement of its own, so none waits for another
     in a circle (locked by a FOREACH over the matched parent, this workload met a deadlock
     retry every few dozen writes), and versions and seq lose no increment."""
-    g = manager.create(name="g", scope="GLOBAL")
+    g = make_global(manager, name="g")
     manager.start(g.id)
-    parents = [manager.create(name=f"p{i}", scope="PROJECT", parent_id=g.id,
-                              project_id=f"p{i}",
-                              config={"limits": {"max_child_instances": 500}}).id
+    parents = [make_project(manager, g, name=f"p{i}",
+                            config={"limits": {"max_child_instances": 500}}).id
                for i in range(2)]
     for parent in parents:
         manager.start(parent)
@@ -349,13 +346,13 @@ def test_a_change_that_loses_its_race_after_the_hooks_reaches_no_after_hook(hook
 
 def test_the_feed_never_skips_an_event_under_eight_writers(clean_graph, database):
     manager = InstanceManager(clean_graph, database)
-    g = manager.create(name="global", scope="GLOBAL")
+    g = make_global(manager)
     manager.start(g.id)
     runs = []
     for i in range(8):
-        p = manager.create(name=f"p{i}", scope="PROJECT", parent_id=g.id, project_id=f"p{i}")
+        p = make_project(manager, g, name=f"p{i}")
         manager.start(p.id)
-        r = manager.create(name=f"r{i}", scope="ORCHESTRATION", parent_id=p.id)
+        r = make_orchestration(manager, p, name=f"r{i}")
         manager.start(r.id)
         runs.append(r.id)
     stop = time.monotonic() + 4.0

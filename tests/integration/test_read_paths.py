@@ -11,7 +11,7 @@ import pytest
 from hopper_graph import InstanceSpec, LimitExceeded, ScopeRuleViolation, ValidationError, cursors
 from hopper_graph.cursors import FIRST
 from hopper_graph.queries import QUERIES
-from tests.factories import make_global, make_project
+from tests.factories import make_global, make_orchestration, make_project
 
 
 def db_hits(driver, database, query: str, **params: Any) -> int:
@@ -150,7 +150,7 @@ def test_counting_is_only_done_when_asked(repo, two_projects, driver, database):
 
 
 def test_a_history_page_by_cursor_reads_its_events_only(manager, driver, database):
-    g = manager.create(name="g", scope="GLOBAL")
+    g = make_global(manager, name="g")
     for _ in range(40):
         manager.start(g.id)
         manager.stop(g.id)
@@ -183,9 +183,8 @@ def test_a_create_reads_the_children_that_count_not_the_archived_ones(manager, d
     """The child limit counts the parent's children that are not ARCHIVED, and the SINGLETON
     rule looks for a same-scope sibling, both by index seeks: archived runs piling up under
     a busy project do not make its next create cost more."""
-    g = manager.create(name="g", scope="GLOBAL", config={"limits": {"max_child_instances": 5}})
-    p = manager.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p",
-                       config={"limits": {"max_child_instances": 5}})
+    g = make_global(manager, name="g", limits={"max_child_instances": 5})
+    p = make_project(manager, g, name="p", config={"limits": {"max_child_instances": 5}})
     facts = {"parent_id": p.id, "scope": "ORCHESTRATION"}
     for k in range(3):
         manager.create(name=f"open-{k}", scope="ORCHESTRATION", parent_id=p.id)
@@ -230,8 +229,7 @@ def test_a_subtree_reads_every_field_as_reading_each_instance_does(manager):
     field, null or not, must come back as a single read gives it."""
     g = make_global(manager.repository)
     p = make_project(manager.repository, g)
-    runs = [manager.create(name=f"f-{k}", scope="ORCHESTRATION", parent_id=p.id).id
-            for k in range(3)]
+    runs = [make_orchestration(manager, p, name=f"f-{k}").id for k in range(3)]
     manager.start(g.id)
     manager.start(p.id)
     manager.start(runs[0])
@@ -268,8 +266,8 @@ def test_a_subtree_health_check_carries_the_ancestors_once(repo, two_projects, d
 
 
 def test_pages_keep_only_the_fields_asked_for(manager, driver, database):
-    g = manager.create(name="g", scope="GLOBAL")
-    p = manager.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p")
+    g = make_global(manager, name="g")
+    p = make_project(manager, g, name="p")
     page = manager.list(scope="PROJECT", fields=["name", "status"], after=FIRST)
     assert page.items == [{"id": p.id, "name": "p", "status": "CREATED"}]
     assert manager.children_page(g.id, fields=["depth"]).items == [{"id": p.id, "depth": 1}]

@@ -7,6 +7,7 @@ import pytest
 
 from hopper_graph import InstanceManager, Neo4jSettings, connect
 from tests.conftest import wipe
+from tests.factories import make_global
 
 
 def test_the_library_works_over_a_routing_uri(neo4j_source, database):
@@ -18,7 +19,7 @@ def test_the_library_works_over_a_routing_uri(neo4j_source, database):
     with connect(routed) as driver:
         wipe(driver, database)
         manager = InstanceManager(driver, database)
-        g = manager.create(name="g", scope="GLOBAL")
+        g = make_global(manager, name="g")
         manager.start(g.id)
         assert manager.get(g.id).status.value == "ACTIVE"
         assert [e.event for e in manager.history(g.id)] == ["create", "start"]

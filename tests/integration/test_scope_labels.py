@@ -15,6 +15,7 @@ from hopper_graph.errors import DuplicateProject
 from hopper_graph.schema import LABEL_BATCH, MIGRATIONS, apply_schema
 from hopper_graph.transfer import export_graph, import_graph
 from tests.conftest import wipe
+from tests.factories import make_global, make_orchestration, make_project
 
 SCOPE_LABELS = ("GlobalInstance", "ProjectInstance", "OrchestrationInstance", "TopProject")
 
@@ -99,21 +100,22 @@ def test_migration_7_labels_in_batches_until_none_is_left(clean_graph, database)
         "o1", "o2", "o3", "o4", "o5"]
 
 
-def make_tree(manager) -> None:
-    g = manager.create(name="g", scope="GLOBAL")
-    web = manager.create(name="web", scope="PROJECT", parent_id=g.id, project_id="web")
-    manager.create(name="sub", scope="PROJECT", parent_id=web.id, project_id="web")
-    run = manager.create(name="run", scope="ORCHESTRATION", parent_id=web.id)
-    manager.create(name="phase", scope="ORCHESTRATION", parent_id=run.id)
+def make_labelled_tree(manager) -> None:
+    """GLOBAL g -> PROJECT web -> sub-PROJECT sub and run -> phase: every scope label."""
+    g = make_global(manager, name="g")
+    web = make_project(manager, g, name="web")
+    make_project(manager, web, name="sub", project_id="web")
+    run = make_orchestration(manager, web, name="run")
+    make_orchestration(manager, run, name="phase")
 
 
 def test_created_instances_carry_their_scope_label(manager, driver, database):
-    make_tree(manager)
+    make_labelled_tree(manager)
     assert labelled(driver, database) == EXPECTED
 
 
 def test_bulk_created_instances_carry_their_scope_label(manager, driver, database):
-    g = manager.create(name="g", scope="GLOBAL")
+    g = make_global(manager, name="g")
     specs = [InstanceSpec(id="00000000-0000-4000-8000-000000000001", name="web",
                           scope="PROJECT", parent_id=g.id, project_id="web")]
     specs += [InstanceSpec(id="00000000-0000-4000-8000-000000000002", name="sub",
@@ -126,7 +128,7 @@ def test_bulk_created_instances_carry_their_scope_label(manager, driver, databas
 
 
 def test_imported_instances_carry_their_scope_label(manager, driver, database):
-    make_tree(manager)
+    make_labelled_tree(manager)
     data = export_graph(driver, database)
     wipe(driver, database)
     import_graph(driver, data, database)
@@ -136,7 +138,7 @@ def test_imported_instances_carry_their_scope_label(manager, driver, database):
 def test_one_top_level_project_per_project_id_still_holds(manager):
     """The rule moved from ProjectInstance to TopProject: a sub-project shares its
     project's id, a second top-level PROJECT for it is refused."""
-    make_tree(manager)
+    make_labelled_tree(manager)
     g = manager.get_global_instance()
     with pytest.raises(DuplicateProject):
         manager.create(name="web-again", scope="PROJECT", parent_id=g.id, project_id="web")

@@ -26,6 +26,7 @@ from hopper_graph.transfer import (
     write_export,
 )
 from tests.conftest import wipe
+from tests.factories import make_global, make_orchestration, make_project
 
 TRICKY_NAMES = ["yes", "null", "2024-01-01", "a: b", "[bold]x[/bold]", "- dash",
                 "'; MATCH (n) DETACH DELETE n //", "tab\tand\nnewline", "ünïcødé ✓", "#hash"]
@@ -168,9 +169,9 @@ def test_import_refuses_a_database_that_is_not_empty(manager, driver, database, 
 
 
 def test_a_failed_import_leaves_the_database_empty(clean_graph, database, manager):
-    g = manager.create(name="global", scope="GLOBAL")
+    g = make_global(manager)
     for i in range(30):
-        manager.create(name=f"p{i}", scope="PROJECT", parent_id=g.id, project_id=f"p{i}")
+        make_project(manager, g, name=f"p{i}")
     data = export_graph(clean_graph, database)
     data["instances"][-1]["name"] = "p0"   # (name, scope) taken: the database refuses it
     wipe(clean_graph, database)
@@ -183,8 +184,7 @@ def test_a_failed_import_leaves_the_database_empty(clean_graph, database, manage
 
 
 def test_large_hierarchy_in_many_batches(manager, driver, database):
-    g = manager.create(name="global", scope="GLOBAL",
-                       config={"limits": {"max_child_instances": 500}})
+    g = make_global(manager, limits={"max_child_instances": 500})
     specs = [InstanceSpec(id=str(uuid.uuid4()), name=f"bulk-{i}", scope="PROJECT",
                           parent_id=g.id, project_id=f"b{i}") for i in range(400)]
     specs += [InstanceSpec(id=str(uuid.uuid4()), name=f"run-{i}", scope="ORCHESTRATION",
@@ -208,10 +208,10 @@ def test_export_refuses_edges_that_disagree_with_parent_id(manager, driver, data
 
 
 def test_export_refuses_a_cycle(manager, driver, database):
-    g = manager.create(name="global", scope="GLOBAL")
-    p = manager.create(name="p", scope="PROJECT", parent_id=g.id, project_id="p")
-    a = manager.create(name="a", scope="ORCHESTRATION", parent_id=p.id)
-    b = manager.create(name="b", scope="ORCHESTRATION", parent_id=a.id)
+    g = make_global(manager)
+    p = make_project(manager, g, name="p")
+    a = make_orchestration(manager, p, name="a")
+    b = make_orchestration(manager, a, name="b")
     driver.execute_query(
         "MATCH (p:HopperInstance {id: $p})-[r:PARENT_OF]->(a:HopperInstance {id: $a}), "
         "(b:HopperInstance {id: $b}) DELETE r CREATE (b)-[:PARENT_OF]->(a) "

@@ -19,7 +19,7 @@ from hopper_graph import (
     ValidationError,
 )
 from hopper_graph.graph import Graph, following, last_bookmarks
-from tests.factories import make_two_projects
+from tests.factories import make_global, make_two_projects
 
 S = InstanceStatus
 
@@ -41,7 +41,7 @@ def test_a_hook_past_its_time_limit_vetoes_naming_the_hook(clean_graph, database
 
 
 def test_a_vetoed_bulk_import_writes_nothing(manager):
-    g = manager.create(name="global", scope="GLOBAL")
+    g = make_global(manager)
 
     def refuse(context):
         if context.instance_id == specs[1].id:
@@ -82,7 +82,7 @@ def test_a_transition_without_a_subtree_is_one_statement(manager, monkeypatch):
 def test_subscribers_get_events_with_their_seq(manager):
     got = []
     manager.subscribe(got.append)
-    g = manager.create(name="global", scope="GLOBAL")
+    g = make_global(manager)
     manager.start(g.id)
     assert [(e.event, e.instance_id) for e in got] == [("create", g.id), ("start", g.id)]
     assert got[0].seq < got[1].seq
@@ -90,7 +90,7 @@ def test_subscribers_get_events_with_their_seq(manager):
 
 
 def test_a_write_leaves_a_bookmark_that_a_read_can_follow(manager):
-    g = manager.create(name="global", scope="GLOBAL")
+    g = make_global(manager)
     bookmarks = last_bookmarks()
     assert bookmarks and all(isinstance(b, str) for b in bookmarks)
     with following(bookmarks):

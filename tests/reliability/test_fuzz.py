@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api import EXTENSION, create_app
+from tests.factories import make_global, make_orchestration, make_project
 from tests.reliability.conftest import API, assert_consistent, write_results
 
 EXAMPLES = int(os.environ.get("HOPPER_FUZZ_EXAMPLES", "25"))
@@ -120,11 +121,11 @@ def known_bug(case: Any, response: Any) -> str | None:
 @pytest.mark.parametrize(("method", "path"), OPERATIONS,
                          ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_fuzz_operation(method, path, make_app, lib, clean_graph, database, figures):
-    g = lib.create(name="global", scope="GLOBAL")
+    g = make_global(lib)
     lib.start(g.id)
-    p = lib.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha")
+    p = make_project(lib, g, name="alpha")
     lib.start(p.id)
-    run = lib.create(name="run-1", scope="ORCHESTRATION", parent_id=p.id)
+    run = make_orchestration(lib, p, name="run-1")
     app = make_app(HOPPER_API_TOKEN=TOKEN)
     schema = schemathesis.openapi.from_wsgi(OPENAPI, app)
     # The token is sent with every case; refusing a missing one is test_security's job.

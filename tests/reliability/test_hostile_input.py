@@ -19,6 +19,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from tests.factories import make_global, make_orchestration, make_project
 from tests.reliability.conftest import API, PROBLEM, URL, assert_consistent, assert_no_leak, census
 
 MIB = 1024 * 1024
@@ -39,11 +40,11 @@ class Scene:
 
 @pytest.fixture
 def scene(make_app, lib) -> Scene:
-    g = lib.create(name="global", scope="GLOBAL")
+    g = make_global(lib)
     lib.start(g.id)
-    p = lib.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha")
+    p = make_project(lib, g, name="alpha")
     lib.start(p.id)
-    run = lib.create(name="run-1", scope="ORCHESTRATION", parent_id=p.id)
+    run = make_orchestration(lib, p, name="run-1")
     return Scene(make_app().test_client(), g.id, p.id, run.id)
 
 

@@ -11,6 +11,7 @@ import itertools
 import threading
 import time
 
+from tests.factories import make_global, make_orchestration, make_project
 from tests.reliability.conftest import (
     URL,
     LiveServer,
@@ -43,7 +44,7 @@ def test_second_global_exactly_one_wins(live, lib, clean_graph, database):
 
 
 def test_same_name_and_scope_exactly_one_wins(live, lib, clean_graph, database):
-    g = lib.create(name="global", scope="GLOBAL")
+    g = make_global(lib)
     replies = race([lambda i=i: post(live, URL, {
         "name": "contested", "scope": "PROJECT", "parent_id": g.id, "project_id": f"p{i}"})
         for i in range(THREADS)])
@@ -53,11 +54,10 @@ def test_same_name_and_scope_exactly_one_wins(live, lib, clean_graph, database):
 
 
 def test_last_child_slots_are_never_exceeded(live, lib, clean_graph, database):
-    g = lib.create(name="global", scope="GLOBAL")
-    p = lib.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha",
-                   config={"limits": {"max_child_instances": 5}})
+    g = make_global(lib)
+    p = make_project(lib, g, name="alpha", config={"limits": {"max_child_instances": 5}})
     for i in range(3):
-        lib.create(name=f"early-{i}", scope="ORCHESTRATION", parent_id=p.id)
+        make_orchestration(lib, p, name=f"early-{i}")
     replies = race([lambda i=i: post(live, URL, {
         "name": f"late-{i}", "scope": "ORCHESTRATION", "parent_id": p.id})
         for i in range(THREADS)])
@@ -69,9 +69,9 @@ def test_last_child_slots_are_never_exceeded(live, lib, clean_graph, database):
 
 
 def test_identical_transitions_on_one_instance_apply_once(live, lib, clean_graph, database):
-    g = lib.create(name="global", scope="GLOBAL")
+    g = make_global(lib)
     lib.start(g.id)
-    p = lib.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha")
+    p = make_project(lib, g, name="alpha")
     lib.start(p.id)
     replies = race([lambda: post(live, f"{URL}/{p.id}/pause") for _ in range(THREADS)])
     assert outcomes(replies) == {(200, None): 1, (409, "invalid-transition"): THREADS - 1}
@@ -86,9 +86,9 @@ def test_mixed_transitions_pinned_by_if_match_form_one_chain(live, lib, clean_gr
                                                               database):
     """Each thread reads the instance, picks the event its status allows, and sends it
     pinned to the ETag it read: per version exactly one wins, the rest get 412."""
-    g = lib.create(name="global", scope="GLOBAL")
+    g = make_global(lib)
     lib.start(g.id)
-    p = lib.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha")
+    p = make_project(lib, g, name="alpha")
     lib.start(p.id)
     toggle = {"ACTIVE": "pause", "PAUSED": "resume"}
 
@@ -120,14 +120,13 @@ def test_mixed_transitions_pinned_by_if_match_form_one_chain(live, lib, clean_gr
 def test_stop_parent_against_start_children(live, lib, clean_graph, database):
     """Every child start either came first (then the stop's cascade stopped it) or came
     after (then it was refused because the parent is not ACTIVE)."""
-    g = lib.create(name="global", scope="GLOBAL")
+    g = make_global(lib)
     lib.start(g.id)
     for round_ in range(3):
-        p = lib.create(name=f"parent-{round_}", scope="PROJECT", parent_id=g.id,
-                       project_id=f"p{round_}")
+        p = make_project(lib, g, name=f"parent-{round_}", project_id=f"p{round_}")
         lib.start(p.id)
-        kids = [lib.create(name=f"kid-{round_}-{i}", scope="PROJECT", parent_id=p.id,
-                           project_id=f"p{round_}").id for i in range(THREADS - 1)]
+        kids = [make_project(lib, p, name=f"kid-{round_}-{i}", project_id=f"p{round_}").id
+                for i in range(THREADS - 1)]
         calls = [lambda p=p: post(live, f"{URL}/{p.id}/stop")]
         calls += [lambda k=k: post(live, f"{URL}/{k}/start") for k in kids]
         stop, *starts = race(calls)
@@ -147,10 +146,9 @@ def test_stop_parent_against_start_children(live, lib, clean_graph, database):
 def test_delete_parent_against_create_children(live, lib, clean_graph, database):
     """Every child create either came first (then the delete took it along) or came after
     (then its parent no longer exists); no child is left without a parent."""
-    g = lib.create(name="global", scope="GLOBAL", config={"limits": {"max_child_instances": 10}})
+    g = make_global(lib, limits={"max_child_instances": 10})
     for round_ in range(3):
-        p = lib.create(name=f"doomed-{round_}", scope="PROJECT", parent_id=g.id,
-                       project_id=f"d{round_}")
+        p = make_project(lib, g, name=f"doomed-{round_}", project_id=f"d{round_}")
         calls = [lambda p=p: live.call("DELETE", f"{URL}/{p.id}")]
         calls += [lambda name=f"late-{round_}-{i}", p=p: post(live, URL, {
             "name": name, "scope": "ORCHESTRATION", "parent_id": p.id})
@@ -174,9 +172,8 @@ def test_delete_parent_against_create_children(live, lib, clean_graph, database)
 def test_reads_racing_deletes_never_fail(live, lib, clean_graph, database):
     """Readers list, page and walk a parent's subtree while writers add and delete its
     children: every read answers 200 with a consistent page."""
-    g = lib.create(name="global", scope="GLOBAL")
-    p = lib.create(name="alpha", scope="PROJECT", parent_id=g.id, project_id="alpha",
-                   config={"limits": {"max_child_instances": 1000}})
+    g = make_global(lib)
+    p = make_project(lib, g, name="alpha", config={"limits": {"max_child_instances": 1000}})
     done = threading.Event()
     paths = [f"{URL}/{p.id}/children", f"{URL}/{p.id}/descendants", f"{URL}/{p.id}/tree",
              f"{URL}?parent_id={p.id}"]

@@ -15,6 +15,7 @@ from neo4j.exceptions import CypherSyntaxError, DatabaseError, ServiceUnavailabl
 
 from api import EXTENSION
 from hopper_graph import InstanceManager
+from tests.factories import make_global
 from tests.reliability.conftest import (
     URL,
     LiveServer,
@@ -61,7 +62,7 @@ class Targets:
 
     def __init__(self, lib: InstanceManager) -> None:
         self.lib = lib
-        g = lib.create(name="global", scope="GLOBAL")
+        g = make_global(lib)
         lib.start(g.id)
         self.global_id = g.id
         self.count = 0
@@ -133,7 +134,7 @@ def test_errors_never_show_internals(make_app, serve, lib, clean_graph, database
                                      monkeypatch, raiser):
     """Whatever a view meets deep down, the client sees a generic problem: no stack trace,
     no Cypher, no message of the exception."""
-    g = lib.create(name="global", scope="GLOBAL")
+    g = make_global(lib)
     app = make_app()
     manager = app.extensions[EXTENSION].manager
 

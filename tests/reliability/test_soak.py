@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from hopper_graph import InstanceManager
+from tests.factories import make_global, make_project
 from tests.reliability.conftest import (
     API,
     URL,
@@ -123,12 +124,11 @@ class Client:
 
 @pytest.mark.slow
 def test_soak_mixed_workload(live, lib: InstanceManager, clean_graph, database):
-    g = lib.create(name="global", scope="GLOBAL")
+    g = make_global(lib)
     lib.start(g.id)
     projects = []
     for n in range(PROJECTS):
-        p = lib.create(name=f"soak-project-{n}", scope="PROJECT", parent_id=g.id,
-                       project_id=f"soak-{n}")
+        p = make_project(lib, g, name=f"soak-project-{n}", project_id=f"soak-{n}")
         lib.start(p.id)
         projects.append(p.id)
     retries = RetryCounter()
