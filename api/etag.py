@@ -1,17 +1,23 @@
-"""ETags and If-Match: an instance's ETag is its version, quoted (``"3"``); a write that
-names versions in If-Match goes ahead only at one of them, and a GET whose If-None-Match
-holds the ETag about to be sent is answered 304."""
+"""ETags and If-Match: an instance's ETag is its version, quoted (``"3"``), and once its
+runner has sent a heartbeat, the version and the heartbeat's time (``"3-1765080000123456"``,
+microseconds since the epoch). A heartbeat changes the document (its ``heartbeat_at``) but
+not the version: the tag tells a cache the document changed, and If-Match, which guards
+edits, reads only the version in it, so a heartbeat never fails a writer's If-Match. A
+write that names versions in If-Match goes ahead only at one of them, and a GET whose
+If-None-Match holds the ETag about to be sent is answered 304."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from flask import Response, request
 from werkzeug.exceptions import PreconditionFailed
 
 from hopper_graph import HopperInstance
 
-ETAG_HEADER = {"description": 'The instance\'s version, quoted: "3".',
+ETAG_HEADER = {"description": 'The instance\'s version, quoted: "3"; after a heartbeat, the '
+                              'version and the heartbeat\'s microseconds: "3-1765080000123456".',
                "schema": {"type": "string"}}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
             "description": "The ETag you last saw; the change applies only at that version "
@@ -19,7 +25,14 @@ IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"t
 
 
 def etag(instance: HopperInstance) -> dict[str, str]:
-    return {"ETag": f'"{instance.version}"'}
+    beat = instance.heartbeat_at
+    if beat is None:
+        return {"ETag": f'"{instance.version}"'}
+    micros = (beat - _EPOCH) // timedelta(microseconds=1)
+    return {"ETag": f'"{instance.version}-{micros}"'}
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 MAX_VERSION_DIGITS = 18
@@ -45,7 +58,8 @@ def expected_version(instance_id: str) -> frozenset[int] | None:
     if value.strip(" \t") == "*":
         return None
     tags = strong_entity_tags(value)
-    versions = frozenset(int(tag) for tag in tags or () if _is_version(tag))
+    versions = frozenset(int(version) for version in map(_version_of, tags or ())
+                         if _is_version(version))
     if not versions:
         raise PreconditionFailed(f"If-Match names no version of instance {instance_id} "
                                  '(ETags are quoted decimal versions: "3").')
@@ -72,6 +86,17 @@ def strong_entity_tags(value: str) -> tuple[str, ...] | None:
             break
         pos = match.end()
     return tuple(tags)
+
+
+def _version_of(tag: str) -> str:
+    """The version part of an ETag: all of ``"3"``, the part before the dash of
+    ``"3-1765080000123456"`` (a heartbeat's time, which If-Match does not compare)."""
+    version, dash, beat = tag.partition("-")
+    return version if not dash or _digits(beat) else ""
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _is_version(tag: str) -> bool:

@@ -57,6 +57,39 @@ def test_get_returns_the_instance_with_its_etag_and_304_when_unchanged(client, h
     assert client.get(f"{URL}/{g['id']}", headers={"If-None-Match": '"9"'}).status_code == 200
 
 
+def test_after_a_heartbeat_the_etag_tells_caches_and_if_match_still_takes_the_old_tag(
+        client, h):
+    """A heartbeat changes heartbeat_at, not the version: a cache holding the tag read
+    before it gets the new document (no 304 with a stale heartbeat_at), while a writer's
+    If-Match with that tag still applies (heartbeats are telemetry, not edits)."""
+    g = h.global_()
+    h.event(g, "start")
+    before = client.get(f"{URL}/{g['id']}")
+    old_tag = before.headers["ETag"]
+    assert old_tag == '"2"' and before.get_json()["heartbeat_at"] is None
+    beat = client.post(f"{URL}/{g['id']}/heartbeat").get_json()
+    fresh = client.get(f"{URL}/{g['id']}", headers={"If-None-Match": old_tag})
+    assert fresh.status_code == 200 and fresh.get_json()["heartbeat_at"] == beat["heartbeat_at"]
+    new_tag = fresh.headers["ETag"]
+    assert new_tag != old_tag and new_tag.startswith('"2-')
+    assert client.get(f"{URL}/{g['id']}", headers={"If-None-Match": new_tag}).status_code == 304
+    edited = client.patch(f"{URL}/{g['id']}", json={"metadata": {"a": 1}},
+                          headers={"If-Match": old_tag})  # read before the heartbeat
+    assert edited.status_code == 200 and edited.get_json()["version"] == 3
+    tag_3 = edited.headers["ETag"]
+    assert tag_3.startswith('"3-')  # the heartbeat's time is still in the document
+    client.post(f"{URL}/{g['id']}/heartbeat")
+    again = client.patch(f"{URL}/{g['id']}", json={"metadata": {"b": 2}},
+                         headers={"If-Match": tag_3})  # read before the second heartbeat
+    assert again.status_code == 200 and again.get_json()["version"] == 4
+    stale = client.patch(f"{URL}/{g['id']}", json={"metadata": {"late": True}},
+                         headers={"If-Match": '"2-1"'})
+    assert_problem(stale, 412, "concurrent-modification")
+    for odd in ('"2-"', '"2-x"', '"-5"'):  # not a tag of ours: names no version
+        assert client.patch(f"{URL}/{g['id']}", json={"metadata": {}},
+                            headers={"If-Match": odd}).status_code == 412
+
+
 def test_list_filters_and_paginates(client, h):
     g = h.global_(limits={"max_child_instances": 50})
     projects = [h.project(g, f"p{k}") for k in range(5)]
