@@ -24,6 +24,7 @@ from flask import Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge, Unauthorized, UnsupportedMediaType
 
 from api.errors import BodyOutOfBounds, InvalidText, MalformedJSON
+from hopper_graph.errors import ValidationError
 from hopper_graph.rules import MAX_TEXT_LENGTH
 
 REALM = "hopper-graph"
@@ -167,5 +168,11 @@ def add_cors_headers(response: Response) -> Response:
 
 
 def actor() -> str | None:
-    """Who is asking, from the X-Actor header."""
-    return request.headers.get("X-Actor", "").strip()[:MAX_TEXT_LENGTH] or None
+    """Who is asking, from the X-Actor header. One longer than the library keeps an actor
+    is refused (422 naming the header), as the body's ``actor`` is: never cut short."""
+    given = request.headers.get("X-Actor", "").strip()
+    if len(given) > MAX_TEXT_LENGTH:
+        raise ValidationError(
+            f"the X-Actor header is {len(given)} characters long; at most {MAX_TEXT_LENGTH}",
+            errors={"X-Actor": [f"at most {MAX_TEXT_LENGTH} characters"]})
+    return given or None

@@ -27,6 +27,7 @@ from api.errors import PROBLEM_MIMETYPE, handle_http_error
 from api.etag import IF_MATCH
 from api.schemas import ProblemSchema
 from hopper_graph import __version__
+from hopper_graph.rules import MAX_TEXT_LENGTH
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,8 +36,10 @@ HEADER_PARAMETERS = "x-hopper-header-parameters"
 """Where :func:`documented` leaves an operation's header parameters for the spec plugin
 below to append: ``doc(parameters=...)`` would replace the query parameters
 flask-smorest documents from the operation's schema (DELETE lost ``force`` and ``reason``)."""
-X_ACTOR = {"name": "X-Actor", "in": "header", "required": False, "schema": {"type": "string"},
-           "description": "Who makes the change; recorded in the audit event."}
+X_ACTOR = {"name": "X-Actor", "in": "header", "required": False,
+           "schema": {"type": "string", "maxLength": MAX_TEXT_LENGTH},
+           "description": "Who makes the change; recorded in the audit event. Longer than "
+                          f"{MAX_TEXT_LENGTH} characters is a 422 naming the header."}
 
 
 def documented(blp: ApiBlueprint, *codes: int, if_match: bool = False,

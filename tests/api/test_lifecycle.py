@@ -119,3 +119,15 @@ def test_lifecycle_body_fields_are_checked(client, h):
                           "validation-error")
     assert body["errors"] == {"why": ["Unknown field."]}
     assert_problem(client.post(f"{URL}/{g['id']}/start", json=["start"]), 422)
+
+
+def test_an_x_actor_header_too_long_is_refused_naming_it_and_changes_nothing(client, h):
+    g = h.global_()
+    too_long = client.post(f"{URL}/{g['id']}/start", headers={"X-Actor": "a" * 256})
+    body = assert_problem(too_long, 422, "validation-error")
+    assert "X-Actor" in body["detail"] and list(body["errors"]) == ["X-Actor"]
+    assert client.get(f"{URL}/{g['id']}").get_json()["status"] == "CREATED"
+    started = client.post(f"{URL}/{g['id']}/start", headers={"X-Actor": "a" * 255})
+    assert started.status_code == 200
+    history = client.get(f"{URL}/{g['id']}/history").get_json()["items"]
+    assert history[-1]["actor"] == "a" * 255
