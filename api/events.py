@@ -63,11 +63,14 @@ def events(query: dict[str, Any]) -> Any:
     """Audit events with ``seq`` greater than ?after=, oldest first.
 
     Keep ``next_after`` and pass it as ?after= next time: nothing is missed or seen twice.
+    ``head`` is the newest event's seq: pass it as ?after= to see only what happens next.
     """
-    items = manager().events_since(query["after"], query["limit"])
+    library = manager()
+    head = library.feed.head()  # first: the page may reach past it, never fall short
+    items = library.events_since(query["after"], query["limit"])
     next_after = items[-1].seq if items else query["after"]
     return {"items": items, "after": query["after"], "next_after": next_after,
-            "limit": query["limit"]}
+            "limit": query["limit"], "head": max(head, next_after)}
 
 
 @blp.route("/stream")

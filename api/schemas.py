@@ -240,6 +240,9 @@ class EventFeedSchema(Schema):
     after = fields.Integer(**_described("The cursor that was asked for."))
     next_after = fields.Integer(**_described("Pass this as ?after= to continue."))
     limit = fields.Integer()
+    head = fields.Integer(**_described(
+        "The seq of the newest event: pass it as ?after= (of this feed or of "
+        "/events/stream) to see only what happens from now on."))
 
 
 class TreeNodeSchema(Schema):

@@ -332,3 +332,20 @@ def test_no_stream_slots_turns_streams_off(make_app):
     response = make_app(HOPPER_API_MAX_STREAMS=0).test_client().get("/api/v1/events/stream")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
+
+
+def test_the_documented_recipe_for_only_new_events_sees_exactly_those(serve, manager, tree):
+    """docs/api.md: read `head` from a feed page, open the stream with ?after=<head>."""
+    g, a, _, run = tree
+    manager.start(g.id)
+    status, _, body = get(serve, "/api/v1/events?limit=1")
+    page = json.loads(body)
+    assert status == 200 and page["head"] == manager.events_since(0, 100)[-1].seq
+    with stream(serve, f"/api/v1/events/stream?after={page['head']}") as events:
+        for instance in (a, run):
+            manager.start(instance.id)
+        got = events.events(2)
+        assert events.quiet() == []
+    assert [(e.event, e.json["instance_id"]) for e in got] == [("start", a.id),
+                                                             ("start", run.id)]
+    assert [int(e.id) for e in got] == [page["head"] + 1, page["head"] + 2]
