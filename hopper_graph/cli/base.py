@@ -7,6 +7,7 @@ import getpass
 import json
 import logging
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,8 @@ def resolve_settings() -> Neo4jSettings:
 _HELP_ERRORS: tuple[type[Exception], ...] = tuple(
     cls for cls in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if cls is not None)
 
-# Help as click shows it; a closed pipe (`| head`) as click handles it.
-_PASS_THROUGH: tuple[type[BaseException], ...] = (*_HELP_ERRORS, BrokenPipeError)
+# Help as click shows it.
+_PASS_THROUGH: tuple[type[BaseException], ...] = _HELP_ERRORS
 
 
 class OneLineUsageError(click.ClickException):
@@ -151,7 +152,13 @@ class HopperGroup(click.Group):
         try:
             return super().invoke(ctx)
         except _PASS_THROUGH:
-            raise  # help as click shows it; a closed pipe (`| head`) as click handles it
+            raise  # help as click shows it
+        except BrokenPipeError:
+            # The reader stopped reading (`| head`): what it asked for, it got. Exit 0, not
+            # click's 1, which fails a `set -o pipefail` script for nothing; stdout goes to
+            # /dev/null so the interpreter's last flush does not fail on the pipe again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except click.UsageError as exc:
             raise OneLineUsageError(exc) from None
         except (HopperGraphError, CommandError, LocalNeo4jError, DriverError, Neo4jError,

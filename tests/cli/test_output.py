@@ -76,6 +76,26 @@ def hopper_graph_pipe(args: str, tail: str) -> str:
     return done.stdout.strip()
 
 
+def test_a_reader_that_stops_early_ends_the_command_with_status_0(env, database):
+    """`hopper-graph events | head -1` under `set -o pipefail`: head closes the pipe while
+    the listing (more than a pipe's 64 KiB buffer) is still being written. That is no
+    failure of the command: it exits 0 and says nothing on stderr."""
+    manager = InstanceManager(env, database)
+    g = make_global(manager)
+    project = make_project(manager, g, name="wide",
+                           config={"limits": {"max_child_instances": 2000}})
+    manager.bulk_create([InstanceSpec(name=f"run-{i}{LONG}", scope="ORCHESTRATION",
+                                      parent_id=project.id) for i in range(1200)])
+    command = shlex.join([sys.executable, "-c",
+                          "import sys; from hopper_graph.cli import main; main(sys.argv[1:])",
+                          "events", "-o", "wide", "--limit", "1200"])
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", f"{command} | head -1"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "SEQ"
+    assert "rror" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 # -- the issue's pipes, for real ----------------------------------------------------------
 def test_grep_and_wc_count_the_records_through_a_real_pipe(forest):
     runs = RUNS + 1
