@@ -1,5 +1,6 @@
 # The README's commands. `make run` brings up Neo4j and the API; `make test` runs every test.
 PYTHON ?= python3
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -12,7 +13,7 @@ $(BIN)/python: pyproject.toml
 	touch $(BIN)/python
 
 run: $(BIN)/python
-	$(BIN)/hopper-graph serve
+	$(BIN)/hopper-graph serve --port $(PORT)
 
 test: $(BIN)/python
 	$(BIN)/pytest

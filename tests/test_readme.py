@@ -126,3 +126,14 @@ def test_the_curl_tour_adopts_a_global_that_is_there(api_url, shell_env,
     ids, _ = run_curl_block(api_url, shell_env)
     assert ids["G"] == there.id
     assert manager.get(ids["P"]).parent_id == there.id
+
+
+def test_make_run_takes_the_port_the_readme_names():
+    """`make run PORT=9000` serves on 9000; without it, on 8000 (the README's two lines)."""
+    checkout = Path(__file__).resolve().parents[1]
+    readme = (checkout / "README.md").read_text()
+    assert "make run PORT=9000" in readme
+    for extra, port in (([], "8000"), (["PORT=9000"], "9000")):
+        dry = subprocess.run(["make", "-n", "-C", str(checkout), "run", *extra],
+                             capture_output=True, text=True, check=True, timeout=60)
+        assert f"hopper-graph serve --port {port}" in dry.stdout, dry.stdout
