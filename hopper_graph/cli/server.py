@@ -104,7 +104,9 @@ def _report_server(server: LocalNeo4j, as_json: bool) -> None:
     if as_json:
         print_json(_server_status(server))
     else:
-        console().print(server.status())
+        # one line, however narrow the terminal: a wrapped Browser URL cannot be clicked
+        # or copied, and `| cat` (no terminal) would wrap it at 80 columns
+        console().print(server.status(), soft_wrap=True)
 
 
 @neo4j_group.command("start")

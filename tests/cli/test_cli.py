@@ -10,9 +10,10 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from hopper_graph import InstanceSpec
+from hopper_graph import InstanceSpec, local_neo4j
 from hopper_graph.cli import _gunicorn_app, cli, describe_error, is_loopback
 from hopper_graph.errors import ScopeRuleViolation
+from hopper_graph.local_neo4j import LocalNeo4j
 from tests.conftest import wipe
 from tests.factories import build_sample, make_global, make_project, make_run
 
@@ -323,6 +324,16 @@ def test_neo4j_status_of_a_server_that_is_not_running(monkeypatch, tmp_path):
     assert status["running"] is False and status["pid"] is None
     assert "stopped" in run("neo4j", "status", code=3).stdout
     assert "stopped" in run("neo4j", "stop").stdout   # idempotent
+
+
+def test_neo4j_status_is_one_line_however_long_its_browser_link(monkeypatch, tmp_path):
+    """`hopper-graph neo4j status | cat` printed the Browser URL wrapped at column 80."""
+    monkeypatch.setenv("HOPPER_NEO4J_HOME", str(tmp_path))
+    monkeypatch.setattr(LocalNeo4j, "pid", lambda self: 4242)
+    monkeypatch.setattr(local_neo4j, "_port_open", lambda port: True)
+    out = run("neo4j", "status").stdout
+    assert out.count("\n") == 1 and len(out) > 120, out
+    assert LocalNeo4j.from_env().browser_url in out
 
 
 def test_serve_refuses_a_public_address_without_a_token(monkeypatch):
