@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hmac
 import json
 import math
@@ -79,13 +80,27 @@ def check_body() -> None:
         raise UnsupportedMediaType(
             f"Send the body as application/json, not {request.mimetype or 'untyped'}.")
     data = request.get_data(cache=True)
+    _check_encoding(data)
     try:
-        body = json.loads(data, parse_constant=_no_constant, parse_float=_finite_float)
+        body = json.loads(data.decode("utf-8"), parse_constant=_no_constant,
+                          parse_float=_finite_float)
     except RecursionError:
         raise MalformedJSON("The JSON body nests too deeply.") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and the two above
         raise MalformedJSON(f"The body is not valid JSON: {exc}") from None
     check_values(body)
+
+
+def _check_encoding(data: bytes) -> None:
+    """JSON between systems is UTF-8 without a byte order mark (RFC 8259, 8.1). Say so
+    when a body is not: Python's parser refuses a BOM, and would read UTF-16 here that
+    the framework's own parser, run next, cannot (a misleading "invalid query" then)."""
+    if data.startswith(codecs.BOM_UTF8):
+        raise MalformedJSON("The body starts with a UTF-8 byte order mark: send the JSON as "
+                            "UTF-8 without one (RFC 8259, section 8.1).")
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or b"\x00" in data[:4]:
+        raise MalformedJSON("The body is not UTF-8 (it looks like UTF-16 or UTF-32): send the "
+                            "JSON as UTF-8 (RFC 8259, section 8.1).")
 
 
 def _no_constant(name: str) -> Any:

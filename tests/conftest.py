@@ -14,8 +14,10 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +29,7 @@ from api.extension import SETTINGS
 from hopper_graph import HopperInstance, InstanceManager
 from hopper_graph.errors import LocalNeo4jError
 from hopper_graph.graph import Neo4jSettings, connect
-from hopper_graph.local_neo4j import LocalNeo4j, default_cache_dir
+from hopper_graph.local_neo4j import LocalNeo4j
 from hopper_graph.repository import InstanceRepository
 from hopper_graph.schema import apply_schema
 from tests.factories import make_started_project, make_tree
@@ -107,11 +109,17 @@ _SOURCE: Neo4jSource | None = None
 _SLOT_LOCK: object = None
 
 
+SLOT_LOCKS = Path(tempfile.gettempdir()) / "hopper-graph-test-slots"
+"""Where the slot locks live: one folder for the whole machine, as its ports are. (Kept
+beside each checkout's Neo4j cache, two checkouts with caches of their own both took slot
+0 while neither server was up yet, and shared, and wiped, one graph.)"""
+
+
 def _claim_slot() -> int:
     """The first local test server no other running test session holds (a file lock per
     slot, held until this process exits), so concurrent sessions never share a graph."""
     global _SLOT_LOCK
-    root = default_cache_dir()
+    root = SLOT_LOCKS
     root.mkdir(parents=True, exist_ok=True)
     for slot in range(16):
         handle = open(root / f"test-slot-{slot}.lock", "w")  # noqa: SIM115 - held open

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -24,6 +25,24 @@ def test_malformed_json_is_400(client):
     assert_problem(client.post(URL, data=deep, content_type="application/json"), 400,
                    "malformed-json")
     assert_problem(client.post(URL, data=b"\xff\xfe", content_type="application/json"), 400)
+
+
+def test_a_body_in_another_encoding_is_400_saying_what_is_wrong_with_the_body(client, h):
+    """A BOM or UTF-16 used to read as 400 invalid-query, "Some query parameters are
+    invalid": the body is named, and what is wrong with it."""
+    g = h.global_()
+    document = json.dumps({"name": "café", "scope": "PROJECT", "parent_id": g["id"],
+                           "project_id": "c"}, ensure_ascii=False)
+    for data, says in ((b"\xef\xbb\xbf" + document.encode(), "byte order mark"),
+                       (document.encode("utf-16"), "not UTF-8"),
+                       (document.encode("utf-16-le"), "not UTF-8"),
+                       (document.encode("utf-32"), "not UTF-8")):
+        body = assert_problem(client.post(URL, data=data, content_type="application/json"),
+                              400, "malformed-json")
+        assert says in body["detail"] and "body" in body["detail"], body
+    assert client.get(f"{URL}?scope=PROJECT").get_json()["items"] == []
+    created = client.post(URL, data=document.encode(), content_type="application/json")
+    assert created.status_code == 201 and created.get_json()["name"] == "café"
 
 
 def test_a_body_that_is_not_json_is_415(client, h):
