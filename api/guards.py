@@ -67,8 +67,11 @@ def is_json(mimetype: str) -> bool:
 
 
 def check_body() -> None:
+    """The request's own input, before any view reads it: the X-Actor header (first, so a
+    request that is wrong there is told so whatever else it holds), then the body."""
     if request.method not in BODY_METHODS:
         return
+    actor()
     limit: int = current_app.config["HOPPER_MAX_CONTENT_LENGTH"]
     request.max_content_length = limit  # also bounds chunked bodies, which have no length
     if request.content_length is not None and request.content_length > limit:

@@ -127,6 +127,9 @@ def test_an_x_actor_header_too_long_is_refused_naming_it_and_changes_nothing(cli
     body = assert_problem(too_long, 422, "validation-error")
     assert "X-Actor" in body["detail"] and list(body["errors"]) == ["X-Actor"]
     assert client.get(f"{URL}/{g['id']}").get_json()["status"] == "CREATED"
+    with_if_match = client.post(f"{URL}/{g['id']}/start",  # the header is checked first
+                                headers={"X-Actor": "a" * 256, "If-Match": ""})
+    assert_problem(with_if_match, 422, "validation-error")
     started = client.post(f"{URL}/{g['id']}/start", headers={"X-Actor": "a" * 255})
     assert started.status_code == 200
     history = client.get(f"{URL}/{g['id']}/history").get_json()["items"]
