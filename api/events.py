@@ -66,9 +66,9 @@ def events(query: dict[str, Any]) -> Any:
     ``head`` is the newest event's seq: pass it as ?after= to see only what happens next.
     """
     library = manager()
-    head = library.feed.head()  # first: the page may reach past it, never fall short
-    items = library.events_since(query["after"], query["limit"])
+    items = library.events_since(query["after"], query["limit"])  # numbers what waits
     next_after = items[-1].seq if items else query["after"]
+    head = library.feed.numbered_head()  # a read: the page just numbered the feed
     return {"items": items, "after": query["after"], "next_after": next_after,
             "limit": query["limit"], "head": max(head, next_after)}
 

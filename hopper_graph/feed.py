@@ -237,6 +237,11 @@ class Feed:
         """The seq of the newest event (after numbering those committed): follow from here
         to see only what happens next."""
         self.repository.sequence_events()
+        return self.numbered_head()
+
+    def numbered_head(self) -> int:
+        """The seq of the newest event numbered so far, numbering nothing (one read): what
+        a page that has just read the feed, and so numbered it, can tell as its head."""
         return _head(self.graph)
 
     def read(self, after: int = 0, subtree: str | None = None,

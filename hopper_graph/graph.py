@@ -435,6 +435,8 @@ class Graph:
         """:meth:`write_rows` on behalf of several callers (group commit): it follows every
         caller's bookmarks, and returns the rows with the bookmarks its commit left."""
         wanted = tuple(dict.fromkeys(b for bookmarks in follow for b in bookmarks))
+        # not `following`: each caller's bookmarks were checked when it followed them, and
+        # a batch's union may hold more than one caller is allowed to bring
         token = _FOLLOW.set(wanted)
         try:
             rows = self._auto(True, query, params)
