@@ -26,7 +26,7 @@ from neo4j import Driver
 
 from api import EXTENSION, create_app
 from api.extension import SETTINGS
-from hopper_graph import HopperInstance, InstanceManager
+from hopper_graph import HopperInstance, InstanceManager, restores
 from hopper_graph.errors import LocalNeo4jError
 from hopper_graph.graph import Neo4jSettings, connect
 from hopper_graph.local_neo4j import LocalNeo4j
@@ -185,7 +185,9 @@ def wipe(driver: Driver, database: str | None) -> None:
         # CALL ... IN TRANSACTIONS needs an auto-commit transaction: session.run gives one.
         session.run(
             "MATCH (n) WHERE n:HopperInstance OR n:InstanceEvent OR n:HopperCounter "
+            "OR n:HopperRestore "
             "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+    restores.forget(driver, database)  # no restore is unfinished now, in this process
 
 
 @pytest.fixture
