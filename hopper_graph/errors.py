@@ -152,8 +152,9 @@ class RestoreInProgress(Conflict):
 
 
 class RestoreUnfinished(RestoreInProgress):
-    """A restore's marker is there (an import runs, or was killed mid-way): ``restore``
-    names it (file, started_at, host, pid) and ``rerun`` the command that repairs it."""
+    """A restore's marker is there (an import runs, or was killed mid-way): the detail
+    ``restore`` names it (file, started_at, host, pid, counts) and, as ``rerun``, the
+    command that repairs it."""
 
     code = "restore-unfinished"
 
