@@ -57,5 +57,5 @@ def init_app(app: Flask) -> HopperApi:
         api.register_blueprint(blueprint)
     register_error_handlers(app)
     bookmarks.init_app(app)
-    app.after_request(guards.add_cors_headers)
+    guards.init_cors(app)
     return api
