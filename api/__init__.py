@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import bookmarks, events, guards, health, instances
+from api import bookmarks, events, guards, health, instances, requestid
 from api.errors import register_error_handlers
 from api.extension import (
     EXTENSION,
@@ -47,6 +47,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def init_app(app: Flask) -> HopperApi:
     """Connect ``app`` to Neo4j and register the API, its OpenAPI document and errors."""
     load_settings(app)
+    requestid.init_app(app)
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = app.config["HOPPER_MAX_CONTENT_LENGTH"]
     for key, value in openapi_config(bool(app.config["HOPPER_API_TOKEN"])).items():

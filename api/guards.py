@@ -33,9 +33,10 @@ from hopper_graph.rules import MAX_TEXT_LENGTH
 REALM = "hopper-graph"
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 CORS_METHODS = ["GET", "POST", "PATCH", "DELETE", "OPTIONS"]
-CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "X-Actor"]
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "X-Actor",
+                        "X-Request-ID"]
 CORS_EXPOSED_HEADERS = ["ETag", "Hopper-Bookmark", "Location", "Retry-After",
-                        "WWW-Authenticate"]
+                        "WWW-Authenticate", "X-Request-ID"]
 MAX_NESTING = 64
 """Levels of objects and arrays a body may nest (the body itself is level 1)."""
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

@@ -9,3 +9,9 @@ from hopper_graph.cli.server import end_streams as worker_int
 from hopper_graph.cli.server import end_streams_on_stop as post_worker_init
 
 __all__ = ["post_worker_init", "worker_int"]
+
+# The log format of `serve` (HOPPER_LOG_FORMAT), the access line with its X-Request-ID.
+from hopper_graph.cli.observe import ACCESS_LOG_FORMAT as access_log_format
+from hopper_graph.cli.observe import HopperGunicornLogger as logger_class
+
+__all__ += ["access_log_format", "logger_class"]
