@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import bookmarks, events, guards, health, instances, requestid
+from api import bookmarks, events, guards, health, instances, metrics, requestid
 from api.errors import register_error_handlers
 from api.extension import (
     EXTENSION,
@@ -48,6 +48,7 @@ def init_app(app: Flask) -> HopperApi:
     """Connect ``app`` to Neo4j and register the API, its OpenAPI document and errors."""
     load_settings(app)
     requestid.init_app(app)
+    metrics.init_app(app)
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = app.config["HOPPER_MAX_CONTENT_LENGTH"]
     for key, value in openapi_config(bool(app.config["HOPPER_API_TOKEN"])).items():
