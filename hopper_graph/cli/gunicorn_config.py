@@ -13,7 +13,7 @@ __all__ = ["post_worker_init", "worker_int"]
 # The log format of `serve` (HOPPER_LOG_FORMAT), the access line with its X-Request-ID, and
 # the workers' shared metrics store (HOPPER_METRICS, PROMETHEUS_MULTIPROC_DIR).
 from hopper_graph.cli.observe import ACCESS_LOG_FORMAT as access_log_format
-from hopper_graph.cli.observe import HopperGunicornLogger as logger_class
+from hopper_graph.cli.observe import LOGGER_CLASS as logger_class
 from hopper_graph.cli.observe import child_exit, on_exit, on_starting
 
 __all__ += ["access_log_format", "child_exit", "logger_class", "on_exit", "on_starting"]

@@ -9,9 +9,10 @@ worker's values in files there, and ``/metrics`` adds them up. When a worker exi
 (``child_exit``) its live gauges (open streams) are dropped; its counters stay in the sums.
 The directory is removed when the server stops (``on_exit``).
 
-gunicorn writes its access and error lines through its own logger; ``HopperGunicornLogger``
-gives them the same format as the rest, and the access line the request's ``X-Request-ID``
-(the response header the API always sets).
+gunicorn writes its access and error lines through its own logger; ``LOGGER_CLASS`` (in
+``gunicorn_logger``, which imports gunicorn, named so that the CLI does not load gunicorn
+until ``serve`` runs) gives them the same format as the rest, and the access line the
+request's ``X-Request-ID`` (the response header the API always sets).
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ import shutil
 import tempfile
 from typing import Any
 
-from gunicorn import glogging
-
 from hopper_graph import logs
 
 ACCESS_LOG_FORMAT = (
     '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)ss '
     'request_id=%({x-request-id}o)s')
 """gunicorn's default access line, plus the duration and the request id."""
+LOGGER_CLASS = "hopper_graph.cli.gunicorn_logger.HopperGunicornLogger"
 
 
 def log_settings() -> tuple[str, int]:
@@ -44,23 +44,9 @@ def configure_logging() -> str:
     return fmt
 
 
-class HopperGunicornLogger(glogging.Logger):
-    """gunicorn's logger, its lines in ``HOPPER_LOG_FORMAT``: with ``json``, one object per
-    line (the access line's method, path, status, duration and request id as members)."""
-
-    def setup(self, cfg: Any) -> None:
-        super().setup(cfg)
-        if log_settings()[0] != "json":
-            return
-        for log, formatter in ((self.error_log, logs.json_formatter()),
-                               (self.access_log, logs.AccessJsonFormatter())):
-            for handler in log.handlers:
-                handler.setFormatter(formatter)
-
-
 def gunicorn_options() -> dict[str, Any]:
     """The gunicorn settings ``serve`` adds for the above."""
-    return {"logger_class": HopperGunicornLogger, "access_log_format": ACCESS_LOG_FORMAT,
+    return {"logger_class": LOGGER_CLASS, "access_log_format": ACCESS_LOG_FORMAT,
             "on_starting": on_starting, "child_exit": child_exit, "on_exit": on_exit}
 
 
