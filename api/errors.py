@@ -1,8 +1,9 @@
 """Every error becomes an RFC 9457 problem (``application/problem+json``), here and only here.
 
 A problem carries the standard members ``type``, ``title``, ``status``, ``detail`` and
-``instance`` (the request path), plus ``code`` (a stable slug) and, when fields are at
-fault, ``errors`` (dotted field path -> messages). The title is the code's, from ``TITLES``
+``instance`` (the request path), plus ``code`` (a stable slug), ``request_id`` (the
+request's ``X-Request-ID``) and, when fields are at fault, ``errors`` (dotted field path ->
+messages). The title is the code's, from ``TITLES``
 (one per code, whatever raised it). A library error adds its details as extension members
 (``current_status``, ``allowed_events``, ``id``, ``existing_id``, ``parent_id``, ...).
 
@@ -42,6 +43,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, UnprocessableEntity
 from werkzeug.exceptions import NotFound as RoutingNotFound
 from werkzeug.exceptions import ServiceUnavailable as HTTPServiceUnavailable
 
+from api import requestid
 from hopper_graph.errors import (
     ConcurrentModification,
     ConfigurationError,
@@ -115,7 +117,7 @@ TITLES = {
 missing here, from an HTTP status without one of ours, takes the status's phrase)."""
 _LOCATIONS = ("json", "query", "path", "headers", "form")
 """Where webargs found a request's arguments: the first level of its messages."""
-_RESERVED = {"type", "title", "status", "detail", "instance", "code", "errors"}
+_RESERVED = {"type", "title", "status", "detail", "instance", "code", "errors", "request_id"}
 _RENAMED = {"status": "current_status"}
 MAX_ERRORS = 100
 """At most this many messages in a problem's ``errors``; ``errors_omitted`` counts the rest."""
@@ -179,6 +181,7 @@ def problem(status: int, detail: str, *, code: str | None = None,
                             "status": status, "detail": _clip(detail), "code": code}
     if has_request_context():
         body["instance"] = _clip(request.path)
+        body["request_id"] = requestid.current()
     errors = members.pop("errors", None)
     body.update({k: _bounded(v) for k, v in members.items() if v is not None})
     if errors:

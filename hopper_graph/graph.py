@@ -62,6 +62,7 @@ from neo4j.exceptions import (
     TransientError,
 )
 
+from hopper_graph import metrics
 from hopper_graph.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -407,7 +408,7 @@ class Graph:
         follow = _FOLLOW.get()
         if follow:
             config["bookmarks"] = Bookmarks.from_raw_values(follow)
-        with translate_errors(), self.driver.session(
+        with metrics.transaction(write), translate_errors(), self.driver.session(
                 database=self.database,
                 bookmark_manager=self.driver.execute_query_bookmark_manager,
                 default_access_mode=WRITE_ACCESS if write else READ_ACCESS,
