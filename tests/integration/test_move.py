@@ -125,6 +125,24 @@ def test_a_live_follower_of_the_old_subtree_stops_seeing_the_instance(manager, t
     assert seen == ["start", "move"]
 
 
+def test_apply_never_moves_an_instance_back(manager):
+    """apply -f creates and changes, but never moves: a document that puts a moved
+    instance where it was is a conflict, found before anything is written."""
+    from hopper_graph import Conflict
+    from hopper_graph.apply import apply_document
+    from tests.integration.test_apply import document, graph_counts
+
+    apply_document(manager, document())
+    build = manager.get_by_scope_and_name("ORCHESTRATION", "website-build")
+    billing = manager.get_by_scope_and_name("PROJECT", "billing")
+    manager.move(build.id, billing.id)
+    before = graph_counts(manager)
+    with pytest.raises(Conflict):
+        apply_document(manager, document())
+    assert manager.get(build.id).parent_id == billing.id
+    assert graph_counts(manager) == before
+
+
 # -- the rules ------------------------------------------------------------------------------
 def test_the_global_never_moves(manager, two):
     with pytest.raises(GlobalNotMovable) as caught:
