@@ -62,8 +62,8 @@ RETURN coalesce(deepest, n.depth) - n.depth AS height
 // stops being a top-level PROJECT ($top_project), which the hopper_top_project constraint
 // checks at commit. When the move changes the depth ($depth_delta <> 0) or the project
 // ($project_id not null: an ORCHESTRATION subtree takes its new nearest PROJECT's), every
-// instance of the subtree below is rewritten too, its version bumped; otherwise nothing
-// below is touched. Returns the instance as it is now.
+// instance of the subtree below is rewritten too (only the property that changes), its
+// version bumped; otherwise nothing below is touched. Returns the instance as it is now.
 // params: id, parent_id, depth_delta, project_id, top_project, now, event
 MATCH (n:HopperInstance {id: $id})
 MATCH (p:HopperInstance {id: $parent_id})
@@ -82,8 +82,9 @@ WITH n
 CALL (n) {
   WITH n WHERE $depth_delta <> 0 OR $project_id IS NOT NULL
   MATCH (n)-[:PARENT_OF*1..]->(d:HopperInstance)
-  SET d.depth = d.depth + $depth_delta, d.project_id = coalesce($project_id, d.project_id),
-      d.version = d.version + 1, d.updated_at = $now
+  SET d.version = d.version + 1, d.updated_at = $now,
+      d += CASE WHEN $depth_delta = 0 THEN {} ELSE {depth: d.depth + $depth_delta} END,
+      d += CASE WHEN $project_id IS NULL THEN {} ELSE {project_id: $project_id} END
   RETURN count(d) AS rewritten
 }
 RETURN {{instance_map(n)}} AS instance, rewritten
