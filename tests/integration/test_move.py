@@ -290,3 +290,53 @@ def test_a_move_racing_a_stop_of_either_parent_leaves_nothing_running_under_it(
         assert check_invariants(manager.graph.driver) == []
         manager.start(two[stopped])
         manager.delete(run.id, force=True)
+
+
+# -- cost -------------------------------------------------------------------------------------
+def _hits(driver, query, **params):
+    from hopper_graph.queries import QUERIES
+
+    _, summary, _ = driver.execute_query(f"PROFILE {getattr(QUERIES, query).text}", params)
+
+    def total(plan):
+        return int(plan.get("dbHits", 0)) + sum(total(c) for c in plan.get("children", []))
+    return total(summary.profile)
+
+
+def _grow(manager, parent_id, fanout, levels, prefix):
+    """A subtree of ``fanout`` runs a level, ``levels`` deep, below ``parent_id``: the ids."""
+    import uuid
+
+    from hopper_graph import InstanceSpec
+
+    specs, level = [], [parent_id]
+    for depth in range(levels):
+        below = [InstanceSpec(id=str(uuid.uuid4()), name=f"{prefix}-{p[:8]}-{depth}-{k}",
+                              scope="ORCHESTRATION", parent_id=p)
+                 for p in level for k in range(fanout)]
+        specs += below
+        level = [str(s.id) for s in below]
+    return manager.bulk_create(specs)
+
+
+def test_the_checks_read_the_two_chains_not_the_subtree_or_the_graph(manager, two,
+                                                                     clean_graph):
+    """get_move_facts costs the same whatever hangs below the instance or beside it."""
+    before = _hits(clean_graph, "get_move_facts", id=two["r"], parent_id=two["b"])
+    _grow(manager, two["r1"], 15, 2, "below")  # 240 instances under the one moved
+    c = make_project(manager, manager.get(two["g"]), name="c")
+    _grow(manager, c.id, 20, 2, "beside")  # 420 elsewhere
+    after = _hits(clean_graph, "get_move_facts", id=two["r"], parent_id=two["b"])
+    assert after <= before + 5  # a degree or two of the shared GLOBAL, not 660 instances
+
+
+def test_the_subtree_is_rewritten_only_when_its_depth_or_project_changes(manager, two):
+    below = _grow(manager, two["r1"], 5, 1, "below")
+    versions = {i: manager.get(i).version for i in below}
+    other = make_orchestration(manager, manager.get(two["a"]), name="other")
+    manager.move(two["r1"], other.id)  # same project, same depth: nothing below changes
+    assert {i: manager.get(i).version for i in versions} == versions
+    manager.move(two["r"], two["b"])  # another project: r1 stays behind under other
+    manager.move(two["r1"], two["r"])  # into project pb: its subtree follows
+    after = {i: manager.get(i) for i in versions}
+    assert all(a.version == versions[i] + 1 and a.project_id == "pb" for i, a in after.items())
