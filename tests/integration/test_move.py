@@ -277,6 +277,24 @@ def test_moves_racing_creates_never_exceed_the_child_limit(manager, two):
     assert check_invariants(manager.graph.driver) == []
 
 
+def test_moves_that_close_a_cycle_through_other_instances_never_both_apply(manager, two):
+    """A (with child Y) under project a, X (with child B) under project b: A under B and
+    X under Y close a cycle only together, and share no instance they move or re-parent;
+    each locks the other's chain (and at least one rewrites the depth of a subtree that
+    holds the other's new parent), so the second sees the first."""
+    a, b = manager.get(two["a"]), manager.get(two["b"])
+    for _ in range(4):
+        x_a = make_orchestration(manager, a)
+        y = make_orchestration(manager, x_a)
+        x_b = make_orchestration(manager, b)
+        b_leaf = make_orchestration(manager, x_b)
+        moves = [(x_a.id, b_leaf.id), (x_b.id, y.id)]
+        outcomes = race(lambda i, moves=moves: manager.move(*moves[i]), n=2)
+        assert sum(not isinstance(o, Exception) for o in outcomes) == 1
+        assert all(isinstance(o, MoveCycle) for o in outcomes if isinstance(o, Exception))
+    assert check_invariants(manager.graph.driver) == []
+
+
 @pytest.mark.parametrize("stopped", ["a", "b"])
 def test_a_move_racing_a_stop_of_either_parent_leaves_nothing_running_under_it(
         manager, two, stopped):
