@@ -295,6 +295,27 @@ def test_moves_that_close_a_cycle_through_other_instances_never_both_apply(manag
     assert check_invariants(manager.graph.driver) == []
 
 
+def test_creates_below_a_moving_subtree_get_its_new_depth_and_project(manager, two):
+    """Runs created under a phase while its run moves to a deeper place in another
+    project: each is created before the move (and rewritten by it) or after it (and
+    planned on the moved parent), never with the old depth or project_id."""
+    sub = make_project(manager, manager.get(two["b"]), name="b-sub", project_id="pb")
+    targets = [sub.id, two["a"]]
+    for round_ in range(4):
+        def attempt(i, to=targets[round_ % 2]):
+            if i == 0:
+                return manager.move(two["r"], to)
+            return make_orchestration(manager, manager.get(two["r1"]))
+
+        outcomes = race(attempt, n=5)
+        assert not [o for o in outcomes if isinstance(o, Exception)]
+        assert check_invariants(manager.graph.driver) == []
+        project = manager.get(two["r"]).project_id
+        assert {c.project_id for c in manager.get_children(two["r1"])} == {project}
+        for child in manager.get_children(two["r1"]):
+            manager.delete(child.id)
+
+
 @pytest.mark.parametrize("stopped", ["a", "b"])
 def test_a_move_racing_a_stop_of_either_parent_leaves_nothing_running_under_it(
         manager, two, stopped):
