@@ -92,9 +92,11 @@ WITH n
 CALL (n) {
   WITH n WHERE $depth_delta <> 0 OR $project_id IS NOT NULL
   MATCH (n)-[:PARENT_OF*1..]->(d:HopperInstance)
-  SET d.version = d.version + 1, d.updated_at = $now,
-      d += CASE WHEN $depth_delta = 0 THEN {} ELSE {depth: d.depth + $depth_delta} END,
-      d += CASE WHEN $project_id IS NULL THEN {} ELSE {project_id: $project_id} END
+  SET d.version = d.version + 1, d.updated_at = $now
+  FOREACH (_ IN CASE WHEN $depth_delta <> 0 THEN [1] ELSE [] END |
+    SET d.depth = d.depth + $depth_delta)
+  FOREACH (_ IN CASE WHEN $project_id IS NULL THEN [] ELSE [1] END |
+    SET d.project_id = $project_id)
   RETURN count(d) AS rewritten
 }
 RETURN {{instance_map(n)}} AS instance, rewritten
