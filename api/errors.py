@@ -15,6 +15,7 @@ Conflict and all its subclasses        409     DuplicateName, InvalidTransition,
 ConcurrentModification + If-Match      412     without If-Match it stays 409
 HookVetoed                             409
 DatabaseUnavailable, driver outages    503     with ``Retry-After``
+RestoreUnfinished                      503     with ``Retry-After``; names the restore
 malformed JSON / query parameters      400
 text that is not Unicode (surrogates)  400     ``invalid-text``
 nesting > 64 levels, ints > 64 bits    422     ``validation-error``
@@ -49,6 +50,7 @@ from hopper_graph.errors import (
     HookVetoed,
     HopperGraphError,
     NotFound,
+    RestoreUnfinished,
     ValidationError,
 )
 from hopper_graph.validation import extend_errors, flatten_errors
@@ -63,6 +65,7 @@ RETRY_AFTER_SECONDS = "5"
 LIBRARY_STATUS: dict[type[HopperGraphError], int] = {
     HopperGraphError: 400, NotFound: 404, ValidationError: 422, Conflict: 409,
     HookVetoed: 409, DatabaseUnavailable: 503, ConfigurationError: 500,
+    RestoreUnfinished: 503,
 }
 """The HTTP status of each library error; the nearest class in an error's MRO decides."""
 HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
@@ -81,6 +84,7 @@ TITLES = {
     "global-already-exists": "A GLOBAL instance already exists",
     "duplicate-project": "The project already has a PROJECT instance",
     "restore-in-progress": "A restore is in progress",
+    "restore-unfinished": "A restore has not finished",
     "invalid-transition": "Transition not allowed",
     "concurrent-modification": "Modified concurrently",
     "parent-not-active": "Parent not active",
@@ -233,6 +237,8 @@ def handle_library_error(error: HopperGraphError) -> Response:
     if isinstance(error, DatabaseUnavailable):
         log.warning("database unavailable: %s", error.message)
         detail, headers = _UNAVAILABLE_DETAIL, {"Retry-After": RETRY_AFTER_SECONDS}
+    if isinstance(error, RestoreUnfinished):
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
     members = {_RENAMED.get(k, k): v for k, v in error.details.items()
                if _RENAMED.get(k, k) not in _RESERVED}
     return problem(status, detail, code=error.code, headers=headers, errors=error.errors,

@@ -27,6 +27,7 @@ from hopper_graph.errors import (
     ParentMismatch,
     ParentNotActive,
     RestoreInProgress,
+    RestoreUnfinished,
     ScopeRuleViolation,
     ValidationError,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "PurgeItem",
     "PurgeReport",
     "RestoreInProgress",
+    "RestoreUnfinished",
     "ScopeRuleViolation",
     "StatusChange",
     "TransitionResult",

@@ -18,6 +18,8 @@
      |    +-- ParentArchived           nothing may be created under an ARCHIVED parent
      |    +-- LimitExceeded            max_child_instances or max_depth reached
      |    +-- RestoreInProgress        an import is writing the graph; live writes wait
+     |    |    +-- RestoreUnfinished   a restore began and has not finished: the graph is
+     |    |                            incomplete, nothing reads or writes it (HTTP 503)
      |    +-- MoveCycle                a move under the instance itself or a descendant
      |    +-- ParentMismatch           a move's expected_parent_id is not the current parent
      +-- HookVetoed                    a before-hook raised; nothing was written
@@ -150,6 +152,14 @@ class LimitExceeded(Conflict):
 
 class RestoreInProgress(Conflict):
     code = "restore-in-progress"
+
+
+class RestoreUnfinished(RestoreInProgress):
+    """A restore's marker is there (an import runs, or was killed mid-way): the detail
+    ``restore`` names it (file, started_at, host, pid, counts) and, as ``rerun``, the
+    command that repairs it."""
+
+    code = "restore-unfinished"
 
 
 # -- move (hopper_graph/move.py) ---------------------------------------------------------

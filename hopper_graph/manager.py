@@ -40,6 +40,7 @@ from hopper_graph.move import Mover
 from hopper_graph.purge import PurgeReport
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import InstanceRepository
+from hopper_graph.restores import RestoreWatch
 from hopper_graph.rules import Expected
 from hopper_graph.statements import not_found
 
@@ -58,7 +59,10 @@ class InstanceManager:
 
     def __init__(self, driver: Driver, database: str | None = None,
                  hooks: HookRegistry | None = None) -> None:
-        self.graph = Graph(driver, database)
+        self.restores = RestoreWatch(driver, database)
+        """Refuses every read and write while a restore is unfinished (RestoreUnfinished);
+        ``restores.current()`` says which, without raising."""
+        self.graph = Graph(driver, database, guard=self.restores)
         self.repository = InstanceRepository(self.graph)
         self.lifecycle = InstanceLifecycleManager(self.graph, self.repository, hooks)
         self.feed = Feed(self.graph, self.repository)

@@ -89,6 +89,9 @@ def samples(seed: dict[str, Any]) -> dict[str, Any]:
         "datetime_keys": ["created_at"], "value": 100, "version": seed["web_version"],
         "changes": {"metadata": '{"browser": true}'}, "event": new_event(seed["web"]),
         "events": [new_event(seed["web"], "update")], "props": new_props(seed),
+        # a restore's marker (begin_restore)
+        "file": "backup.json", "host": "browser", "pid": 1, "instance_count": 1,
+        "event_count": 1,
     }
 
 
