@@ -96,6 +96,10 @@ TITLES = {
     "hook-vetoed": "Vetoed by a hook",
     "hook-timed-out": "A hook ran past its time limit",
     "database-unavailable": "Database unavailable",
+    # a move (hopper_graph/move.py)
+    "move-cycle": "Move would make a cycle",
+    "parent-mismatch": "Not the expected parent",
+    "global-not-movable": "The GLOBAL instance never moves",
     # HTTP's own, and the API's checks of a request
     "bad-request": "Bad request",
     "malformed-json": "Malformed JSON",
