@@ -124,6 +124,7 @@ class InstanceManager:
                                      expected_version=expected_version)
 
     # -- move -----------------------------------------------------------------------------
+    @metrics.write("move")
     def move(self, instance_id: str, new_parent_id: str, *,
              expected_parent_id: str | None = None, actor: str | None = None,
              reason: str | None = None, expected_version: Expected = None
