@@ -2,10 +2,13 @@
 serve``: ``gunicorn -c python:hopper_graph.cli.gunicorn_config 'api:create_app()'``.
 
 They are the hooks ``serve`` installs: without them a stop waits for every open event
-stream, which never ends by itself (gunicorn gives up after its 30 s graceful timeout).
+stream, which never ends by itself (gunicorn gives up after its 30 s graceful timeout). And
+the keep-alive ``serve`` sets: idle connections stay open 75 s, longer than clients and load
+balancers keep theirs (docs/api.md, "Connections").
 """
 
+from hopper_graph.cli.server import KEEPALIVE_SECONDS as keepalive
 from hopper_graph.cli.server import end_streams as worker_int
 from hopper_graph.cli.server import end_streams_on_stop as post_worker_init
 
-__all__ = ["post_worker_init", "worker_int"]
+__all__ = ["keepalive", "post_worker_init", "worker_int"]

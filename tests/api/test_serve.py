@@ -1,0 +1,85 @@
+"""``hopper-graph serve`` as a client meets it: connections kept alive, slow clients, dropped
+streams, an unreachable Neo4j and the errors gunicorn answers itself.
+
+Every test runs a real ``hopper-graph serve`` (gunicorn) process on a free port against the
+test Neo4j (tests/api/serve_process.py) and talks to it over real sockets.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+
+from tests.api.serve_process import HOST
+
+
+# -- keep-alive -----------------------------------------------------------------------------
+def test_an_idle_connection_stays_open_past_six_seconds(serve_process):
+    served = serve_process()
+    with served.connect() as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = _read_response(sock)
+        assert first.startswith(b"HTTP/1.1 200"), first
+        time.sleep(6)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        second = _read_response(sock)
+        assert second.startswith(b"HTTP/1.1 200"), second
+
+
+def test_a_client_reusing_its_connection_across_gaps_around_two_seconds_sees_no_error(
+        serve_process):
+    """100 requests, each on a connection left idle for 1.5 to 2.5 s before it (gunicorn's
+    old keep-alive was 2 s, so about half the gaps straddle it). To keep the wall time near
+    20 s, ten clients run at once, ten requests each, each on its own kept connection.
+    http.client raises RemoteDisconnected (httpx's "Server disconnected without sending a
+    response") when it reuses a connection the server has closed; it never retries, so
+    every such close shows."""
+    served = serve_process()
+    clients, tries = 10, 10
+    errors: list[BaseException] = []
+    reused: list[bool] = []
+
+    def client(index: int) -> None:
+        conn = http.client.HTTPConnection(HOST, served.port, timeout=10)
+        try:
+            sock = None
+            for attempt in range(tries):
+                conn.request("GET", "/health")
+                response = conn.getresponse()
+                response.read()
+                assert response.status == 200
+                reused.append(sock is None or conn.sock is sock)
+                sock = conn.sock
+                time.sleep(1.5 + ((index + attempt * 3) % 11) / 10)  # 1.5 ... 2.5 s
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(reused) == clients * tries and all(reused)  # one connection each, throughout
+
+
+def _read_response(sock) -> bytes:
+    """One whole response with a Content-Length body (b"" when the server closed)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
