@@ -83,3 +83,29 @@ def _read_response(sock) -> bytes:
             break
         body += chunk
     return head + b"\r\n\r\n" + body
+
+
+# -- slow clients -----------------------------------------------------------------------------
+def test_slow_senders_do_not_stall_health_or_reads(serve_process, tree):
+    """32 connections (as many as serve's 2 workers have threads) each send a POST's headers
+    with Content-Length: 100, then 8 bytes of the body, and stall. /health and a GET of an
+    instance must still answer; the 5 s allowed is generous (the target is 1 s), a server
+    whose threads wait for the bodies answers neither until the senders give up."""
+    served = serve_process()
+    instance = tree[1].id
+    stalled = []
+    try:
+        for _ in range(32):
+            sock = served.connect()
+            sock.sendall(b"POST /api/v1/instances HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                         b'{"name":')
+            stalled.append(sock)
+        time.sleep(0.5)  # let the server take them all up
+        for _ in range(10):  # each on a new connection: some land on each worker
+            assert served.get("/health", timeout=5)[0] == 200
+            status, _, body = served.get(f"/api/v1/instances/{instance}", timeout=5)
+            assert status == 200, body
+    finally:
+        for sock in stalled:
+            sock.close()
