@@ -109,3 +109,37 @@ def test_slow_senders_do_not_stall_health_or_reads(serve_process, tree):
     finally:
         for sock in stalled:
             sock.close()
+
+
+def test_requests_read_in_pieces_chunked_pipelined_or_expecting_continue_are_served(
+        serve_process):
+    """What the worker's request buffering must still take: a body that arrives in pieces,
+    a chunked body, two requests sent back to back, and Expect: 100-continue (answered
+    before the body is sent)."""
+    served = serve_process()
+    head = (b"POST /api/v1/instances HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\n")
+    body = b'{"name": "g", "scope": "GLOBAL"}'
+    with served.connect() as sock:  # in pieces
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
+        time.sleep(0.3)
+        sock.sendall(body[5:])
+        assert _read_response(sock).startswith(b"HTTP/1.1 201"), "in pieces"
+    with served.connect() as sock:  # chunked: the GLOBAL exists now, so 409
+        sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n"
+                     + b"%x\r\n%s\r\n" % (len(body), body))
+        time.sleep(0.3)
+        sock.sendall(b"0\r\n\r\n")
+        assert _read_response(sock).startswith(b"HTTP/1.1 409"), "chunked"
+    with served.connect() as sock:  # expecting 100 Continue
+        sock.sendall(head + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        assert _read_response(sock).startswith(b"HTTP/1.1 409"), "100-continue"
+    with served.connect() as sock:  # pipelined
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answers = b""
+        while chunk := sock.recv(65536):  # until the server closes, after the second
+            answers += chunk
+        assert answers.count(b"HTTP/1.1 200 OK\r\n") == 2, answers
