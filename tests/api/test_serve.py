@@ -143,3 +143,41 @@ def test_requests_read_in_pieces_chunked_pipelined_or_expecting_continue_are_ser
         while chunk := sock.recv(65536):  # until the server closes, after the second
             answers += chunk
         assert answers.count(b"HTTP/1.1 200 OK\r\n") == 2, answers
+
+
+# -- dropped streams --------------------------------------------------------------------------
+def test_a_dropped_stream_frees_its_slot_within_a_second_of_the_close(serve_process):
+    """One worker with 2 stream slots and a keep-alive every 30 s: both streams' clients go
+    away, and new streams open at once, not when the server next writes to the dead ones.
+    The test allows 5 s for a target of 1 s (a busy two-core machine), far below the 30 s
+    keep-alive that used to be the first moment the server noticed."""
+    served = serve_process("--workers", "1", "--threads", "4",
+                           HOPPER_API_MAX_STREAMS="2", HOPPER_API_STREAM_HEARTBEAT="30")
+    path = "/api/v1/events/stream"
+    clients = [_open_stream(served) for _ in range(2)]
+    assert served.get(path)[0] == 503  # the worker is full
+    for sock in clients:
+        sock.close()  # the clients are gone: no FIN reaches a thread that only waits
+    closed = time.monotonic()
+    reopened = []
+    while len(reopened) < 2:
+        assert time.monotonic() - closed < 5, f"slots still taken; reopened {len(reopened)}"
+        sock = served.connect()
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        if sock.recv(12).startswith(b"HTTP/1.1 200"):
+            reopened.append(sock)
+        else:
+            sock.close()
+            time.sleep(0.1)
+    for sock in reopened:
+        sock.close()
+
+
+def _open_stream(served):
+    sock = served.connect()
+    sock.sendall(b"GET /api/v1/events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = b""
+    while b"retry:" not in answer:  # the stream is open
+        answer += sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    return sock
