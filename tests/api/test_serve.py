@@ -7,9 +7,14 @@ test Neo4j (tests/api/serve_process.py) and talks to it over real sockets.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import http.client
+import json
+import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 from tests.api.serve_process import HOST
 
@@ -181,3 +186,89 @@ def _open_stream(served):
         answer += sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 200"), answer
     return sock
+
+
+# -- Neo4j unreachable --------------------------------------------------------------------------
+class Proxy:
+    """A TCP proxy on a free loopback port to ``target``; ``close`` stops it listening and
+    cuts every connection, so the port refuses connections from then on: Neo4j gone, as
+    the server sees it, without stopping the test Neo4j."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server((HOST, 0))
+        self.port = self.listener.getsockname()[1]
+        self.open: list[socket.socket] = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.closed:
+                client.close()
+                return
+            upstream = socket.create_connection(self.target)
+            self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(OSError):  # wakes the accept (close alone does not)
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        for sock in self.open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+TIMEOUT = 4
+
+
+def test_ready_and_reads_answer_503_in_time_while_neo4j_is_unreachable(
+        serve_process, neo4j_source, tree):
+    """serve reaches Neo4j through a proxy, which then closes: /ready answers 503 with the
+    cause within a second (the test allows 3 s, a busy machine, still less than the
+    HOPPER_NEO4J_TIMEOUT of 4 s that it used to take at least), and a read 503
+    database-unavailable within that timeout and a backoff (the test allows
+    2 x timeout + 2 s, as test_outage.py does)."""
+    settings = neo4j_source.settings
+    target = urlsplit(settings.uri)
+    proxy = Proxy((target.hostname, target.port))
+    try:
+        served = serve_process(
+            settings=dataclasses.replace(settings, uri=f"bolt://{HOST}:{proxy.port}"),
+            HOPPER_NEO4J_TIMEOUT=str(TIMEOUT))
+        assert served.get("/ready")[0] == 200
+        instance = f"/api/v1/instances/{tree[1].id}"
+        assert served.get(instance)[0] == 200
+    finally:
+        proxy.close()
+    for _ in range(3):
+        started = time.monotonic()
+        status, headers, body = served.get("/ready", timeout=30)
+        assert time.monotonic() - started < 3
+        assert status == 503, body
+        assert headers["content-type"] == "application/problem+json"
+        problem = json.loads(body)
+        assert problem["code"] == "database-unavailable"
+        assert problem["reason"] == "connection-refused"
+    started = time.monotonic()
+    status, headers, body = served.get(instance, timeout=30)
+    assert time.monotonic() - started < 2 * TIMEOUT + 2
+    assert status == 503, body
+    assert json.loads(body)["code"] == "database-unavailable"
+    assert headers["retry-after"].isdigit()
