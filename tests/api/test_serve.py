@@ -272,3 +272,31 @@ def test_ready_and_reads_answer_503_in_time_while_neo4j_is_unreachable(
     assert status == 503, body
     assert json.loads(body)["code"] == "database-unavailable"
     assert headers["retry-after"].isdigit()
+
+
+# -- gunicorn's own errors ------------------------------------------------------------------------
+def test_requests_gunicorn_refuses_get_problem_documents(serve_process):
+    """What gunicorn answers before the app sees the request: a header too large, a header
+    that is not valid, a request line too long."""
+    served = serve_process()
+    cases = [
+        (b"GET /api/v1/instances HTTP/1.1\r\nHost: x\r\nX-Actor: " + b"a" * 10_000
+         + b"\r\n\r\n", 431, "header-too-large"),
+        (b"GET /api/v1/instances HTTP/1.1\r\nHost: x\r\nIf-Match: \x01\r\n\r\n", 400,
+         "bad-request"),
+        (b"GET /api/v1/instances?q=" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414,
+         "uri-too-long"),
+    ]
+    for request, status, code in cases:
+        with served.connect() as sock:
+            sock.sendall(request)
+            answer = _read_response(sock)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d " % status), head
+        assert b"\r\nContent-Type: application/problem+json\r\n" in head + b"\r\n", head
+        problem = json.loads(body)
+        assert problem["status"] == status
+        assert problem["code"] == code
+        assert problem["type"] == f"urn:hopper-graph:problem:{code}"
+        assert problem["title"] and problem["detail"]
+        assert b"<html" not in body
