@@ -291,24 +291,30 @@ class _Captured:
         return html.unescape(text)
 
 
-PROBLEM_SLUGS = {400: "bad-request", 403: "forbidden", 414: "uri-too-long",
-                 417: "expectation-failed", 431: "header-too-large",
-                 500: "internal-error", 501: "not-implemented"}
-"""The problem ``code`` of each status gunicorn answers by itself."""
+PROBLEMS = {400: ("bad-request", "Bad request"), 403: ("forbidden", "Forbidden"),
+            414: ("uri-too-long", "URI too long"),
+            417: ("expectation-failed", "Expectation failed"),
+            431: ("header-too-large", "Request headers too large"),
+            500: ("internal-error", "Internal error"),
+            501: ("not-implemented", "Not implemented")}
+"""The problem ``code`` and title of each status gunicorn answers by itself: the API's own
+(api/errors.py's TITLES; a test holds them equal)."""
+
+
 def problem_response(status: int, reason: str, message: str) -> bytes:
     """A whole HTTP response carrying an RFC 9457 problem, connection closed after it."""
-    code = PROBLEM_SLUGS.get(status, "bad-request" if status < 500 else "internal-error")
+    code, title = PROBLEMS.get(status) or PROBLEMS[400 if status < 500 else 500]
     if status >= 500 or not message:
         detail = "The server could not answer the request."
     elif message.startswith("The "):
         detail = message
     else:
         detail = f"The server could not read the request: {message}"
-    body = json.dumps({"type": f"urn:hopper-graph:problem:{code}", "title": reason,
+    body = json.dumps({"type": f"urn:hopper-graph:problem:{code}", "title": title,
                        "status": status, "detail": detail, "code": code}).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
             f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n\r\n")
     return head.encode("latin-1") + body
 
 
-__all__ = ["HopperWorker", "problem_response"]
+__all__ = ["PROBLEMS", "HopperWorker", "problem_response"]
