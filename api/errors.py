@@ -116,6 +116,11 @@ TITLES = {
     "service-unavailable": "Service unavailable",
     "schema-not-applied": "Schema not applied",
     "too-many-streams": "Too many streams",
+    # answered by gunicorn, before the app (serve's worker: hopper_graph/cli/worker.py)
+    "uri-too-long": "URI too long",
+    "expectation-failed": "Expectation failed",
+    "header-too-large": "Request headers too large",
+    "not-implemented": "Not implemented",
 }
 """The one title of each problem ``code``: a code never comes with two titles (a code
 missing here, from an HTTP status without one of ours, takes the status's phrase)."""
