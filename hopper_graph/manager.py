@@ -4,7 +4,7 @@ It builds one ``Graph`` and hands it to what runs queries: the ``InstanceReposit
 (reads and writes), the ``InstanceLifecycleManager`` (status changes, hooks, audit), the
 ``Feed`` (the change feed and in-process subscribers) and the health checks. It adds what
 needs more than one of them: heartbeats and the effective configuration with its
-provenance.
+provenance. ``manager.tokens`` creates, lists and revokes scoped API tokens.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from hopper_graph.queries import QUERIES
 from hopper_graph.repository import InstanceRepository
 from hopper_graph.rules import Expected
 from hopper_graph.statements import not_found
+from hopper_graph.tokens import TokenStore
 
 
 @dataclass(slots=True)
@@ -62,6 +63,8 @@ class InstanceManager:
         self.lifecycle = InstanceLifecycleManager(self.graph, self.repository, hooks)
         self.feed = Feed(self.graph, self.repository)
         self.repository.on_commit = self.feed.publish
+        self.tokens = TokenStore(self.graph)
+        """Scoped API tokens: create, list, revoke, authenticate (hopper_graph/tokens.py)."""
 
     @property
     def hooks(self) -> HookRegistry:

@@ -142,6 +142,11 @@ def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
                                   "after_id": "", "limit": 10},
         "sequence_events": {"limit": 10},
         "import_instances": {"rows": [top]},
+        # scoped tokens (cypher/tokens.cypher)
+        "create_token": {"root_id": seed["web"], "props": {
+            "id": "0123456789abcdef", "hash": "0" * 64, "role": "reader"}},
+        "instance_in_subtree": {"root": seed["web"], "id": seed["phase"]},
+        "list_in_subtree": {**LIST, "root": seed["web"]},
         "import_parent_edges": {"rows": [{"parent_id": seed["web"], "id": seed["sub"]}]},
         "import_events": {"datetime_keys": ["at"], "events": [{"unlinked": False, "props": {
             "id": str(uuid.uuid4()), "instance_id": seed["web"], "seq": 999,
