@@ -32,8 +32,9 @@ from flask_smorest import Blueprint
 from marshmallow import EXCLUDE
 from werkzeug.exceptions import BadRequest
 
-from api import guards
+from api import access, guards
 from api import schemas as s
+from api.access import OWN_SUBTREE, READER, needs, within
 from api.errors import TooManyStreams
 from api.extension import manager
 from api.openapi import documented
@@ -45,7 +46,7 @@ log = logging.getLogger("hopper_graph.api")
 
 blp = Blueprint("events", __name__, url_prefix="/api/v1/events",
                 description="The change feed: every audit event, in commit order.")
-blp.before_request(guards.require_token)
+access.guard(blp)  # every operation below declares its role with @needs
 blp.before_request(guards.check_body)
 
 STREAM_MIMETYPE = "text/event-stream"
@@ -56,6 +57,7 @@ _SEQ = re.compile(r"[0-9]{1,19}")
 
 
 @blp.route("")
+@needs(READER, on=OWN_SUBTREE)
 @blp.arguments(s.EventsQuerySchema, **QUERY)
 @blp.response(200, s.EventFeedSchema)
 @documented(blp)
@@ -66,7 +68,11 @@ def events(query: dict[str, Any]) -> Any:
     ``head`` is the newest event's seq: pass it as ?after= to see only what happens next.
     """
     library = manager()
-    items = library.events_since(query["after"], query["limit"])  # numbers what waits
+    root = within()
+    if root is None:
+        items = library.events_since(query["after"], query["limit"])  # numbers what waits
+    else:  # a scoped token sees its subtree's events only
+        items = library.feed.read(query["after"], root, query["limit"])
     next_after = items[-1].seq if items else query["after"]
     head = library.feed.numbered_head()  # a read: the page just numbered the feed
     return {"items": items, "after": query["after"], "next_after": next_after,
@@ -74,6 +80,7 @@ def events(query: dict[str, Any]) -> Any:
 
 
 @blp.route("/stream")
+@needs(READER, on=OWN_SUBTREE)
 @blp.arguments(s.EventStreamQuerySchema, **QUERY)
 @blp.arguments(s.EventStreamHeadersSchema, location="headers", unknown=EXCLUDE,
                error_status_code=400)
@@ -87,9 +94,10 @@ def stream(query: dict[str, Any], headers: dict[str, Any]) -> Response:
     """Follow the change feed live: each event as it commits, after ?after= or the
     Last-Event-ID header, optionally only those of one ?subtree=."""
     after = _resume_point(query["after"], headers["last_event_id"])
+    subtree = _subtree(query["subtree"])
     slots = _taken_slot()
     try:
-        events = manager().feed.follow(after, query["subtree"],
+        events = manager().feed.follow(after, subtree,
                                        heartbeat=current_app.config["HOPPER_API_STREAM_HEARTBEAT"])
     except BaseException:
         slots.release()
@@ -98,6 +106,15 @@ def stream(query: dict[str, Any], headers: dict[str, Any]) -> Response:
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.call_on_close(slots.release)  # the server closes it however the stream ends
     return response
+
+
+def _subtree(asked: str | None) -> str | None:
+    """The subtree a stream follows: the one asked for, which a scoped token must reach
+    (403 otherwise), or the token's own."""
+    if asked is not None:
+        access.check_within(asked)
+        return asked
+    return within()
 
 
 def _taken_slot() -> StreamSlots:

@@ -15,8 +15,9 @@ from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api import guards
+from api import access, guards
 from api import schemas as s
+from api.access import ADMIN, GRAPH, INSTANCE, OPERATOR, OWN_SUBTREE, PARENT, READER, needs, within
 from api.etag import ETAG_HEADER, conditional_get, etag, expected_version
 from api.extension import manager
 from api.guards import actor
@@ -29,7 +30,7 @@ from hopper_graph.lifecycle import EVENTS
 
 blp = Blueprint("instances", __name__, url_prefix="/api/v1/instances",
                 description="Hopper instances: hierarchy, lifecycle, configuration, audit.")
-blp.before_request(guards.require_token)
+access.guard(blp)  # every operation below declares its role with @needs
 blp.before_request(guards.check_body)
 blp.after_request(conditional_get)
 
@@ -44,13 +45,16 @@ def no_query() -> Any:
 
 @blp.route("")
 class Instances(MethodView):
+    @needs(READER, on=OWN_SUBTREE)
     @blp.arguments(s.InstanceListQuerySchema, **QUERY)
     @blp.response(200, s.InstancePageSchema)
     @documented(blp)
     def get(self, query: dict[str, Any]) -> Any:
         """List instances (filters: scope, status, parent_id, project_id), a page at a time."""
-        return page_response(manager().list(fields=query.pop("select"), **query))
+        return page_response(manager().list(fields=query.pop("select"), within=within(),
+                                            **query))
 
+    @needs(OPERATOR, on=PARENT)
     @no_query()
     @blp.arguments(s.InstanceCreateSchema)
     @blp.response(201, s.InstanceSchema, headers={**ETAG, "Location": LOCATION_HEADER})
@@ -67,6 +71,7 @@ class Instances(MethodView):
 
 
 @blp.route("/purge", methods=["POST"])
+@needs(ADMIN, on=GRAPH)
 @no_query()
 @blp.arguments(s.PurgeRequestSchema, required=False)
 @blp.response(200, s.PurgeResponseSchema)
@@ -87,6 +92,7 @@ def purge(body: dict[str, Any]) -> Any:
 
 @blp.route(ID)
 class Instance(MethodView):
+    @needs(READER, on=INSTANCE)
     @no_query()
     @blp.response(200, s.InstanceSchema, headers=ETAG)
     @documented(blp, 404)
@@ -95,6 +101,7 @@ class Instance(MethodView):
         instance = manager().get(str(instance_id))
         return instance, etag(instance)
 
+    @needs(OPERATOR, on=INSTANCE)
     @no_query()
     @blp.arguments(s.InstanceUpdateSchema)
     @blp.response(200, s.InstanceSchema, headers=ETAG)
@@ -115,6 +122,7 @@ class Instance(MethodView):
             expected_version=expected_version(instance_id_), **fields)
         return instance, etag(instance)
 
+    @needs(ADMIN, on=INSTANCE)
     @blp.arguments(s.DeleteQuerySchema, **QUERY)
     @blp.response(200, s.DeleteResponseSchema)
     @documented(blp, 404, 409, 412, if_match=True, actor=True)
@@ -147,10 +155,11 @@ for _event in EVENTS:
         blp.arguments(s.LifecycleRequestSchema, required=False)(
             blp.response(200, s.InstanceLifecycleResponseSchema, headers=ETAG)(
                 documented(blp, 400, 404, 409, 412, 413, 415, 422, if_match=True,
-                           actor=True)(_lifecycle_view(_event))))))
+                           actor=True)(needs(OPERATOR, on=INSTANCE)(_lifecycle_view(_event)))))))
 
 
 @blp.route(f"{ID}/children")
+@needs(READER, on=INSTANCE)
 @blp.arguments(s.InstancePageQuerySchema, **QUERY)
 @blp.response(200, s.InstancePageSchema)
 @documented(blp, 404)
@@ -161,15 +170,17 @@ def children(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/ancestors")
+@needs(READER, on=INSTANCE)
 @no_query()
 @blp.response(200, s.ItemsSchema)
 @documented(blp, 404)
 def ancestors(instance_id: UUID) -> Any:
     """List an instance's ancestors, nearest first (parent, grandparent, ..., root)."""
-    return items_response(manager().get_ancestors(str(instance_id)))
+    return items_response(up_to_root(manager().get_ancestors(str(instance_id))))
 
 
 @blp.route(f"{ID}/descendants")
+@needs(READER, on=INSTANCE)
 @blp.arguments(s.InstancePageQuerySchema, **QUERY)
 @blp.response(200, s.InstancePageSchema)
 @documented(blp, 404)
@@ -180,6 +191,7 @@ def descendants(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/tree")
+@needs(READER, on=INSTANCE)
 @blp.arguments(s.TreeQuerySchema, **QUERY)
 @blp.response(200, s.InstanceTreeResponseSchema)
 @documented(blp, 404)
@@ -194,6 +206,7 @@ def tree(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route("/global")
+@needs(READER, on=GRAPH)
 @no_query()
 @blp.response(200, s.InstanceSchema, headers=ETAG)
 @documented(blp, 404)
@@ -206,16 +219,19 @@ def global_instance() -> Any:
 
 
 @blp.route("/projects/<project_id>")
+@needs(READER, on=OWN_SUBTREE)
 @blp.arguments(s.InstancePageQuerySchema, **QUERY)
 @blp.response(200, s.InstancePageSchema)
 @documented(blp)
 def project_instances(query: dict[str, Any], project_id: str) -> Any:
     """List the PROJECT instances (sub-projects included) of a project, a page at a time."""
     return page_response(manager().list(project_id=project_id, scope=HopperScope.PROJECT,
-                                        fields=query.pop("select"), **query))
+                                        fields=query.pop("select"), within=within(),
+                                        **query))
 
 
 @blp.route("/projects/<project_id>/orchestrations")
+@needs(READER, on=OWN_SUBTREE)
 @blp.arguments(s.InstancePageQuerySchema, **QUERY)
 @blp.response(200, s.InstancePageSchema)
 @documented(blp)
@@ -223,10 +239,12 @@ def project_orchestrations(query: dict[str, Any], project_id: str) -> Any:
     """List the ORCHESTRATION instances of a project, a page at a time."""
     return page_response(manager().list(project_id=project_id,
                                         scope=HopperScope.ORCHESTRATION,
-                                        fields=query.pop("select"), **query))
+                                        fields=query.pop("select"), within=within(),
+                                        **query))
 
 
 @blp.route(f"{ID}/history")
+@needs(READER, on=INSTANCE)
 @blp.arguments(s.PageQuerySchema, **QUERY)
 @blp.response(200, s.EventPageSchema)
 @documented(blp, 404)
@@ -240,6 +258,7 @@ def history(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/config/effective")
+@needs(READER, on=INSTANCE)
 @no_query()
 @blp.response(200, s.EffectiveConfigSchema)
 @documented(blp, 404)
@@ -249,6 +268,7 @@ def effective_config(instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/health")
+@needs(READER, on=INSTANCE)
 @blp.arguments(s.HealthQuerySchema, **QUERY)
 @blp.response(200, s.HealthReportSchema)
 @documented(blp, 404)
@@ -258,6 +278,7 @@ def health(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/heartbeat", methods=["POST"])
+@needs(OPERATOR, on=INSTANCE)
 @no_query()
 @blp.response(200, s.HeartbeatSchema)
 @documented(blp, 404, 409, 413, 415)
@@ -266,3 +287,12 @@ def heartbeat(instance_id: UUID) -> Any:
     status the runner acts on, not the whole instance."""
     instance = manager().heartbeat(str(instance_id))
     return {"id": instance.id, "status": instance.status, "heartbeat_at": instance.heartbeat_at}
+
+
+def up_to_root(ancestors: list[Any]) -> list[Any]:
+    """The ancestors (nearest first) a scoped token may see: up to its root, not above."""
+    root = within()
+    if root is None:
+        return ancestors
+    ids = [a.id for a in ancestors]
+    return ancestors[:ids.index(root) + 1] if root in ids else []

@@ -17,7 +17,8 @@
      |    +-- ParentArchived           nothing may be created under an ARCHIVED parent
      |    +-- LimitExceeded            max_child_instances or max_depth reached
      |    +-- RestoreInProgress        an import is writing the graph; live writes wait
-     +-- HookVetoed                    a before-hook raised; nothing was written
+     +-- Forbidden                     a scoped token's role or subtree does not reach that far
+ +-- HookVetoed                    a before-hook raised; nothing was written
      |    +-- HookTimedOut             a before-hook ran past its time limit
      +-- DatabaseUnavailable           Neo4j cannot be reached (or timed out)
      +-- ConfigurationError            the setup is wrong, not the caller's input: a setting
@@ -147,6 +148,15 @@ class LimitExceeded(Conflict):
 
 class RestoreInProgress(Conflict):
     code = "restore-in-progress"
+
+
+class Forbidden(HopperGraphError):
+    """A token may not do this: its role is too low, or the target is outside its subtree
+    (hopper_graph/tokens.py). ``required_role`` and ``required_root`` (an instance id, None
+    for the whole graph) say what would be needed; ``token_role`` and ``token_root`` what
+    the token has. It never says whether an id outside the subtree exists."""
+
+    code = "forbidden"
 
 
 class HookVetoed(HopperGraphError):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hopper_graph.errors import NotFound, ValidationError
+from hopper_graph.errors import Forbidden, NotFound, ValidationError
 from hopper_graph.graph import Graph
 from hopper_graph.queries import QUERIES
 from hopper_graph.rules import MAX_TEXT_LENGTH
@@ -189,8 +189,7 @@ class TokenStore:
 
     def authenticate(self, secret: str) -> Grant | None:
         """The grant of a token's secret; None when it is no token's, or the token is
-        revoked or expired. A token whose root was deleted grants nothing (root None is
-        never returned for a scoped token: it is refused)."""
+        revoked or expired, or its root has been deleted."""
         match = _SECRET.fullmatch(secret)
         if match is None:
             return None
@@ -198,10 +197,8 @@ class TokenStore:
         if not rows or not hmac.compare_digest(rows[0]["hash"], hash_secret(secret)):
             return None
         row = rows[0]
-        if not row["in_force"]:
+        if not row["in_force"] or row["root_id"] is None:  # a deleted root: void
             return None
-        if row["root_id"] is None:  # the root was deleted: the token covers nothing
-            return Grant(Role.parse(row["role"]), "", row["id"])
         return Grant(Role.parse(row["role"]), row["root_id"], row["id"],
                      bool(row["root_global"]))
 
@@ -210,11 +207,31 @@ class TokenStore:
         the instance's ancestors. False for an id that does not exist."""
         if grant.whole_graph:
             return True
-        if not grant.root_id:
-            return False
         rows = self.graph.read_rows(QUERIES.instance_in_subtree.text, root=grant.root_id,
                                     id=instance_id)
         return bool(rows and rows[0]["inside"])
+
+    def authorize(self, grant: Grant, role: Role, target: str | None) -> None:
+        """Raise Forbidden unless ``grant`` holds ``role`` (or more) on ``target``: an
+        instance id, or None for the whole graph. An id outside the token's subtree is
+        refused alike whether or not it exists."""
+        if grant.role >= role and (grant.whole_graph if target is None
+                                   else self.covers(grant, target)):
+            return
+        raise forbidden(grant, role, target)
+
+
+def forbidden(grant: Grant, role: Role, target: str | None) -> Forbidden:
+    """The refusal of ``role`` on ``target`` (None: the whole graph) to ``grant``."""
+    where = "the whole graph" if target is None else f"instance {target}"
+    above = "" if target is None else " (or an instance above it)"
+    has = ("the whole graph" if grant.root_id is None
+           else f"the subtree of {grant.root_id}")
+    return Forbidden(
+        f"this needs the {role.label} role on {where}{above}; the token is "
+        f"{grant.role.label} on {has}",
+        required_role=role.label, required_root=target, token_role=grant.role.label,
+        token_root=grant.root_id)
 
 
 def _check_text(field: str, value: str | None) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from hopper_graph import NotFound, ValidationError
 from hopper_graph.cursors import FIRST
+from hopper_graph.errors import Forbidden
 from hopper_graph.tokens import Role, hash_secret, parse_duration
 from tests.factories import make_global, make_orchestration, make_project
 from tests.integration.test_read_paths import db_hits
@@ -94,11 +95,10 @@ def test_a_token_on_the_global_instance_covers_the_whole_graph(manager, tree):
     assert grant is not None and grant.whole_graph
 
 
-def test_a_token_whose_root_is_deleted_covers_nothing(manager, tree):
+def test_a_token_whose_root_is_deleted_is_void(manager, tree):
     new = manager.tokens.create(tree["run"].id, "admin")
     manager.delete(tree["run"].id, force=True)
-    grant = manager.tokens.authenticate(new.secret)
-    assert grant is not None and not manager.tokens.covers(grant, tree["web"].id)
+    assert manager.tokens.authenticate(new.secret) is None
     assert [t.status for t in manager.tokens.list()] == ["orphaned"]
 
 
@@ -121,3 +121,24 @@ def test_the_check_costs_the_depth_not_the_graph(manager, tree, driver, database
         make_orchestration(manager, tree["run"], name=f"sibling-{k}")
         make_orchestration(manager, tree["other"], name=f"elsewhere-{k}")
     assert db_hits(driver, database, "instance_in_subtree", **params) == before
+
+
+def test_authorize_names_the_role_and_root_needed(manager, tree):
+    grant = manager.tokens.authenticate(manager.tokens.create(tree["web"].id, "operator").secret)
+    assert grant is not None
+    manager.tokens.authorize(grant, Role.OPERATOR, tree["run"].id)
+    manager.tokens.authorize(grant, Role.READER, tree["web"].id)
+    refusals = {}
+    for role, target in ((Role.ADMIN, tree["run"].id), (Role.READER, tree["g"].id),
+                         (Role.READER, "00000000-0000-4000-8000-000000000000"),
+                         (Role.READER, None)):
+        with pytest.raises(Forbidden) as exc:
+            manager.tokens.authorize(grant, role, target)
+        refusals[(role, target)] = exc.value.details
+    assert refusals[(Role.ADMIN, tree["run"].id)] == {
+        "required_role": "admin", "required_root": tree["run"].id,
+        "token_role": "operator", "token_root": tree["web"].id}
+    assert refusals[(Role.READER, None)]["required_root"] is None
+    missing = refusals[(Role.READER, "00000000-0000-4000-8000-000000000000")]
+    outside = refusals[(Role.READER, tree["g"].id)]
+    assert missing.keys() == outside.keys()  # an id that exists elsewhere reads the same
