@@ -152,9 +152,10 @@ class RestoreInProgress(Conflict):
 
 class Forbidden(HopperGraphError):
     """A token may not do this: its role is too low, or the target is outside its subtree
-    (hopper_graph/tokens.py). ``required_role`` and ``required_root`` (an instance id, None
-    for the whole graph) say what would be needed; ``token_role`` and ``token_root`` what
-    the token has. It never says whether an id outside the subtree exists."""
+    (hopper_graph/tokens.py). ``required_role`` and ``required_root`` (an instance id;
+    None, and left out of a problem document, for the whole graph) say what would be
+    needed; ``token_role`` and ``token_root`` what the token has. It never says whether
+    an id outside the subtree exists."""
 
     code = "forbidden"
 
