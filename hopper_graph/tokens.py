@@ -37,8 +37,6 @@ from hopper_graph.rules import MAX_TEXT_LENGTH
 PREFIX = "hgt_"
 """Every scoped token's secret starts with this (so a leaked one is easy to spot)."""
 _SECRET = re.compile(r"hgt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
-_DURATION = re.compile(r"([0-9]{1,6})([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_LIFETIME = timedelta(days=3650)
 
 
@@ -125,16 +123,6 @@ class Grant:
 
 WHOLE_GRAPH_ADMIN = Grant(Role.ADMIN, None)
 """The grant of the server's own ``HOPPER_API_TOKEN``."""
-
-
-def parse_duration(text: str) -> timedelta:
-    """``30d``, ``12h``, ``90m``, ``2w`` or ``3600s`` as a timedelta (ValidationError
-    naming ``expires`` otherwise)."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None or int(match[1]) == 0:
-        raise ValidationError(f"{text!r} is no duration: write e.g. 30d, 12h, 90m or 2w",
-                              errors={"expires": ["a number and s, m, h, d or w, e.g. 30d"]})
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
 def hash_secret(secret: str) -> str:

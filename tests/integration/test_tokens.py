@@ -11,7 +11,7 @@ import pytest
 from hopper_graph import NotFound, ValidationError
 from hopper_graph.cursors import FIRST
 from hopper_graph.errors import Forbidden
-from hopper_graph.tokens import Role, hash_secret, parse_duration
+from hopper_graph.tokens import Role, hash_secret
 from tests.factories import make_global, make_orchestration, make_project
 from tests.integration.test_read_paths import db_hits
 
@@ -79,15 +79,6 @@ def test_bad_input_is_refused_naming_the_field(manager, tree):
     with pytest.raises(NotFound):
         manager.tokens.revoke("0123456789abcdef")
     assert manager.tokens.list() == []
-
-
-def test_durations():
-    assert parse_duration("30d") == timedelta(days=30)
-    assert parse_duration("12h") == timedelta(hours=12)
-    assert parse_duration(" 2W ") == timedelta(weeks=2)
-    for bad in ("", "30", "d", "0d", "1y", "-1d"):
-        with pytest.raises(ValidationError):
-            parse_duration(bad)
 
 
 def test_a_token_on_the_global_instance_covers_the_whole_graph(manager, tree):
