@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask
 
+from api import access
 from api.extension import EXTENSION
 from hopper_graph.tokens import Role
 from tests.api.conftest import assert_problem
@@ -230,3 +231,27 @@ def write_table(table: dict[tuple[str, str, str], int]) -> None:
     if target:
         Path(target).write_text(text)
     print(text)
+
+
+def test_an_operation_without_a_declaration_fails_closed(make_app):
+    app = make_app(HOPPER_API_TOKEN=ADMIN_TOKEN)
+    extra = Blueprint("undeclared_extra", __name__, url_prefix="/api/v1/extra")
+    access.guard(extra)
+
+    @extra.route("")
+    def served() -> str:
+        return "served"
+
+    app.register_blueprint(extra)
+    with pytest.raises(RuntimeError, match=r"GET /api/v1/extra \(undeclared_extra.served\)"):
+        access.check_declared(app)
+    response = app.test_client().get("/api/v1/extra",
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert_problem(response, 500, "internal-error")
+
+
+def test_the_openapi_document_lists_403_for_every_guarded_operation(world):
+    spec = world.app.test_client().get("/api/v1/openapi.json").get_json()
+    for operation in EXPECTED:
+        method, path = operation.split(" ", 1)
+        assert "403" in spec["paths"][path][method.lower()]["responses"], operation
