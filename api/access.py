@@ -18,6 +18,9 @@ Declaring an operation is one line under its ``@blp.route``::
 - ``OWN_SUBTREE``: a listing or feed the view itself cuts to the token's subtree (it
   calls :func:`within`).
 
+A view with a second target (a move's new parent) checks it itself with
+:func:`require`, e.g. ``require(ADMIN, body["parent_id"])``.
+
 An operation without a declaration fails closed: ``check_declared`` refuses to start an app
 with one, and a request that reaches one anyway is a 500, never served.
 
@@ -177,11 +180,17 @@ def within() -> str | None:
     return None if grant is None or grant.whole_graph else grant.root_id
 
 
+def require(role: Role, instance_id: str | None) -> None:
+    """For a view with a second target (a move's new parent, a filter's instance): 403
+    unless the request's token holds ``role`` on ``instance_id`` (None: the whole graph)."""
+    grant: Grant | None = g.get("hopper_grant")
+    if grant is not None and grant is not WHOLE_GRAPH_ADMIN:
+        manager().tokens.authorize(grant, role, instance_id)
+
+
 def check_within(instance_id: str) -> None:
     """403 unless the request's token may read ``instance_id`` (a filter's instance)."""
-    grant: Grant | None = g.get("hopper_grant")
-    if grant is not None and not grant.whole_graph:
-        manager().tokens.authorize(grant, READER, instance_id)
+    require(READER, instance_id)
 
 
 def declaration(app: Flask, endpoint: str | None, method: str) -> Needs | None:
