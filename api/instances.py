@@ -71,7 +71,7 @@ class Instances(MethodView):
 
 
 @blp.route("/purge", methods=["POST"])
-@needs(ADMIN, on=GRAPH)
+@needs(ADMIN, on=OWN_SUBTREE)
 @no_query()
 @blp.arguments(s.PurgeRequestSchema, required=False)
 @blp.response(200, s.PurgeResponseSchema)
@@ -81,13 +81,14 @@ def purge(body: dict[str, Any]) -> Any:
 
     The answer lists what was purged (or would be) and what was kept, each with the
     reason, and with more and cursor whether it stopped at its limit and where to go on.
-    Without a body, a real purge by each instance's own retention.
+    Without a body, a real purge by each instance's own retention. A scoped admin token
+    purges in its own subtree only.
     """
     seconds = body.get("older_than_seconds")
     older_than = timedelta(seconds=seconds) if seconds is not None else None
     return manager().purge(older_than, dry_run=body.get("dry_run", False), actor=actor(),
                            limit=body.get("limit", s.DEFAULT_PURGE_LIMIT),
-                           after=body.get("after"))
+                           after=body.get("after"), within=within())
 
 
 @blp.route(ID)

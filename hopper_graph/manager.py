@@ -132,14 +132,15 @@ class InstanceManager:
     def purge(self, older_than: timedelta | None = None, *, dry_run: bool = False,
               actor: str | None = None, limit: int = purging.DEFAULT_LIMIT,
               batch: int = purging.DEFAULT_BATCH, after: str | None = None,
-              progress: Callable[[int, int | None], None] | None = None) -> PurgeReport:
+              progress: Callable[[int, int | None], None] | None = None,
+              within: str | None = None) -> PurgeReport:
         """Delete the ARCHIVED EPHEMERAL instances past their retention, never one that is
         not purgeable itself; ``dry_run`` lists what would go and what stays, with why.
         At most ``limit`` are examined; ``after`` goes on from a report's ``cursor``;
-        ``progress(examined, None)`` hears each page."""
+        ``progress(examined, None)`` hears each page; ``within``: only that subtree."""
         return purging.purge(self.repository, self.hooks, older_than, dry_run=dry_run,
                              actor=actor, limit=limit, batch=batch, after=after,
-                             progress=progress)
+                             progress=progress, within=within)
 
     def purge_archived(self, older_than: timedelta | None = None,
                        actor: str | None = None) -> builtins.list[str]:

@@ -41,7 +41,7 @@ EVENTS = ("start", "stop", "pause", "resume", "archive")
 EXPECTED: dict[str, tuple[Role, str]] = {
     "GET /api/v1/instances": (READER, "listing"),
     "POST /api/v1/instances": (OPERATOR, "parent"),
-    "POST /api/v1/instances/purge": (ADMIN, "graph"),
+    "POST /api/v1/instances/purge": (ADMIN, "listing"),
     "GET /api/v1/instances/global": (READER, "graph"),
     "GET /api/v1/instances/projects/{project_id}": (READER, "listing"),
     "GET /api/v1/instances/projects/{project_id}/orchestrations": (READER, "listing"),
@@ -212,6 +212,23 @@ def test_a_revoked_or_unknown_scoped_token_is_a_401(world):
             "/api/v1/instances", headers={"Authorization": f"Bearer {secret}"})
         assert_problem(response, 401, "unauthorized")
         assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_a_scoped_admin_purges_its_own_subtree_only(world):
+    library = world.app.extensions[EXTENSION].manager
+    runs = {}
+    for name, parent in (("web-old", world.project), ("billing-old", world.other)):
+        runs[name] = library.create(name=name, scope="ORCHESTRATION", parent_id=parent).id
+        library.archive(runs[name])
+    response = world.app.test_client().post(
+        "/api/v1/instances/purge", json={"older_than_seconds": 0},
+        headers={"Authorization": f"Bearer {world.tokens['admin']}"})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert [i["id"] for i in body["purged"]] == [runs["web-old"]]
+    assert world.other not in response.get_data(as_text=True)
+    assert runs["billing-old"] not in response.get_data(as_text=True)
+    assert library.get(runs["billing-old"]).status.value == "ARCHIVED"
 
 
 def test_an_open_server_stays_open(make_app):
