@@ -241,12 +241,18 @@ def write_table(table: dict[tuple[str, str, str], int]) -> None:
     roles = ("reader", "operator", "admin", "server")
     header = "| operation | needs | " + " | ".join(
         f"{r} {s}" for r in roles for s in SIDES) + " |"
+    legend = ("Tokens of one PROJECT (reader, operator, admin) and HOPPER_API_TOKEN (server); "
+              "inside: an instance in the PROJECT's subtree, outside: one in another PROJECT, "
+              "missing: an id that exists nowhere. needs: instance = the path's id, parent = "
+              "a create's parent_id, graph = the whole graph, listing = any token with the "
+              "role, the answer cut to its subtree, subtree = a ?subtree= that must be "
+              "inside.\n\n")
     lines = [header, "|" + "---|" * (2 + len(roles) * len(SIDES))]
     for operation in sorted(EXPECTED):
         role, kind = EXPECTED[operation]
         cells = [str(table[(operation, r, s)]) for r in roles for s in SIDES]
         lines.append(f"| `{operation}` | {role.label} ({kind}) | " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
+    text = legend + "\n".join(lines) + "\n"
     target = os.environ.get("HOPPER_ACCESS_TABLE")
     if target:
         Path(target).write_text(text)

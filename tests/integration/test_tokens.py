@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from hopper_graph import NotFound, ValidationError
+from hopper_graph.cursors import EARLIEST as FIRST_AT
 from hopper_graph.cursors import FIRST
 from hopper_graph.errors import Forbidden
 from hopper_graph.tokens import Role, hash_secret
@@ -133,3 +134,13 @@ def test_authorize_names_the_role_and_root_needed(manager, tree):
     missing = refusals[(Role.READER, "00000000-0000-4000-8000-000000000000")]
     outside = refusals[(Role.READER, tree["g"].id)]
     assert missing.keys() == outside.keys()  # an id that exists elsewhere reads the same
+
+
+def test_a_scoped_listing_costs_its_subtree_not_the_graph(manager, tree, driver, database):
+    params = {"root": tree["web"].id, "scope": None, "status": None, "parent_id": None,
+              "project_id": None, "after_at": FIRST_AT, "after_id": "", "skip": 0,
+              "limit": 10, "with_total": False}
+    before = db_hits(driver, database, "list_in_subtree", **params)
+    for k in range(15):
+        make_orchestration(manager, tree["other"], name=f"elsewhere-{k}")
+    assert db_hits(driver, database, "list_in_subtree", **params) == before
