@@ -65,15 +65,17 @@ def events(query: dict[str, Any]) -> Any:
     """Audit events with ``seq`` greater than ?after=, oldest first.
 
     Keep ``next_after`` and pass it as ?after= next time: nothing is missed or seen twice.
+    A scoped token's page reads a bounded stretch of the feed: it may hold fewer events
+    than ?limit= (even none) while ``next_after`` moves on; go on until it reaches ``head``.
     ``head`` is the newest event's seq: pass it as ?after= to see only what happens next.
     """
     library = manager()
     root = within()
     if root is None:
         items = library.events_since(query["after"], query["limit"])  # numbers what waits
-    else:  # a scoped token sees its subtree's events only
-        items = library.feed.read(query["after"], root, query["limit"])
-    next_after = items[-1].seq if items else query["after"]
+        next_after = items[-1].seq if items else query["after"]
+    else:  # a scoped token sees its subtree's events only, from a bounded read
+        items, next_after = library.feed.read_within(query["after"], root, query["limit"])
     head = library.feed.numbered_head()  # a read: the page just numbered the feed
     return {"items": items, "after": query["after"], "next_after": next_after,
             "limit": query["limit"], "head": max(head, next_after)}

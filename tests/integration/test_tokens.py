@@ -144,3 +144,20 @@ def test_a_scoped_listing_costs_its_subtree_not_the_graph(manager, tree, driver,
     for k in range(15):
         make_orchestration(manager, tree["other"], name=f"elsewhere-{k}")
     assert db_hits(driver, database, "list_in_subtree", **params) == before
+
+
+def test_a_subtree_feed_page_reads_a_bounded_stretch_and_misses_nothing(manager, tree):
+    for k in range(6):
+        make_orchestration(manager, tree["other"], name=f"noise-{k}")
+    manager.update(tree["run"].id, metadata={"touched": True})
+    everything = manager.feed.read(0, tree["web"].id, limit=1000)
+    head = manager.feed.head()
+    seen, after, pages = [], 0, 0
+    while after < head:
+        page, reached = manager.feed.read_within(after, tree["web"].id, limit=2, scan=3)
+        assert len(page) <= 2 and reached > after  # always moves on
+        seen += page
+        after, pages = reached, pages + 1
+    assert [e.seq for e in seen] == [e.seq for e in everything]
+    assert {e.instance_id for e in seen} == {tree["web"].id, tree["run"].id, tree["deep"].id}
+    assert pages >= head // 3
