@@ -181,7 +181,8 @@ def test_an_id_outside_the_subtree_is_refused_alike_whether_or_not_it_exists(wor
     bodies = [assert_problem(r, 403, "forbidden") for r in (outside, missing)]
     assert bodies[1]["required_role"] == "reader" and bodies[1]["required_root"] == MISSING
     masked = [{k: v.replace(b["required_root"], "ID") if isinstance(v, str) else v
-               for k, v in b.items() if k != "required_root"} for b in bodies]
+               for k, v in b.items() if k not in ("required_root", "request_id")}
+              for b in bodies]
     assert masked[0] == masked[1]  # nothing tells an id elsewhere from no id at all
 
 
@@ -291,3 +292,12 @@ def test_an_open_server_warns_when_the_graph_holds_tokens(make_app, caplog):
         client = make_app().test_client()
     assert "HOPPER_API_TOKEN is not set" in caplog.text
     assert client.get("/api/v1/instances").status_code == 200  # still open, as documented
+
+
+def test_metrics_are_the_whole_servers_behind_the_token(world):
+    client = world.app.test_client()
+    assert_problem(client.get("/metrics"), 401, "unauthorized")
+    scoped = client.get("/metrics", headers={"Authorization": f"Bearer {world.tokens['admin']}"})
+    assert "required_root" not in assert_problem(scoped, 403, "forbidden")
+    server = client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert server.status_code == 200 and b"hopper_http_requests_total" in server.data
