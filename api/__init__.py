@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import bookmarks, events, guards, health, instances, metrics, requestid
+from api import access, bookmarks, events, guards, health, instances, metrics, requestid
 from api.errors import register_error_handlers
 from api.extension import (
     EXTENSION,
@@ -57,6 +57,8 @@ def init_app(app: Flask) -> HopperApi:
     api = HopperApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    access.check_declared(app)
+    access.warn_if_unenforced(app)
     register_error_handlers(app)
     bookmarks.init_app(app)
     guards.init_cors(app)

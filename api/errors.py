@@ -15,6 +15,7 @@ ValidationError, ScopeRuleViolation    422     request bodies that fail their sc
 Conflict and all its subclasses        409     DuplicateName, InvalidTransition, ...
 ConcurrentModification + If-Match      412     without If-Match it stays 409
 HookVetoed                             409
+Forbidden (a scoped token's limits)    403     names the role and root it would need
 DatabaseUnavailable, driver outages    503     with ``Retry-After``
 RestoreUnfinished                      503     with ``Retry-After``; names the restore
 malformed JSON / query parameters      400
@@ -49,6 +50,7 @@ from hopper_graph.errors import (
     ConfigurationError,
     Conflict,
     DatabaseUnavailable,
+    Forbidden,
     HookVetoed,
     HopperGraphError,
     NotFound,
@@ -68,6 +70,7 @@ LIBRARY_STATUS: dict[type[HopperGraphError], int] = {
     HopperGraphError: 400, NotFound: 404, ValidationError: 422, Conflict: 409,
     HookVetoed: 409, DatabaseUnavailable: 503, ConfigurationError: 500,
     RestoreUnfinished: 503,
+    Forbidden: 403,
 }
 """The HTTP status of each library error; the nearest class in an error's MRO decides."""
 HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",

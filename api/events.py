@@ -34,8 +34,9 @@ from flask_smorest import Blueprint
 from marshmallow import EXCLUDE
 from werkzeug.exceptions import BadRequest
 
-from api import guards, metrics
+from api import access, guards, metrics
 from api import schemas as s
+from api.access import OWN_SUBTREE, READER, needs, within
 from api.errors import TooManyStreams
 from api.extension import manager
 from api.openapi import documented
@@ -47,7 +48,7 @@ log = logging.getLogger("hopper_graph.api")
 
 blp = Blueprint("events", __name__, url_prefix="/api/v1/events",
                 description="The change feed: every audit event, in commit order.")
-blp.before_request(guards.require_token)
+access.guard(blp)  # every operation below declares its role with @needs
 blp.before_request(guards.check_body)
 
 STREAM_MIMETYPE = "text/event-stream"
@@ -61,6 +62,7 @@ _SEQ = re.compile(r"[0-9]{1,19}")
 
 
 @blp.route("")
+@needs(READER, on=OWN_SUBTREE)
 @blp.arguments(s.EventsQuerySchema, **QUERY)
 @blp.response(200, s.EventFeedSchema)
 @documented(blp)
@@ -68,17 +70,24 @@ def events(query: dict[str, Any]) -> Any:
     """Audit events with ``seq`` greater than ?after=, oldest first.
 
     Keep ``next_after`` and pass it as ?after= next time: nothing is missed or seen twice.
+    A scoped token's page reads a bounded stretch of the feed: it may hold fewer events
+    than ?limit= (even none) while ``next_after`` moves on; go on until it reaches ``head``.
     ``head`` is the newest event's seq: pass it as ?after= to see only what happens next.
     """
     library = manager()
-    items = library.events_since(query["after"], query["limit"])  # numbers what waits
-    next_after = items[-1].seq if items else query["after"]
+    root = within()
+    if root is None:
+        items = library.events_since(query["after"], query["limit"])  # numbers what waits
+        next_after = items[-1].seq if items else query["after"]
+    else:  # a scoped token sees its subtree's events only, from a bounded read
+        items, next_after = library.feed.read_within(query["after"], root, query["limit"])
     head = library.feed.numbered_head()  # a read: the page just numbered the feed
     return {"items": items, "after": query["after"], "next_after": next_after,
             "limit": query["limit"], "head": max(head, next_after)}
 
 
 @blp.route("/stream")
+@needs(READER, on=OWN_SUBTREE)
 @blp.arguments(s.EventStreamQuerySchema, **QUERY)
 @blp.arguments(s.EventStreamHeadersSchema, location="headers", unknown=EXCLUDE,
                error_status_code=400)
@@ -92,10 +101,11 @@ def stream(query: dict[str, Any], headers: dict[str, Any]) -> Response:
     """Follow the change feed live: each event as it commits, after ?after= or the
     Last-Event-ID header, optionally only those of one ?subtree=."""
     after = _resume_point(query["after"], headers["last_event_id"])
+    subtree = _subtree(query["subtree"])
     slots = _taken_slot()
     heartbeat = current_app.config["HOPPER_API_STREAM_HEARTBEAT"]
     try:
-        events = manager().feed.follow(after, query["subtree"],
+        events = manager().feed.follow(after, subtree,
                                        heartbeat=min(heartbeat, CLOSE_CHECK_SECONDS))
     except BaseException:
         slots.release()
@@ -105,6 +115,15 @@ def stream(query: dict[str, Any], headers: dict[str, Any]) -> Response:
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.call_on_close(slots.release)  # the server closes it however the stream ends
     return response
+
+
+def _subtree(asked: str | None) -> str | None:
+    """The subtree a stream follows: the one asked for, which a scoped token must reach
+    (403 otherwise), or the token's own."""
+    if asked is not None:
+        access.check_within(asked)
+        return asked
+    return within()
 
 
 def _taken_slot() -> StreamSlots:

@@ -1,7 +1,7 @@
 """What every /api/v1 request passes before its view runs, and CORS on the way out.
 
-- ``require_token``: with ``HOPPER_API_TOKEN`` set, ``Authorization: Bearer <token>``
-  (compared in constant time) or 401 with ``WWW-Authenticate: Bearer``.
+(Who may call what, tokens included, is api/access.py's.)
+
 - ``check_body``: a body larger than ``HOPPER_MAX_CONTENT_LENGTH`` is 413, a body that is not
   JSON 415, malformed JSON 400 (``NaN``, ``Infinity`` and numbers too large for a float
   included), before any view or schema sees it. The parsed body is then walked once: a
@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import codecs
-import hmac
 import json
 import math
 import re
@@ -24,13 +23,12 @@ from typing import Any
 
 from flask import Flask, current_app, request
 from flask_cors import CORS
-from werkzeug.exceptions import RequestEntityTooLarge, Unauthorized, UnsupportedMediaType
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from api.errors import BodyOutOfBounds, InvalidText, MalformedJSON
 from hopper_graph.errors import ValidationError
 from hopper_graph.rules import MAX_TEXT_LENGTH
 
-REALM = "hopper-graph"
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 CORS_METHODS = ["GET", "POST", "PATCH", "DELETE", "OPTIONS"]
 CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "X-Actor",
@@ -40,29 +38,6 @@ CORS_EXPOSED_HEADERS = ["ETag", "Hopper-Bookmark", "Location", "Retry-After",
 MAX_NESTING = 64
 """Levels of objects and arrays a body may nest (the body itself is level 1)."""
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-class TokenRequired(Unauthorized):
-    """401 with an RFC 6750 challenge; ``error="invalid_token"`` when a credential was sent."""
-
-    def __init__(self, challenge: str) -> None:
-        super().__init__("This API needs 'Authorization: Bearer <token>'.")
-        self.challenge = challenge
-
-    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
-        return [*super().get_headers(*args, **kwargs), ("WWW-Authenticate", self.challenge)]
-
-
-def require_token() -> None:
-    token: str | None = current_app.config.get("HOPPER_API_TOKEN")
-    if not token or request.method == "OPTIONS":  # CORS preflights carry no credentials
-        return
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                          token.encode()):
-        return
-    challenge = f'Bearer realm="{REALM}"' + (', error="invalid_token"' if scheme else "")
-    raise TokenRequired(challenge)
 
 
 def is_json(mimetype: str) -> bool:

@@ -15,8 +15,9 @@ from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api import guards
+from api import access, guards
 from api import schemas as s
+from api.access import ADMIN, GRAPH, INSTANCE, OPERATOR, OWN_SUBTREE, PARENT, READER, needs, within
 from api.etag import ETAG_HEADER, conditional_get, etag, expected_version
 from api.extension import manager
 from api.guards import actor
@@ -29,7 +30,7 @@ from hopper_graph.lifecycle import EVENTS
 
 blp = Blueprint("instances", __name__, url_prefix="/api/v1/instances",
                 description="Hopper instances: hierarchy, lifecycle, configuration, audit.")
-blp.before_request(guards.require_token)
+access.guard(blp)  # every operation below declares its role with @needs
 blp.before_request(guards.check_body)
 blp.after_request(conditional_get)
 
@@ -44,13 +45,16 @@ def no_query() -> Any:
 
 @blp.route("")
 class Instances(MethodView):
+    @needs(READER, on=OWN_SUBTREE)
     @blp.arguments(s.InstanceListQuerySchema, **QUERY)
     @blp.response(200, s.InstancePageSchema)
     @documented(blp)
     def get(self, query: dict[str, Any]) -> Any:
         """List instances (filters: scope, status, parent_id, project_id), a page at a time."""
-        return page_response(manager().list(fields=query.pop("select"), **query))
+        return page_response(manager().list(fields=query.pop("select"), within=within(),
+                                            **query))
 
+    @needs(OPERATOR, on=PARENT)
     @no_query()
     @blp.arguments(s.InstanceCreateSchema)
     @blp.response(201, s.InstanceSchema, headers={**ETAG, "Location": LOCATION_HEADER})
@@ -67,6 +71,7 @@ class Instances(MethodView):
 
 
 @blp.route("/purge", methods=["POST"])
+@needs(ADMIN, on=OWN_SUBTREE)
 @no_query()
 @blp.arguments(s.PurgeRequestSchema, required=False)
 @blp.response(200, s.PurgeResponseSchema)
@@ -76,17 +81,19 @@ def purge(body: dict[str, Any]) -> Any:
 
     The answer lists what was purged (or would be) and what was kept, each with the
     reason, and with more and cursor whether it stopped at its limit and where to go on.
-    Without a body, a real purge by each instance's own retention.
+    Without a body, a real purge by each instance's own retention. A scoped admin token
+    purges in its own subtree only.
     """
     seconds = body.get("older_than_seconds")
     older_than = timedelta(seconds=seconds) if seconds is not None else None
     return manager().purge(older_than, dry_run=body.get("dry_run", False), actor=actor(),
                            limit=body.get("limit", s.DEFAULT_PURGE_LIMIT),
-                           after=body.get("after"))
+                           after=body.get("after"), within=within())
 
 
 @blp.route(ID)
 class Instance(MethodView):
+    @needs(READER, on=INSTANCE)
     @no_query()
     @blp.response(200, s.InstanceSchema, headers=ETAG)
     @documented(blp, 404)
@@ -95,6 +102,7 @@ class Instance(MethodView):
         instance = manager().get(str(instance_id))
         return instance, etag(instance)
 
+    @needs(OPERATOR, on=INSTANCE)
     @no_query()
     @blp.arguments(s.InstanceUpdateSchema)
     @blp.response(200, s.InstanceSchema, headers=ETAG)
@@ -115,6 +123,7 @@ class Instance(MethodView):
             expected_version=expected_version(instance_id_), **fields)
         return instance, etag(instance)
 
+    @needs(ADMIN, on=INSTANCE)
     @blp.arguments(s.DeleteQuerySchema, **QUERY)
     @blp.response(200, s.DeleteResponseSchema)
     @documented(blp, 404, 409, 412, if_match=True, actor=True)
@@ -147,10 +156,11 @@ for _event in EVENTS:
         blp.arguments(s.LifecycleRequestSchema, required=False)(
             blp.response(200, s.InstanceLifecycleResponseSchema, headers=ETAG)(
                 documented(blp, 400, 404, 409, 412, 413, 415, 422, if_match=True,
-                           actor=True)(_lifecycle_view(_event))))))
+                           actor=True)(needs(OPERATOR, on=INSTANCE)(_lifecycle_view(_event)))))))
 
 
 @blp.route(f"{ID}/move", methods=["POST"])
+@needs(ADMIN, on=INSTANCE)
 @no_query()
 @blp.arguments(s.MoveRequestSchema)
 @blp.response(200, s.InstanceSchema, headers=ETAG)
@@ -163,6 +173,7 @@ def move(body: dict[str, Any], instance_id: UUID) -> Any:
     ``expected_parent_id``, refused (409 parent-mismatch) unless that is the current parent.
     """
     instance_id_ = str(instance_id)
+    access.require(ADMIN, body["parent_id"])  # the token must reach the new place too
     instance = manager().move(
         instance_id_, body["parent_id"], expected_parent_id=body["expected_parent_id"],
         actor=body.get("actor") or actor(), reason=body.get("reason"),
@@ -171,6 +182,7 @@ def move(body: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/children")
+@needs(READER, on=INSTANCE)
 @blp.arguments(s.InstancePageQuerySchema, **QUERY)
 @blp.response(200, s.InstancePageSchema)
 @documented(blp, 404)
@@ -181,15 +193,17 @@ def children(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/ancestors")
+@needs(READER, on=INSTANCE)
 @no_query()
 @blp.response(200, s.ItemsSchema)
 @documented(blp, 404)
 def ancestors(instance_id: UUID) -> Any:
     """List an instance's ancestors, nearest first (parent, grandparent, ..., root)."""
-    return items_response(manager().get_ancestors(str(instance_id)))
+    return items_response(up_to_root(manager().get_ancestors(str(instance_id))))
 
 
 @blp.route(f"{ID}/descendants")
+@needs(READER, on=INSTANCE)
 @blp.arguments(s.InstancePageQuerySchema, **QUERY)
 @blp.response(200, s.InstancePageSchema)
 @documented(blp, 404)
@@ -200,6 +214,7 @@ def descendants(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/tree")
+@needs(READER, on=INSTANCE)
 @blp.arguments(s.TreeQuerySchema, **QUERY)
 @blp.response(200, s.InstanceTreeResponseSchema)
 @documented(blp, 404)
@@ -214,6 +229,7 @@ def tree(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route("/global")
+@needs(READER, on=GRAPH)
 @no_query()
 @blp.response(200, s.InstanceSchema, headers=ETAG)
 @documented(blp, 404)
@@ -226,16 +242,19 @@ def global_instance() -> Any:
 
 
 @blp.route("/projects/<project_id>")
+@needs(READER, on=OWN_SUBTREE)
 @blp.arguments(s.InstancePageQuerySchema, **QUERY)
 @blp.response(200, s.InstancePageSchema)
 @documented(blp)
 def project_instances(query: dict[str, Any], project_id: str) -> Any:
     """List the PROJECT instances (sub-projects included) of a project, a page at a time."""
     return page_response(manager().list(project_id=project_id, scope=HopperScope.PROJECT,
-                                        fields=query.pop("select"), **query))
+                                        fields=query.pop("select"), within=within(),
+                                        **query))
 
 
 @blp.route("/projects/<project_id>/orchestrations")
+@needs(READER, on=OWN_SUBTREE)
 @blp.arguments(s.InstancePageQuerySchema, **QUERY)
 @blp.response(200, s.InstancePageSchema)
 @documented(blp)
@@ -243,10 +262,12 @@ def project_orchestrations(query: dict[str, Any], project_id: str) -> Any:
     """List the ORCHESTRATION instances of a project, a page at a time."""
     return page_response(manager().list(project_id=project_id,
                                         scope=HopperScope.ORCHESTRATION,
-                                        fields=query.pop("select"), **query))
+                                        fields=query.pop("select"), within=within(),
+                                        **query))
 
 
 @blp.route(f"{ID}/history")
+@needs(READER, on=INSTANCE)
 @blp.arguments(s.PageQuerySchema, **QUERY)
 @blp.response(200, s.EventPageSchema)
 @documented(blp, 404)
@@ -260,6 +281,7 @@ def history(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/config/effective")
+@needs(READER, on=INSTANCE)
 @no_query()
 @blp.response(200, s.EffectiveConfigSchema)
 @documented(blp, 404)
@@ -269,6 +291,7 @@ def effective_config(instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/health")
+@needs(READER, on=INSTANCE)
 @blp.arguments(s.HealthQuerySchema, **QUERY)
 @blp.response(200, s.HealthReportSchema)
 @documented(blp, 404)
@@ -278,6 +301,7 @@ def health(query: dict[str, Any], instance_id: UUID) -> Any:
 
 
 @blp.route(f"{ID}/heartbeat", methods=["POST"])
+@needs(OPERATOR, on=INSTANCE)
 @no_query()
 @blp.response(200, s.HeartbeatSchema)
 @documented(blp, 404, 409, 413, 415)
@@ -286,3 +310,12 @@ def heartbeat(instance_id: UUID) -> Any:
     status the runner acts on, not the whole instance."""
     instance = manager().heartbeat(str(instance_id))
     return {"id": instance.id, "status": instance.status, "heartbeat_at": instance.heartbeat_at}
+
+
+def up_to_root(ancestors: list[Any]) -> list[Any]:
+    """The ancestors (nearest first) a scoped token may see: up to its root, not above."""
+    root = within()
+    if root is None:
+        return ancestors
+    ids = [a.id for a in ancestors]
+    return ancestors[:ids.index(root) + 1] if root in ids else []

@@ -1,7 +1,8 @@
 """``GET /metrics``: the server's Prometheus metrics, in the text format.
 
 On unless ``HOPPER_METRICS=0`` (then there is no ``/metrics`` and nothing is measured);
-behind the same token guard as ``/api/v1`` when the server has a token. The API adds to the
+behind the same token guard as ``/api/v1`` when the server has a token: that token, or a
+scoped reader token on the GLOBAL instance (the metrics are the whole server's). The API adds to the
 library's metrics (``hopper_graph.metrics``):
 
 ===========================================  =========  ================================
@@ -32,7 +33,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, g, request
 
-from api import guards
+from api import access
+from api.access import GRAPH, READER, needs
 from api.extension import manager
 from hopper_graph import metrics as library_metrics
 from hopper_graph.errors import HopperGraphError
@@ -73,7 +75,7 @@ def init_app(app: Flask) -> None:
 
 def blueprint() -> Blueprint:
     blp = Blueprint("metrics", __name__)
-    blp.before_request(guards.require_token)
+    access.guard(blp)  # scrape declares its role with @needs
     blp.add_url_rule(PATH, "metrics", scrape, methods=["GET"])
     return blp
 
@@ -128,6 +130,7 @@ class _Process:
         yield from REGISTRY.collect()
 
 
+@needs(READER, on=GRAPH)
 def scrape() -> Response:
     """Every metric, of every worker, in Prometheus' text format."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

@@ -44,10 +44,11 @@ X_ACTOR = {"name": "X-Actor", "in": "header", "required": False,
 
 def documented(blp: ApiBlueprint, *codes: int, if_match: bool = False,
                actor: bool = False) -> Callable[[F], F]:
-    """List the problem responses ``codes`` (plus 401 and 503, which any call may meet) and
-    the optional If-Match and X-Actor headers in the operation's OpenAPI entry."""
+    """List the problem responses ``codes`` (plus 401, 403 and 503, which any call may
+    meet: 403 when a scoped token does not reach) and the optional If-Match and X-Actor
+    headers in the operation's OpenAPI entry."""
     def decorator(func: F) -> F:
-        for code in sorted({*codes, 401, 503}):
+        for code in sorted({*codes, 401, 403, 503}):
             func = blp.alt_response(code, response=http.HTTPStatus(code).name)(func)
         parameters = [p for p, on in ((IF_MATCH, if_match), (X_ACTOR, actor)) if on]
         return blp.doc(**{HEADER_PARAMETERS: parameters})(func) if parameters else func
@@ -81,7 +82,8 @@ OPENAPI_CONFIG: dict[str, Any] = {
         "info": {"description": (
             "The instance hierarchy of Hopper (GLOBAL, PROJECT, ORCHESTRATION) in Neo4j. "
             "Errors are application/problem+json (RFC 9457). When the server has an API "
-            "token, every /api/v1 call needs `Authorization: Bearer <token>`.")},
+            "token, every /api/v1 call needs `Authorization: Bearer <token>`: that token, or "
+            "a scoped token (a role on a subtree; 403 `forbidden` beyond it).")},
     },
 }
 """The defaults ``init_app`` puts in the app's config; ``openapi_config`` adds the security
@@ -142,7 +144,8 @@ class HopperApi(Api):
         super()._init_spec(extra_plugins=plugins, **kwargs)
         self.spec.components.security_scheme("bearerAuth", {
             "type": "http", "scheme": "bearer",
-            "description": "Only enforced when the server sets HOPPER_API_TOKEN."})
+            "description": "Only enforced when the server sets HOPPER_API_TOKEN: that token "
+                           "(admin of the whole graph) or a scoped token (hgt_...)."})
 
     def _register_doc_blueprint(self) -> None:
         super()._register_doc_blueprint()

@@ -22,6 +22,7 @@
      |    |                            incomplete, nothing reads or writes it (HTTP 503)
      |    +-- MoveCycle                a move under the instance itself or a descendant
      |    +-- ParentMismatch           a move's expected_parent_id is not the current parent
+     +-- Forbidden                     a scoped token's role or subtree does not reach that far
      +-- HookVetoed                    a before-hook raised; nothing was written
      |    +-- HookTimedOut             a before-hook ran past its time limit
      +-- DatabaseUnavailable           Neo4j cannot be reached (or timed out)
@@ -181,6 +182,16 @@ class GlobalNotMovable(ScopeRuleViolation):
     """The GLOBAL instance is always the root: it never moves."""
 
     code = "global-not-movable"
+
+
+class Forbidden(HopperGraphError):
+    """A token may not do this: its role is too low, or the target is outside its subtree
+    (hopper_graph/tokens.py). ``required_role`` and ``required_root`` (an instance id;
+    None, and left out of a problem document, for the whole graph) say what would be
+    needed; ``token_role`` and ``token_root`` what the token has. It never says whether
+    an id outside the subtree exists."""
+
+    code = "forbidden"
 
 
 class HookVetoed(HopperGraphError):

@@ -61,6 +61,8 @@ POLL_BATCH = 1000
 """Events the poller reads at most per round trip (it reads again at once when full)."""
 CATCH_UP_PAGE = 1000
 """Events a follower reads per page while it catches up."""
+SCOPED_SCAN = 5 * CATCH_UP_PAGE
+"""Events of the feed one page of a subtree's feed reads at most (``read_within``)."""
 MAX_QUEUED = 10_000
 """Events an inbox holds at most; past that its follower catches up from the database."""
 MAX_REMEMBERED = 100_000
@@ -262,6 +264,31 @@ class Feed:
                 break
             after = page[-1].seq
         return kept[:limit]
+
+    def read_within(self, after: int, subtree: str, limit: int = 100,
+                    scan: int = SCOPED_SCAN) -> tuple[list[InstanceEvent], int]:
+        """As :meth:`read` for ``subtree``, but reading at most ``scan`` events of the
+        feed (so a subtree with little in a long feed costs a bounded read, not the feed):
+        the events kept, and the seq the read reached, which is where the next read goes
+        on (``after``), whether or not anything was kept."""
+        members = self._membership(subtree)
+        assert members is not None
+        kept: list[InstanceEvent] = []
+        read = 0
+        while len(kept) < limit and read < scan:
+            want = min(CATCH_UP_PAGE, scan - read)
+            page = self.repository.events_since(after, want)
+            read += len(page)
+            ours = {e.seq for e in members.keep(page)} if page else set()
+            for event in page:  # in order, up to the last one looked at
+                if len(kept) == limit:
+                    break
+                after = event.seq
+                if event.seq in ours:
+                    kept.append(event)
+            if len(page) < want:
+                break
+        return kept, after
 
     def follow(self, after: int = 0, subtree: str | None = None, *,
                heartbeat: float | None = None

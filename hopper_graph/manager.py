@@ -4,7 +4,7 @@ It builds one ``Graph`` and hands it to what runs queries: the ``InstanceReposit
 (reads and writes), the ``InstanceLifecycleManager`` (status changes, hooks, audit), the
 ``Feed`` (the change feed and in-process subscribers) and the health checks. It adds what
 needs more than one of them: heartbeats and the effective configuration with its
-provenance.
+provenance. ``manager.tokens`` creates, lists and revokes scoped API tokens.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from hopper_graph.repository import InstanceRepository
 from hopper_graph.restores import RestoreWatch
 from hopper_graph.rules import Expected
 from hopper_graph.statements import not_found
+from hopper_graph.tokens import TokenStore
 
 
 @dataclass(slots=True)
@@ -74,6 +75,8 @@ class InstanceManager:
         self.feed = Feed(self.graph, self.repository)
         self.repository.on_commit = self.feed.publish
         self.mover = Mover(self.repository)
+        self.tokens = TokenStore(self.graph)
+        """Scoped API tokens: create, list, revoke, authenticate (hopper_graph/tokens.py)."""
 
     @property
     def hooks(self) -> HookRegistry:
@@ -160,14 +163,15 @@ class InstanceManager:
     def purge(self, older_than: timedelta | None = None, *, dry_run: bool = False,
               actor: str | None = None, limit: int = purging.DEFAULT_LIMIT,
               batch: int = purging.DEFAULT_BATCH, after: str | None = None,
-              progress: Callable[[int, int | None], None] | None = None) -> PurgeReport:
+              progress: Callable[[int, int | None], None] | None = None,
+              within: str | None = None) -> PurgeReport:
         """Delete the ARCHIVED EPHEMERAL instances past their retention, never one that is
         not purgeable itself; ``dry_run`` lists what would go and what stays, with why.
         At most ``limit`` are examined; ``after`` goes on from a report's ``cursor``;
-        ``progress(examined, None)`` hears each page."""
+        ``progress(examined, None)`` hears each page; ``within``: only that subtree."""
         return purging.purge(self.repository, self.hooks, older_than, dry_run=dry_run,
                              actor=actor, limit=limit, batch=batch, after=after,
-                             progress=progress)
+                             progress=progress, within=within)
 
     def purge_archived(self, older_than: timedelta | None = None,
                        actor: str | None = None) -> builtins.list[str]:

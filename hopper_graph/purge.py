@@ -68,10 +68,13 @@ def purge(repository: InstanceRepository, hooks: HookRegistry,
           older_than: timedelta | None = None, *, dry_run: bool = False,
           actor: str | None = None, limit: int = DEFAULT_LIMIT,
           batch: int = DEFAULT_BATCH, after: str | None = None,
-          progress: Callable[[int, int | None], None] | None = None) -> PurgeReport:
+          progress: Callable[[int, int | None], None] | None = None,
+          within: str | None = None) -> PurgeReport:
     """Purge what is purgeable (see the module docstring); ``dry_run`` deletes nothing.
     ``progress(examined, None)`` hears each page done (how many candidates remain is not
-    known without a count the purge does not need)."""
+    known without a count the purge does not need). ``within``: only candidates in the
+    subtree of that instance (a scoped token's purge); the others are passed over, neither
+    purged nor reported, though they count as examined."""
     if limit < 1 or batch < 1:
         raise ValidationError("limit and batch must be at least 1", errors={
             "limit" if limit < 1 else "batch": ["must be at least 1"]})
@@ -85,7 +88,7 @@ def purge(repository: InstanceRepository, hooks: HookRegistry,
         rows = rows[:size]
         if not rows:
             break
-        run.page(rows)
+        run.page(rows if within is None else _in_subtree(repository, rows, within))
         examined += len(rows)
         if progress is not None:
             progress(examined, None)
@@ -135,6 +138,16 @@ class _Run:
                     verdicts[i] = (False, why)
                     if i in items:
                         self.kept.append(replace(items[i], reason=why))
+
+
+def _in_subtree(repository: InstanceRepository, rows: list[dict[str, Any]],
+                root: str) -> list[dict[str, Any]]:
+    """The candidates in the subtree of ``root``: every descendant of one of them is in it
+    too, so the verdicts on parents stay whole."""
+    members = {row["id"] for row in repository.rows(
+        QUERIES.get_subtree_members.text, root=root, ids=[r["id"] for r in rows])
+        if row["member"]}
+    return [row for row in rows if row["id"] in members]
 
 
 def _position(row: dict[str, Any]) -> dict[str, Any]:

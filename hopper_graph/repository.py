@@ -359,20 +359,23 @@ class InstanceRepository:
     def list(self, *, scope: HopperScope | str | None = None,
              status: InstanceStatus | str | None = None, parent_id: str | None = None,
              project_id: str | None = None, offset: int = 0, limit: int = 100,
-             after: str | None = None) -> Page:
+             after: str | None = None, within: str | None = None) -> Page:
         """A page of instances matching every given filter, in creation order.
 
         Page by cursor: pass ``after=page.next`` (``cursors.FIRST`` for the first page);
         each page then costs its own rows, from the index of its most selective filter.
         With ``offset`` (no ``after``) the page also counts every match (``total``), which
-        costs them all: kept for compatibility."""
+        costs them all: kept for compatibility. ``within``: only the subtree of that
+        instance (a scoped token's view), which walks that subtree."""
         check_page(offset, limit)
         by_cursor = _check_cursor_or_offset(after, offset)
         after_at, after_id = cursors.created_after(after)
         filters = {"scope": scope_of(scope).value if scope is not None else None,
                    "status": status_of(status).value if status is not None else None,
                    "parent_id": parent_id, "project_id": project_id}
-        row = self.row(_list_query(**filters).text, **filters, after_at=after_at,
+        query = QUERIES.list_in_subtree if within is not None else _list_query(**filters)
+        scoped = {} if within is None else {"root": within}
+        row = self.row(query.text, **filters, **scoped, after_at=after_at,
                        after_id=after_id, skip=0 if by_cursor else offset, limit=limit + 1,
                        with_total=not by_cursor)
         assert row is not None  # an aggregation always answers

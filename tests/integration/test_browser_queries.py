@@ -152,6 +152,11 @@ def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "move_instance": {"id": seed["run1"], "parent_id": seed["sub"], "depth_delta": 1,
                           "project_id": None, "top_project": False,
                           "event": new_event(seed["run1"], "move")},
+        # scoped tokens (cypher/tokens.cypher)
+        "create_token": {"root_id": seed["web"], "props": {
+            "id": "0123456789abcdef", "hash": "0" * 64, "role": "reader"}},
+        "instance_in_subtree": {"root": seed["web"], "id": seed["phase"]},
+        "list_in_subtree": {**LIST, "root": seed["web"]},
         "import_parent_edges": {"rows": [{"parent_id": seed["web"], "id": seed["sub"]}]},
         "import_events": {"datetime_keys": ["at"], "events": [{"unlinked": False, "props": {
             "id": str(uuid.uuid4()), "instance_id": seed["web"], "seq": 999,
