@@ -2,9 +2,13 @@
 keep-alive, slow clients, streams and the errors gunicorn answers itself.
 
 ``start_serve`` runs the CLI's ``serve`` in a subprocess (its own session, so a stop reaches
-gunicorn's workers too) on a free loopback port against the given Neo4j settings, waits
-until ``/health`` answers, and ``stop`` ends it (SIGTERM, then SIGKILL after 15 s). The
-``serve_process`` fixture starts as many as a test asks for and stops them all at its end.
+gunicorn's workers too) on a free loopback port against the given Neo4j settings, with no
+``HOPPER_`` setting from outside but the ones given, waits until ``/health`` answers, and
+``stop`` ends it (SIGTERM, then SIGKILL after 15 s). The ``serve_process`` fixture starts as
+many as a test asks for and stops them all at its end.
+
+Its stdout and stderr go to one file, ``log``; with ``split_output=True`` stdout (where the
+JSON access log goes) has a file of its own, ``stdout``, and ``log`` holds stderr.
 """
 
 from __future__ import annotations
@@ -41,22 +45,30 @@ class ServeProcess:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    stdout: Path | None = None
+    """stdout's own file, when the output was split (``log`` is then stderr alone)."""
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def get(self, path: str, timeout: float = 10.0,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-        """One GET on a fresh connection: status, headers (lower-case names), body."""
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None,
+                body: bytes | None = None,
+                timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+        """One request on a fresh connection: status, headers (lower-case names), body."""
         conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
         try:
-            conn.request("GET", path, headers=headers or {})
+            conn.request(method, path, body=body, headers=headers or {})
             response = conn.getresponse()
             return (response.status, {k.lower(): v for k, v in response.getheaders()},
                     response.read())
         finally:
             conn.close()
+
+    def get(self, path: str, timeout: float = 10.0,
+            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        """One GET on a fresh connection: status, headers (lower-case names), body."""
+        return self.request("GET", path, headers, timeout=timeout)
 
     def connect(self, timeout: float = 10.0) -> socket.socket:
         """A raw TCP connection to the server."""
@@ -88,16 +100,19 @@ def serve_env(settings: Neo4jSettings, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_serve(settings: Neo4jSettings, log: Path, *args: str, **env: str) -> ServeProcess:
-    """``hopper-graph serve --port <free> *args`` with ``env`` added, once it answers."""
+def start_serve(settings: Neo4jSettings, log: Path, *args: str, stdout: Path | None = None,
+                **env: str) -> ServeProcess:
+    """``hopper-graph serve --port <free> *args`` with ``env`` added, once it answers; its
+    stdout goes to ``stdout`` if given, else to ``log`` with its stderr."""
     port = free_port()
-    with log.open("wb") as output:
+    with contextlib.ExitStack() as files:
+        err = files.enter_context(log.open("wb"))
+        out = files.enter_context(stdout.open("wb")) if stdout else err
         process = subprocess.Popen(
             [sys.executable, "-c", "from hopper_graph.cli import main; main()", "serve",
              "--port", str(port), *args],
-            env=serve_env(settings, **env), start_new_session=True, stdout=output,
-            stderr=subprocess.STDOUT)
-    served = ServeProcess(port, process, log)
+            env=serve_env(settings, **env), start_new_session=True, stdout=out, stderr=err)
+    served = ServeProcess(port, process, log, stdout)
     try:
         wait_until_up(served)
     except BaseException:
@@ -124,13 +139,17 @@ StartServe = Callable[..., ServeProcess]
 @pytest.fixture
 def serve_process(neo4j_source, clean_graph, tmp_path) -> Iterator[StartServe]:
     """Start ``hopper-graph serve`` processes against the test Neo4j (``start(*args,
-    settings=None, **env)``); each is stopped when the test ends."""
+    settings=None, split_output=False, **env)``, ``args`` such as ``"--workers", "2"``);
+    each is stopped when the test ends."""
     started: list[ServeProcess] = []
 
-    def start(*args: str, settings: Neo4jSettings | None = None,
+    def start(*args: str, settings: Neo4jSettings | None = None, split_output: bool = False,
               **env: str) -> ServeProcess:
-        log = tmp_path / f"serve-{len(started)}.log"
-        started.append(start_serve(settings or neo4j_source.settings, log, *args, **env))
+        name = f"serve-{len(started)}"
+        log = tmp_path / (f"{name}.stderr" if split_output else f"{name}.log")
+        stdout = tmp_path / f"{name}.stdout" if split_output else None
+        started.append(start_serve(settings or neo4j_source.settings, log, *args,
+                                   stdout=stdout, **env))
         return started[-1]
 
     yield start

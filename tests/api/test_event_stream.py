@@ -16,18 +16,15 @@ import http.client
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hopper_graph.errors import ConfigurationError
+from tests.api.serve_process import ServeProcess
 
 HEARTBEAT = 0.5
 """The server's keep-alive interval in these tests (15 s by default)."""
@@ -97,67 +94,12 @@ class Stream:
         self.conn.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def served(neo4j_source, clean_graph, tmp_path) -> Iterator[tuple[int, subprocess.Popen]]:
+def served(serve_process) -> ServeProcess:
     """``hopper-graph serve`` on a free port, one worker of 4 threads, 2 stream slots."""
-    settings = neo4j_source.settings
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOPPER_")}
-    env.update(HOPPER_NEO4J_URI=settings.uri, HOPPER_API_MAX_STREAMS=str(MAX_STREAMS),
-               HOPPER_API_STREAM_HEARTBEAT=str(HEARTBEAT))
-    for name in ("user", "password", "database"):
-        if getattr(settings, name):
-            env[f"HOPPER_NEO4J_{name.upper()}"] = getattr(settings, name)
-    log = tmp_path / "serve.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-c", "from hopper_graph.cli import main; main()", "serve",
-             "--port", str(port), "--workers", "1", "--threads", "4"],
-            env=env, start_new_session=True, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        wait_until_up(server, port, log)
-        yield port, server
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # a test may have stopped it
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
-@pytest.fixture
-def serve(served) -> int:
-    return served[0]
-
-
-def wait_until_up(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"hopper-graph serve exited: {log.read_text()[-2000:]}")
-        with contextlib.suppress(OSError):
-            if get(port, "/health")[0] == 200:
-                return
-        time.sleep(0.2)
-    pytest.fail("hopper-graph serve did not answer /health within 60 s")
-
-
-def get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
+    return serve_process("--workers", "1", "--threads", "4",
+                         HOPPER_API_MAX_STREAMS=str(MAX_STREAMS),
+                         HOPPER_API_STREAM_HEARTBEAT=str(HEARTBEAT))
 
 
 @contextlib.contextmanager
@@ -177,10 +119,10 @@ def summary(events: list[Event]) -> list[tuple[str | None, str | None, str]]:
     return [(e.id, e.event, e.json["instance_id"]) for e in events]
 
 
-def test_a_committed_event_reaches_an_open_stream(serve, manager, tree):
+def test_a_committed_event_reaches_an_open_stream(served, manager, tree):
     g = tree[0]
     head = manager.feed.head()
-    with stream(serve, f"/api/v1/events/stream?after={head}") as events:
+    with stream(served.port, f"/api/v1/events/stream?after={head}") as events:
         manager.start(g.id)  # returns once it committed
         committed = time.monotonic()
         [got] = events.events(1)
@@ -193,17 +135,17 @@ def test_a_committed_event_reaches_an_open_stream(serve, manager, tree):
     assert latency < 2.0
 
 
-def test_a_stream_sends_keep_alive_comments(serve, manager, tree):
-    with stream(serve, f"/api/v1/events/stream?after={manager.feed.head()}") as events:
+def test_a_stream_sends_keep_alive_comments(served, manager, tree):
+    with stream(served.port, f"/api/v1/events/stream?after={manager.feed.head()}") as events:
         assert "keep-alive" in events.block().comments
 
 
-def test_last_event_id_resumes_without_gap_or_duplicate(serve, manager, tree):
+def test_last_event_id_resumes_without_gap_or_duplicate(served, manager, tree):
     g, a, _, run = tree
     for instance in (g, a, run):
         manager.start(instance.id)
     every = manager.events_since(0, 100)
-    with stream(serve, "/api/v1/events/stream?after=0",
+    with stream(served.port, "/api/v1/events/stream?after=0",
                 headers={"Last-Event-ID": str(every[2].seq)}) as events:
         resumed = events.events(len(every) - 3)
         manager.pause(a.id)  # cascades to run
@@ -212,14 +154,14 @@ def test_last_event_id_resumes_without_gap_or_duplicate(serve, manager, tree):
     assert [int(e.id) for e in resumed] == [e.seq for e in every[3:]]
     assert [int(e.id) for e in live] == [every[-1].seq + 1, every[-1].seq + 2]
     assert {e.json["instance_id"] for e in live} == {a.id, run.id}
-    with stream(serve, f"/api/v1/events/stream?after={every[-2].seq}") as events:
+    with stream(served.port, f"/api/v1/events/stream?after={every[-2].seq}") as events:
         assert [int(e.id) for e in events.events(3)] == [
             every[-1].seq, every[-1].seq + 1, every[-1].seq + 2]
 
 
-def test_the_subtree_filter_keeps_the_subtree_and_its_deletes(serve, manager, tree):
+def test_the_subtree_filter_keeps_the_subtree_and_its_deletes(served, manager, tree):
     g, a, b, run = tree
-    with stream(serve, f"/api/v1/events/stream?subtree={a.id}") as events:
+    with stream(served.port, f"/api/v1/events/stream?subtree={a.id}") as events:
         past = events.events(2)
         manager.start(g.id)
         manager.start(b.id)
@@ -231,21 +173,21 @@ def test_the_subtree_filter_keeps_the_subtree_and_its_deletes(serve, manager, tr
         ("create", a.id), ("create", run.id), ("start", a.id), ("delete", run.id)]
 
 
-def test_a_full_worker_answers_503_with_retry_after_and_keeps_serving(serve, manager, tree):
+def test_a_full_worker_answers_503_with_retry_after_and_keeps_serving(served, manager, tree):
     with contextlib.ExitStack() as open_streams:
-        first = [open_streams.enter_context(stream(serve)) for _ in range(MAX_STREAMS)]
+        first = [open_streams.enter_context(stream(served.port)) for _ in range(MAX_STREAMS)]
         started = time.monotonic()
-        status, headers, body = get(serve, "/api/v1/events/stream")
+        status, headers, body = served.get("/api/v1/events/stream")
         assert time.monotonic() - started < 10  # refused at once, never queued
         assert status == 503
-        assert headers["Retry-After"].isdigit()
-        assert headers["Content-Type"] == "application/problem+json"
+        assert headers["retry-after"].isdigit()
+        assert headers["content-type"] == "application/problem+json"
         assert json.loads(body)["code"] == "too-many-streams"
-        assert get(serve, "/api/v1/events?limit=1")[0] == 200  # threads left for the rest
+        assert served.get("/api/v1/events?limit=1")[0] == 200  # threads left for the rest
         first[0].close()
         deadline = time.monotonic() + 10  # the server notices within a second
         while True:
-            again = Stream(serve)
+            again = Stream(served.port)
             again.close()
             if again.response.status == 200:
                 break
@@ -256,15 +198,14 @@ def test_a_full_worker_answers_503_with_retry_after_and_keeps_serving(serve, man
 def test_a_stopping_server_ends_its_streams_instead_of_waiting_for_them(served, manager):
     """gunicorn's graceful stop waits up to 30 s for open requests; a stream is never done,
     so serve ends the streams first."""
-    port, server = served
-    with stream(port) as events:
-        os.killpg(server.pid, signal.SIGTERM)
+    with stream(served.port) as events:
+        os.killpg(served.process.pid, signal.SIGTERM)
         stopped = time.monotonic()
         while True:
             line = events.response.readline()
             if not line:
                 break  # the stream ended
-        assert server.wait(timeout=25) == 0
+        assert served.process.wait(timeout=25) == 0
     assert time.monotonic() - stopped < 25
 
 
@@ -331,17 +272,17 @@ def test_stream_settings_are_checked_at_start(make_app, setting):
 def test_no_stream_slots_turns_streams_off(make_app):
     response = make_app(HOPPER_API_MAX_STREAMS=0).test_client().get("/api/v1/events/stream")
     assert response.status_code == 503
-    assert response.headers["Retry-After"] == "5"
+    assert response.headers["retry-after"] == "5"
 
 
-def test_the_documented_recipe_for_only_new_events_sees_exactly_those(serve, manager, tree):
+def test_the_documented_recipe_for_only_new_events_sees_exactly_those(served, manager, tree):
     """docs/api.md: read `head` from a feed page, open the stream with ?after=<head>."""
     g, a, _, run = tree
     manager.start(g.id)
-    status, _, body = get(serve, "/api/v1/events?limit=1")
+    status, _, body = served.get("/api/v1/events?limit=1")
     page = json.loads(body)
     assert status == 200 and page["head"] == manager.events_since(0, 100)[-1].seq
-    with stream(serve, f"/api/v1/events/stream?after={page['head']}") as events:
+    with stream(served.port, f"/api/v1/events/stream?after={page['head']}") as events:
         for instance in (a, run):
             manager.start(instance.id)
         got = events.events(2)

@@ -13,7 +13,6 @@ import pytest
 from hopper_graph import logs
 from hopper_graph.errors import ConfigurationError
 from tests.api.conftest import assert_problem
-from tests.serving import served
 
 URL = "/api/v1/instances"
 RID = "X-Request-ID"
@@ -128,23 +127,24 @@ def test_the_log_settings_are_checked():
             bad()
 
 
-def test_serve_logs_one_json_object_per_line_with_the_request_id(neo4j_source, clean_graph,
-                                                                  tmp_path):
-    env = {"HOPPER_LOG_FORMAT": "json", "HOPPER_LOG_LEVEL": "INFO"}
-    with served(neo4j_source, tmp_path, workers=1, env=env) as server:
-        body = json.dumps({"name": "global", "scope": "GLOBAL"}).encode()
-        status, headers, text = server.call("POST", URL, {RID: "create-g", "Content-Type":
-                                                          "application/json"}, body)
-        assert status == 201 and headers["x-request-id"] == "create-g"
-        gid = json.loads(text)["id"]
-        status, headers, _ = server.call("POST", f"{URL}/{gid}/start",
-                                         {RID: "start-g", "X-Actor": "ops@example"})
-        assert status == 200 and headers["x-request-id"] == "start-g"
-        status, headers, text = server.call("GET", "/nowhere", {RID: "lost-1"})
-        assert status == 404 and json.loads(text)["request_id"] == "lost-1"
-        status, headers, text = server.call("GET", "/nowhere", {RID: "bad id"})
-        made = headers["x-request-id"]
-        assert is_uuid(made) and json.loads(text)["request_id"] == made
+def test_serve_logs_one_json_object_per_line_with_the_request_id(serve_process):
+    server = serve_process("--workers", "1", "--threads", "4", split_output=True,
+                           HOPPER_LOG_FORMAT="json", HOPPER_LOG_LEVEL="INFO")
+    body = json.dumps({"name": "global", "scope": "GLOBAL"}).encode()
+    status, headers, text = server.request("POST", URL, {RID: "create-g", "Content-Type":
+                                                         "application/json"}, body)
+    assert status == 201 and headers["x-request-id"] == "create-g"
+    gid = json.loads(text)["id"]
+    status, headers, _ = server.request("POST", f"{URL}/{gid}/start",
+                                        {RID: "start-g", "X-Actor": "ops@example"})
+    assert status == 200 and headers["x-request-id"] == "start-g"
+    status, headers, text = server.request("GET", "/nowhere", {RID: "lost-1"})
+    assert status == 404 and json.loads(text)["request_id"] == "lost-1"
+    status, headers, text = server.request("GET", "/nowhere", {RID: "bad id"})
+    made = headers["x-request-id"]
+    assert is_uuid(made) and json.loads(text)["request_id"] == made
+    server.stop()  # every line is written
+    assert server.stdout is not None
     lines = [line for path in (server.log, server.stdout)
              for line in path.read_text().splitlines()
              if line.strip() and not line.startswith(BANNER)]

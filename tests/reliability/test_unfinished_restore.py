@@ -30,6 +30,7 @@ from hopper_graph import InstanceManager, RestoreInProgress, RestoreUnfinished
 from hopper_graph.checker import check_invariants
 from hopper_graph.cli import cli
 from hopper_graph.transfer import export_graph, read_export
+from tests.cli.conftest import point_at
 from tests.conftest import wipe
 from tests.factories import build_sample
 
@@ -90,14 +91,7 @@ def kill_mid_import(neo4j_source: Any, path: Path, stop_at: int) -> None:
 @pytest.fixture
 def env(monkeypatch, neo4j_source, clean_graph):
     """The command line pointed at the test server, through the environment."""
-    settings = neo4j_source.settings
-    monkeypatch.setenv("HOPPER_NEO4J_URI", settings.uri)
-    for name, value in (("USER", settings.user), ("PASSWORD", settings.password),
-                        ("DATABASE", settings.database)):
-        if value:
-            monkeypatch.setenv(f"HOPPER_NEO4J_{name}", value)
-        else:
-            monkeypatch.delenv(f"HOPPER_NEO4J_{name}", raising=False)
+    point_at(monkeypatch, neo4j_source.settings)
     return clean_graph
 
 
