@@ -106,6 +106,8 @@ TITLES = {
     "service-unavailable": "Service unavailable",
     "schema-not-applied": "Schema not applied",
     "too-many-streams": "Too many streams",
+    # liens (hopper_graph/liens.py)
+    "instance-protected": "Protected by a lien",
 }
 """The one title of each problem ``code``: a code never comes with two titles (a code
 missing here, from an HTTP status without one of ours, takes the status's phrase)."""

@@ -17,6 +17,7 @@
      |    +-- ParentArchived           nothing may be created under an ARCHIVED parent
      |    +-- LimitExceeded            max_child_instances or max_depth reached
      |    +-- RestoreInProgress        an import is writing the graph; live writes wait
+ |    +-- InstanceProtected        a lien protects it from delete, archive or purge
      +-- HookVetoed                    a before-hook raised; nothing was written
      |    +-- HookTimedOut             a before-hook ran past its time limit
      +-- DatabaseUnavailable           Neo4j cannot be reached (or timed out)
@@ -147,6 +148,13 @@ class LimitExceeded(Conflict):
 
 class RestoreInProgress(Conflict):
     code = "restore-in-progress"
+
+
+class InstanceProtected(Conflict):
+    """A lien refuses the change: ``protected`` lists each protected instance with its
+    liens (id, reason, origin); ``action`` is what was refused (hopper_graph/liens.py)."""
+
+    code = "instance-protected"
 
 
 class HookVetoed(HopperGraphError):

@@ -29,7 +29,7 @@ import orjson
 from neo4j import ManagedTransaction
 
 from hopper_graph import cursors
-from hopper_graph.errors import InstanceRunning, NotFound, ValidationError
+from hopper_graph.errors import InstanceProtected, InstanceRunning, NotFound, ValidationError
 from hopper_graph.hooks import HookRegistry, delete_contexts
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import InstanceRepository
@@ -157,6 +157,9 @@ def decode_cursor(cursor: str | None) -> dict[str, Any]:
 
 def _own_verdict(row: dict[str, Any], now: datetime, older_than: timedelta | None
                  ) -> tuple[bool, str]:
+    if row.get("liens"):
+        return False, f"protected by {len(row['liens'])} lien(s): " + "; ".join(
+            repr(reason) for reason in row["liens"])
     retention = orjson.loads(row["config"] or "{}").get("retention", {})
     archived_at = datetime.fromisoformat(row["archived_at"])
     if not retention.get("purge_archived", True):
@@ -251,9 +254,11 @@ def _delete(repository: InstanceRepository, hooks: HookRegistry, roots: list[str
                 if why is not None:
                     refused[root] = why
                     continue
-                deleted += delete_subtree(tx, root, actor, "purge")
+                deleted += delete_subtree(tx, root, actor, "purge", action="purge")
             except (NotFound, InstanceRunning):
                 continue  # deleted meanwhile: nothing of it is purged now
+            except InstanceProtected as exc:  # a lien came since the verdict
+                refused[root] = exc.message
         return deleted, refused
 
     if hooks.has_before("on_delete"):  # before the write, holding no lock

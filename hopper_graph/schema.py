@@ -141,6 +141,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "MATCH (n:HopperInstance {scope: 'ORCHESTRATION'}) WHERE NOT n:OrchestrationInstance "
         f"CALL (n) {{ SET n:OrchestrationInstance }} IN TRANSACTIONS OF {LABEL_BATCH} ROWS",
     )),
+    Migration(10, "liens: one id each", (
+        # A lien hangs off its instance ((:HopperInstance)-[:HAS_LIEN]->(:Lien)) and is
+        # found through it; its id is unique, as every id here is (hopper_graph/liens.py).
+        "CREATE CONSTRAINT lien_id IF NOT EXISTS FOR (l:Lien) REQUIRE l.id IS UNIQUE",
+    )),
 )
 
 

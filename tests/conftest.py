@@ -184,7 +184,7 @@ def wipe(driver: Driver, database: str | None) -> None:
     with driver.session(database=database) as session:
         # CALL ... IN TRANSACTIONS needs an auto-commit transaction: session.run gives one.
         session.run(
-            "MATCH (n) WHERE n:HopperInstance OR n:InstanceEvent OR n:HopperCounter "
+            "MATCH (n) WHERE n:HopperInstance OR n:InstanceEvent OR n:HopperCounter OR n:Lien "
             "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
 
 
