@@ -30,10 +30,11 @@ from neo4j import ManagedTransaction
 from hopper_graph.audit import check_event_text, new_event, record_written, stored_event
 from hopper_graph.errors import InstanceProtected, NotFound, RestoreInProgress, ValidationError
 from hopper_graph.queries import QUERIES
-from hopper_graph.rules import MAX_TEXT_LENGTH, check_text
+from hopper_graph.rules import MAX_REASON_LENGTH, MAX_TEXT_LENGTH, check_text
 
-MAX_LIEN_REASON_LENGTH = 1000
-"""A lien's reason; its audit event's reason quotes it with the lien's id and origin."""
+MAX_LIEN_REASON_LENGTH = MAX_REASON_LENGTH
+"""A lien's reason, as long as any reason; its ``add_lien`` event quotes it after the
+lien's id (and before its origin), cut to fit the event's own reason."""
 MAX_LISTED = 20
 """Protected instances an InstanceProtected error lists at most (it says how many more)."""
 
@@ -99,7 +100,9 @@ def add(tx: ManagedTransaction, instance_id: str, reason: str, origin: str | Non
     check_event_text(actor, None)
     now, lien_id = _utcnow(), str(uuid.uuid4())
     lien = {"id": lien_id, "reason": reason, "origin": origin, "actor": actor}
-    text = f"lien {lien_id}: {reason}" + (f" (origin: {origin})" if origin else "")
+    text = f"lien {lien_id}" + (f" from {origin}" if origin else "") + f": {reason}"
+    if len(text) > MAX_REASON_LENGTH:
+        text = text[:MAX_REASON_LENGTH - 1] + "…"
     event = new_event(instance_id, "add_lien", None, None, now, actor=actor, reason=text)
     record = tx.run(QUERIES.add_lien.text, instance_id=instance_id, lien=lien,
                     now=now.isoformat(), event=stored_event(event)).single()
