@@ -557,6 +557,9 @@ class InstanceRepository:
             if row["restoring"]:
                 raise restore_in_progress(instance_id)
             check_version(row["instance"], expected_version)
+            if row["instance"]["version"] == current["version"]:  # the limit refused it
+                rules.check_lowered_limit(instance_id, row["child_count"],
+                                          rules.new_child_limit(changes))
         raise _changed_meanwhile("instance", instance_id)
 
     def _stored(self, instance_id: str) -> dict[str, Any]:
@@ -572,7 +575,8 @@ class InstanceRepository:
         event = update_event(current, changes, now, actor)
         row = self.batches.update({"id": current["id"], "version": current["version"],
                                    "changes": changes, "now": now.isoformat(),
-                                   "event": stored_event(event)})
+                                   "event": stored_event(event),
+                                   "max_children": rules.new_child_limit(changes)})
         if row is None:
             raise not_found(current["id"])
         if row["applies"]:

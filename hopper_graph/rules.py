@@ -446,3 +446,26 @@ class BulkPlanner:
         siblings.add(kind)
         project_id = spec.project_id if scope is HopperScope.PROJECT else parent["project_id"]
         return new_props(spec, project_id, parent["depth"] + 1)
+
+
+# -- a lowered child limit (issue 24, item 4) ------------------------------------------------
+def new_child_limit(changes: dict[str, Any]) -> int | None:
+    """The limits.max_child_instances a field change writes (None without a config change):
+    the update statement refuses it below the children the instance has."""
+    if "config" not in changes:
+        return None
+    return scope_config.max_child_instances(json.loads(changes["config"]))
+
+
+def check_lowered_limit(instance_id: str, child_count: int | None, limit: int | None) -> None:
+    """LimitExceeded when an update would set limits.max_child_instances below the children
+    (not ARCHIVED) the instance has: a limit is never lowered below what is there, so
+    ``check`` and the API agree that children never exceed it."""
+    if limit is not None and child_count is not None and child_count > limit:
+        raise LimitExceeded(
+            f"instance {instance_id} has {child_count} children that are not ARCHIVED; "
+            f"limits.max_child_instances cannot go below that (to {limit}): archive or "
+            "delete some first", errors={"config.limits.max_child_instances": [
+                f"at least {child_count}: the children it has that are not ARCHIVED"]},
+            limit="limits.max_child_instances", value=limit, child_count=child_count,
+            id=instance_id)

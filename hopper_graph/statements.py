@@ -122,11 +122,15 @@ def update_fields(tx: ManagedTransaction, current: dict[str, Any], name: str | N
         return current
     now = utcnow()
     event = update_event(current, changes, now, actor)
+    limit = rules.new_child_limit(changes)
     row = tx.run(QUERIES.update_instances.text, rows=[{
         "id": current["id"], "version": current["version"], "changes": changes,
-        "now": now.isoformat(),
-        "event": stored_event(event)}]).single()
-    assert row is not None and row["applies"]  # its lock is held
+        "now": now.isoformat(), "event": stored_event(event),
+        "max_children": limit}]).single()
+    assert row is not None  # its lock is held
+    if not row["applies"]:  # at the version locked: only the child limit refuses it
+        rules.check_lowered_limit(current["id"], row["child_count"], limit)
+        raise AssertionError("update_instances refused a locked instance")
     audit.record_written([event])
     stored: dict[str, Any] = row["instance"]
     return stored
