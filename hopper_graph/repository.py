@@ -265,7 +265,7 @@ class InstanceRepository:
     def taken_name(self, name: str, scope: HopperScope | str) -> DuplicateName:
         """The error for a (name, scope) the constraint refused, naming the instance that
         holds it (read after the refused write)."""
-        scope = scope_of(scope).value
+        scope, name = scope_of(scope).value, rules.nfc(name)
         row = self.row(QUERIES.get_instance_by_scope_and_name.text, scope=scope, name=name)
         holder = row["instance"]["id"] if row else None
         by = f" by instance {holder}" if holder else ""
@@ -344,13 +344,14 @@ class InstanceRepository:
                                 ) -> builtins.list[HopperInstance]:
         """The instances named by ``keys`` (``{"scope", "name"}`` maps) that exist, in one
         query."""
+        keys = [{**key, "name": rules.nfc(key.get("name"))} for key in keys]
         rows = self.rows(QUERIES.get_instances_by_scope_and_name.text, keys=keys)
         return [self.instance(row["instance"]) for row in rows]
 
     def get_by_scope_and_name(self, scope: HopperScope | str, name: str) -> HopperInstance:
         scope = scope_of(scope)
         row = self.row(QUERIES.get_instance_by_scope_and_name.text, scope=scope.value,
-                             name=name)
+                             name=rules.nfc(name))  # names are stored in NFC
         if row is None:
             raise NotFound(f"no {scope.value} instance named {name!r}", scope=scope.value,
                            name=name)
@@ -371,7 +372,7 @@ class InstanceRepository:
         after_at, after_id = cursors.created_after(after)
         filters = {"scope": scope_of(scope).value if scope is not None else None,
                    "status": status_of(status).value if status is not None else None,
-                   "parent_id": parent_id, "project_id": project_id}
+                   "parent_id": parent_id, "project_id": rules.nfc(project_id)}
         row = self.row(_list_query(**filters).text, **filters, after_at=after_at,
                        after_id=after_id, skip=0 if by_cursor else offset, limit=limit + 1,
                        with_total=not by_cursor)

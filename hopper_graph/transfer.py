@@ -49,7 +49,7 @@ from typing import IO, Any
 import yaml
 from neo4j import Driver, ManagedTransaction, Result
 
-from hopper_graph import __version__, audit
+from hopper_graph import __version__, audit, rules
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
 from hopper_graph.errors import Conflict, HopperGraphError, ValidationError
 from hopper_graph.fields import JSON_FIELDS, TIME_FIELDS
@@ -470,6 +470,7 @@ def _instance_rows(instances: list[Any], datetimes: set[str], problems: _Problem
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     rows, edges = [], []
     seen: set[str] = set()
+    names: dict[tuple[Any, ...], str] = {}
     for index, item in enumerate(instances):
         path = f"instances[{index}]"
         props = _props(item, path, _INSTANCE_REQUIRED, datetimes, problems, json_maps=True)
@@ -479,6 +480,7 @@ def _instance_rows(instances: list[Any], datetimes: set[str], problems: _Problem
         _check_enum(props, "status", InstanceStatus, path, problems)
         _check_enum(props, "instance_type", InstanceType, path, problems)
         _check_int(props, "version", path, problems)
+        _normalise_names(props, path, names, problems)
         instance_id = props["id"]
         if instance_id in seen:
             problems.add(f"{path}.id", f"{instance_id} appears twice")
@@ -491,6 +493,21 @@ def _instance_rows(instances: list[Any], datetimes: set[str], problems: _Problem
         seen.add(instance_id)
         rows.append(props)
     return rows, edges
+
+
+def _normalise_names(props: dict[str, Any], path: str, names: dict[tuple[Any, ...], str],
+                     problems: _Problems) -> None:
+    """Name and project_id in NFC, as every write stores them (rules.nfc); two instances of
+    the file that are then one (name, scope) are refused, naming both (``check`` names
+    such twins in a graph written before names were normalised)."""
+    for field in ("name", "project_id"):
+        if isinstance(props.get(field), str):
+            props[field] = rules.nfc(props[field])
+    key = (props.get("scope"), props.get("name"))
+    if key in names:
+        problems.add(f"{path}.name", f"{props.get('name')!r} in NFC is also the name of "
+                     f"{names[key]}: names are compared in Unicode NFC")
+    names.setdefault(key, path)
 
 
 def _lien_rows(data: dict[str, Any], instance_ids: set[str]) -> list[dict[str, Any]]:
