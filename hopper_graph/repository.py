@@ -369,25 +369,28 @@ class InstanceRepository:
         costs them all: kept for compatibility."""
         check_page(offset, limit)
         by_cursor = _check_cursor_or_offset(after, offset)
-        after_at, after_id = cursors.created_after(after)
         filters = {"scope": scope_of(scope).value if scope is not None else None,
                    "status": status_of(status).value if status is not None else None,
                    "parent_id": parent_id, "project_id": rules.nfc(project_id)}
+        bound = cursors.bound("instances", *filters.values())  # its cursors page it alone
+        after_at, after_id = cursors.created_after(after, bound)
         row = self.row(_list_query(**filters).text, **filters, after_at=after_at,
                        after_id=after_id, skip=0 if by_cursor else offset, limit=limit + 1,
                        with_total=not by_cursor)
         assert row is not None  # an aggregation always answers
-        return self._created_page(row, offset, limit)
+        return self._created_page(row, offset, limit, bound)
 
-    def _created_page(self, row: dict[str, Any], offset: int, limit: int) -> Page:
-        """A page from one more row than asked for: that one says whether more follow."""
+    def _created_page(self, row: dict[str, Any], offset: int, limit: int,
+                      bound: str) -> Page:
+        """A page from one more row than asked for: that one says whether more follow;
+        its cursor pages the list ``bound`` names."""
         items = self._instances(row)
         more = len(items) > limit
         items = items[:limit]
         last = items[-1] if more and items else None
         return Page(items, row["total"], offset, limit,
                     None if last is None else
-                    cursors.encode(cursors.CREATED, last.created_at, last.id))
+                    cursors.encode(cursors.CREATED, last.created_at, last.id, bound=bound))
 
     # -- hierarchy ----------------------------------------------------------------------
     def get_children(self, parent_id: str, offset: int = 0,
@@ -401,14 +404,15 @@ class InstanceRepository:
         degree lookup); by cursor (``after``) or by offset, each costing the page."""
         check_page(offset, limit)
         by_cursor = _check_cursor_or_offset(after, offset)
-        after_at, after_id = cursors.created_after(after)
+        bound = cursors.bound("children", parent_id)
+        after_at, after_id = cursors.created_after(after, bound)
         size = ALL if limit is None else limit
         row = self.row(QUERIES.get_children.text, parent_id=parent_id, after_at=after_at,
                        after_id=after_id, skip=0 if by_cursor else offset,
                        limit=min(size + 1, ALL))
         if row is None:
             raise not_found(parent_id)
-        return self._created_page(row, offset, size)
+        return self._created_page(row, offset, size, bound)
 
     def get_ancestors(self, instance_id: str) -> builtins.list[HopperInstance]:
         """The parent, its parent, and so on up to the root: nearest first."""
@@ -431,7 +435,8 @@ class InstanceRepository:
         level); by cursor (``after``, no total) or by offset (with the total)."""
         check_page(offset, limit)
         by_cursor = _check_cursor_or_offset(after, offset)
-        after_depth, after_at, after_id = cursors.level_after(after)
+        bound = cursors.bound("descendants", instance_id)
+        after_depth, after_at, after_id = cursors.level_after(after, bound)
         size = ALL if limit is None else limit
         row = self.row(QUERIES.get_descendants.text, id=instance_id, after_depth=after_depth,
                        after_at=after_at, after_id=after_id, skip=0 if by_cursor else offset,
@@ -441,7 +446,8 @@ class InstanceRepository:
         items = self._instances(row)
         last = items[size - 1] if len(items) > size else None
         return Page(items[:size], row["total"], offset, size, None if last is None else
-                    cursors.encode(cursors.LEVEL, last.depth, last.created_at, last.id))
+                    cursors.encode(cursors.LEVEL, last.depth, last.created_at, last.id,
+                                   bound=bound))
 
     def get_flat_tree(self, root_id: str,
                       max_depth: int | None = None) -> builtins.list[FlatTreeRow]:
@@ -623,7 +629,8 @@ class InstanceRepository:
         check_page(offset, limit)
         by_cursor = _check_cursor_or_offset(after, offset)
         size = ALL if limit is None else limit
-        params = {"instance_id": instance_id, "after_seq": cursors.seq_after(after),
+        bound = cursors.bound("history", instance_id)
+        params = {"instance_id": instance_id, "after_seq": cursors.seq_after(after, bound),
                   "skip": 0 if by_cursor else offset, "limit": min(size + 1, ALL)}
         row = self.row(QUERIES.get_history.text, **params)
         assert row is not None  # an aggregation always answers
@@ -636,7 +643,8 @@ class InstanceRepository:
         events = events_from_columns(row)
         last = events[size - 1] if len(events) > size else None
         return Page(events[:size], None, offset, size,
-                    None if last is None else cursors.encode(cursors.SEQ, last.seq))
+                    None if last is None else cursors.encode(cursors.SEQ, last.seq,
+                                                             bound=bound))
 
     def events_since(self, after: int = 0, limit: int = 100) -> builtins.list[InstanceEvent]:
         """The change feed: events with ``seq`` greater than ``after``, in order. Events
