@@ -5,7 +5,8 @@ is true, and it was archived longer ago than its ``retention.archived_ttl_second
 ``older_than``, which replaces the TTL but never overrides ``purge_archived: false``).
 Deleting an instance deletes its subtree, so a purgeable instance goes only when every
 instance below it is purgeable too; otherwise it is kept, and the report says which
-descendant keeps it. Nothing that is not itself purgeable is ever deleted.
+descendant keeps it. Nothing that is not itself purgeable is ever deleted, and an instance
+with a lien (``liens``) is not purgeable: it stays, with its ancestors, until the lien goes.
 
 A run examines at most ``limit`` candidates, oldest archive first, in pages of ``batch``
 read by an index in that order, each page going on after the last candidate examined, and
