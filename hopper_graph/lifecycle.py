@@ -209,8 +209,11 @@ class InstanceLifecycleManager:
         if row["restoring"]:
             raise restore_in_progress(instance_id)
         if row["protected"]:  # a lien: say whose, with a read (the refusal wrote nothing)
-            raise liens.protected(self.graph.read_rows(QUERIES.get_liens_of.text,
-                                                       ids=[instance_id]), event, instance_id)
+            found = self.graph.read_rows(QUERIES.get_liens_of.text, ids=[instance_id])
+            if not found:  # removed since: the caller may try again
+                raise ConcurrentModification(f"the liens of {instance_id} changed while it "
+                                             "was archived; try again", id=instance_id)
+            raise liens.protected(found, event, instance_id)
         if row["cascade"]:
             return None
         check_version({"id": instance_id, "version": row["version"]}, expected_version)
