@@ -470,7 +470,7 @@ def _instance_rows(instances: list[Any], datetimes: set[str], problems: _Problem
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     rows, edges = [], []
     seen: set[str] = set()
-    names: dict[tuple[Any, ...], str] = {}
+    names: dict[tuple[Any, ...], tuple[str, Any]] = {}
     for index, item in enumerate(instances):
         path = f"instances[{index}]"
         props = _props(item, path, _INSTANCE_REQUIRED, datetimes, problems, json_maps=True)
@@ -495,19 +495,22 @@ def _instance_rows(instances: list[Any], datetimes: set[str], problems: _Problem
     return rows, edges
 
 
-def _normalise_names(props: dict[str, Any], path: str, names: dict[tuple[Any, ...], str],
+def _normalise_names(props: dict[str, Any], path: str,
+                     names: dict[tuple[Any, ...], tuple[str, Any]],
                      problems: _Problems) -> None:
     """Name and project_id in NFC, as every write stores them (rules.nfc); two instances of
-    the file that are then one (name, scope) are refused, naming both (``check`` names
-    such twins in a graph written before names were normalised)."""
+    the file whose names differ but are one in NFC are refused, naming both (``check``
+    names such twins in a graph written before names were normalised). The same name
+    twice is left to the database's constraint, as before."""
+    raw = props.get("name")
     for field in ("name", "project_id"):
         if isinstance(props.get(field), str):
             props[field] = rules.nfc(props[field])
     key = (props.get("scope"), props.get("name"))
-    if key in names:
+    if key in names and names[key][1] != raw:
         problems.add(f"{path}.name", f"{props.get('name')!r} in NFC is also the name of "
-                     f"{names[key]}: names are compared in Unicode NFC")
-    names.setdefault(key, path)
+                     f"{names[key][0]}: names are compared in Unicode NFC")
+    names.setdefault(key, (path, raw))
 
 
 def _lien_rows(data: dict[str, Any], instance_ids: set[str]) -> list[dict[str, Any]]:
