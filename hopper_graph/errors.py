@@ -6,6 +6,7 @@
      +-- NotFound                      no instance with that id (or scope and name)
      +-- ValidationError               bad input; ``errors`` maps dotted field paths to messages
      |    +-- ScopeRuleViolation       a hierarchy rule: parent scope, project_id, SINGLETON
+     |         +-- GlobalNotMovable    a move of the GLOBAL instance (always the root)
      +-- Conflict                      the request is valid but the graph's state refuses it
      |    +-- DuplicateName            (name, scope) is taken
      |    +-- GlobalAlreadyExists      a second GLOBAL instance
@@ -17,7 +18,11 @@
      |    +-- ParentArchived           nothing may be created under an ARCHIVED parent
      |    +-- LimitExceeded            max_child_instances or max_depth reached
      |    +-- RestoreInProgress        an import is writing the graph; live writes wait
- |    +-- InstanceProtected        a lien protects it from delete, archive or purge
+     |    |    +-- RestoreUnfinished   a restore began and has not finished: the graph is
+     |    |                            incomplete, nothing reads or writes it (HTTP 503)
+     |    +-- MoveCycle                a move under the instance itself or a descendant
+     |    +-- ParentMismatch           a move's expected_parent_id is not the current parent
+     |    +-- InstanceProtected        a lien protects it from delete, archive or purge
      +-- HookVetoed                    a before-hook raised; nothing was written
      |    +-- HookTimedOut             a before-hook ran past its time limit
      +-- DatabaseUnavailable           Neo4j cannot be reached (or timed out)
@@ -150,6 +155,36 @@ class RestoreInProgress(Conflict):
     code = "restore-in-progress"
 
 
+class RestoreUnfinished(RestoreInProgress):
+    """A restore's marker is there (an import runs, or was killed mid-way): the detail
+    ``restore`` names it (file, started_at, host, pid, counts) and, as ``rerun``, the
+    command that repairs it."""
+
+    code = "restore-unfinished"
+
+
+# -- move (hopper_graph/move.py) ---------------------------------------------------------
+class MoveCycle(Conflict):
+    """A move would hang an instance under itself or one of its descendants: ``id`` is the
+    instance, ``parent_id`` the target."""
+
+    code = "move-cycle"
+
+
+class ParentMismatch(Conflict):
+    """A move named the parent it expected (``expected_parent_id``) and the instance hangs
+    elsewhere (``parent_id``, the current one): the move was made on a stale read."""
+
+    code = "parent-mismatch"
+
+
+class GlobalNotMovable(ScopeRuleViolation):
+    """The GLOBAL instance is always the root: it never moves."""
+
+    code = "global-not-movable"
+
+
+# -- liens (hopper_graph/liens.py) --------------------------------------------------------
 class InstanceProtected(Conflict):
     """A lien refuses the change: ``protected`` lists each protected instance with its
     liens (id, reason, origin); ``action`` is what was refused (hopper_graph/liens.py)."""

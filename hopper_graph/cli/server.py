@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
-import logging
 import os
 import signal
 from typing import Any
@@ -21,6 +20,7 @@ from hopper_graph.cli.base import (
     json_option,
     print_json,
 )
+from hopper_graph.cli.observe import configure_logging, gunicorn_options
 from hopper_graph.cli.output import console
 from hopper_graph.errors import CommandError
 from hopper_graph.graph import Neo4jSettings, connect, translate_errors
@@ -182,6 +182,14 @@ DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 16
 """Threads per worker: enough for the writes that arrive together to share a batch (group
 commit); docs/api.md has the measurements behind the number."""
+WORKER_CLASS = "hopper_graph.cli.worker.HopperWorker"
+"""gunicorn's gthread worker, with each request read whole before a thread runs it (slow
+clients hold no thread) and gunicorn's own errors as problem+json (hopper_graph/cli/worker.py)."""
+KEEPALIVE_SECONDS = 75
+"""How long an idle kept-alive connection stays open: longer than the clients and load
+balancers that reuse one (httpx 5 s, AWS ALB and GCP 60 s), so the client is always the
+one that closes it, never the server just as a request is on its way (gunicorn's default
+of 2 s did that). 75 s is nginx's default, for the same reason."""
 
 
 @cli.command()
@@ -222,9 +230,9 @@ def serve(host: str, port: int, workers: int, threads: int, as_json: bool) -> No
         driver.close()
     if importlib.util.find_spec(APP.split(":")[0]) is None:
         raise CommandError("the REST API package `api` is not installed")
-    # The API's and the driver's warnings belong in the server's log (stderr).
-    logging.basicConfig(level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The API's and the driver's warnings belong in the server's log (stderr), in
+    # HOPPER_LOG_FORMAT, each line with its request's id.
+    configure_logging()
     bind = f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}"
     browser = local.browser_url if local else None  # another server: its own Browser
     summary = {"bind": bind, "neo4j_uri": settings.uri, "workers": workers,
@@ -237,12 +245,14 @@ def serve(host: str, port: int, workers: int, threads: int, as_json: bool) -> No
         if browser:
             click.echo(f"Neo4j Browser: {browser}", err=True)
     _gunicorn_app(APP, {
-        "bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
+        "bind": bind, "workers": workers, "threads": threads, "worker_class": WORKER_CLASS,
+        "keepalive": KEEPALIVE_SECONDS,
         "accesslog": "-", "errorlog": "-", "proc_name": "hopper-graph",
         # gunicorn >= 25.1 opens a control socket at one default path per user: a second
         # `serve` on the host would fight over it, and nothing here uses it.
         "control_socket_disable": True,
         "post_worker_init": end_streams_on_stop, "worker_int": end_streams,
+        **gunicorn_options(),
     }).run()
 
 

@@ -89,6 +89,9 @@ def samples(seed: dict[str, Any]) -> dict[str, Any]:
         "datetime_keys": ["created_at"], "value": 100, "version": seed["web_version"],
         "changes": {"metadata": '{"browser": true}'}, "event": new_event(seed["web"]),
         "events": [new_event(seed["web"], "update")], "props": new_props(seed),
+        # a restore's marker (begin_restore)
+        "file": "backup.json", "host": "browser", "pid": 1, "instance_count": 1,
+        "event_count": 1,
     }
 
 
@@ -142,6 +145,13 @@ def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
                                   "after_id": "", "limit": 10},
         "sequence_events": {"limit": 10},
         "import_instances": {"rows": [top]},
+        # move (cypher/move.cypher): run-1 (with phase-1) from web to its sub-project
+        "get_move_facts": {"id": seed["run1"], "parent_id": seed["sub"]},
+        "lock_for_move": {"ids": [seed["web"], seed["sub"], seed["run1"]]},
+        "lock_subtree_for_move": {"id": seed["run1"]},
+        "move_instance": {"id": seed["run1"], "parent_id": seed["sub"], "depth_delta": 1,
+                          "project_id": None, "top_project": False,
+                          "event": new_event(seed["run1"], "move")},
         "import_parent_edges": {"rows": [{"parent_id": seed["web"], "id": seed["sub"]}]},
         "import_events": {"datetime_keys": ["at"], "events": [{"unlinked": False, "props": {
             "id": str(uuid.uuid4()), "instance_id": seed["web"], "seq": 999,
@@ -316,7 +326,7 @@ def test_serve_prints_a_browser_link_to_the_local_server(neo4j_source, monkeypat
     monkeypatch.setenv("HOPPER_NEO4J_HTTP_PORT", "17474")
     monkeypatch.setattr(LocalNeo4j, "start", lambda self: None)
     monkeypatch.setattr(LocalNeo4j, "uri", property(lambda self: settings.uri))
-    monkeypatch.setattr(server_cli.logging, "basicConfig", lambda **_: None)
+    monkeypatch.setattr(server_cli, "configure_logging", lambda: "text")
     monkeypatch.setattr(server_cli, "_gunicorn_app",
                         lambda factory, options: type("Stub", (), {"run": lambda self: None})())
     result = CliRunner().invoke(cli, ["serve"])
