@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import access, bookmarks, events, guards, health, instances, metrics, requestid
+from api import access, bookmarks, events, guards, health, instances, liens, metrics, requestid
 from api.errors import register_error_handlers
 from api.extension import (
     EXTENSION,
@@ -22,7 +22,7 @@ from api.openapi import HopperApi, openapi_config
 
 blp = instances.blp
 """The /api/v1/instances blueprint."""
-blueprints = (instances.blp, events.blp, health.blp)
+blueprints = (instances.blp, events.blp, health.blp, liens.blp)
 
 __all__ = [
     "EXTENSION",

@@ -124,6 +124,8 @@ TITLES = {
     "expectation-failed": "Expectation failed",
     "header-too-large": "Request headers too large",
     "not-implemented": "Not implemented",
+    # liens (hopper_graph/liens.py)
+    "instance-protected": "Protected by a lien",
 }
 """The one title of each problem ``code``: a code never comes with two titles (a code
 missing here, from an HTTP status without one of ours, takes the status's phrase)."""

@@ -131,7 +131,8 @@ class Instance(MethodView):
         """Delete an instance and its subtree; their history stays.
 
         Refused (409) while anything in the subtree is ACTIVE or PAUSED, unless
-        ``?force=true``, which stops them first.
+        ``?force=true``, which stops them first; and refused (409 instance-protected),
+        force or not, while anything in it has a lien (/instances/{id}/liens).
         """
         return manager().delete(str(instance_id), force=query["force"], actor=actor(),
                                 reason=query["reason"],

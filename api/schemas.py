@@ -26,6 +26,7 @@ from hopper_graph import HopperScope, InstanceStatus, InstanceType, rules
 from hopper_graph import purge as purging
 from hopper_graph.cursors import MAX_CURSOR_LENGTH
 from hopper_graph.errors import ValidationError as LibraryValidationError
+from hopper_graph.liens import MAX_LIEN_REASON_LENGTH
 from hopper_graph.lifecycle import EVENTS
 from hopper_graph.rules import MAX_NAME_LENGTH, MAX_REASON_LENGTH, MAX_TEXT_LENGTH
 from hopper_graph.validation import UNKNOWN_FIELD, StrictBoolean, unknown_field
@@ -519,5 +520,34 @@ class MoveRequestSchema(RequestSchema):
         "The parent the caller believes the instance has: if it is elsewhere, the move is "
         "refused (409 parent-mismatch, naming the current parent)."))
     reason = fields.String(allow_none=True, validate=validate.Length(max=MAX_REASON_LENGTH))
+    actor = fields.String(allow_none=True, validate=validate.Length(max=MAX_TEXT_LENGTH),
+                          **_described("Who asks; defaults to the X-Actor header."))
+
+
+# -- liens (api/liens.py, hopper_graph/liens.py) ------------------------------------------
+class LienSchema(Schema):
+    id = fields.UUID()
+    instance_id = fields.UUID()
+    reason = fields.String()
+    origin = fields.String(allow_none=True)
+    actor = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class LienListSchema(Schema):
+    items = fields.List(fields.Nested(LienSchema), **_described("Oldest first."))
+
+
+class LienCreateSchema(RequestSchema):
+    reason = fields.String(required=True, validate=validate.Length(1, MAX_LIEN_REASON_LENGTH),
+                           **_described("Why the instance must not go away."))
+    origin = fields.String(load_default=None, allow_none=True,
+                           validate=validate.Length(max=MAX_TEXT_LENGTH), **_described(
+        "Who holds the lien (a system, a team, a ticket): who to ask before removing it."))
+    actor = fields.String(allow_none=True, validate=validate.Length(max=MAX_TEXT_LENGTH),
+                          **_described("Who asks; defaults to the X-Actor header."))
+
+
+class LienDeleteSchema(RequestSchema):
     actor = fields.String(allow_none=True, validate=validate.Length(max=MAX_TEXT_LENGTH),
                           **_described("Who asks; defaults to the X-Actor header."))

@@ -125,3 +125,30 @@ ORDER BY id
 MATCH (n:HopperInstance {status: 'STOPPED', instance_type: 'EPHEMERAL'})
 RETURN n.id AS id
 ORDER BY id
+
+// name: check_nfc_twins
+// Invariant: names and project ids are stored in Unicode NFC, so two that look alike are
+// one (every write normalises them: rules.nfc). Returns each group of instances whose
+// names, in NFC, are one (name, scope) though they are stored apart ("café" composed and
+// decomposed), and each group of top-level PROJECTs whose project_ids are one in NFC:
+// twins written before the library normalised. Rename all but one to resolve them.
+// params: -
+MATCH (n:HopperInstance)
+WHERE n.name IS NOT NFC NORMALIZED
+WITH DISTINCT n.scope AS scope, normalize(n.name, NFC) AS value
+MATCH (t:HopperInstance {scope: scope})
+WHERE t.name = value OR normalize(t.name, NFC) = value
+WITH 'name' AS field, scope, value, t ORDER BY t.created_at, t.id
+WITH field, scope, value, collect(t.id) AS ids
+WHERE size(ids) > 1
+RETURN field, scope, value, ids
+UNION ALL
+MATCH (n:TopProject)
+WHERE n.project_id IS NOT NFC NORMALIZED
+WITH DISTINCT normalize(n.project_id, NFC) AS value
+MATCH (t:TopProject)
+WHERE t.project_id = value OR normalize(t.project_id, NFC) = value
+WITH 'project_id' AS field, 'PROJECT' AS scope, value, t ORDER BY t.created_at, t.id
+WITH field, scope, value, collect(t.id) AS ids
+WHERE size(ids) > 1
+RETURN field, scope, value, ids

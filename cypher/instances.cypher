@@ -193,7 +193,10 @@ WITH n ORDER BY n.created_at, n.id  // the index's own order: no sort, and readi
 // version, with its audit event: one conditional write per row, in the order given (the
 // caller sorts by id). Returns, per row found, the instance as it is now and whether the
 // change applied. A rename onto a taken name fails the whole statement (a constraint); the
-// caller then writes that batch's rows one at a time.
+// caller then writes that batch's rows one at a time. A row whose new config sets
+// limits.max_child_instances (r.max_children) below the children the instance has that
+// count toward it (child_count, under the lock every create under it takes too) does not
+// apply: a limit is never lowered below what is there.
 // params: rows
 UNWIND $rows AS r
 WITH r, datetime(r.now) AS now  // sent as text: the driver encodes a datetime slowly
@@ -201,17 +204,20 @@ CALL (r, now) {
   MATCH (n:HopperInstance {id: r.id})
   SET n._lock = true REMOVE n._lock
   WITH n WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
-  WITH n, n:Restoring AS restoring
-  WITH n, restoring, n.version = r.version AND NOT restoring AS applies
+  WITH n, n:Restoring AS restoring,
+       CASE WHEN r.max_children IS NULL THEN null ELSE {{open_children(n)}} END AS child_count
+  WITH n, restoring, child_count,
+       n.version = r.version AND NOT restoring
+         AND (child_count IS NULL OR child_count <= r.max_children) AS applies
   CALL (n, r, now, applies) {
     WITH n WHERE applies
     SET n += r.changes, n.version = n.version + 1, n.updated_at = now
     CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
     SET e = r.event, e.at = now, e.written_at = datetime.realtime()
   }
-  RETURN applies, restoring, {{instance_map(n)}} AS instance
+  RETURN applies, restoring, child_count, {{instance_map(n)}} AS instance
 }
-RETURN r.id AS id, applies, restoring, instance
+RETURN r.id AS id, applies, restoring, child_count, instance
 
 // name: lock_subtree
 // Locks an instance and everything below it, top down, and returns them deepest first:

@@ -13,8 +13,8 @@
 // (for start and resume), then the instance, then apply the row's event if the machine's edges for it (status ->
 // new status) allow the stored status, the version is one of expected_version (a list,
 // when given), the parent is ACTIVE (when needs_active_parent), the instance has no
-// children (when cascades: a cascade takes lifecycle's longer path) and no restore is
-// writing it. A stopped EPHEMERAL is archived in the same write, with a second event.
+// children (when cascades: a cascade takes lifecycle's longer path), no restore is
+// writing it and, for an archive, it has no lien (protected). A stopped EPHEMERAL is archived in the same write, with a second event.
 // Returns, per row found, what the checks saw and whether it applied; nothing is written
 // for a row that does not apply. The caller turns a refusal into the state machine's error.
 // params: rows
@@ -35,8 +35,9 @@ CALL (r, now) {
   WITH n, p WHERE n.id IS NOT NULL  // it may have been deleted while we waited for the lock
   WITH n, n.status AS before, n.version AS version, p.status AS parent_status,
        r.edges[n.status] AS target, n:Restoring AS restoring,
-       r.cascades AND EXISTS { (n)-[:PARENT_OF]->() } AS cascade
-  WITH *, target IS NOT NULL AND NOT restoring AND NOT cascade
+       r.cascades AND EXISTS { (n)-[:PARENT_OF]->() } AS cascade,
+       r.event = 'archive' AND EXISTS { (n)-[:HAS_LIEN]->() } AS protected  // liens.py
+  WITH *, target IS NOT NULL AND NOT restoring AND NOT cascade AND NOT protected
           AND (r.expected_version IS NULL OR version IN r.expected_version)
           AND (NOT r.needs_active_parent OR parent_status IS NULL OR parent_status = 'ACTIVE')
           AS applies,
@@ -61,10 +62,11 @@ CALL (r, now) {
                to_status: 'ARCHIVED', actor: r.actor, reason: r.reason, cause: n.id,
                at: now, offset: 2, written_at: datetime.realtime()})
   }
-  RETURN applies, before, version, parent_status, restoring, cascade,
+  RETURN applies, before, version, parent_status, restoring, cascade, protected,
          {{instance_map(n)}} AS instance
 }
-RETURN r.id AS id, applies, before, version, parent_status, restoring, cascade, instance
+RETURN r.id AS id, applies, before, version, parent_status, restoring, cascade, protected,
+       instance
 
 // name: lock_for_transition
 // The instance as stored, with its parent's status: with $lock, after taking the parent's
@@ -213,4 +215,5 @@ WITH n ORDER BY n.instance_type, n.archived_at, n.depth DESC, n.id LIMIT toInteg
 RETURN n.id AS id, n.name AS name, n.scope AS scope, n.parent_id AS parent_id,
        toString(n.archived_at) AS archived_at, n.depth AS depth, n.config AS config,
        n.version AS version,
-       [(n)-[:PARENT_OF]->(c:HopperInstance) | [c.id, c.instance_type, c.status]] AS children
+       [(n)-[:PARENT_OF]->(c:HopperInstance) | [c.id, c.instance_type, c.status]] AS children,
+       [(n)-[:HAS_LIEN]->(l:Lien) | l.reason] AS liens  // a lien keeps it (liens.py)

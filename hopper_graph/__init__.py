@@ -18,6 +18,7 @@ from hopper_graph.errors import (
     HookTimedOut,
     HookVetoed,
     HopperGraphError,
+    InstanceProtected,
     InstanceRunning,
     InvalidTransition,
     LimitExceeded,
@@ -34,6 +35,7 @@ from hopper_graph.errors import (
 from hopper_graph.graph import Neo4jSettings, connect
 from hopper_graph.health import HealthReport
 from hopper_graph.hooks import HookContext, HookRegistry
+from hopper_graph.liens import Lien
 from hopper_graph.lifecycle import DeleteResult, InstanceLifecycleManager, TransitionResult
 from hopper_graph.machine import InstanceLifecycle, StatusChange
 from hopper_graph.manager import EffectiveConfig, InstanceManager
@@ -77,12 +79,14 @@ __all__ = [
     "InstanceLifecycle",
     "InstanceLifecycleManager",
     "InstanceManager",
+    "InstanceProtected",
     "InstanceRepository",
     "InstanceRunning",
     "InstanceSpec",
     "InstanceStatus",
     "InstanceType",
     "InvalidTransition",
+    "Lien",
     "LimitExceeded",
     "MoveCycle",
     "Neo4jSettings",

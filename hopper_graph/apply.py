@@ -201,7 +201,8 @@ def _entry(path: str, item: dict[str, Any], parent: int | None) -> Entry:
         raise ValidationError(f"{path}.parent: a nested entry's parent is the one it is "
                               "nested in", errors={f"{path}.parent": [
                                   "only a top-level entry names its parent"]})
-    return Entry(path, item["name"], HopperScope(item["scope"]), item.get("project_id"),
+    return Entry(path, rules.nfc(item["name"]), HopperScope(item["scope"]),
+                 rules.nfc(item.get("project_id")),
                  InstanceType(kind) if kind else None, item.get("config"),
                  item.get("metadata"), InstanceStatus(status) if status else None, parent,
                  item.get("parent"))
@@ -222,7 +223,7 @@ def _link_references(entries: list[Entry]) -> None:
     for entry in entries:
         scope, sep, name = (entry.parent_ref or "").partition(":")
         if sep and scope.upper() in HopperScope.__members__:
-            target = seen.get((HopperScope(scope.upper()), name))
+            target = seen.get((HopperScope(scope.upper()), rules.nfc(name)))
             if target is not None:
                 entry.parent, entry.parent_ref = target, None
 

@@ -67,8 +67,8 @@ class Batches:
         return self._submit(self.heartbeats, {"id": instance_id, "now": now})
 
     def update(self, row: Row) -> Row | None:
-        """One ``update_instances`` row (id, version, changes, now, event), written in the
-        batch it joins: the statement's row for it, or None (no such instance)."""
+        """One ``update_instances`` row (id, version, changes, now, event, max_children),
+        written in the batch it joins: the statement's row for it, or None (no such instance)."""
         return self._submit(self.updates, row)
 
     @staticmethod

@@ -44,6 +44,8 @@ KINDS: dict[str, str] = {
     "running-under-parent": "ACTIVE under a parent that is not ACTIVE, or PAUSED under one "
                             "that is neither ACTIVE nor PAUSED",
     "ephemeral-stopped": "an EPHEMERAL instance left STOPPED (stopping archives it)",
+    "nfc-twins": "names (or top-level project_ids) that differ only in their Unicode form: "
+                 "one name in NFC, stored twice",
 }
 """Every kind of violation: a stable slug and what it means."""
 
@@ -205,6 +207,16 @@ def _ephemeral_stopped(rows: Rows) -> Iterable[Violation]:
                         "archived when it stopped")
 
 
+def _nfc_twins(rows: Rows) -> Iterable[Violation]:
+    for row in rows:
+        ids = tuple(row["ids"])
+        what = (f"{row['scope']} instances are named" if row["field"] == "name"
+                else "top-level PROJECTs have the project_id")
+        yield Violation("nfc-twins", ids,
+                        f"{len(ids)} {what} {row['value']!r} in Unicode NFC, stored in "
+                        f"different forms: {', '.join(ids)} (rename all but one)")
+
+
 _CHECKS: tuple[tuple[NamedQuery, Judge], ...] = (
     (QUERIES.check_multiple_globals, _multiple_globals),
     (QUERIES.check_parent_count, _parent_count),
@@ -217,6 +229,7 @@ _CHECKS: tuple[tuple[NamedQuery, Judge], ...] = (
     (QUERIES.check_status_matches_last_event, _status_vs_events),
     (QUERIES.check_running_under_parent, _running_under_parent),
     (QUERIES.check_ephemeral_stopped, _ephemeral_stopped),
+    (QUERIES.check_nfc_twins, _nfc_twins),
 )
 
 

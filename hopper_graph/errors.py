@@ -22,6 +22,7 @@
      |    |                            incomplete, nothing reads or writes it (HTTP 503)
      |    +-- MoveCycle                a move under the instance itself or a descendant
      |    +-- ParentMismatch           a move's expected_parent_id is not the current parent
+     |    +-- InstanceProtected        a lien protects it from delete, archive or purge
      +-- Forbidden                     a scoped token's role or subtree does not reach that far
      +-- HookVetoed                    a before-hook raised; nothing was written
      |    +-- HookTimedOut             a before-hook ran past its time limit
@@ -192,6 +193,14 @@ class Forbidden(HopperGraphError):
     an id outside the subtree exists."""
 
     code = "forbidden"
+
+
+# -- liens (hopper_graph/liens.py) --------------------------------------------------------
+class InstanceProtected(Conflict):
+    """A lien refuses the change: ``protected`` lists each protected instance with its
+    liens (id, reason, origin); ``action`` is what was refused (hopper_graph/liens.py)."""
+
+    code = "instance-protected"
 
 
 class HookVetoed(HopperGraphError):

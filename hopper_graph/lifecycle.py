@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from neo4j import ManagedTransaction
 
-from hopper_graph import audit, rules
+from hopper_graph import audit, liens, rules
 from hopper_graph.audit import new_event
 from hopper_graph.cascade import Subtree
 from hopper_graph.enums import InstanceStatus
@@ -50,6 +50,7 @@ from hopper_graph.machine import (
     event_to,
 )
 from hopper_graph.models import HopperInstance, InstanceSpec
+from hopper_graph.queries import QUERIES
 from hopper_graph.repository import WRITE_ATTEMPTS, InstanceRepository
 from hopper_graph.rules import Expected
 from hopper_graph.statements import (
@@ -207,6 +208,12 @@ class InstanceLifecycleManager:
             raise not_found(instance_id)
         if row["restoring"]:
             raise restore_in_progress(instance_id)
+        if row["protected"]:  # a lien: say whose, with a read (the refusal wrote nothing)
+            found = self.graph.read_rows(QUERIES.get_liens_of.text, ids=[instance_id])
+            if not found:  # removed since: the caller may try again
+                raise ConcurrentModification(f"the liens of {instance_id} changed while it "
+                                             "was archived; try again", id=instance_id)
+            raise liens.protected(found, event, instance_id)
         if row["cascade"]:
             return None
         check_version({"id": instance_id, "version": row["version"]}, expected_version)
@@ -244,6 +251,9 @@ class InstanceLifecycleManager:
             changes = [own, *cascaded] if event == "resume" else [*cascaded, own]
             changes += below.auto_archive(changes, {instance_id: row["instance_type"]},
                                           instance_id)
+        if event == "archive":  # a lien refuses it (an EPHEMERAL's auto-archive goes on)
+            liens.refuse_if_protected(tx, [c.id for c in changes if c.event == "archive"],
+                                      event, instance_id)
         return _TransitionPlan(row, own, changes, utcnow())
 
     def _apply_transition(self, tx: ManagedTransaction, instance_id: str, event: str,
@@ -370,6 +380,8 @@ class InstanceLifecycleManager:
                                             InstanceStatus(root["status"]),
                                             decide(subject, "stop")))
         ids = [*(r["id"] for r in reversed(below.rows)), instance_id]  # deepest first
+        if not lock:  # the hooks' plan: under the locks, delete_subtree looks again
+            liens.refuse_if_protected(tx, ids, "delete", instance_id)
         return DeleteResult(instance_id, ids, stopped)
 
     def _apply_delete(self, tx: ManagedTransaction, instance_id: str, force: bool,

@@ -18,7 +18,7 @@ from typing import Any
 
 from neo4j import Driver
 
-from hopper_graph import audit, health, metrics, rules
+from hopper_graph import audit, health, liens, metrics, rules
 from hopper_graph import config as scope_config
 from hopper_graph import purge as purging
 from hopper_graph.enums import HopperScope, InstanceStatus
@@ -27,6 +27,7 @@ from hopper_graph.feed import Feed, Subscriber
 from hopper_graph.graph import Graph
 from hopper_graph.health import HealthReport
 from hopper_graph.hooks import HookRegistry
+from hopper_graph.liens import Lien
 from hopper_graph.lifecycle import DeleteResult, InstanceLifecycleManager, TransitionResult
 from hopper_graph.machine import EVENTS
 from hopper_graph.models import (
@@ -250,6 +251,25 @@ class InstanceManager:
         """Call ``subscriber`` with each audit event after its transaction commits, in this
         process. Returns a function that unsubscribes (see Feed.subscribe)."""
         return self.feed.subscribe(subscriber)
+
+    # -- liens (hopper_graph/liens.py) -------------------------------------------------------
+    def add_lien(self, instance_id: str, reason: str, origin: str | None = None, *,
+                 actor: str | None = None) -> Lien:
+        """Protect an instance: while it has a lien, deleting it or an ancestor (force
+        included), archiving it and purging it are refused (InstanceProtected)."""
+        lien: Lien = self.repository.write(liens.add, instance_id, reason, origin, actor)
+        return lien
+
+    def remove_lien(self, instance_id: str, lien_id: str, *,
+                    actor: str | None = None) -> Lien:
+        """Remove one of an instance's liens; returns it as it was."""
+        lien: Lien = self.repository.write(liens.remove, instance_id, lien_id, actor)
+        return lien
+
+    def liens(self, instance_id: str) -> builtins.list[Lien]:
+        """An instance's liens, oldest first."""
+        return liens.list_rows(self.repository.rows(QUERIES.get_liens.text,
+                                                    instance_id=instance_id), instance_id)
 
     # -- config -----------------------------------------------------------------------------
     def effective_config(self, instance_id: str) -> EffectiveConfig:

@@ -5,7 +5,8 @@ is true, and it was archived longer ago than its ``retention.archived_ttl_second
 ``older_than``, which replaces the TTL but never overrides ``purge_archived: false``).
 Deleting an instance deletes its subtree, so a purgeable instance goes only when every
 instance below it is purgeable too; otherwise it is kept, and the report says which
-descendant keeps it. Nothing that is not itself purgeable is ever deleted.
+descendant keeps it. Nothing that is not itself purgeable is ever deleted, and an instance
+with a lien (``liens``) is not purgeable: it stays, with its ancestors, until the lien goes.
 
 A run examines at most ``limit`` candidates, oldest archive first, in pages of ``batch``
 read by an index in that order, each page going on after the last candidate examined, and
@@ -29,7 +30,7 @@ import orjson
 from neo4j import ManagedTransaction
 
 from hopper_graph import cursors
-from hopper_graph.errors import InstanceRunning, NotFound, ValidationError
+from hopper_graph.errors import InstanceProtected, InstanceRunning, NotFound, ValidationError
 from hopper_graph.hooks import HookRegistry, delete_contexts
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import InstanceRepository
@@ -170,6 +171,9 @@ def decode_cursor(cursor: str | None) -> dict[str, Any]:
 
 def _own_verdict(row: dict[str, Any], now: datetime, older_than: timedelta | None
                  ) -> tuple[bool, str]:
+    if row.get("liens"):
+        return False, f"protected by {len(row['liens'])} lien(s): " + "; ".join(
+            repr(reason) for reason in row["liens"])
     retention = orjson.loads(row["config"] or "{}").get("retention", {})
     archived_at = datetime.fromisoformat(row["archived_at"])
     if not retention.get("purge_archived", True):
@@ -264,9 +268,11 @@ def _delete(repository: InstanceRepository, hooks: HookRegistry, roots: list[str
                 if why is not None:
                     refused[root] = why
                     continue
-                deleted += delete_subtree(tx, root, actor, "purge")
+                deleted += delete_subtree(tx, root, actor, "purge", action="purge")
             except (NotFound, InstanceRunning):
                 continue  # deleted meanwhile: nothing of it is purged now
+            except InstanceProtected as exc:  # a lien came since the verdict
+                refused[root] = exc.message
         return deleted, refused
 
     if hooks.has_before("on_delete"):  # before the write, holding no lock

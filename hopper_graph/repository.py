@@ -265,7 +265,7 @@ class InstanceRepository:
     def taken_name(self, name: str, scope: HopperScope | str) -> DuplicateName:
         """The error for a (name, scope) the constraint refused, naming the instance that
         holds it (read after the refused write)."""
-        scope = scope_of(scope).value
+        scope, name = scope_of(scope).value, rules.nfc(name)
         row = self.row(QUERIES.get_instance_by_scope_and_name.text, scope=scope, name=name)
         holder = row["instance"]["id"] if row else None
         by = f" by instance {holder}" if holder else ""
@@ -344,13 +344,14 @@ class InstanceRepository:
                                 ) -> builtins.list[HopperInstance]:
         """The instances named by ``keys`` (``{"scope", "name"}`` maps) that exist, in one
         query."""
+        keys = [{**key, "name": rules.nfc(key.get("name"))} for key in keys]
         rows = self.rows(QUERIES.get_instances_by_scope_and_name.text, keys=keys)
         return [self.instance(row["instance"]) for row in rows]
 
     def get_by_scope_and_name(self, scope: HopperScope | str, name: str) -> HopperInstance:
         scope = scope_of(scope)
         row = self.row(QUERIES.get_instance_by_scope_and_name.text, scope=scope.value,
-                             name=name)
+                             name=rules.nfc(name))  # names are stored in NFC
         if row is None:
             raise NotFound(f"no {scope.value} instance named {name!r}", scope=scope.value,
                            name=name)
@@ -369,27 +370,30 @@ class InstanceRepository:
         instance (a scoped token's view), which walks that subtree."""
         check_page(offset, limit)
         by_cursor = _check_cursor_or_offset(after, offset)
-        after_at, after_id = cursors.created_after(after)
         filters = {"scope": scope_of(scope).value if scope is not None else None,
                    "status": status_of(status).value if status is not None else None,
-                   "parent_id": parent_id, "project_id": project_id}
+                   "parent_id": parent_id, "project_id": rules.nfc(project_id)}
+        bound = cursors.bound("instances", *filters.values(), within)  # pages it alone
+        after_at, after_id = cursors.created_after(after, bound)
         query = QUERIES.list_in_subtree if within is not None else _list_query(**filters)
         scoped = {} if within is None else {"root": within}
         row = self.row(query.text, **filters, **scoped, after_at=after_at,
                        after_id=after_id, skip=0 if by_cursor else offset, limit=limit + 1,
                        with_total=not by_cursor)
         assert row is not None  # an aggregation always answers
-        return self._created_page(row, offset, limit)
+        return self._created_page(row, offset, limit, bound)
 
-    def _created_page(self, row: dict[str, Any], offset: int, limit: int) -> Page:
-        """A page from one more row than asked for: that one says whether more follow."""
+    def _created_page(self, row: dict[str, Any], offset: int, limit: int,
+                      bound: str) -> Page:
+        """A page from one more row than asked for: that one says whether more follow;
+        its cursor pages the list ``bound`` names."""
         items = self._instances(row)
         more = len(items) > limit
         items = items[:limit]
         last = items[-1] if more and items else None
         return Page(items, row["total"], offset, limit,
                     None if last is None else
-                    cursors.encode(cursors.CREATED, last.created_at, last.id))
+                    cursors.encode(cursors.CREATED, last.created_at, last.id, bound=bound))
 
     # -- hierarchy ----------------------------------------------------------------------
     def get_children(self, parent_id: str, offset: int = 0,
@@ -403,14 +407,15 @@ class InstanceRepository:
         degree lookup); by cursor (``after``) or by offset, each costing the page."""
         check_page(offset, limit)
         by_cursor = _check_cursor_or_offset(after, offset)
-        after_at, after_id = cursors.created_after(after)
+        bound = cursors.bound("children", parent_id)
+        after_at, after_id = cursors.created_after(after, bound)
         size = ALL if limit is None else limit
         row = self.row(QUERIES.get_children.text, parent_id=parent_id, after_at=after_at,
                        after_id=after_id, skip=0 if by_cursor else offset,
                        limit=min(size + 1, ALL))
         if row is None:
             raise not_found(parent_id)
-        return self._created_page(row, offset, size)
+        return self._created_page(row, offset, size, bound)
 
     def get_ancestors(self, instance_id: str) -> builtins.list[HopperInstance]:
         """The parent, its parent, and so on up to the root: nearest first."""
@@ -433,7 +438,8 @@ class InstanceRepository:
         level); by cursor (``after``, no total) or by offset (with the total)."""
         check_page(offset, limit)
         by_cursor = _check_cursor_or_offset(after, offset)
-        after_depth, after_at, after_id = cursors.level_after(after)
+        bound = cursors.bound("descendants", instance_id)
+        after_depth, after_at, after_id = cursors.level_after(after, bound)
         size = ALL if limit is None else limit
         row = self.row(QUERIES.get_descendants.text, id=instance_id, after_depth=after_depth,
                        after_at=after_at, after_id=after_id, skip=0 if by_cursor else offset,
@@ -443,7 +449,8 @@ class InstanceRepository:
         items = self._instances(row)
         last = items[size - 1] if len(items) > size else None
         return Page(items[:size], row["total"], offset, size, None if last is None else
-                    cursors.encode(cursors.LEVEL, last.depth, last.created_at, last.id))
+                    cursors.encode(cursors.LEVEL, last.depth, last.created_at, last.id,
+                                   bound=bound))
 
     def get_flat_tree(self, root_id: str,
                       max_depth: int | None = None) -> builtins.list[FlatTreeRow]:
@@ -560,6 +567,9 @@ class InstanceRepository:
             if row["restoring"]:
                 raise restore_in_progress(instance_id)
             check_version(row["instance"], expected_version)
+            if row["instance"]["version"] == current["version"]:  # the limit refused it
+                rules.check_lowered_limit(instance_id, row["child_count"],
+                                          rules.new_child_limit(changes))
         raise _changed_meanwhile("instance", instance_id)
 
     def _stored(self, instance_id: str) -> dict[str, Any]:
@@ -575,7 +585,8 @@ class InstanceRepository:
         event = update_event(current, changes, now, actor)
         row = self.batches.update({"id": current["id"], "version": current["version"],
                                    "changes": changes, "now": now.isoformat(),
-                                   "event": stored_event(event)})
+                                   "event": stored_event(event),
+                                   "max_children": rules.new_child_limit(changes)})
         if row is None:
             raise not_found(current["id"])
         if row["applies"]:
@@ -621,7 +632,8 @@ class InstanceRepository:
         check_page(offset, limit)
         by_cursor = _check_cursor_or_offset(after, offset)
         size = ALL if limit is None else limit
-        params = {"instance_id": instance_id, "after_seq": cursors.seq_after(after),
+        bound = cursors.bound("history", instance_id)
+        params = {"instance_id": instance_id, "after_seq": cursors.seq_after(after, bound),
                   "skip": 0 if by_cursor else offset, "limit": min(size + 1, ALL)}
         row = self.row(QUERIES.get_history.text, **params)
         assert row is not None  # an aggregation always answers
@@ -634,7 +646,8 @@ class InstanceRepository:
         events = events_from_columns(row)
         last = events[size - 1] if len(events) > size else None
         return Page(events[:size], None, offset, size,
-                    None if last is None else cursors.encode(cursors.SEQ, last.seq))
+                    None if last is None else cursors.encode(cursors.SEQ, last.seq,
+                                                             bound=bound))
 
     def events_since(self, after: int = 0, limit: int = 100) -> builtins.list[InstanceEvent]:
         """The change feed: events with ``seq`` greater than ``after``, in order. Events

@@ -10,6 +10,7 @@ changed since (``create_child_instance``), so the rules cannot be raced.
 from __future__ import annotations
 
 import json
+import unicodedata
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -196,14 +197,50 @@ def check_nesting(field: str, value: Any, limit: int = MAX_NESTING) -> None:
             stack.extend((child, depth + 1) for child in children)
 
 
-def check_name(name: object) -> None:
+def nfc(value: Any) -> Any:
+    """Text in Unicode normalisation form C (composed: "café" one way, however it was
+    typed); anything else as it is. Names and project ids are stored and looked up in it,
+    so the uniqueness constraints see "café" composed and decomposed as one."""
+    if isinstance(value, str):
+        try:
+            return unicodedata.normalize("NFC", value)
+        except UnicodeEncodeError:  # lone surrogates: check_text refuses them
+            return value
+    return value
+
+
+_VISIBLE = ("L", "N", "P", "S")
+"""Unicode general categories that draw something on their own: letters, numbers,
+punctuation, symbols. Spaces, controls, format characters (U+200B ZERO WIDTH SPACE) and
+marks alone do not."""
+
+
+def has_visible(text: str) -> bool:
+    """Whether ``text`` has a character that shows: a name of only spaces or zero-width
+    characters looks like no name at all."""
+    return any(unicodedata.category(ch)[0] in _VISIBLE for ch in text)
+
+
+def normal_name(name: object, field: str = "name") -> str:
+    """``name`` in NFC, after checking it: a string with a visible character, at most
+    MAX_NAME_LENGTH characters, valid Unicode. Errors name ``field``."""
     if not isinstance(name, str) or not name.strip():
-        raise ValidationError("name must be a non-empty string",
-                              errors={"name": ["must be a non-empty string"]})
-    if len(name) > MAX_NAME_LENGTH:
-        raise ValidationError("name is too long",
-                              errors={"name": [f"at most {MAX_NAME_LENGTH} characters"]})
-    check_text("name", name)
+        raise ValidationError(f"{field} must be a non-empty string",
+                              errors={field: ["must be a non-empty string"]})
+    check_text(field, name)
+    if not has_visible(name):
+        raise ValidationError(f"{field} has no visible character", errors={field: [
+            "must have a visible character (not only spaces, zero-width or control "
+            "characters)"]})
+    normal = nfc(name)
+    if len(normal) > MAX_NAME_LENGTH:
+        raise ValidationError(f"{field} is too long",
+                              errors={field: [f"at most {MAX_NAME_LENGTH} characters"]})
+    return normal
+
+
+def check_name(name: object) -> None:
+    normal_name(name)
 
 
 def check_metadata(metadata: object) -> None:
@@ -224,8 +261,9 @@ def check_metadata(metadata: object) -> None:
 
 
 def check_spec(spec: InstanceSpec) -> InstanceSpec:
-    """Everything that can be checked without the graph; returns a normalised spec."""
-    check_name(spec.name)
+    """Everything that can be checked without the graph; returns a normalised spec (name
+    and project_id in NFC among the rest)."""
+    name = normal_name(spec.name)
     scope = scope_of(spec.scope)
     errors: dict[str, list[str]] = {}
     instance_type = DEFAULT_INSTANCE_TYPE[scope]
@@ -247,16 +285,20 @@ def check_spec(spec: InstanceSpec) -> InstanceSpec:
     if scope is HopperScope.PROJECT and not (
             isinstance(spec.project_id, str) and spec.project_id.strip()):
         errors["project_id"] = ["required for a PROJECT instance"]
-    if spec.project_id is not None:
-        check_text("project_id", str(spec.project_id), MAX_TEXT_LENGTH)
+    project_id = nfc(spec.project_id)
+    if project_id is not None:
+        check_text("project_id", str(project_id), MAX_TEXT_LENGTH)
+        if "project_id" not in errors and not has_visible(str(project_id)):
+            errors["project_id"] = ["must have a visible character (not only spaces, "
+                                    "zero-width or control characters)"]
     if errors:
         raise ScopeRuleViolation("the instance breaks a scope rule", errors=errors)
     if spec.metadata is not None:
         check_metadata(spec.metadata)
     check_nesting("config", spec.config)
     overrides = scope_config.validate_overrides(scope, spec.config)
-    return InstanceSpec(name=spec.name, scope=scope, parent_id=spec.parent_id,
-                        project_id=spec.project_id, instance_type=instance_type,
+    return InstanceSpec(name=name, scope=scope, parent_id=spec.parent_id,
+                        project_id=project_id, instance_type=instance_type,
                         config=overrides, metadata=spec.metadata or {},
                         id=canonical_id(spec.id) if spec.id is not None else str(uuid.uuid4()))
 
@@ -354,6 +396,8 @@ def new_props(spec: InstanceSpec, project_id: str | None, depth: int) -> dict[st
 def field_changes(current: dict[str, Any], name: str | None, config: dict[str, Any] | None,
              metadata: dict[str, Any] | None, replace: bool) -> dict[str, Any]:
     changes: dict[str, Any] = {}
+    if name is not None:
+        name = normal_name(name)
     if name is not None and name != current["name"]:
         changes["name"] = name
     if config is not None:
@@ -446,3 +490,26 @@ class BulkPlanner:
         siblings.add(kind)
         project_id = spec.project_id if scope is HopperScope.PROJECT else parent["project_id"]
         return new_props(spec, project_id, parent["depth"] + 1)
+
+
+# -- a lowered child limit (issue 24, item 4) ------------------------------------------------
+def new_child_limit(changes: dict[str, Any]) -> int | None:
+    """The limits.max_child_instances a field change writes (None without a config change):
+    the update statement refuses it below the children the instance has."""
+    if "config" not in changes:
+        return None
+    return scope_config.max_child_instances(json.loads(changes["config"]))
+
+
+def check_lowered_limit(instance_id: str, child_count: int | None, limit: int | None) -> None:
+    """LimitExceeded when an update would set limits.max_child_instances below the children
+    (not ARCHIVED) the instance has: a limit is never lowered below what is there, so
+    ``check`` and the API agree that children never exceed it."""
+    if limit is not None and child_count is not None and child_count > limit:
+        raise LimitExceeded(
+            f"instance {instance_id} has {child_count} children that are not ARCHIVED; "
+            f"limits.max_child_instances cannot go below that (to {limit}): archive or "
+            "delete some first", errors={"config.limits.max_child_instances": [
+                f"at least {child_count}: the children it has that are not ARCHIVED"]},
+            limit="limits.max_child_instances", value=limit, child_count=child_count,
+            id=instance_id)

@@ -147,6 +147,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE CONSTRAINT hopper_token_id IF NOT EXISTS "
         "FOR (t:HopperToken) REQUIRE t.id IS UNIQUE",
     )),
+    Migration(10, "liens: one id each", (
+        # A lien hangs off its instance ((:HopperInstance)-[:HAS_LIEN]->(:Lien)) and is
+        # found through it; its id is unique, as every id here is (hopper_graph/liens.py).
+        "CREATE CONSTRAINT lien_id IF NOT EXISTS FOR (l:Lien) REQUIRE l.id IS UNIQUE",
+    )),
 )
 
 

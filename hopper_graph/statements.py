@@ -14,7 +14,7 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from hopper_graph import audit, rules
+from hopper_graph import audit, liens, rules
 from hopper_graph.audit import append_events, new_event, stored_event
 from hopper_graph.enums import InstanceStatus
 from hopper_graph.errors import (
@@ -122,11 +122,15 @@ def update_fields(tx: ManagedTransaction, current: dict[str, Any], name: str | N
         return current
     now = utcnow()
     event = update_event(current, changes, now, actor)
+    limit = rules.new_child_limit(changes)
     row = tx.run(QUERIES.update_instances.text, rows=[{
         "id": current["id"], "version": current["version"], "changes": changes,
-        "now": now.isoformat(),
-        "event": stored_event(event)}]).single()
-    assert row is not None and row["applies"]  # its lock is held
+        "now": now.isoformat(), "event": stored_event(event),
+        "max_children": limit}]).single()
+    assert row is not None  # its lock is held
+    if not row["applies"]:  # at the version locked: only the child limit refuses it
+        rules.check_lowered_limit(current["id"], row["child_count"], limit)
+        raise AssertionError("update_instances refused a locked instance")
     audit.record_written([event])
     stored: dict[str, Any] = row["instance"]
     return stored
@@ -177,13 +181,15 @@ def _change_rows(changes: list[StatusChange], at: datetime, actor: str | None,
 
 
 def delete_subtree(tx: ManagedTransaction, instance_id: str, actor: str | None,
-                   reason: str | None) -> list[str]:
-    """Delete a locked instance's subtree, all at rest, writing one event per instance.
+                   reason: str | None, action: str = "delete") -> list[str]:
+    """Delete a locked instance's subtree, all at rest and without liens, writing one
+    event per instance; ``action`` (delete, purge) is what a lien's refusal names.
 
     The events it writes are not linked (their instances are gone), and the locks of the
     instances' events are taken in the sequencer's order before DETACH DELETE takes them
     in its own (``lock_events_of``)."""
     rows = lock_subtree(tx, instance_id)
+    liens.refuse_if_protected(tx, [r["id"] for r in rows], action, instance_id)
     running = [r["id"] for r in rows if InstanceStatus(r["status"]).is_running]
     if running:
         raise InstanceRunning(

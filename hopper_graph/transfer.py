@@ -22,6 +22,9 @@ The format (``format_version`` 1)::
     events: [...]                       property maps, in seq order
     unlinked_event_ids: [...]           events whose instance exists without a HAS_EVENT
                                         edge to them (normally none)
+    liens: [...]                        every lien (id, instance_id, reason, origin, actor,
+                                        created_at as RFC 3339); optional on import (a
+                                        file written before liens has none)
 
 Both directions work on a quiet graph: Neo4j is read-committed, so an export taken while
 others write may catch half of someone's later change. Both take an optional ``progress``
@@ -47,7 +50,7 @@ from typing import IO, Any
 import yaml
 from neo4j import Driver, ManagedTransaction, Result
 
-from hopper_graph import __version__, audit
+from hopper_graph import __version__, audit, rules
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
 from hopper_graph.errors import Conflict, HopperGraphError, ValidationError
 from hopper_graph.fields import JSON_FIELDS, TIME_FIELDS
@@ -129,6 +132,7 @@ def export_graph(driver: Driver, database: str | None = None,
         "instances": _parents_first(instances, parents),
         "events": [event for event, _ in read.events],
         "unlinked_event_ids": [event["id"] for event, unlinked in read.events if unlinked],
+        "liens": read.liens,
     }
 
 
@@ -141,6 +145,7 @@ class _Read:
     events: list[tuple[dict[str, Any], Any]]
     event_seq: int | None
     datetimes: dict[str, set[str]]
+    liens: list[dict[str, Any]]
 
 
 def _read_export(tx: ManagedTransaction, progress: Progress) -> _Read:
@@ -154,7 +159,9 @@ def _read_export(tx: ManagedTransaction, progress: Progress) -> _Read:
     events = tally.rows(tx.run(QUERIES.export_events.text), datetimes["events"],
                         json_maps=False)
     counter = tx.run(QUERIES.export_event_counter.text).single()
-    return _Read(instances, events, counter["value"] if counter else None, datetimes)
+    liens = [{k: v for k, v in record["lien"].items() if v is not None}
+             for record in tx.run(QUERIES.export_liens.text)]
+    return _Read(instances, events, counter["value"] if counter else None, datetimes, liens)
 
 
 class _Tally:
@@ -290,6 +297,7 @@ def import_graph(driver: Driver, data: dict[str, Any], database: str | None = No
     database is not empty.
     """
     instances, edges, events, event_seq, datetimes = _prepare(data)
+    liens = _lien_rows(data, {row["id"] for row in instances})
     graph = Graph(driver, database)
     with translate_errors():
         apply_schema(driver, database)
@@ -321,6 +329,8 @@ def import_graph(driver: Driver, data: dict[str, Any], database: str | None = No
             graph.write(_run, QUERIES.import_events.text,
                         {"events": batch, "datetime_keys": datetimes["events"]})
             written.add(len(batch))
+        for batch in _batches(liens, batch_size):
+            graph.write(_run, QUERIES.import_liens.text, {"rows": batch})
         graph.write(_finish, event_seq)
     except BaseException as exc:
         _undo(graph, batch_size, exc)
@@ -476,6 +486,7 @@ def _instance_rows(instances: list[Any], datetimes: set[str], problems: _Problem
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     rows, edges = [], []
     seen: set[str] = set()
+    names: dict[tuple[Any, ...], tuple[str, Any]] = {}
     for index, item in enumerate(instances):
         path = f"instances[{index}]"
         props = _props(item, path, _INSTANCE_REQUIRED, datetimes, problems, json_maps=True)
@@ -485,6 +496,7 @@ def _instance_rows(instances: list[Any], datetimes: set[str], problems: _Problem
         _check_enum(props, "status", InstanceStatus, path, problems)
         _check_enum(props, "instance_type", InstanceType, path, problems)
         _check_int(props, "version", path, problems)
+        _normalise_names(props, path, names, problems)
         instance_id = props["id"]
         if instance_id in seen:
             problems.add(f"{path}.id", f"{instance_id} appears twice")
@@ -497,6 +509,55 @@ def _instance_rows(instances: list[Any], datetimes: set[str], problems: _Problem
         seen.add(instance_id)
         rows.append(props)
     return rows, edges
+
+
+def _normalise_names(props: dict[str, Any], path: str,
+                     names: dict[tuple[Any, ...], tuple[str, Any]],
+                     problems: _Problems) -> None:
+    """Name and project_id in NFC, as every write stores them (rules.nfc); two instances of
+    the file whose names differ but are one in NFC are refused, naming both (``check``
+    names such twins in a graph written before names were normalised). The same name
+    twice is left to the database's constraint, as before."""
+    raw = props.get("name")
+    for field in ("name", "project_id"):
+        if isinstance(props.get(field), str):
+            props[field] = rules.nfc(props[field])
+    key = (props.get("scope"), props.get("name"))
+    if key in names and names[key][1] != raw:
+        problems.add(f"{path}.name", f"{props.get('name')!r} in NFC is also the name of "
+                     f"{names[key][0]}: names are compared in Unicode NFC")
+    names.setdefault(key, (path, raw))
+
+
+def _lien_rows(data: dict[str, Any], instance_ids: set[str]) -> list[dict[str, Any]]:
+    """The file's liens (none when it has no ``liens``), each on an instance of the file,
+    with an id, a reason and an RFC 3339 created_at."""
+    problems = _Problems()
+    rows, seen = [], set()
+    for index, item in enumerate(_list(data, "liens", problems, required=False)):
+        path = f"liens[{index}]"
+        if not isinstance(item, dict):
+            problems.add(path, "must be a map")
+            continue
+        for key in ("id", "instance_id", "reason"):
+            if not isinstance(item.get(key), str) or not item[key]:
+                problems.add(f"{path}.{key}", "is required: a non-empty string")
+        for key in ("origin", "actor"):
+            if item.get(key) is not None and not isinstance(item[key], str):
+                problems.add(f"{path}.{key}", "must be a string")
+        unknown = set(item) - {"id", "instance_id", "reason", "origin", "actor", "created_at"}
+        for key in sorted(unknown):
+            problems.add(f"{path}.{key}", "is not a property of a lien")
+        if isinstance(item.get("instance_id"), str) and item["instance_id"] not in instance_ids:
+            problems.add(f"{path}.instance_id", "must name an instance of the file")
+        if item.get("id") in seen:
+            problems.add(f"{path}.id", f"{item['id']} appears twice")
+        seen.add(item.get("id"))
+        created_at = _datetime(item.get("created_at"), f"{path}.created_at", problems)
+        rows.append({**{k: v for k, v in item.items() if v is not None},
+                     "created_at": created_at})
+    problems.raise_if_any()
+    return rows
 
 
 def _event_rows(events: list[Any], datetimes: set[str], unlinked: set[Any],

@@ -4,7 +4,8 @@ Commands: ``schema apply``; ``neo4j start|stop|status`` (the local development s
 ``serve`` (the REST API under gunicorn); ``instance create|get|list|tree|start|stop|pause|
 resume|archive|delete|history|health|update|move``; ``events [--follow]``; ``export FILE|-`` /
 ``import FILE|-``; ``check``; ``purge``; ``apply -f FILE``; ``reset``;
-``token create|list|revoke`` (scoped API tokens).
+``token create|list|revoke`` (scoped API tokens);
+``lien add|list|remove``.
 Every command takes ``--json`` for machine-readable output; the listings take
 ``-o table|wide|name|json|yaml`` and ``--no-headers``, and print one line per record when
 stdout is not a terminal (``output.py``). See docs/cli.md.
@@ -20,6 +21,7 @@ from hopper_graph.cli import (  # noqa: F401 - they register their commands
     dev,
     events,
     instances,
+    liens,
     maintenance,
     move,
     server,

@@ -58,6 +58,9 @@ EXPECTED: dict[str, tuple[Role, str]] = {
     "GET /api/v1/instances/{instance_id}/config/effective": (READER, "instance"),
     "GET /api/v1/instances/{instance_id}/health": (READER, "instance"),
     "POST /api/v1/instances/{instance_id}/move": (ADMIN, "instance"),
+    "GET /api/v1/instances/{instance_id}/liens": (READER, "instance"),
+    "POST /api/v1/instances/{instance_id}/liens": (ADMIN, "instance"),
+    "DELETE /api/v1/instances/{instance_id}/liens/{lien_id}": (ADMIN, "instance"),
     "GET /api/v1/events": (READER, "listing"),
     "GET /api/v1/events/stream": (READER, "subtree"),
 }
@@ -116,6 +119,8 @@ def request_for(world: World, operation: str, side: str) -> tuple[str, str, dict
                           "parent_id": parent}
     elif operation.endswith("/move"):  # to where it is: 422 once access lets it through
         kwargs["json"] = {"parent_id": parent}
+    elif operation == "POST /api/v1/instances/{instance_id}/liens":
+        kwargs["json"] = {"reason": "access walk", "origin": "tests"}
     elif method == "PATCH":
         kwargs["json"] = {"metadata": {"touched": True}}
     elif operation == "POST /api/v1/instances/purge":

@@ -161,6 +161,11 @@ def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "import_events": {"datetime_keys": ["at"], "events": [{"unlinked": False, "props": {
             "id": str(uuid.uuid4()), "instance_id": seed["web"], "seq": 999,
             "event": "create", "at": "2030-01-01T00:00:00Z"}}]},
+        # liens (cypher/liens.cypher)
+        "add_lien": {"lien": {"id": str(uuid.uuid4()), "reason": "browser", "origin": "docs"}},
+        "remove_lien": {"lien_id": str(uuid.uuid4())},
+        "import_liens": {"rows": [{"id": str(uuid.uuid4()), "instance_id": seed["web"],
+                                   "reason": "browser", "created_at": "2030-01-01T00:00:00Z"}]},
     }
 
 

@@ -68,6 +68,8 @@ def build_history(manager: InstanceManager) -> dict[str, str]:
     manager.create(id=reborn_id, name=TRICKY_NAMES[9], scope="PROJECT", parent_id=g.id,
                    project_id="r")
     manager.archive(projects[3].id)
+    manager.add_lien(projects[0].id, TRICKY_NAMES[6], "team: ops", actor="tester")
+    manager.add_lien(phase.id, "no origin")
     return {"global": g.id, "doomed": doomed.id, "reborn": reborn_id, "phase": phase.id}
 
 
@@ -89,6 +91,8 @@ def snapshot(driver, database) -> dict:
         "parent_of": rows("MATCH (p)-[:PARENT_OF]->(c) RETURN p.id AS p, c.id AS c"),
         "has_event": rows("MATCH (n)-[:HAS_EVENT]->(e) RETURN n.id AS n, e.id AS e"),
         "counters": rows("MATCH (c:HopperCounter) RETURN c {.*} AS c"),
+        "liens": rows("MATCH (n)-[:HAS_LIEN]->(l) RETURN n.id AS n, labels(l) AS labels, "
+                      + props.format(v="l")),
     }
 
 
@@ -267,6 +271,13 @@ def test_a_hand_written_file_without_datetime_properties_imports(clean_graph, da
                       "at": "2024-01-01T00:00:00Z"}]), "events[0].seq"),
     (minimal(events=minimal()["events"] * 2), "events[1].seq"),
     (minimal(event_seq=-1), "event_seq"),
+    (minimal(instances=[{**minimal()["instances"][0], "name": "caf\u00e9"},
+                        {**minimal()["instances"][0], "id": "g2", "name": "cafe\u0301"}]),
+     "instances[1].name"),
+    (minimal(liens=[{"id": "l", "instance_id": "nobody", "reason": "x",
+                     "created_at": "2024-01-01T00:00:00Z"}]), "liens[0].instance_id"),
+    (minimal(liens=[{"id": "l", "instance_id": "g", "created_at": "2024-01-01T00:00:00Z"}]),
+     "liens[0].reason"),
 ], ids=lambda value: value if isinstance(value, str) else None)
 def test_invalid_files_are_refused_with_the_field_named(clean_graph, database, data, path):
     with pytest.raises(ValidationError) as caught:

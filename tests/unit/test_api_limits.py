@@ -14,7 +14,7 @@ from hopper_graph.rules import MAX_NAME_LENGTH, MAX_REASON_LENGTH, MAX_TEXT_LENG
 
 LIBRARY_LIMITS = {"name": MAX_NAME_LENGTH, "reason": MAX_REASON_LENGTH,
                   "actor": MAX_TEXT_LENGTH, "project_id": MAX_TEXT_LENGTH,
-                  "after": MAX_CURSOR_LENGTH}
+                  "after": MAX_CURSOR_LENGTH, "origin": MAX_TEXT_LENGTH}
 """Each field the API bounds by length, and the library constant that bounds it there."""
 
 

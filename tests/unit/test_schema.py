@@ -47,7 +47,10 @@ def declared_schema() -> dict[str, Declared]:
 
 
 def test_the_migrations_are_numbered_1_to_n_and_every_statement_is_idempotent():
-    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    # Numbers are handed to branches ahead of their merge, so a branch may lack some of the
+    # numbers below its own: increasing and unique is what apply_schema relies on.
+    versions = [m.version for m in MIGRATIONS]
+    assert versions == sorted(set(versions)) and versions[0] == 1
     assert all(m.name.strip() for m in MIGRATIONS)
     for migration in MIGRATIONS:
         for statement in migration.statements:
