@@ -84,6 +84,8 @@ class InstanceSchema(Schema):
     config = fields.Dict(keys=fields.String(), **_described(
         "The full config: the scope's defaults with this instance's overrides merged on."))
     metadata = fields.Dict(keys=fields.String())
+    labels = fields.Dict(keys=fields.String(), values=fields.String(), **_described(
+        "Label keys to values, Kubernetes' syntax: what ?selector= selects by."))
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
@@ -346,6 +348,8 @@ class InstanceCreateSchema(RequestSchema):
     config = fields.Dict(keys=fields.String(), load_default=None, allow_none=True,
                          **_described("Overrides merged over the scope's defaults."))
     metadata = fields.Dict(keys=fields.String(), load_default=None, allow_none=True)
+    labels = fields.Dict(keys=fields.String(), load_default=None, allow_none=True, **_described(
+        "Label keys to values (Kubernetes' syntax); each bad key is named in the errors."))
 
     read_only: ClassVar[dict[str, str]] = {**SERVER_FIELDS, "status": (
         "read-only: an instance starts CREATED; POST /instances/{id}/start starts it")}
@@ -357,6 +361,8 @@ class InstanceUpdateSchema(RequestSchema):
         "Merged into the stored overrides (a null value removes a key) unless replace."))
     metadata = fields.Dict(keys=fields.String(), **_described(
         "Merged into the stored metadata (a null value removes a key) unless replace."))
+    labels = fields.Dict(keys=fields.String(), **_described(
+        "Merged into the stored labels (a null value removes a key) unless replace."))
     status = _any_case(InstanceStatus, **_described(
         "The status to move to: performs the lifecycle event that leads there."))
     replace = StrictBoolean(load_default=False, **_described(
@@ -368,8 +374,9 @@ class InstanceUpdateSchema(RequestSchema):
 
     @validates_schema
     def _something_to_change(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not {"name", "config", "metadata", "status"} & data.keys():
-            raise ValidationError("give at least one of name, config, metadata, status")
+        if not {"name", "config", "metadata", "labels", "status"} & data.keys():
+            raise ValidationError(
+                "give at least one of name, config, metadata, labels, status")
 
 
 class LifecycleRequestSchema(RequestSchema):

@@ -89,11 +89,15 @@ def samples(seed: dict[str, Any]) -> dict[str, Any]:
         "datetime_keys": ["created_at"], "value": 100, "version": seed["web_version"],
         "changes": {"metadata": '{"browser": true}'}, "event": new_event(seed["web"]),
         "events": [new_event(seed["web"], "update")], "props": new_props(seed),
+        # labels and selectors
+        "selector": [{"key": "team", "op": "notin", "pairs": ["team=none"]}],
+        "label_pairs": ["team=infra"], "label_key": "team", "label_values": ["infra"],
+        "key": "team",
     }
 
 
 # Per query: what the defaults above do not fit.
-LIST = {"scope": None, "status": None, "parent_id": None, "project_id": None}
+LIST = {"scope": None, "status": None, "parent_id": None, "project_id": None, "selector": []}
 
 
 def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -107,6 +111,8 @@ def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "list_by_scope": {**LIST, "scope": "ORCHESTRATION"},
         "list_by_status": {**LIST, "status": "ACTIVE"},
         "list_all": LIST,
+        "list_by_label": LIST, "browser_label_instances": {"value": "infra"},
+        "get_descendants_selected": {"id": seed["g"], "after_at": cursors.EARLIEST},
         "get_instance_by_scope_and_name": {"scope": "PROJECT"},
         "get_instances_by_scope_and_name": {"keys": [{"scope": "PROJECT", "name": "web"}]},
         "complete_instance_names": {"scope": "PROJECT", "prefix": "w"},
