@@ -63,11 +63,14 @@ def events(query: dict[str, Any]) -> Any:
     """Audit events with ``seq`` greater than ?after=, oldest first.
 
     Keep ``next_after`` and pass it as ?after= next time: nothing is missed or seen twice.
+    With ?selector= only the events of instances whose labels match are kept; a page
+    then reads ?limit= events and may hold fewer (even none) while more follow.
     ``head`` is the newest event's seq: pass it as ?after= to see only what happens next.
     """
     library = manager()
-    items = library.events_since(query["after"], query["limit"])  # numbers what waits
-    next_after = items[-1].seq if items else query["after"]
+    # numbers what waits; with ?selector= a page reads `limit` events and keeps those of
+    # matching instances, and next_after is the last one read
+    items, next_after = library.feed.scan(query["after"], query["limit"], query["selector"])
     head = library.feed.numbered_head()  # a read: the page just numbered the feed
     return {"items": items, "after": query["after"], "next_after": next_after,
             "limit": query["limit"], "head": max(head, next_after)}
@@ -85,11 +88,12 @@ def events(query: dict[str, Any]) -> Any:
 @documented(blp, 400, 404)
 def stream(query: dict[str, Any], headers: dict[str, Any]) -> Response:
     """Follow the change feed live: each event as it commits, after ?after= or the
-    Last-Event-ID header, optionally only those of one ?subtree=."""
+    Last-Event-ID header, optionally only those of one ?subtree= and of instances a label
+    ?selector= matches."""
     after = _resume_point(query["after"], headers["last_event_id"])
     slots = _taken_slot()
     try:
-        events = manager().feed.follow(after, query["subtree"],
+        events = manager().feed.follow(after, query["subtree"], selector=query["selector"],
                                        heartbeat=current_app.config["HOPPER_API_STREAM_HEARTBEAT"])
     except BaseException:
         slots.release()

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from hopper_graph import HopperScope, InstanceStatus, InstanceType, rules
+from hopper_graph import HopperScope, InstanceStatus, InstanceType, labels, rules
 from hopper_graph import purge as purging
 from hopper_graph.cursors import MAX_CURSOR_LENGTH
 from hopper_graph.errors import ValidationError as LibraryValidationError
@@ -447,8 +447,20 @@ class PageQuerySchema(QuerySchema):
     limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))
 
 
+_SELECTOR = _described(
+    "Only instances whose labels match this label selector, Kubernetes' syntax: "
+    "`team=infra,tier!=batch,env in (prod,staging),!legacy`. Malformed: 400 "
+    "invalid-selector, naming the position.")
+
+
+def _selector_field() -> fields.String:
+    return fields.String(load_default=None, validate=validate.Length(max=labels.MAX_SELECTOR),
+                         **_SELECTOR)
+
+
 class InstancePageQuerySchema(PageQuerySchema):
     select = FieldList(load_default=None, data_key="fields", **_FIELDS)
+    selector = _selector_field()
 
 
 class InstanceListQuerySchema(InstancePageQuerySchema):
@@ -464,6 +476,7 @@ class TreeQuerySchema(QuerySchema):
                                             "alone)."))
     format = fields.String(load_default="nested", validate=validate.OneOf(("nested", "flat")))
     select = FieldList(load_default=None, data_key="fields", **_FIELDS)
+    selector = _selector_field()
 
 
 class DeleteQuerySchema(QuerySchema):
@@ -479,6 +492,7 @@ class HealthQuerySchema(QuerySchema):
 class EventsQuerySchema(QuerySchema):
     after = fields.Integer(load_default=0, validate=validate.Range(0, MAX_CURSOR))
     limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))
+    selector = _selector_field()
 
 
 # -- the event stream (api/events.py) -----------------------------------------------------
@@ -488,6 +502,7 @@ class EventStreamQuerySchema(QuerySchema):
         "EventSource sends when it reconnects, wins over it."))
     subtree = UUIDString(load_default=None, **_described(
         "Only the events of this instance and its descendants, deleted ones included."))
+    selector = _selector_field()
 
 
 class EventStreamHeadersSchema(Schema):

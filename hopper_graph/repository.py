@@ -472,15 +472,22 @@ class InstanceRepository:
         return Page(items[:size], row["total"], offset, size, None if last is None else
                     cursors.encode(cursors.LEVEL, last.depth, last.created_at, last.id))
 
-    def get_flat_tree(self, root_id: str,
-                      max_depth: int | None = None) -> builtins.list[FlatTreeRow]:
-        """The subtree as rows (instance, parent_id, depth below the root), parents first."""
+    def get_flat_tree(self, root_id: str, max_depth: int | None = None,
+                      selector: Selector | str | None = None) -> builtins.list[FlatTreeRow]:
+        """The subtree as rows (instance, parent_id, depth below the root), parents first.
+        With a label ``selector``, only the rows of the instances it matches (the root too
+        only if it matches; each row keeps its parent_id and depth as in the whole tree):
+        the subtree is read whole, a selector narrows the answer."""
         _check_max_depth(max_depth)
+        chosen = selector_of(selector)
         root, below = self._subtree(root_id, max_depth)
         base = root.depth
         with gc_paused():
-            return [FlatTreeRow(root, None, 0), *(FlatTreeRow(i, i.parent_id, i.depth - base)
+            rows = [FlatTreeRow(root, None, 0), *(FlatTreeRow(i, i.parent_id, i.depth - base)
                                                   for i in below)]
+        if chosen:
+            rows = [r for r in rows if chosen.matches(r.instance.labels)]
+        return rows
 
     def _subtree(self, root_id: str, max_depth: int | None = None
                  ) -> tuple[HopperInstance, builtins.list[HopperInstance]]:
@@ -497,21 +504,32 @@ class InstanceRepository:
         return root, below
 
     def get_tree_fields(self, root_id: str, fields: Sequence[str],
-                        max_depth: int | None = None) -> builtins.list[dict[str, Any]]:
+                        max_depth: int | None = None, selector: Selector | str | None = None
+                        ) -> builtins.list[dict[str, Any]]:
         """A lean subtree: rows ``{"instance": {field: value}, "parent_id", "depth"}`` with
         only ``fields`` of each instance (``id`` always), parents first, creation order
         within a level, as ``get_flat_tree`` gives them. Values are JSON-ready, as in
         ``HopperInstance.to_dict``."""
         chosen = rules.check_fields(["id", *fields])
         _check_max_depth(max_depth)
-        wanted = list(dict.fromkeys(("id", "parent_id", "depth", "created_at", *chosen)))
+        select = selector_of(selector)
+        wanted = list(dict.fromkeys(("id", "parent_id", "depth", "created_at", *chosen,
+                                     *(["labels"] if select else []))))
         row = self.row(QUERIES.get_subtree_fields.text, id=root_id, fields=wanted) \
             if max_depth is None else self.row(QUERIES.get_subtree_fields_to_depth.text,
                                                id=root_id, max_depth=max_depth, fields=wanted)
         if row is None or not row["id"] or row["id"][0] != root_id:
             raise not_found(root_id)
+        if not select:
+            with gc_paused():
+                return _lean_rows(row, chosen)
         with gc_paused():
-            return _lean_rows(row, chosen)
+            rows = _lean_rows(row, tuple(dict.fromkeys((*chosen, "labels"))))
+        kept = [r for r in rows if select.matches(r["instance"]["labels"])]
+        if "labels" not in chosen:
+            for r in kept:
+                del r["instance"]["labels"]
+        return kept
 
     def get_instance_tree(self, root_id: str, max_depth: int | None = None) -> TreeNode:
         """The subtree as nested TreeNodes, assembled without recursion (any depth works)."""
