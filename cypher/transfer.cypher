@@ -67,6 +67,15 @@ MATCH (p:HopperInstance {id: row.parent_id})
 MATCH (c:HopperInstance {id: row.id})
 CREATE (p)-[:PARENT_OF]->(c)
 
+// name: import_labels
+// Restores the label edges of one batch of imported instances ($rows: {id, label_pairs},
+// the pairs from each instance's labels), as a create writes them.
+// params: rows
+UNWIND $rows AS row
+MATCH (n:HopperInstance:Restoring {id: row.id})
+WITH n, row.label_pairs AS label_pairs
+{{write_labels(n)}}
+
 // name: import_events
 // Restores one batch of audit events with their seq (datetime_keys as in import_instances),
 // linked from their instance when it exists (unless the export marked them unlinked).

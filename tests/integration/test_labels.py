@@ -153,3 +153,60 @@ def test_a_label_page_costs_the_page_not_the_labelled_instances(repo, project, d
     large = hits()
     for name, count in small.items():
         assert large[name] <= count + 8, (name, count, large[name])
+
+
+def test_apply_writes_labels_and_a_second_apply_changes_nothing(manager):
+    from hopper_graph.apply import CREATED, UNCHANGED, UPDATED, apply_document
+
+    doc = {"instances": [{"name": "g", "scope": "GLOBAL", "children": [
+        {"name": "web", "scope": "PROJECT", "project_id": "web",
+         "labels": {"team": "web", "tier": "frontend"}}]}]}
+    report = apply_document(manager, doc)
+    assert [i.action for i in report.items] == [CREATED, CREATED]
+    web = manager.get_by_scope_and_name("PROJECT", "web")
+    assert web.labels == {"team": "web", "tier": "frontend"}
+    assert [i.action for i in apply_document(manager, doc).items] == [UNCHANGED] * 2
+    doc["instances"][0]["children"][0]["labels"] = {"tier": None, "env": "prod"}
+    report = apply_document(manager, doc)
+    assert (report.items[1].action, report.items[1].changed) == (UPDATED, ("labels",))
+    assert manager.get(web.id).labels == {"team": "web", "env": "prod"}
+    assert [i.name for i in manager.list(selector="env=prod").items] == ["web"]
+
+
+def test_a_bad_label_in_a_document_names_the_place(manager):
+    from hopper_graph.apply import apply_document
+
+    with pytest.raises(ValidationError) as caught:
+        apply_document(manager, {"instances": [{"name": "g", "scope": "GLOBAL",
+                                                "labels": {"a b": "x"}}]})
+    assert list(caught.value.errors) == ["instances[0].labels.a b"]
+
+
+def test_labels_export_and_import_with_their_edges(repo, project, fleet, driver, database):
+    from hopper_graph.transfer import export_graph, import_graph
+    from tests.conftest import wipe
+
+    exported = export_graph(driver, database)
+    by_id = {i["id"]: i for i in exported["instances"]}
+    assert by_id[fleet["a"]]["labels"] == {"env": "prod", "team": "infra"}  # a map
+    wipe(driver, database)
+    import_graph(driver, exported, database)
+    assert repo.get(fleet["c"]).labels == {"env": "staging", "legacy": "yes", "team": "infra"}
+    assert label_edges(driver, database, fleet["c"]) == [
+        "env=staging", "legacy=yes", "team=infra"]
+    assert [i.id for i in repo.list(selector="team=infra", limit=10).items] == [
+        fleet["a"], fleet["c"], fleet["d"]]
+
+
+def test_an_import_refuses_a_bad_label_naming_the_place(repo, project, fleet, driver,
+                                                       database):
+    from hopper_graph.transfer import export_graph, import_graph
+    from tests.conftest import wipe
+
+    exported = export_graph(driver, database)
+    exported["instances"][-1]["labels"] = {"bad key": "x"}
+    wipe(driver, database)
+    with pytest.raises(ValidationError) as caught:
+        import_graph(driver, exported, database)
+    index = len(exported["instances"]) - 1
+    assert f"instances[{index}].labels.bad key" in caught.value.errors
