@@ -525,7 +525,7 @@ class InstanceRepository:
                 return _lean_rows(row, chosen)
         with gc_paused():
             rows = _lean_rows(row, tuple(dict.fromkeys((*chosen, "labels"))))
-        kept = [r for r in rows if select.matches(r["instance"]["labels"])]
+        kept = [r for r in rows if select.matches(r["instance"]["labels"] or {})]
         if "labels" not in chosen:
             for r in kept:
                 del r["instance"]["labels"]
