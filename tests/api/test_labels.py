@@ -71,6 +71,7 @@ def test_a_malformed_selector_is_400_naming_the_position(client, fleet):
     body = assert_problem(client.get(f"{URL}?selector=team in (a b)"), 400,
                           "invalid-selector")
     assert body["errors"] == {"selector": ["position 12: expected ',' or ')', found 'b'"]}
+    assert body["position"] == 12 and body["selector"] == "team in (a b)"
     assert_problem(client.get("/api/v1/events?selector=!"), 400, "invalid-selector")
 
 
