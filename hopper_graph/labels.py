@@ -291,7 +291,7 @@ class _Parser:
         return tuple(dict.fromkeys(values))
 
     def selector(self) -> Selector:
-        requirements = []
+        requirements: list[Requirement] = []
         while self.peek() is not None:
             if requirements:
                 self.expect(",")
