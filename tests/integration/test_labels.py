@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hopper_graph import InstanceSpec, ValidationError, cursors
-from hopper_graph.errors import InvalidSelector
+from hopper_graph.errors import ConcurrentModification, InvalidSelector
 from tests.factories import make_global, make_project
 from tests.integration.test_read_paths import db_hits, walk
 
@@ -210,3 +210,54 @@ def test_an_import_refuses_a_bad_label_naming_the_place(repo, project, fleet, dr
         import_graph(driver, exported, database)
     index = len(exported["instances"]) - 1
     assert f"instances[{index}].labels.bad key" in caught.value.errors
+
+
+def test_creates_and_patches_racing_on_a_new_label_share_one_label_node(repo, project, driver,
+                                                                        database):
+    """Twelve creates carrying a label no instance has yet, in two projects (two parent
+    locks), and as many PATCHes of one instance, each adding it and a key of its own: every
+    create applies, every PATCH that applies keeps its key, one Label node holds the pair,
+    and every instance that carries it has its one edge to it."""
+    from tests.threads import race
+
+    other = make_project(repo, repo.get_global_instance(), name="q",
+                         config={"limits": {"max_child_instances": 1000}})
+    patched = run(repo, project, "patched")
+    created = race(lambda i: run(repo, (project, other)[i % 2], f"r{i}", fresh="yes"))
+    patches = race(lambda i: repo.update(patched.id, labels={"fresh": "yes", f"k{i}": "v"}))
+    assert not [o for o in created if isinstance(o, Exception)]
+    # a PATCH may give up after its retries (ConcurrentModification), never half-apply
+    assert all(isinstance(o, ConcurrentModification) for o in patches
+               if isinstance(o, Exception))
+    applied = [i for i, o in enumerate(patches) if not isinstance(o, Exception)]
+    assert applied
+    records, _, _ = driver.execute_query(
+        "MATCH (l:Label {key: 'fresh', value: 'yes'}) "
+        "RETURN count(l) AS nodes, COUNT { (l)<-[:LABELED]-() } AS edges",
+        database_=database)
+    assert (records[0]["nodes"], records[0]["edges"]) == (1, len(created) + 1)
+    final = repo.get(patched.id)
+    assert final.labels == {"fresh": "yes", **{f"k{i}": "v" for i in applied}}
+    assert label_edges(driver, database, patched.id) == sorted(
+        f"{k}={v}" for k, v in final.labels.items())
+    assert len(repo.list(selector="fresh=yes", limit=100).items) == len(created) + 1
+
+
+def test_the_feed_read_and_followed_keeps_the_events_of_matching_instances(manager):
+    g = make_global(manager)
+    p = make_project(manager, g, name="p")
+    a = manager.create(name="a", scope="ORCHESTRATION", parent_id=p.id,
+                       labels={"team": "infra"})
+    manager.create(name="b", scope="ORCHESTRATION", parent_id=p.id, labels={"team": "web"})
+    manager.update(a.id, metadata={"x": 1})
+    expected = [(a.id, "create"), (a.id, "update")]
+    page = manager.feed.read(0, selector="team=infra")
+    assert [(e.instance_id, e.event) for e in page] == expected
+    stream = manager.feed.follow(0, selector="team=infra")
+    try:
+        followed = [next(stream) for _ in range(2)]
+    finally:
+        stream.close()
+    assert [(e.instance_id, e.event) for e in followed if e] == expected
+    kept, after = manager.feed.scan(0, 3, selector="team=infra")  # g, p, a's create
+    assert [(e.instance_id, e.event) for e in kept] == expected[:1] and after == 3
