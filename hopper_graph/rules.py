@@ -377,6 +377,9 @@ def field_changes(current: dict[str, Any], name: str | None, config: dict[str, A
         labels.check_labels(new_labels, removals=True)
         stored = json.loads(current.get("labels") or "{}")
         after = labels.merged(stored, new_labels, replace)
+        if len(after) > labels.MAX_LABELS:
+            raise ValidationError(f"an instance carries at most {labels.MAX_LABELS} labels",
+                                  errors={"labels": [f"at most {labels.MAX_LABELS} labels"]})
         if after != stored:
             changes["labels"] = json.dumps(after)
     return changes

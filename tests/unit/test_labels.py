@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from hopper_graph.errors import InvalidSelector, ValidationError
@@ -107,3 +109,14 @@ def test_params_are_plain_data() -> None:
     assert parse_selector("a in (1,2),!b").params() == [
         {"key": "a", "op": "in", "pairs": ["a=1", "a=2"]},
         {"key": "b", "op": "!exists", "pairs": []}]
+
+
+def test_a_patch_may_not_take_an_instance_past_the_most_labels() -> None:
+    from hopper_graph import rules
+    from hopper_graph.labels import MAX_LABELS
+
+    stored = {"labels": json.dumps({f"k{i}": "v" for i in range(MAX_LABELS)})}
+    with pytest.raises(ValidationError) as caught:
+        rules.field_changes(stored, None, None, None, False, {"one-more": "v"})
+    assert caught.value.errors == {"labels": [f"at most {MAX_LABELS} labels"]}
+    assert rules.field_changes(stored, None, None, None, False, {"k0": None, "new": "v"})
