@@ -185,7 +185,7 @@ def wipe(driver: Driver, database: str | None) -> None:
         # CALL ... IN TRANSACTIONS needs an auto-commit transaction: session.run gives one.
         session.run(
             "MATCH (n) WHERE n:HopperInstance OR n:InstanceEvent OR n:HopperCounter "
-            "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+            "OR n:Label CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
 
 
 @pytest.fixture
