@@ -49,7 +49,9 @@ def test_a_bad_label_is_422_naming_the_key(client, fleet):
 
 def test_selector_on_the_list_children_descendants_and_tree(client, fleet):
     p = fleet["p"]["id"]
-    assert names(client.get(f"{URL}?selector=team=infra").get_json()) == ["a", "c"]
+    listed = client.get(f"{URL}?selector=team=infra").get_json()
+    assert names(listed) == ["a", "c"]
+    assert listed["items"][0]["labels"] == {"env": "prod", "team": "infra"}
     assert names(client.get(f"{URL}?selector=team=infra,!legacy").get_json()) == ["a"]
     assert names(client.get(f"{URL}/{p}/children?selector=team!=infra").get_json()) == ["b"]
     assert names(client.get(

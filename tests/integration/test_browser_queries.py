@@ -112,6 +112,7 @@ def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "list_by_status": {**LIST, "status": "ACTIVE"},
         "list_all": LIST,
         "list_by_label": LIST, "browser_label_instances": {"value": "infra"},
+        "import_labels": {"rows": [{"id": seed["run1"], "label_pairs": ["team=infra"]}]},
         "get_descendants_selected": {"id": seed["g"], "after_at": cursors.EARLIEST},
         "get_instance_by_scope_and_name": {"scope": "PROJECT"},
         "get_instances_by_scope_and_name": {"keys": [{"scope": "PROJECT", "name": "web"}]},
