@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import bookmarks, events, guards, health, instances
+from api import bookmarks, events, guards, health, instances, metrics, requestid
 from api.errors import register_error_handlers
 from api.extension import (
     EXTENSION,
@@ -47,6 +47,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def init_app(app: Flask) -> HopperApi:
     """Connect ``app`` to Neo4j and register the API, its OpenAPI document and errors."""
     load_settings(app)
+    requestid.init_app(app)
+    metrics.init_app(app)
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = app.config["HOPPER_MAX_CONTENT_LENGTH"]
     for key, value in openapi_config(bool(app.config["HOPPER_API_TOKEN"])).items():
@@ -57,5 +59,5 @@ def init_app(app: Flask) -> HopperApi:
         api.register_blueprint(blueprint)
     register_error_handlers(app)
     bookmarks.init_app(app)
-    app.after_request(guards.add_cors_headers)
+    guards.init_cors(app)
     return api

@@ -1,8 +1,9 @@
 """Every error becomes an RFC 9457 problem (``application/problem+json``), here and only here.
 
 A problem carries the standard members ``type``, ``title``, ``status``, ``detail`` and
-``instance`` (the request path), plus ``code`` (a stable slug) and, when fields are at
-fault, ``errors`` (dotted field path -> messages). The title is the code's, from ``TITLES``
+``instance`` (the request path), plus ``code`` (a stable slug), ``request_id`` (the
+request's ``X-Request-ID``) and, when fields are at fault, ``errors`` (dotted field path ->
+messages). The title is the code's, from ``TITLES``
 (one per code, whatever raised it). A library error adds its details as extension members
 (``current_status``, ``allowed_events``, ``id``, ``existing_id``, ``parent_id``, ...).
 
@@ -15,6 +16,7 @@ Conflict and all its subclasses        409     DuplicateName, InvalidTransition,
 ConcurrentModification + If-Match      412     without If-Match it stays 409
 HookVetoed                             409
 DatabaseUnavailable, driver outages    503     with ``Retry-After``
+RestoreUnfinished                      503     with ``Retry-After``; names the restore
 malformed JSON / query parameters      400
 text that is not Unicode (surrogates)  400     ``invalid-text``
 nesting > 64 levels, ints > 64 bits    422     ``validation-error``
@@ -41,6 +43,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, UnprocessableEntity
 from werkzeug.exceptions import NotFound as RoutingNotFound
 from werkzeug.exceptions import ServiceUnavailable as HTTPServiceUnavailable
 
+from api import requestid
 from hopper_graph.errors import (
     ConcurrentModification,
     ConfigurationError,
@@ -49,6 +52,7 @@ from hopper_graph.errors import (
     HookVetoed,
     HopperGraphError,
     NotFound,
+    RestoreUnfinished,
     ValidationError,
 )
 from hopper_graph.validation import extend_errors, flatten_errors
@@ -63,6 +67,7 @@ RETRY_AFTER_SECONDS = "5"
 LIBRARY_STATUS: dict[type[HopperGraphError], int] = {
     HopperGraphError: 400, NotFound: 404, ValidationError: 422, Conflict: 409,
     HookVetoed: 409, DatabaseUnavailable: 503, ConfigurationError: 500,
+    RestoreUnfinished: 503,
 }
 """The HTTP status of each library error; the nearest class in an error's MRO decides."""
 HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
@@ -82,6 +87,7 @@ TITLES = {
     "global-already-exists": "A GLOBAL instance already exists",
     "duplicate-project": "The project already has a PROJECT instance",
     "restore-in-progress": "A restore is in progress",
+    "restore-unfinished": "A restore has not finished",
     "invalid-transition": "Transition not allowed",
     "concurrent-modification": "Modified concurrently",
     "parent-not-active": "Parent not active",
@@ -112,7 +118,7 @@ TITLES = {
 missing here, from an HTTP status without one of ours, takes the status's phrase)."""
 _LOCATIONS = ("json", "query", "path", "headers", "form")
 """Where webargs found a request's arguments: the first level of its messages."""
-_RESERVED = {"type", "title", "status", "detail", "instance", "code", "errors"}
+_RESERVED = {"type", "title", "status", "detail", "instance", "code", "errors", "request_id"}
 _RENAMED = {"status": "current_status"}
 MAX_ERRORS = 100
 """At most this many messages in a problem's ``errors``; ``errors_omitted`` counts the rest."""
@@ -176,6 +182,7 @@ def problem(status: int, detail: str, *, code: str | None = None,
                             "status": status, "detail": _clip(detail), "code": code}
     if has_request_context():
         body["instance"] = _clip(request.path)
+        body["request_id"] = requestid.current()
     errors = members.pop("errors", None)
     body.update({k: _bounded(v) for k, v in members.items() if v is not None})
     if errors:
@@ -230,6 +237,8 @@ def handle_library_error(error: HopperGraphError) -> Response:
     if isinstance(error, DatabaseUnavailable):
         log.warning("database unavailable: %s", error.message)
         detail, headers = _UNAVAILABLE_DETAIL, {"Retry-After": RETRY_AFTER_SECONDS}
+    if isinstance(error, RestoreUnfinished):
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
     members = {_RENAMED.get(k, k): v for k, v in error.details.items()
                if _RENAMED.get(k, k) not in _RESERVED}
     return problem(status, detail, code=error.code, headers=headers, errors=error.errors,

@@ -32,7 +32,7 @@ from flask_smorest import Blueprint
 from marshmallow import EXCLUDE
 from werkzeug.exceptions import BadRequest
 
-from api import guards
+from api import guards, metrics
 from api import schemas as s
 from api.errors import TooManyStreams
 from api.extension import manager
@@ -156,11 +156,13 @@ class StreamSlots:
             if self._open >= self.limit:
                 return False
             self._open += 1
-            return True
+        metrics.stream_opened()
+        return True
 
     def release(self) -> None:
         with self._lock:
             self._open -= 1
+        metrics.stream_closed()
 
 
 def _slots(app: Flask) -> StreamSlots:

@@ -70,6 +70,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "HOPPER_APPLY_SCHEMA": (True, _flag),
     "HOPPER_API_MAX_STREAMS": (2, _count),  # open event streams per worker process
     "HOPPER_API_STREAM_HEARTBEAT": (15.0, _seconds),
+    "HOPPER_METRICS": (True, _flag),  # GET /metrics and the measuring behind it
 }
 """Every setting of the API read from the environment: (default, parser). The library
 reads ``HOPPER_NEO4J_*`` (``NEO4J_ENV``) itself."""

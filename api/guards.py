@@ -9,8 +9,8 @@
   ``MAX_NESTING`` levels or an integer beyond 64 bits 422 ``validation-error``, each naming
   the field, because the Neo4j driver could not carry either.
 - ``actor``: who asks, from the ``X-Actor`` header, cut to the library's limit.
-- ``add_cors_headers``: only for the origins listed in ``HOPPER_CORS_ORIGINS`` (``*`` for
-  any); without that setting no CORS header is ever sent.
+- ``init_cors``: flask-cors, only for the origins listed in ``HOPPER_CORS_ORIGINS`` (``*``
+  for any); without that setting no CORS header is ever sent.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ import codecs
 import hmac
 import json
 import math
+import re
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Flask, current_app, request
+from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge, Unauthorized, UnsupportedMediaType
 
 from api.errors import BodyOutOfBounds, InvalidText, MalformedJSON
@@ -30,9 +32,11 @@ from hopper_graph.rules import MAX_TEXT_LENGTH
 
 REALM = "hopper-graph"
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
-CORS_REQUEST_HEADERS = "Authorization, Content-Type, If-Match, If-None-Match, X-Actor"
-CORS_EXPOSED_HEADERS = "ETag, Hopper-Bookmark, Location, Retry-After, WWW-Authenticate"
+CORS_METHODS = ["GET", "POST", "PATCH", "DELETE", "OPTIONS"]
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "X-Actor",
+                        "X-Request-ID"]
+CORS_EXPOSED_HEADERS = ["ETag", "Hopper-Bookmark", "Location", "Retry-After",
+                        "WWW-Authenticate", "X-Request-ID"]
 MAX_NESTING = 64
 """Levels of objects and arrays a body may nest (the body itself is level 1)."""
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -165,24 +169,21 @@ def _field(path: tuple[Any, ...]) -> str:
     return ".".join(str(part).encode("utf-8", "backslashreplace").decode() for part in path)
 
 
-def add_cors_headers(response: Response) -> Response:
-    allowed: list[str] = current_app.config.get("HOPPER_CORS_ORIGINS") or []
-    origin = request.headers.get("Origin")
-    if not allowed or not origin:
-        return response
-    if "*" in allowed:
-        response.headers["Access-Control-Allow-Origin"] = "*"
-    elif origin.rstrip("/") in allowed:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.vary.add("Origin")
-    else:
-        return response
-    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
-        response.headers["Access-Control-Allow-Headers"] = CORS_REQUEST_HEADERS
-        response.headers["Access-Control-Max-Age"] = "600"
-    return response
+def init_cors(app: Flask) -> None:
+    """CORS by flask-cors, for the origins in ``HOPPER_CORS_ORIGINS`` only (``*`` for any).
+
+    Without that setting no CORS header is ever sent. Each origin is matched exactly (case
+    aside, a trailing slash tolerated) and answered with itself and ``Vary: Origin``, also
+    when only one origin is listed: a cache must not hand one origin's answer to another."""
+    allowed: list[str] = app.config.get("HOPPER_CORS_ORIGINS") or []
+    if not allowed:
+        return
+    wildcard = "*" in allowed
+    origins: Any = "*" if wildcard else [
+        re.compile(re.escape(origin) + r"/?\Z", re.IGNORECASE) for origin in allowed]
+    CORS(app, origins=origins, send_wildcard=wildcard, always_send=False,
+         methods=CORS_METHODS, allow_headers=CORS_REQUEST_HEADERS,
+         expose_headers=CORS_EXPOSED_HEADERS, max_age=600, vary_header=True)
 
 
 def actor() -> str | None:

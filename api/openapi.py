@@ -3,7 +3,7 @@
 Views list their problem responses and optional headers with :func:`documented`. The
 document is served at ``/api/v1/openapi.json``, Swagger UI at ``/api/v1/docs`` and ReDoc
 at ``/api/v1/redoc``. Both pages load their scripts from ``/api/v1/docs-assets/``, which serves
-the files that the ``drf-spectacular-sidecar`` package ships, so they render with no internet.
+the files that the ``openapi-ui-bundles`` package ships, so they render with no internet.
 Every error response in the document is an RFC 9457 problem, and flask-smorest's own error
 handler renders problems too.
 """
@@ -11,16 +11,16 @@ handler renders problems too.
 from __future__ import annotations
 
 import http
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from apispec import BasePlugin
-from flask import Blueprint, Response, make_response
+from flask import Blueprint, Response, abort, make_response, send_from_directory
 from flask_smorest import Api
 from flask_smorest import Blueprint as ApiBlueprint
 from flask_smorest.utils import prepare_response
+from openapi_ui_bundles import redoc, swagger_ui
 from werkzeug.exceptions import HTTPException
 
 from api.errors import PROBLEM_MIMETYPE, handle_http_error
@@ -54,11 +54,10 @@ def documented(blp: ApiBlueprint, *codes: int, if_match: bool = False,
     return decorator
 
 
-ASSETS_PACKAGE = "drf_spectacular_sidecar"
-"""Ships the upstream builds of Swagger UI (``swagger-ui-dist``) and ReDoc 2
-(``redoc.standalone.js``, the line flask-smorest's ``<redoc spec-url>`` page is written for),
-re-released monthly. It is a Django app only by its packaging: Django is installed with it,
-but nothing here imports the package or needs Django."""
+ASSETS: dict[str, Path] = {"swagger-ui": swagger_ui.static_path, "redoc": redoc.static_path}
+"""The upstream builds of Swagger UI and ReDoc 2 (``redoc.standalone.js``, the line
+flask-smorest's ``<redoc spec-url>`` page is written for) that ``openapi-ui-bundles`` ships:
+static files only, no dependency of its own."""
 ASSETS_PATH = "/docs-assets"
 """Where the asset files are served, below ``/api/v1``."""
 DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; "
@@ -75,9 +74,9 @@ OPENAPI_CONFIG: dict[str, Any] = {
     "OPENAPI_SWAGGER_UI_PATH": "/docs",
     # Relative to the page (/api/v1/docs, /api/v1/redoc), so they still resolve when the
     # app is mounted below a prefix (SCRIPT_NAME).
-    "OPENAPI_SWAGGER_UI_URL": f"{ASSETS_PATH[1:]}/swagger-ui-dist/",
+    "OPENAPI_SWAGGER_UI_URL": f"{ASSETS_PATH[1:]}/swagger-ui/",
     "OPENAPI_REDOC_PATH": "/redoc",
-    "OPENAPI_REDOC_URL": f"{ASSETS_PATH[1:]}/redoc/bundles/redoc.standalone.js",
+    "OPENAPI_REDOC_URL": f"{ASSETS_PATH[1:]}/redoc/redoc.standalone.js",
     "API_SPEC_OPTIONS": {
         "info": {"description": (
             "The instance hierarchy of Hopper (GLOBAL, PROJECT, ORCHESTRATION) in Neo4j. "
@@ -99,21 +98,18 @@ def openapi_config(token_required: bool) -> dict[str, Any]:
     return config
 
 
-def assets_folder() -> Path:
-    """The folder of the sidecar's static files, located without importing the package
-    (its ``__init__`` imports Django)."""
-    spec = importlib.util.find_spec(ASSETS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            f"{ASSETS_PACKAGE} is missing: reinstall hopper-graph (pip install -e .)")
-    return Path(spec.submodule_search_locations[0]) / "static" / ASSETS_PACKAGE
-
-
 def docs_assets_blueprint(url_prefix: str) -> Blueprint:
-    """Serves Swagger UI's and ReDoc's files at ``url_prefix`` + ``ASSETS_PATH``, with no
-    token: like the pages that load them, they are documentation, not data."""
-    return Blueprint("docs_assets", __name__, url_prefix=url_prefix,
-                     static_folder=assets_folder(), static_url_path=ASSETS_PATH)
+    """Serves Swagger UI's and ReDoc's files at ``url_prefix`` + ``ASSETS_PATH`` + ``/<ui>/``,
+    with no token: like the pages that load them, they are documentation, not data."""
+    blueprint = Blueprint("docs_assets", __name__, url_prefix=url_prefix)
+
+    @blueprint.get(f"{ASSETS_PATH}/<ui>/<path:filename>")
+    def asset(ui: str, filename: str) -> Response:
+        if ui not in ASSETS:
+            abort(404)
+        return send_from_directory(ASSETS[ui], filename)
+
+    return blueprint
 
 
 def self_contained(page: str) -> Response:

@@ -280,6 +280,8 @@ class ProblemSchema(Schema):
     detail = fields.String()
     instance = fields.String(**_described("The request path."))
     code = fields.String(**_described("Stable machine-readable slug."))
+    request_id = fields.String(**_described(
+        "The request's X-Request-ID (the caller's, or one the server made)."))
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
                          **_described("Dotted field path -> messages."))
     current_status = _enum(InstanceStatus, **_described("Invalid transitions: the status."))

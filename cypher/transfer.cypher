@@ -96,10 +96,22 @@ MERGE (c:HopperCounter {name: 'event_seq'})
 SET c.value = $value
 
 // name: begin_restore
-// Marks a restore as begun; the marker stays until it finishes or is removed, so the next
-// import can tell an interrupted one.
-// params: started_at
-CREATE (:HopperRestore {started_at: $started_at})
+// Marks a restore as begun, before it writes anything else: what it restores (file, the
+// counts it will write) and who runs it (host, pid). The marker stays until the restore
+// finishes or the next import removes what it left; while it is there, export and the
+// library's reads refuse, and `check` names it.
+// params: started_at, file, host, pid, instance_count, event_count
+CREATE (:HopperRestore {started_at: $started_at, file: $file, host: $host, pid: $pid,
+                        instances: $instance_count, events: $event_count})
+
+// name: get_restore_marker
+// The marker of an unfinished restore, if there is one: one node found through the
+// HopperRestore label's lookup index (the check every read of the library relies on).
+// params: -
+MATCH (m:HopperRestore)
+RETURN m {.*, started_at: toString(m.started_at)} AS marker
+ORDER BY m.started_at
+LIMIT 1
 
 // name: find_restore
 // What an unfinished import left: its marker's start time, and the nodes it wrote.
@@ -120,6 +132,18 @@ REMOVE n:Restoring
 // Deletes one batch of what an unfinished or failed import wrote, with its edges.
 // params: limit
 MATCH (n:Restoring)
+WITH n LIMIT toInteger($limit)
+DETACH DELETE n
+RETURN count(n) AS done
+
+// name: remove_unfinished_batch
+// Deletes one batch of what an unfinished restore left, and of whatever was written on top
+// of it since (an export's or check's event counter, a live write that slipped in): a
+// restore begins on an empty database, so every instance, event and counter goes, and
+// everything it marked. The marker itself goes last (end_restore).
+// params: limit
+MATCH (n)
+WHERE n:Restoring OR n:HopperInstance OR n:InstanceEvent OR n:HopperCounter
 WITH n LIMIT toInteger($limit)
 DETACH DELETE n
 RETURN count(n) AS done

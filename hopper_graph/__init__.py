@@ -24,6 +24,7 @@ from hopper_graph.errors import (
     ParentArchived,
     ParentNotActive,
     RestoreInProgress,
+    RestoreUnfinished,
     ScopeRuleViolation,
     ValidationError,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "PurgeItem",
     "PurgeReport",
     "RestoreInProgress",
+    "RestoreUnfinished",
     "ScopeRuleViolation",
     "StatusChange",
     "TransitionResult",

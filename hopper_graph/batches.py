@@ -49,10 +49,13 @@ class Batches:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self.transitions: GroupCommit[_Request, _Outcome] = GroupCommit(self._transitions)
+        self.transitions: GroupCommit[_Request, _Outcome] = GroupCommit(self._transitions,
+                                                                        name="transition")
         """Transitions without a cascade and without before-hooks."""
-        self.heartbeats: GroupCommit[_Request, _Outcome] = GroupCommit(self._heartbeats)
-        self.updates: GroupCommit[_Request, _Outcome] = GroupCommit(self._updates)
+        self.heartbeats: GroupCommit[_Request, _Outcome] = GroupCommit(self._heartbeats,
+                                                                       name="heartbeat")
+        self.updates: GroupCommit[_Request, _Outcome] = GroupCommit(self._updates,
+                                                                    name="update")
 
     def transition(self, row: Row) -> Row | None:
         """One ``transition_instances`` row (id, event, edges, expected_version, ...), written

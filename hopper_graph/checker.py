@@ -25,9 +25,11 @@ from hopper_graph import audit
 from hopper_graph import config as scope_config
 from hopper_graph.graph import Graph
 from hopper_graph.queries import QUERIES, NamedQuery
+from hopper_graph.restores import unfinished
 from hopper_graph.rules import with_article
 
 KINDS: dict[str, str] = {
+    "restore-unfinished": "a restore began and has not finished: the graph is incomplete",
     "multiple-globals": "more than one GLOBAL instance",
     "missing-parent": "a non-GLOBAL instance without a parent",
     "multiple-parents": "an instance with more than one incoming PARENT_OF",
@@ -74,14 +76,20 @@ def check_invariants(driver: Driver, database: str | None = None,
                      ) -> list[Violation]:
     """Every violation of the hierarchy invariants, grouped by check, each group by id.
 
-    An empty list means the graph is consistent. Raises DatabaseUnavailable when Neo4j
-    cannot be reached. ``progress(done, total)`` hears each check as it completes.
+    An empty list means the graph is consistent. An unfinished restore comes first (a
+    ``restore-unfinished`` violation naming it and what to run): what follows it is
+    what a half-written graph looks like. Raises DatabaseUnavailable when Neo4j cannot be
+    reached. ``progress(done, total)`` hears each check as it completes.
     """
     violations: list[Violation] = []
     report = progress or _silent
     report(0, len(_CHECKS))
     graph = Graph(driver, database)
-    audit.sequence_all(graph)  # "latest event" is by seq: number what waits for one
+    restore = unfinished(graph)
+    if restore is not None:  # and write nothing to a graph an import may be writing
+        violations.append(Violation("restore-unfinished", (), restore.advice()))
+    else:
+        audit.sequence_all(graph)  # "latest event" is by seq: number what waits for one
     for done, (query, judge) in enumerate(_CHECKS, start=1):
         violations.extend(judge(graph.read(_fetch, query.text)))
         report(done, len(_CHECKS))

@@ -18,6 +18,8 @@
      |    +-- ParentArchived           nothing may be created under an ARCHIVED parent
      |    +-- LimitExceeded            max_child_instances or max_depth reached
      |    +-- RestoreInProgress        an import is writing the graph; live writes wait
+     |         +-- RestoreUnfinished   a restore began and has not finished: the graph is
+     |                                 incomplete, nothing reads or writes it (HTTP 503)
      +-- HookVetoed                    a before-hook raised; nothing was written
      |    +-- HookTimedOut             a before-hook ran past its time limit
      +-- DatabaseUnavailable           Neo4j cannot be reached (or timed out)
@@ -155,6 +157,14 @@ class LimitExceeded(Conflict):
 
 class RestoreInProgress(Conflict):
     code = "restore-in-progress"
+
+
+class RestoreUnfinished(RestoreInProgress):
+    """A restore's marker is there (an import runs, or was killed mid-way): the detail
+    ``restore`` names it (file, started_at, host, pid, counts) and, as ``rerun``, the
+    command that repairs it."""
+
+    code = "restore-unfinished"
 
 
 class HookVetoed(HopperGraphError):

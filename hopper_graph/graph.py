@@ -62,6 +62,7 @@ from neo4j.exceptions import (
     TransientError,
 )
 
+from hopper_graph import metrics
 from hopper_graph.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -388,20 +389,26 @@ class Graph:
     """Sessions on one database of one driver, every one following the bookmarks."""
 
     def __init__(self, driver: Driver, database: str | None = None,
-                 retry_time: float | None = None) -> None:
+                 retry_time: float | None = None,
+                 guard: Callable[[], None] | None = None) -> None:
         self.driver = driver
         self.database = database
         self.retry_time = _retry_time(driver) if retry_time is None else retry_time
         """Seconds to keep retrying an auto-commit statement."""
+        self.guard = guard
+        """Called before each read and write; it raises to refuse them (the manager's
+        Graph refuses while a restore is unfinished: ``restores.RestoreWatch``)."""
 
     @contextlib.contextmanager
     def session(self, write: bool = True, **config: Any) -> Iterator[Session]:
         """A session on the database, following this process's and the caller's bookmarks;
         a write's new bookmarks are kept for :func:`last_bookmarks`."""
+        if self.guard is not None:
+            self.guard()
         follow = _FOLLOW.get()
         if follow:
             config["bookmarks"] = Bookmarks.from_raw_values(follow)
-        with translate_errors(), self.driver.session(
+        with metrics.transaction(write), translate_errors(), self.driver.session(
                 database=self.database,
                 bookmark_manager=self.driver.execute_query_bookmark_manager,
                 default_access_mode=WRITE_ACCESS if write else READ_ACCESS,

@@ -28,6 +28,8 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
+from hopper_graph import metrics
+
 Q = TypeVar("Q")
 A = TypeVar("A")
 
@@ -62,8 +64,11 @@ request's own error (the others stand); raising fails every request of the batch
 class GroupCommit(Generic[Q, A]):
     """Natural batching of one kind of write (see the module docstring)."""
 
-    def __init__(self, run: BatchFunction[Q, A], max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, run: BatchFunction[Q, A], max_batch: int = MAX_BATCH,
+                 name: str = "write") -> None:
         self._run = run
+        self.name = name
+        """The kind of write, for the batch-size metric."""
         self.max_batch = max_batch
         self._lock = threading.Lock()
         self._queue: deque[_Ticket] = deque()
@@ -122,6 +127,7 @@ class GroupCommit(Generic[Q, A]):
     def _run_batch(self, batch: list[_Ticket]) -> None:
         self.batches += 1
         self.largest = max(self.largest, len(batch))
+        metrics.batch(self.name, len(batch))
         try:
             outcomes = self._run([t.request for t in batch])
         except BaseException as exc:  # every request shares the batch's fate

@@ -18,8 +18,8 @@ from typing import Any
 
 from neo4j import Driver
 
+from hopper_graph import audit, health, metrics, rules
 from hopper_graph import config as scope_config
-from hopper_graph import health, rules
 from hopper_graph import purge as purging
 from hopper_graph.enums import HopperScope, InstanceStatus
 from hopper_graph.errors import InvalidTransition
@@ -29,6 +29,7 @@ from hopper_graph.health import HealthReport
 from hopper_graph.hooks import HookRegistry
 from hopper_graph.labels import Selector
 from hopper_graph.lifecycle import DeleteResult, InstanceLifecycleManager, TransitionResult
+from hopper_graph.machine import EVENTS
 from hopper_graph.models import (
     FlatTreeRow,
     HopperInstance,
@@ -40,6 +41,7 @@ from hopper_graph.models import (
 from hopper_graph.purge import PurgeReport
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import InstanceRepository
+from hopper_graph.restores import RestoreWatch
 from hopper_graph.rules import Expected
 from hopper_graph.statements import not_found
 
@@ -52,13 +54,21 @@ class EffectiveConfig:
     """Each dotted leaf key -> the id of the instance it came from, or "default"."""
 
 
+def _event_kind(manager: Any, instance_id: str, event: str, **options: Any) -> str:
+    """A transition's write kind for the metrics: its event, if it is one."""
+    return event if event in EVENTS else "transition"
+
+
 class InstanceManager:
     """Create, read, change and watch instances; every status change goes through the
     lifecycle manager."""
 
     def __init__(self, driver: Driver, database: str | None = None,
                  hooks: HookRegistry | None = None) -> None:
-        self.graph = Graph(driver, database)
+        self.restores = RestoreWatch(driver, database)
+        """Refuses every read and write while a restore is unfinished (RestoreUnfinished);
+        ``restores.current()`` says which, without raising."""
+        self.graph = Graph(driver, database, guard=self.restores)
         self.repository = InstanceRepository(self.graph)
         self.lifecycle = InstanceLifecycleManager(self.graph, self.repository, hooks)
         self.feed = Feed(self.graph, self.repository)
@@ -69,11 +79,13 @@ class InstanceManager:
         return self.lifecycle.hooks
 
     # -- create, read, update, delete ---------------------------------------------------
+    @metrics.write("create")
     def create(self, spec: InstanceSpec | None = None, *, actor: str | None = None,
                **fields: Any) -> HopperInstance:
         """Create an instance from a spec, or from keyword fields (name, scope, ...)."""
         return self.lifecycle.create(spec or InstanceSpec(**fields), actor=actor)
 
+    @metrics.write("bulk_create")
     def bulk_create(self, specs: Sequence[InstanceSpec],
                     actor: str | None = None) -> builtins.list[str]:
         """Import a whole hierarchy in one transaction; the on_create hooks see each
@@ -97,11 +109,13 @@ class InstanceManager:
         chosen = _chosen(fields)
         return _selected(self.repository.list(**filters), chosen)
 
+    @metrics.write("update")
     def update(self, instance_id: str, **changes: Any) -> HopperInstance:
         """Change name, config and/or metadata, and with ``status=`` the status too, in one
         transaction (see InstanceLifecycleManager.update)."""
         return self.lifecycle.update(instance_id, **changes)
 
+    @metrics.write("delete")
     def delete(self, instance_id: str, *, force: bool = False, actor: str | None = None,
                reason: str | None = None, expected_version: Expected = None
                ) -> DeleteResult:
@@ -109,6 +123,7 @@ class InstanceManager:
                                      expected_version=expected_version)
 
     # -- lifecycle ------------------------------------------------------------------------
+    @metrics.write(_event_kind)
     def transition(self, instance_id: str, event: str, **options: Any) -> TransitionResult:
         return self.lifecycle.transition(instance_id, event, **options)
 
@@ -127,6 +142,7 @@ class InstanceManager:
     def archive(self, instance_id: str, **options: Any) -> TransitionResult:
         return self.transition(instance_id, "archive", **options)
 
+    @metrics.write("purge")
     def purge(self, older_than: timedelta | None = None, *, dry_run: bool = False,
               actor: str | None = None, limit: int = purging.DEFAULT_LIMIT,
               batch: int = purging.DEFAULT_BATCH, after: str | None = None,
@@ -235,6 +251,7 @@ class InstanceManager:
         return EffectiveConfig(own["id"], config, provenance)
 
     # -- health -------------------------------------------------------------------------------
+    @metrics.write("heartbeat")
     def heartbeat(self, instance_id: str) -> HopperInstance:
         """Record that the instance's runner is alive (refused once it is ARCHIVED)."""
         instance = self.repository.record_heartbeat(instance_id)
@@ -243,6 +260,11 @@ class InstanceManager:
                                     id=instance_id, status="ARCHIVED", event="heartbeat",
                                     allowed_events=[])
         return instance
+
+    def pending_events(self) -> int:
+        """How many committed events wait for a seq: the feed's backlog (from the store's
+        statistics, not a scan)."""
+        return audit.pending(self.graph)[0]
 
     def health_check(self, instance_id: str, subtree: bool = False) -> HealthReport:
         """healthy / degraded / unhealthy / unknown, with the individual checks; with

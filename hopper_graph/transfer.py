@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import re
+import socket
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -52,6 +53,7 @@ from hopper_graph.errors import Conflict, HopperGraphError, ValidationError
 from hopper_graph.fields import JSON_FIELDS, TIME_FIELDS
 from hopper_graph.graph import Graph, translate_errors
 from hopper_graph.queries import QUERIES
+from hopper_graph.restores import forget, refuse_if_unfinished
 from hopper_graph.schema import apply_schema
 
 log = logging.getLogger("hopper_graph.transfer")
@@ -107,10 +109,12 @@ def export_graph(driver: Driver, database: str | None = None,
 
     Refuses (Conflict) a graph whose PARENT_OF edges disagree with the instances' parent_id
     or form a cycle: no parents-first list can hold it. ``hopper-graph check`` names them.
-    ``progress`` hears the rows read and converted (instances, then events) against their
-    count.
+    Refuses (RestoreUnfinished) while a restore is unfinished, before it writes anything:
+    half a restore is no backup. ``progress`` hears the rows read and converted
+    (instances, then events) against their count.
     """
     graph = Graph(driver, database)
+    refuse_if_unfinished(graph, "export")
     audit.sequence_all(graph)  # events still waiting for their seq get one first
     read = graph.read(_read_export, progress or _silent)
     instances = [instance for instance, _ in read.instances]
@@ -262,20 +266,23 @@ def _is_plain(value: Any) -> bool:
 
 # -- import -------------------------------------------------------------------------------
 def import_graph(driver: Driver, data: dict[str, Any], database: str | None = None,
-                 batch_size: int = BATCH_SIZE, progress: Progress | None = None
-                 ) -> ImportResult:
+                 batch_size: int = BATCH_SIZE, progress: Progress | None = None,
+                 source: str | None = None) -> ImportResult:
     """Restore an export into a database that holds no instance, event or counter yet.
 
     This is a restore, not a lifecycle action: statuses, versions, timestamps and events
     are written as they are in ``data``; no hook runs, no audit event is added and no
     hierarchy rule is checked beyond the file's shape (run ``check_invariants`` after a
-    hand-edited file). The schema is applied first. Instances, then edges, then events are
-    written in batches of ``batch_size``, each batch its own transaction, every node marked
-    ``Restoring``: live writes refuse to touch such a node (RestoreInProgress). One last
-    transaction takes the marks off, sets the event counter (to the larger of the exported
-    counter and the highest seq) and ends the restore, so the graph goes live whole. If a
-    batch fails, what was written is deleted again; if the process dies, the next import
-    finds the marks, removes what they mark and says so (``removed_unfinished``).
+    hand-edited file). The schema is applied first. A ``HopperRestore`` marker naming
+    ``source`` (the file) is written first, in its own transaction (see ``restores``).
+    Instances, then edges, then events are written in batches of ``batch_size``, each batch
+    its own transaction, every node marked ``Restoring``: live writes refuse to touch such
+    a node (RestoreInProgress). One last transaction takes the marks off, sets the event
+    counter (to the larger of the exported counter and the highest seq) and removes the
+    marker, so the graph goes live whole. If a batch fails, what was written is deleted
+    again; if the process dies, the next import finds the marker, removes everything the
+    unfinished restore left and whatever was written since, and says so
+    (``removed_unfinished``).
 
     ``progress`` hears the rows written (instances, edges, events), batch by batch.
 
@@ -297,7 +304,10 @@ def import_graph(driver: Driver, data: dict[str, Any], database: str | None = No
             instances=counts["instances"], events=counts["events"],
             counters=counts["counters"])
     written = _Tally(progress or _silent, len(instances) + len(edges) + len(events))
-    graph.write(_run, QUERIES.begin_restore.text, {"started_at": datetime.now(UTC)})
+    graph.write(_run, QUERIES.begin_restore.text, {
+        "started_at": datetime.now(UTC), "file": source, "host": socket.gethostname(),
+        "pid": os.getpid(), "instance_count": len(instances), "event_count": len(events)})
+    forget(driver, database)
     try:
         for batch in _batches(instances, batch_size):
             graph.write(_run, QUERIES.import_instances.text,
@@ -317,17 +327,23 @@ def import_graph(driver: Driver, data: dict[str, Any], database: str | None = No
     except BaseException as exc:
         _undo(graph, batch_size, exc)
         raise
+    finally:
+        forget(driver, database)
     return ImportResult(len(instances), len(events), event_seq, removed)
 
 
 def remove_unfinished_import(graph: Graph, batch_size: int = BATCH_SIZE) -> int:
-    """Delete what an import that never finished wrote (a killed process leaves nodes
-    marked Restoring, and the marker); returns how many nodes it removed."""
+    """Delete what an import that never finished left (a killed process leaves its marker
+    and nodes marked Restoring) and, with the marker there, everything written since (an
+    event counter, live writes): the restore began on an empty database. The marker goes
+    last, so a second kill here leaves it to the next import. Returns the nodes removed."""
     found = graph.read_rows(QUERIES.find_restore.text)[0]
     if not found["markers"] and not found["nodes"]:
         return 0
-    removed = _drain(graph, QUERIES.remove_restore_batch.text, batch_size)
+    query = QUERIES.remove_unfinished_batch if found["markers"] else QUERIES.remove_restore_batch
+    removed = _drain(graph, query.text, batch_size)
     graph.write(_run, QUERIES.end_restore.text)
+    forget(graph.driver, graph.database)
     log.warning("removed %d node(s) of an import begun at %s that never finished",
                 removed, found["started_at"])
     return removed

@@ -14,7 +14,9 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +25,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from neo4j import Driver
+from werkzeug.serving import make_server
 
 from api import EXTENSION, create_app
 from api.extension import SETTINGS
-from hopper_graph import HopperInstance, InstanceManager
+from hopper_graph import HopperInstance, InstanceManager, restores
 from hopper_graph.errors import LocalNeo4jError
 from hopper_graph.graph import Neo4jSettings, connect
 from hopper_graph.local_neo4j import LocalNeo4j
@@ -185,7 +188,9 @@ def wipe(driver: Driver, database: str | None) -> None:
         # CALL ... IN TRANSACTIONS needs an auto-commit transaction: session.run gives one.
         session.run(
             "MATCH (n) WHERE n:HopperInstance OR n:InstanceEvent OR n:HopperCounter "
-            "OR n:Label CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+            "OR n:HopperRestore OR n:Label "
+            "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+    restores.forget(driver, database)  # no restore is unfinished now, in this process
 
 
 @pytest.fixture
@@ -240,3 +245,36 @@ def make_app(clean_graph: Driver, database: str | None,
     yield make
     for app in apps:
         app.extensions[EXTENSION].close()
+
+
+# -- the README's tour (tests/test_readme.py, tests/test_cli_docs.py) ----------------------
+@pytest.fixture
+def api_url(clean_graph: Driver, database: str | None,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The API served on a free local port, over the wiped test graph, for the tour's curl."""
+    for key in SETTINGS:  # as the README's server would be: no token, nothing from outside
+        monkeypatch.delenv(key, raising=False)
+    app = create_app({"HOPPER_DRIVER": clean_graph, "HOPPER_NEO4J_DATABASE": database,
+                      "HOPPER_APPLY_SCHEMA": False})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/api/v1"
+    server.shutdown()
+    thread.join()
+    app.extensions[EXTENSION].close()
+
+
+@pytest.fixture
+def shell_env(neo4j_source) -> dict[str, str]:
+    """What the tour's shell sees: the test database as HOPPER_NEO4J_URI, and this venv's
+    programs (hopper-graph) first on PATH, as ``. .venv/bin/activate`` would put them."""
+    settings = neo4j_source.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOPPER_")}
+    env["HOPPER_NEO4J_URI"] = settings.uri
+    for key, value in (("USER", settings.user), ("PASSWORD", settings.password),
+                       ("DATABASE", settings.database)):
+        if value:
+            env[f"HOPPER_NEO4J_{key}"] = value
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env

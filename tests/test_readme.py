@@ -5,20 +5,12 @@ its command-line block against the same Neo4j, on a fresh graph and again on one
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from neo4j import Driver
-from werkzeug.serving import make_server
 
-from api import EXTENSION, create_app
-from api.extension import SETTINGS
 from hopper_graph import InstanceManager, NotFound
 from tests.factories import make_global
 
@@ -35,38 +27,6 @@ def tour_blocks() -> tuple[str, str]:
     cli = [b for b in blocks if "hopper-graph " in b]
     assert len(curl) == len(cli) == 1, blocks
     return curl[0], cli[0]
-
-
-@pytest.fixture
-def api_url(clean_graph: Driver, database: str | None,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The API served on a free local port, over the wiped test graph, for the tour's curl."""
-    for key in SETTINGS:  # as the README's server would be: no token, nothing from outside
-        monkeypatch.delenv(key, raising=False)
-    app = create_app({"HOPPER_DRIVER": clean_graph, "HOPPER_NEO4J_DATABASE": database,
-                      "HOPPER_APPLY_SCHEMA": False})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/api/v1"
-    server.shutdown()
-    thread.join()
-    app.extensions[EXTENSION].close()
-
-
-@pytest.fixture
-def shell_env(neo4j_source) -> dict[str, str]:
-    """What the tour's shell sees: the test database as HOPPER_NEO4J_URI, and this venv's
-    programs (hopper-graph) first on PATH, as ``. .venv/bin/activate`` would put them."""
-    settings = neo4j_source.settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOPPER_")}
-    env["HOPPER_NEO4J_URI"] = settings.uri
-    for key, value in (("USER", settings.user), ("PASSWORD", settings.password),
-                       ("DATABASE", settings.database)):
-        if value:
-            env[f"HOPPER_NEO4J_{key}"] = value
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
 
 
 def run_curl_block(api_url: str, env: dict[str, str]) -> tuple[dict[str, str], str]:

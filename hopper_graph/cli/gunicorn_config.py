@@ -9,3 +9,11 @@ from hopper_graph.cli.server import end_streams as worker_int
 from hopper_graph.cli.server import end_streams_on_stop as post_worker_init
 
 __all__ = ["post_worker_init", "worker_int"]
+
+# The log format of `serve` (HOPPER_LOG_FORMAT), the access line with its X-Request-ID, and
+# the workers' shared metrics store (HOPPER_METRICS, PROMETHEUS_MULTIPROC_DIR).
+from hopper_graph.cli.observe import ACCESS_LOG_FORMAT as access_log_format
+from hopper_graph.cli.observe import LOGGER_CLASS as logger_class
+from hopper_graph.cli.observe import child_exit, on_exit, on_starting
+
+__all__ += ["access_log_format", "child_exit", "logger_class", "on_exit", "on_starting"]

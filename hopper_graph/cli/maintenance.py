@@ -173,7 +173,8 @@ def import_command(backend: Backend, file: str, kind: str | None, quiet: bool,
     where = "stdin" if file == STDIO else file
     data = read_input(file, kind, quiet)
     with progress_bar("importing", quiet=quiet) as progress:
-        result = import_graph(backend.driver, data, backend.database, progress=progress)
+        result = import_graph(backend.driver, data, backend.database, progress=progress,
+                              source=file)
     if as_json:
         print_json({"file": file, **result.to_dict()})
     else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
-import logging
 import os
 import signal
 from typing import Any
@@ -21,6 +20,7 @@ from hopper_graph.cli.base import (
     json_option,
     print_json,
 )
+from hopper_graph.cli.observe import configure_logging, gunicorn_options
 from hopper_graph.cli.output import console
 from hopper_graph.errors import CommandError
 from hopper_graph.graph import Neo4jSettings, connect, translate_errors
@@ -222,9 +222,9 @@ def serve(host: str, port: int, workers: int, threads: int, as_json: bool) -> No
         driver.close()
     if importlib.util.find_spec(APP.split(":")[0]) is None:
         raise CommandError("the REST API package `api` is not installed")
-    # The API's and the driver's warnings belong in the server's log (stderr).
-    logging.basicConfig(level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The API's and the driver's warnings belong in the server's log (stderr), in
+    # HOPPER_LOG_FORMAT, each line with its request's id.
+    configure_logging()
     bind = f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}"
     browser = local.browser_url if local else None  # another server: its own Browser
     summary = {"bind": bind, "neo4j_uri": settings.uri, "workers": workers,
@@ -243,6 +243,7 @@ def serve(host: str, port: int, workers: int, threads: int, as_json: bool) -> No
         # `serve` on the host would fight over it, and nothing here uses it.
         "control_socket_disable": True,
         "post_worker_init": end_streams_on_stop, "worker_int": end_streams,
+        **gunicorn_options(),
     }).run()
 
 

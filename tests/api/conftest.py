@@ -74,4 +74,5 @@ def assert_problem(response: Any, status: int, code: str | None = None) -> Json:
         assert leak not in text
     if code is not None:
         assert body["code"] == code
+    assert body["request_id"] == response.headers["X-Request-ID"]  # every error is traceable
     return body  # type: ignore[no-any-return]

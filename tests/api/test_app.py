@@ -158,3 +158,12 @@ def test_documented_headers_join_the_query_parameters_instead_of_replacing_them(
         ("force", "query"), ("reason", "query"), ("If-Match", "header"),
         ("X-Actor", "header")}
     assert not [key for key in delete if key.startswith("x-hopper")]
+
+
+def test_cors_for_any_origin_answers_with_a_wildcard_and_only_to_an_origin(make_app):
+    client = make_app(HOPPER_CORS_ORIGINS="*").test_client()
+    response = client.get("/api/v1/instances", headers={"Origin": "https://any.example"})
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Location" in response.headers["Access-Control-Expose-Headers"]
+    assert not any(k.lower().startswith("access-control-")
+                   for k, _ in client.get("/api/v1/instances").headers)

@@ -116,8 +116,8 @@ def test_the_page_names_no_other_host_and_forbids_loading_from_one(
 
 
 @pytest.mark.parametrize("asset", [
-    "swagger-ui-dist/swagger-ui-bundle.js", "swagger-ui-dist/swagger-ui-standalone-preset.js",
-    "swagger-ui-dist/swagger-ui.css", "redoc/bundles/redoc.standalone.js"])
+    "swagger-ui/swagger-ui-bundle.js", "swagger-ui/swagger-ui-standalone-preset.js",
+    "swagger-ui/swagger-ui.css", "redoc/redoc.standalone.js"])
 def test_the_assets_are_served_without_a_token(
         asset: str, make_app: Callable[..., Flask]) -> None:
     """Like the pages that load them, the files are documentation: no token asked."""

@@ -246,7 +246,7 @@ def test_a_raw_database_error_is_a_500_naming_no_internals(client, app, monkeypa
     text = response.get_data(as_text=True)
     for internal in ("index", "HopperInstance", "secret-id", "Neo", "Node(42)", "MATCH"):
         assert internal not in text
-    assert set(body) == {"type", "title", "status", "detail", "code", "instance"}
+    assert set(body) == {"type", "title", "status", "detail", "code", "instance", "request_id"}
 
 
 def test_a_second_project_for_a_project_id_is_409_naming_the_existing_one(client, h):

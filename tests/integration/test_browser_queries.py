@@ -89,6 +89,9 @@ def samples(seed: dict[str, Any]) -> dict[str, Any]:
         "datetime_keys": ["created_at"], "value": 100, "version": seed["web_version"],
         "changes": {"metadata": '{"browser": true}'}, "event": new_event(seed["web"]),
         "events": [new_event(seed["web"], "update")], "props": new_props(seed),
+        # a restore's marker (begin_restore)
+        "file": "backup.json", "host": "browser", "pid": 1, "instance_count": 1,
+        "event_count": 1,
         # labels and selectors
         "selector": [{"key": "team", "op": "notin", "pairs": ["team=none"]}],
         "label_pairs": ["team=infra"], "label_key": "team", "label_values": ["infra"],
@@ -318,7 +321,7 @@ def test_serve_prints_a_browser_link_to_the_local_server(neo4j_source, monkeypat
     monkeypatch.setenv("HOPPER_NEO4J_HTTP_PORT", "17474")
     monkeypatch.setattr(LocalNeo4j, "start", lambda self: None)
     monkeypatch.setattr(LocalNeo4j, "uri", property(lambda self: settings.uri))
-    monkeypatch.setattr(server_cli.logging, "basicConfig", lambda **_: None)
+    monkeypatch.setattr(server_cli, "configure_logging", lambda: "text")
     monkeypatch.setattr(server_cli, "_gunicorn_app",
                         lambda factory, options: type("Stub", (), {"run": lambda self: None})())
     result = CliRunner().invoke(cli, ["serve"])

@@ -156,6 +156,7 @@ def assert_problem_reply(reply: Reply, status: int, code: str | None = None) -> 
     assert body["type"] == f"urn:hopper-graph:problem:{body['code']}"
     if code is not None:
         assert body["code"] == code, body
+    assert body["request_id"] == reply.headers["x-request-id"], (body, reply.headers)
     assert_no_leak(reply.text)
     return body
 
