@@ -97,6 +97,10 @@ TITLES = {
     "hook-vetoed": "Vetoed by a hook",
     "hook-timed-out": "A hook ran past its time limit",
     "database-unavailable": "Database unavailable",
+    # a move (hopper_graph/move.py)
+    "move-cycle": "Move would make a cycle",
+    "parent-mismatch": "Not the expected parent",
+    "global-not-movable": "The GLOBAL instance never moves",
     # HTTP's own, and the API's checks of a request
     "bad-request": "Bad request",
     "malformed-json": "Malformed JSON",
@@ -113,6 +117,11 @@ TITLES = {
     "service-unavailable": "Service unavailable",
     "schema-not-applied": "Schema not applied",
     "too-many-streams": "Too many streams",
+    # answered by gunicorn, before the app (serve's worker: hopper_graph/cli/worker.py)
+    "uri-too-long": "URI too long",
+    "expectation-failed": "Expectation failed",
+    "header-too-large": "Request headers too large",
+    "not-implemented": "Not implemented",
 }
 """The one title of each problem ``code``: a code never comes with two titles (a code
 missing here, from an HTTP status without one of ours, takes the status's phrase)."""

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
+import time
 from collections.abc import Generator, Iterator
 from typing import Any
 
 import orjson
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 from flask_smorest import Blueprint
 from marshmallow import EXCLUDE
 from werkzeug.exceptions import BadRequest
@@ -52,6 +54,9 @@ STREAM_MIMETYPE = "text/event-stream"
 RECONNECT_MS = 2000
 """The ``retry:`` an EventSource waits before it reconnects after a stream ends."""
 RETRY_AFTER_SECONDS = 5
+CLOSE_CHECK_SECONDS = 0.25
+"""How often an idle stream looks whether its client has gone, so that a closed connection
+frees its slot within a second of the close (not at the next keep-alive, 15 s later)."""
 _SEQ = re.compile(r"[0-9]{1,19}")
 
 
@@ -92,13 +97,15 @@ def stream(query: dict[str, Any], headers: dict[str, Any]) -> Response:
     ?selector= matches."""
     after = _resume_point(query["after"], headers["last_event_id"])
     slots = _taken_slot()
+    heartbeat = current_app.config["HOPPER_API_STREAM_HEARTBEAT"]
     try:
         events = manager().feed.follow(after, query["subtree"], selector=query["selector"],
-                                       heartbeat=current_app.config["HOPPER_API_STREAM_HEARTBEAT"])
+                                       heartbeat=min(heartbeat, CLOSE_CHECK_SECONDS))
     except BaseException:
         slots.release()
         raise
-    response = Response(_written(events), mimetype=STREAM_MIMETYPE,
+    client = request.environ.get("gunicorn.socket")
+    response = Response(_written(events, heartbeat, client), mimetype=STREAM_MIMETYPE,
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.call_on_close(slots.release)  # the server closes it however the stream ends
     return response
@@ -125,17 +132,41 @@ def _resume_point(after: int, last_event_id: str | None) -> int:
     return int(value)
 
 
-def _written(events: Generator[InstanceEvent | None, None, None]) -> Iterator[bytes]:
+def _written(events: Generator[InstanceEvent | None, None, None], heartbeat: float,
+             client: socket.socket | None) -> Iterator[bytes]:
     """The stream's bytes: a reconnection delay first (so the client sees the response
-    start now, not with the first event), then each event or keep-alive."""
+    start now, not with the first event), then each event, and a keep-alive when nothing
+    was written for ``heartbeat`` seconds. It ends as soon as the ``client`` has closed the
+    connection: ``events`` wakes it every CLOSE_CHECK_SECONDS to look."""
     try:
         yield f"retry: {RECONNECT_MS}\n\n".encode()
+        written = time.monotonic()
         for event in events:
-            yield b": keep-alive\n\n" if event is None else _event_block(event)
+            if event is not None:
+                yield _event_block(event)
+            elif client is not None and _closed_by_peer(client):
+                return  # the response's close frees the stream's slot
+            elif time.monotonic() - written >= heartbeat:
+                yield b": keep-alive\n\n"
+            else:
+                continue
+            written = time.monotonic()
     except HopperGraphError as exc:  # e.g. Neo4j went away: end it, the client resumes
         log.warning("event stream ended: %s", exc.message)
     finally:
         events.close()
+
+
+def _closed_by_peer(client: socket.socket) -> bool:
+    """Whether the client has closed its end (or reset it), without reading anything: a
+    stream's client sends nothing, so a readable socket means end of file, or a request it
+    pipelined (which the stream never answers either way)."""
+    try:
+        return client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
 
 
 def _event_block(event: InstanceEvent) -> bytes:

@@ -151,6 +151,26 @@ for _event in EVENTS:
                            actor=True)(_lifecycle_view(_event))))))
 
 
+@blp.route(f"{ID}/move", methods=["POST"])
+@no_query()
+@blp.arguments(s.MoveRequestSchema)
+@blp.response(200, s.InstanceSchema, headers=ETAG)
+@documented(blp, 400, 404, 409, 412, 413, 415, 422, if_match=True, actor=True)
+def move(body: dict[str, Any], instance_id: UUID) -> Any:
+    """Move an instance, with its subtree, under a new parent.
+
+    The create rules hold at the new place; never under itself or a descendant; a GLOBAL
+    never moves; an ACTIVE or PAUSED instance only under an ACTIVE parent. With
+    ``expected_parent_id``, refused (409 parent-mismatch) unless that is the current parent.
+    """
+    instance_id_ = str(instance_id)
+    instance = manager().move(
+        instance_id_, body["parent_id"], expected_parent_id=body["expected_parent_id"],
+        actor=body.get("actor") or actor(), reason=body.get("reason"),
+        expected_version=expected_version(instance_id_))
+    return instance, etag(instance)
+
+
 @blp.route(f"{ID}/children")
 @blp.arguments(s.InstancePageQuerySchema, **QUERY)
 @blp.response(200, s.InstancePageSchema)

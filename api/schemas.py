@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    INCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_dump,
+    validate,
+    validates_schema,
+)
 
 from hopper_graph import HopperScope, InstanceStatus, InstanceType, labels, rules
 from hopper_graph import purge as purging
@@ -153,13 +162,23 @@ class EventSchema(Schema):
     id = fields.UUID()
     seq = fields.Integer(**_described("Position in the change feed; the cursor of /events."))
     instance_id = fields.UUID()
-    event = fields.String(**_described("create, update, delete, or a lifecycle event."))
+    event = fields.String(**_described("create, update, delete, move, or a lifecycle event."))
     from_status = _enum(InstanceStatus, allow_none=True)
     to_status = _enum(InstanceStatus, allow_none=True)
     actor = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
     cause = fields.UUID(allow_none=True)
     at = fields.DateTime()
+    from_parent_id = fields.UUID(**_described("A move only: the parent the instance left."))
+    to_parent_id = fields.UUID(**_described("A move only: the parent it went to."))
+
+    @post_dump
+    def _move_only(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """The parents of a move are in a move's event alone (as InstanceEvent.to_dict)."""
+        if data.get("event") != "move":
+            data.pop("from_parent_id", None)
+            data.pop("to_parent_id", None)
+        return data
 
 
 class EffectiveConfigSchema(Schema):
@@ -513,3 +532,14 @@ class EventStreamHeadersSchema(Schema):
     last_event_id = fields.String(load_default=None, data_key="Last-Event-ID", **_described(
         "The last seq received: the stream resumes after it (wins over ?after=). An "
         "EventSource sends it when it reconnects."))
+
+
+# -- move (POST /instances/{id}/move) -------------------------------------------------------
+class MoveRequestSchema(RequestSchema):
+    parent_id = UUIDString(required=True, **_described("The new parent."))
+    expected_parent_id = UUIDString(load_default=None, allow_none=True, **_described(
+        "The parent the caller believes the instance has: if it is elsewhere, the move is "
+        "refused (409 parent-mismatch, naming the current parent)."))
+    reason = fields.String(allow_none=True, validate=validate.Length(max=MAX_REASON_LENGTH))
+    actor = fields.String(allow_none=True, validate=validate.Length(max=MAX_TEXT_LENGTH),
+                          **_described("Who asks; defaults to the X-Actor header."))

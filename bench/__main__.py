@@ -67,6 +67,7 @@ class Sizes:
     scale_small: int  # instances the scale phase times first, the GLOBAL included
     scale_large: int  # ... and again after growing the same graph to this many
     settle_seconds: float = 0.0  # the pause after the scale phase grows its graph
+    move: int = 1000  # instances in the subtree the move phase moves (its root included)
     labelled: int = 20_000  # runs the labels phase labels (every one carries labels)
 
 
@@ -78,7 +79,7 @@ QUICK = Sizes(chain=1000, forest=20_000, projects=200, wide=2000, http_seconds=1
               scale_large=100_000, settle_seconds=15.0)
 SMOKE = Sizes(chain=50, forest=600, projects=10, wide=120, http_seconds=1.0,
               cascade=120, bulk=300, writers_seconds=0.5, scale_small=200, scale_large=2000,
-              labelled=600)
+              move=60, labelled=600)
 """Every phase in seconds: what the test suite runs to keep the benchmark working."""
 
 LEAN_FIELDS = ("name", "status", "parent_id")
@@ -96,6 +97,8 @@ WALK = 1000
 """Rows per page when walking by cursor to a deep page's position, outside the timing."""
 
 HISTORY_EVENTS = 120
+MOVES = 10
+"""Moves the move phase times on each side (after two unmeasured ones)."""
 """Audit events of the instance whose history page is read, on both sides: its create,
 its start, then pauses and resumes (a page of 100 is full)."""
 
@@ -417,6 +420,29 @@ class Bench:
         self._writers(forest)
         self._heartbeats(forest)
 
+    # -- (g) a move of a 1,000-instance subtree, beside the peer ----------------------------
+    def move(self) -> None:
+        """One run with its subtree (``sizes.move`` instances) moved from one PROJECT to
+        the other and back, each move rewriting the subtree's project_id: ours through
+        ``InstanceManager.move`` (every rule, its locks, one audit event), the peer's an
+        UPDATE of parent_id after a recursive cycle check, then of the subtree's
+        project_id, in one transaction."""
+        self.wipe()
+        global_id = datasets.make_global(self.manager)
+        tree = datasets.movable_specs(global_id, self.sizes.move)
+        self.manager.bulk_create(tree.specs)
+        peer = self._peer_load(global_id, datasets.global_config(), tree.specs)
+        peer_result = None
+        if peer is not None:
+            peer_result = timed("peer: move", _back_and_forth(
+                lambda to: pg.move(peer.conn, tree.root, to), tree.projects),
+                repeat=MOVES, warmup=2)
+        result = self.add(timed(
+            f"move of a {self.sizes.move:,}-instance subtree to another PROJECT",
+            _back_and_forth(lambda to: self.manager.move(tree.root, to), tree.projects),
+            repeat=MOVES, warmup=2, target="<= 1.0x peer"), peer=peer_result)
+        result.extra["rewritten"] = self.sizes.move
+
     def _start_wide(self, wide: datasets.Wide) -> None:
         manager = self.manager
         manager.start(wide.global_id)
@@ -718,6 +744,13 @@ class Bench:
         http.run(self, global_id, forest)
 
 
+def _back_and_forth(move: Callable[[str], Any], projects: list[str]) -> Callable[[], Any]:
+    """A function that moves to the other of two PROJECTs at each call (the first call
+    to the second PROJECT, where the subtree is not)."""
+    turn = iter(range(10**9))
+    return lambda: move(projects[(next(turn) + 1) % 2])
+
+
 def _tree_size(root: Any) -> int:
     """Nodes in a nested tree (ours or the peer's), counted without recursion."""
     size, stack = 0, [root]
@@ -888,7 +921,7 @@ def _scale_table(results: list[Result], sizes: dict[str, int]) -> list[str]:
     return lines
 
 
-PHASES = ["chain", "forest", "wide", "writes", "fleet", "labels", "scale"]
+PHASES = ["chain", "forest", "wide", "writes", "fleet", "move", "labels", "scale"]
 DEFAULT_PHASES = PHASES[:-1]
 """What runs without ``--only``: all but scale, which at full size grows a graph to a
 million instances (several minutes of bulk import alone, about doubling the run)."""

@@ -157,6 +157,33 @@ def plain_rows(specs: list[InstanceSpec], global_id: str) -> list[dict[str, Any]
     return rows
 
 
+@dataclass
+class Movable:
+    """Two PROJECTs under a GLOBAL; under the first, one run whose subtree (the run
+    included) holds ``size`` instances: what the move phase moves back and forth."""
+
+    global_id: str
+    projects: list[str]
+    root: str
+    specs: list[InstanceSpec] = field(default_factory=list)
+
+
+def movable_specs(global_id: str, size: int = 1000, fanout: int = 20) -> Movable:
+    """The move phase's hierarchy: the run's subtree filled breadth first, ``fanout``
+    children a run (an ORCHESTRATION's default limits.max_child_instances)."""
+    projects = [InstanceSpec(id=_id(), name=f"move-project-{p}", scope="PROJECT",
+                             parent_id=global_id, project_id=f"move-{p}") for p in range(2)]
+    root = InstanceSpec(id=_id(), name="move-root", scope="ORCHESTRATION",
+                        parent_id=projects[0].id)
+    runs = [root]
+    for index in range(1, size):
+        parent = runs[(index - 1) // fanout]
+        runs.append(InstanceSpec(id=_id(), name=f"move-run-{index}", scope="ORCHESTRATION",
+                                 parent_id=parent.id))
+    assert root.id is not None
+    return Movable(global_id, [str(p.id) for p in projects], root.id, [*projects, *runs])
+
+
 SCALE_PROJECT = 1000
 """Instances in each PROJECT of the scale phase (the PROJECT and its runs): well under the
 child limit its config sets, so no parent is ever near full."""

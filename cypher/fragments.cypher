@@ -60,7 +60,9 @@ collect(coalesce(toString(p.heartbeat_at), '')) AS heartbeat_at
 [p IN props | p.instance_id] AS instance_id, [p IN props | p.event] AS event,
 [p IN props | p.from_status] AS from_status, [p IN props | p.to_status] AS to_status,
 [p IN props | p.actor] AS actor, [p IN props | p.reason] AS reason,
-[p IN props | p.cause] AS cause, [p IN props | toString(p.at)] AS at
+[p IN props | p.cause] AS cause, [p IN props | toString(p.at)] AS at,
+[p IN props | p.from_parent_id] AS from_parent_id,
+[p IN props | p.to_parent_id] AS to_parent_id
 
 // fragment: seek_from_cursor(node)
 // Where a page in creation order starts reading its index: at the cursor's time, a range

@@ -7,6 +7,7 @@
      +-- ValidationError               bad input; ``errors`` maps dotted field paths to messages
      +-- InvalidSelector               a label selector that does not parse (names the position)
      |    +-- ScopeRuleViolation       a hierarchy rule: parent scope, project_id, SINGLETON
+     |         +-- GlobalNotMovable    a move of the GLOBAL instance (always the root)
      +-- Conflict                      the request is valid but the graph's state refuses it
      |    +-- DuplicateName            (name, scope) is taken
      |    +-- GlobalAlreadyExists      a second GLOBAL instance
@@ -18,8 +19,10 @@
      |    +-- ParentArchived           nothing may be created under an ARCHIVED parent
      |    +-- LimitExceeded            max_child_instances or max_depth reached
      |    +-- RestoreInProgress        an import is writing the graph; live writes wait
-     |         +-- RestoreUnfinished   a restore began and has not finished: the graph is
-     |                                 incomplete, nothing reads or writes it (HTTP 503)
+     |    |    +-- RestoreUnfinished   a restore began and has not finished: the graph is
+     |    |                            incomplete, nothing reads or writes it (HTTP 503)
+     |    +-- MoveCycle                a move under the instance itself or a descendant
+     |    +-- ParentMismatch           a move's expected_parent_id is not the current parent
      +-- HookVetoed                    a before-hook raised; nothing was written
      |    +-- HookTimedOut             a before-hook ran past its time limit
      +-- DatabaseUnavailable           Neo4j cannot be reached (or timed out)
@@ -165,6 +168,27 @@ class RestoreUnfinished(RestoreInProgress):
     command that repairs it."""
 
     code = "restore-unfinished"
+
+
+# -- move (hopper_graph/move.py) ---------------------------------------------------------
+class MoveCycle(Conflict):
+    """A move would hang an instance under itself or one of its descendants: ``id`` is the
+    instance, ``parent_id`` the target."""
+
+    code = "move-cycle"
+
+
+class ParentMismatch(Conflict):
+    """A move named the parent it expected (``expected_parent_id``) and the instance hangs
+    elsewhere (``parent_id``, the current one): the move was made on a stale read."""
+
+    code = "parent-mismatch"
+
+
+class GlobalNotMovable(ScopeRuleViolation):
+    """The GLOBAL instance is always the root: it never moves."""
+
+    code = "global-not-movable"
 
 
 class HookVetoed(HopperGraphError):

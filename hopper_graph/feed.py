@@ -21,9 +21,13 @@ the followers:
   up from the database again: a slow reader costs memory up to that bound, never more.
 - **The subtree filter** asks the database once per batch about the instances it has not
   seen yet (``get_subtree_members``: each one's ancestors, walked upwards), and keeps the
-  answers: an instance never changes parent, so an answer holds for good. A deleted
-  instance is placed by the ``parent_id`` its delete event recorded, so the deletes of a
-  subtree, and the earlier events of instances deleted since, are still in it.
+  answers until a ``move`` event passes (a move changes the answer of a whole subtree,
+  so the filter forgets them all then and asks again). A move event itself is kept when
+  the instance, the parent it left (``from_parent_id``) or the one it went to
+  (``to_parent_id``) is in the subtree: followers of the old place and of the new one
+  both see it. A deleted instance is placed by the ``parent_id`` its delete event
+  recorded, so the deletes of a subtree, and the earlier events of instances deleted
+  since, are still in it.
 
 Why polling and not a notification: a write in another process (another worker, a script)
 tells this one nothing, and Neo4j has no LISTEN/NOTIFY; a poll every 50 ms is one cheap
@@ -434,14 +438,38 @@ class Membership:
         self._known: dict[str, bool] = {root: True}
 
     def keep(self, events: list[InstanceEvent]) -> list[InstanceEvent]:
-        """The events of the subtree, in their order."""
-        unknown = {e.instance_id for e in events} - self._known.keys()
+        """The events of the subtree, in their order. The answers learned hold until a
+        move, which is kept if it left or entered the subtree; then they are asked again."""
+        kept: list[InstanceEvent] = []
+        start = 0
+        for index, event in enumerate(events):
+            if event.event == "move":
+                ends = {e for e in (event.from_parent_id, event.to_parent_id) if e}
+                self._ask(ends)
+                if event.instance_id not in self._known and event.from_parent_id:
+                    # before its move it hung where it left: the database says where it
+                    # hangs now, so the events before the move are placed by the old parent
+                    self._known[event.instance_id] = bool(
+                        self._known.get(event.from_parent_id))
+                kept += self._keep_between(events[start:index])
+                if any(self._known.get(i) for i in (event.instance_id, *ends)):
+                    kept.append(event)
+                self._known = {self.root: True}
+                start = index + 1
+        return kept + self._keep_between(events[start:])
+
+    def _keep_between(self, events: list[InstanceEvent]) -> list[InstanceEvent]:
+        """The events of the subtree among ``events``, which hold no move."""
+        self._ask({e.instance_id for e in events})
+        return [e for e in events
+                if self._known.get(e.instance_id) or e.cause == self.root]
+
+    def _ask(self, ids: set[str]) -> None:
+        unknown = ids - self._known.keys()
         if unknown:
             if len(self._known) > MAX_REMEMBERED:
                 self._known = {self.root: True}
             self._learn(unknown)
-        return [e for e in events
-                if self._known.get(e.instance_id) or e.cause == self.root]
 
     def _learn(self, ids: set[str]) -> None:
         """Answer for ``ids``: live ones from their ancestors; a deleted one from where it

@@ -38,6 +38,7 @@ from hopper_graph.models import (
     Page,
     TreeNode,
 )
+from hopper_graph.move import Mover
 from hopper_graph.purge import PurgeReport
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import InstanceRepository
@@ -73,6 +74,7 @@ class InstanceManager:
         self.lifecycle = InstanceLifecycleManager(self.graph, self.repository, hooks)
         self.feed = Feed(self.graph, self.repository)
         self.repository.on_commit = self.feed.publish
+        self.mover = Mover(self.repository)
 
     @property
     def hooks(self) -> HookRegistry:
@@ -121,6 +123,19 @@ class InstanceManager:
                ) -> DeleteResult:
         return self.lifecycle.delete(instance_id, force=force, actor=actor, reason=reason,
                                      expected_version=expected_version)
+
+    # -- move -----------------------------------------------------------------------------
+    @metrics.write("move")
+    def move(self, instance_id: str, new_parent_id: str, *,
+             expected_parent_id: str | None = None, actor: str | None = None,
+             reason: str | None = None, expected_version: Expected = None
+             ) -> HopperInstance:
+        """Move an instance, with its subtree, under ``new_parent_id`` (see
+        hopper_graph/move.py for the rules); ``expected_parent_id`` refuses a move made on
+        a stale read. One ``move`` event; the version goes up; ids and history stay."""
+        return self.mover.move(instance_id, new_parent_id,
+                               expected_parent_id=expected_parent_id, actor=actor,
+                               reason=reason, expected_version=expected_version)
 
     # -- lifecycle ------------------------------------------------------------------------
     @metrics.write(_event_kind)

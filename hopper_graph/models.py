@@ -241,15 +241,21 @@ class InstanceEvent:
     reason: str | None
     cause: str | None
     at: datetime
+    from_parent_id: str | None = None
+    """A move: the parent the instance left."""
+    to_parent_id: str | None = None
+    """A move: the parent it went to."""
 
     def to_dict(self) -> dict[str, Any]:
+        moved = {} if self.event != "move" else {
+            "from_parent_id": self.from_parent_id, "to_parent_id": self.to_parent_id}
         return {
             "id": self.id, "seq": self.seq, "instance_id": self.instance_id,
             "event": self.event,
             "from_status": self.from_status.value if self.from_status else None,
             "to_status": self.to_status.value if self.to_status else None,
             "actor": self.actor, "reason": self.reason, "cause": self.cause,
-            "at": iso_or_none(self.at),
+            "at": iso_or_none(self.at), **moved,
         }
 
 

@@ -93,11 +93,12 @@ def event_from_row(row: dict[str, Any]) -> InstanceEvent:
         to_status=InstanceStatus(row["to_status"]) if row.get("to_status") else None,
         actor=row.get("actor"), reason=row.get("reason"), cause=row.get("cause"),
         at=_native(row["at"]),  # type: ignore[arg-type]
+        from_parent_id=row.get("from_parent_id"), to_parent_id=row.get("to_parent_id"),
     )
 
 
 EVENT_COLUMNS = ("id", "seq", "instance_id", "event", "from_status", "to_status", "actor",
-                 "reason", "cause", "at")
+                 "reason", "cause", "at", "from_parent_id", "to_parent_id")
 """The columns of a many-event query: parallel lists, as ``INSTANCE_COLUMNS``."""
 
 
@@ -107,7 +108,7 @@ def events_from_columns(row: dict[str, Any]) -> list[InstanceEvent]:
         InstanceEvent(id_, seq, instance_id, event,
                       statuses[from_status] if from_status else None,
                       statuses[to_status] if to_status else None,
-                      actor, reason, cause, parse(at))
+                      actor, reason, cause, parse(at), from_parent, to_parent)
         for (id_, seq, instance_id, event, from_status, to_status, actor, reason, cause,
-             at) in zip(*(row[c] for c in EVENT_COLUMNS), strict=True)
+             at, from_parent, to_parent) in zip(*(row[c] for c in EVENT_COLUMNS), strict=True)
     ]

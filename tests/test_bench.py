@@ -45,6 +45,9 @@ MEASURED = [
     "heartbeats, 8 threads", "heartbeats, 16 threads",
     SELECTOR,
 ]
+MOVE = "move of a 60-instance subtree to another PROJECT"
+"""The move phase: a run's subtree moved between two PROJECTs, beside the peer's UPDATE."""
+MEASURED.append(MOVE)
 FLEET = ["HTTP: GET /instances/{id}, 64 connections (wrk)",
          "HTTP: POST /instances/{id}/heartbeat, 64 connections (wrk)"]
 """The fleet phase's loads, from wrk: where wrk is not installed, the phase says so."""
@@ -86,7 +89,8 @@ PAGES = {"filtered list page (100 CREATED ORCHESTRATIONs)", SELECTOR,
 WITH_PEER = READS | {"cascade stop of 120 descendants", "online bulk import of 299 instances",
              "single create (validated, audited)", "single transition: start",
              "single transition: pause", "single transition: resume", "single transition: stop",
-             "1 writer, pause/resume", "8 concurrent writers, each on its own PROJECT"}
+             "1 writer, pause/resume", "8 concurrent writers, each on its own PROJECT",
+             MOVE}
 THROUGHPUTS = {"online bulk import of 299 instances", "1 writer, pause/resume",
                "8 concurrent writers, each on its own PROJECT", GROW,
                "heartbeats, 8 threads", "heartbeats, 16 threads", *FLEET}

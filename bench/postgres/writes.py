@@ -142,3 +142,77 @@ def toggler(conn: Any, instance_id: str, status: str = "ACTIVE") -> Callable[[],
         state[0] = transition(conn, instance_id, event, state[0])
         return state[0]
     return toggle
+
+
+# -- move: re-hang a subtree under a new parent ---------------------------------------------
+MOVE_LOCK = """
+SELECT id, parent_id, scope, status, depth, project_id,
+       (config -> 'limits' ->> 'max_child_instances')::int
+  FROM instances WHERE id = ANY(%s::uuid[]) ORDER BY depth, id FOR UPDATE
+"""
+
+MOVE_CYCLE = """
+WITH RECURSIVE up(id, parent_id) AS (
+    SELECT id, parent_id FROM instances WHERE id = %(parent)s
+    UNION ALL
+    SELECT i.id, i.parent_id FROM instances i JOIN up ON i.id = up.parent_id
+)
+SELECT EXISTS (SELECT 1 FROM up WHERE id = %(id)s)
+"""
+
+MOVE_PARENT = """
+UPDATE instances SET parent_id = %(parent)s, version = version + 1, updated_at = now()
+ WHERE id = %(id)s
+"""
+
+MOVE_SUBTREE = """
+WITH RECURSIVE subtree(id) AS (
+    SELECT id FROM instances WHERE id = %(id)s
+    UNION ALL
+    SELECT c.id FROM instances c JOIN subtree s ON c.parent_id = s.id
+)
+UPDATE instances i
+   SET depth = i.depth + %(delta)s, project_id = %(project)s,
+       version = i.version + CASE WHEN i.id = %(id)s THEN 0 ELSE 1 END, updated_at = now()
+  FROM subtree WHERE i.id = subtree.id
+"""
+
+MOVE_EVENT = """
+INSERT INTO events (id, instance_id, event, from_status, to_status, actor, reason, cause)
+VALUES (gen_random_uuid(), %(id)s, 'move', %(status)s, %(status)s, %(actor)s, %(reason)s,
+        NULL)
+"""
+
+
+def move(conn: Any, instance_id: str, parent_id: str, actor: str | None = None,
+         reason: str | None = None) -> int:
+    """Move ``instance_id`` with its subtree under ``parent_id`` in one transaction: lock
+    the instance and both parents, check the new parent (scope, status, child limit) and,
+    by a recursive walk up from it, that it is not in the subtree; UPDATE parent_id, then
+    depth and project_id of the subtree when they change, and log one event. Returns the
+    instances of the subtree rewritten (0 when neither changed)."""
+    with conn.transaction():
+        (old,) = conn.execute("SELECT parent_id FROM instances WHERE id = %s",
+                              (instance_id,)).fetchone()
+        rows = {str(r[0]): r for r in conn.execute(
+            MOVE_LOCK, ([instance_id, parent_id, str(old)],)).fetchall()}
+        _, _, scope, status, depth, project_id, _ = rows[instance_id]
+        _, _, parent_scope, parent_status, parent_depth, parent_project, limit = rows[parent_id]
+        if parent_status == "ARCHIVED" or RANK[scope] < RANK[parent_scope]:
+            raise PeerConflict(f"cannot move a {scope} under a {parent_status} {parent_scope}")
+        (cycle,) = conn.execute(MOVE_CYCLE, {"parent": parent_id, "id": instance_id}).fetchone()
+        if cycle:
+            raise PeerConflict(f"{parent_id} is in the subtree of {instance_id}")
+        (children,) = conn.execute(CHILDREN, (parent_id,)).fetchone()
+        if limit is not None and children >= limit:
+            raise PeerConflict(f"{parent_id} has {children} children, its limit")
+        conn.execute(MOVE_PARENT, {"parent": parent_id, "id": instance_id})
+        delta = parent_depth + 1 - depth
+        project = parent_project if scope == "ORCHESTRATION" else project_id
+        rewritten = 0
+        if delta or project != project_id:
+            rewritten = conn.execute(MOVE_SUBTREE, {"id": instance_id, "delta": delta,
+                                                    "project": project}).rowcount
+        conn.execute(MOVE_EVENT, {"id": instance_id, "status": status, "actor": actor,
+                                  "reason": reason})
+    return int(rewritten)

@@ -2,7 +2,7 @@
 
 Commands: ``schema apply``; ``neo4j start|stop|status`` (the local development server);
 ``serve`` (the REST API under gunicorn); ``instance create|get|list|tree|start|stop|pause|
-resume|archive|delete|history|health|update``; ``events [--follow]``; ``export FILE|-`` /
+resume|archive|delete|history|health|update|move``; ``events [--follow]``; ``export FILE|-`` /
 ``import FILE|-``; ``check``; ``purge``; ``apply -f FILE``; ``reset``.
 Every command takes ``--json`` for machine-readable output; the listings take
 ``-o table|wide|name|json|yaml`` and ``--no-headers``, and print one line per record when
@@ -20,6 +20,7 @@ from hopper_graph.cli import (  # noqa: F401 - they register their commands
     events,
     instances,
     maintenance,
+    move,
     server,
 )
 from hopper_graph.cli.base import cli, describe_error, main

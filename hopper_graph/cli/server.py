@@ -182,6 +182,14 @@ DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 16
 """Threads per worker: enough for the writes that arrive together to share a batch (group
 commit); docs/api.md has the measurements behind the number."""
+WORKER_CLASS = "hopper_graph.cli.worker.HopperWorker"
+"""gunicorn's gthread worker, with each request read whole before a thread runs it (slow
+clients hold no thread) and gunicorn's own errors as problem+json (hopper_graph/cli/worker.py)."""
+KEEPALIVE_SECONDS = 75
+"""How long an idle kept-alive connection stays open: longer than the clients and load
+balancers that reuse one (httpx 5 s, AWS ALB and GCP 60 s), so the client is always the
+one that closes it, never the server just as a request is on its way (gunicorn's default
+of 2 s did that). 75 s is nginx's default, for the same reason."""
 
 
 @cli.command()
@@ -237,7 +245,8 @@ def serve(host: str, port: int, workers: int, threads: int, as_json: bool) -> No
         if browser:
             click.echo(f"Neo4j Browser: {browser}", err=True)
     _gunicorn_app(APP, {
-        "bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
+        "bind": bind, "workers": workers, "threads": threads, "worker_class": WORKER_CLASS,
+        "keepalive": KEEPALIVE_SECONDS,
         "accesslog": "-", "errorlog": "-", "proc_name": "hopper-graph",
         # gunicorn >= 25.1 opens a control socket at one default path per user: a second
         # `serve` on the host would fight over it, and nothing here uses it.

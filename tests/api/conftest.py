@@ -76,3 +76,7 @@ def assert_problem(response: Any, status: int, code: str | None = None) -> Json:
         assert body["code"] == code
     assert body["request_id"] == response.headers["X-Request-ID"]  # every error is traceable
     return body  # type: ignore[no-any-return]
+
+
+# `hopper-graph serve` in a subprocess, for the tests about gunicorn (tests/api/test_serve.py)
+from tests.api.serve_process import serve_process  # noqa: E402, F401

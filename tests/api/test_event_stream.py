@@ -243,7 +243,7 @@ def test_a_full_worker_answers_503_with_retry_after_and_keeps_serving(serve, man
         assert json.loads(body)["code"] == "too-many-streams"
         assert get(serve, "/api/v1/events?limit=1")[0] == 200  # threads left for the rest
         first[0].close()
-        deadline = time.monotonic() + 10  # the server notices at its next keep-alive
+        deadline = time.monotonic() + 10  # the server notices within a second
         while True:
             again = Stream(serve)
             again.close()

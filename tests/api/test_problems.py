@@ -222,3 +222,9 @@ def test_the_read_only_table_names_only_instance_fields():
     instance_fields = set(schemas.InstanceSchema().fields)
     assert set(schemas.InstanceUpdateSchema.read_only) <= instance_fields
     assert set(schemas.InstanceCreateSchema.read_only) <= instance_fields
+
+
+def test_the_problems_gunicorn_answers_have_the_apis_codes_and_titles():
+    from hopper_graph.cli.worker import PROBLEMS
+    for status, (code, title) in PROBLEMS.items():
+        assert api_errors.TITLES[code] == title, (status, code)

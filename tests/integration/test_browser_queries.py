@@ -152,6 +152,13 @@ def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
                                   "after_id": "", "limit": 10},
         "sequence_events": {"limit": 10},
         "import_instances": {"rows": [top]},
+        # move (cypher/move.cypher): run-1 (with phase-1) from web to its sub-project
+        "get_move_facts": {"id": seed["run1"], "parent_id": seed["sub"]},
+        "lock_for_move": {"ids": [seed["web"], seed["sub"], seed["run1"]]},
+        "lock_subtree_for_move": {"id": seed["run1"]},
+        "move_instance": {"id": seed["run1"], "parent_id": seed["sub"], "depth_delta": 1,
+                          "project_id": None, "top_project": False,
+                          "event": new_event(seed["run1"], "move")},
         "import_parent_edges": {"rows": [{"parent_id": seed["web"], "id": seed["sub"]}]},
         "import_events": {"datetime_keys": ["at"], "events": [{"unlinked": False, "props": {
             "id": str(uuid.uuid4()), "instance_id": seed["web"], "seq": 999,

@@ -87,6 +87,8 @@ class Targets:
                     "parent_id": self.global_id, "project_id": f"new-{self.count}"}
         elif method == "PATCH":
             body = {"metadata": {"owner": "ops"}}
+        elif event == "move":  # the PROJECT becomes a sub-project of a new one
+            body = {"parent_id": self.project()}
         return path, body
 
 
