@@ -84,6 +84,7 @@ TITLES = {
     "not-found": "Not found",
     "validation-error": "Invalid input",
     "scope-rule-violation": "Hierarchy rule violated",
+    "invalid-selector": "Malformed label selector",
     "conflict": "Conflict",
     "duplicate-name": "Name already taken",
     "global-already-exists": "A GLOBAL instance already exists",

@@ -70,17 +70,19 @@ def events(query: dict[str, Any]) -> Any:
     """Audit events with ``seq`` greater than ?after=, oldest first.
 
     Keep ``next_after`` and pass it as ?after= next time: nothing is missed or seen twice.
-    A scoped token's page reads a bounded stretch of the feed: it may hold fewer events
+    A scoped token's page reads a bounded stretch of the feed, and a page with ?selector=
+    reads ?limit= events keeping those of matching instances: either may hold fewer events
     than ?limit= (even none) while ``next_after`` moves on; go on until it reaches ``head``.
     ``head`` is the newest event's seq: pass it as ?after= to see only what happens next.
     """
     library = manager()
     root = within()
-    if root is None:
-        items = library.events_since(query["after"], query["limit"])  # numbers what waits
-        next_after = items[-1].seq if items else query["after"]
+    if root is None:  # numbers what waits; next_after is the last event read
+        items, next_after = library.feed.scan(query["after"], query["limit"],
+                                              query["selector"])
     else:  # a scoped token sees its subtree's events only, from a bounded read
-        items, next_after = library.feed.read_within(query["after"], root, query["limit"])
+        items, next_after = library.feed.read_within(query["after"], root, query["limit"],
+                                                     selector=query["selector"])
     head = library.feed.numbered_head()  # a read: the page just numbered the feed
     return {"items": items, "after": query["after"], "next_after": next_after,
             "limit": query["limit"], "head": max(head, next_after)}
@@ -99,13 +101,14 @@ def events(query: dict[str, Any]) -> Any:
 @documented(blp, 400, 404)
 def stream(query: dict[str, Any], headers: dict[str, Any]) -> Response:
     """Follow the change feed live: each event as it commits, after ?after= or the
-    Last-Event-ID header, optionally only those of one ?subtree=."""
+    Last-Event-ID header, optionally only those of one ?subtree= and of instances a label
+    ?selector= matches."""
     after = _resume_point(query["after"], headers["last_event_id"])
     subtree = _subtree(query["subtree"])
     slots = _taken_slot()
     heartbeat = current_app.config["HOPPER_API_STREAM_HEARTBEAT"]
     try:
-        events = manager().feed.follow(after, subtree,
+        events = manager().feed.follow(after, subtree, selector=query["selector"],
                                        heartbeat=min(heartbeat, CLOSE_CHECK_SECONDS))
     except BaseException:
         slots.release()

@@ -50,7 +50,8 @@ class Instances(MethodView):
     @blp.response(200, s.InstancePageSchema)
     @documented(blp)
     def get(self, query: dict[str, Any]) -> Any:
-        """List instances (filters: scope, status, parent_id, project_id), a page at a time."""
+        """List instances (filters: scope, status, parent_id, project_id, a label selector),
+        a page at a time."""
         return page_response(manager().list(fields=query.pop("select"), within=within(),
                                             **query))
 
@@ -108,15 +109,15 @@ class Instance(MethodView):
     @blp.response(200, s.InstanceSchema, headers=ETAG)
     @documented(blp, 400, 404, 409, 412, 413, 415, 422, if_match=True, actor=True)
     def patch(self, changes: dict[str, Any], instance_id: UUID) -> Any:
-        """Change name, config, metadata and/or status.
+        """Change name, config, metadata, labels and/or status.
 
         ``status`` performs the lifecycle event that leads there from the current status
-        (e.g. PAUSED -> ACTIVE is resume). Config and metadata merge into what is stored
-        (null removes a key) unless ``replace`` is true.
+        (e.g. PAUSED -> ACTIVE is resume). Config, metadata and labels merge into what is
+        stored (null removes a key) unless ``replace`` is true.
         """
         instance_id_ = str(instance_id)
-        fields = {k: changes[k] for k in ("name", "config", "metadata", "status", "reason")
-                  if k in changes}
+        fields = {k: changes[k] for k in ("name", "config", "metadata", "labels", "status",
+                                          "reason") if k in changes}
         instance = manager().update(
             instance_id_, replace=changes.get("replace", False),
             actor=changes.get("actor") or actor(),
@@ -223,9 +224,11 @@ def tree(query: dict[str, Any], instance_id: UUID) -> Any:
     """The subtree under an instance: nested (``tree``) or, with ?format=flat, as rows
     (``items``, parents first). Any depth works; ?max_depth= cuts it."""
     if query["select"] is not None:
-        lean = manager().get_tree_fields(str(instance_id), query["select"], query["max_depth"])
+        lean = manager().get_tree_fields(str(instance_id), query["select"], query["max_depth"],
+                                         selector=query["selector"])
         return lean_tree_response(lean, query["format"], query["max_depth"])
-    rows = manager().get_flat_tree(str(instance_id), query["max_depth"])
+    rows = manager().get_flat_tree(str(instance_id), query["max_depth"],
+                                   selector=query["selector"])
     return tree_response(rows, query["format"], query["max_depth"])
 
 

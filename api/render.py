@@ -17,13 +17,13 @@ def instance_document(instance: HopperInstance) -> dict[str, Any]:
     documents the body and costs ~50 us an instance, too much for a tree of 100,000 (a test
     holds the two equal). Times and enums stay as they are for orjson, which writes them
     as ``isoformat()`` and ``.value`` would, in C (a call per value here was a third of a
-    page's documents); ``config`` and ``metadata`` go out as the stored JSON text when
+    page's documents); ``config``, ``metadata`` and ``labels`` go out as the stored JSON text when
     nothing has decoded them. Only for orjson: ``json`` cannot write these."""
     return {
         "archived_at": instance.archived_at, "config": instance.json_fragment("config"),
         "created_at": instance.created_at, "depth": instance.depth,
         "heartbeat_at": instance.heartbeat_at, "id": instance.id,
-        "instance_type": instance.instance_type,
+        "instance_type": instance.instance_type, "labels": instance.json_fragment("labels"),
         "metadata": instance.json_fragment("metadata"), "name": instance.name,
         "parent_id": instance.parent_id, "project_id": instance.project_id,
         "scope": instance.scope, "started_at": instance.started_at,

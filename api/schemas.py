@@ -22,7 +22,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from hopper_graph import HopperScope, InstanceStatus, InstanceType, rules
+from hopper_graph import HopperScope, InstanceStatus, InstanceType, labels, rules
 from hopper_graph import purge as purging
 from hopper_graph.cursors import MAX_CURSOR_LENGTH
 from hopper_graph.errors import ValidationError as LibraryValidationError
@@ -94,6 +94,8 @@ class InstanceSchema(Schema):
     config = fields.Dict(keys=fields.String(), **_described(
         "The full config: the scope's defaults with this instance's overrides merged on."))
     metadata = fields.Dict(keys=fields.String())
+    labels = fields.Dict(keys=fields.String(), values=fields.String(), **_described(
+        "Label keys to values, Kubernetes' syntax: what ?selector= selects by."))
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
@@ -368,6 +370,8 @@ class InstanceCreateSchema(RequestSchema):
     config = fields.Dict(keys=fields.String(), load_default=None, allow_none=True,
                          **_described("Overrides merged over the scope's defaults."))
     metadata = fields.Dict(keys=fields.String(), load_default=None, allow_none=True)
+    labels = fields.Dict(keys=fields.String(), load_default=None, allow_none=True, **_described(
+        "Label keys to values (Kubernetes' syntax); each bad key is named in the errors."))
 
     read_only: ClassVar[dict[str, str]] = {**SERVER_FIELDS, "status": (
         "read-only: an instance starts CREATED; POST /instances/{id}/start starts it")}
@@ -379,6 +383,8 @@ class InstanceUpdateSchema(RequestSchema):
         "Merged into the stored overrides (a null value removes a key) unless replace."))
     metadata = fields.Dict(keys=fields.String(), **_described(
         "Merged into the stored metadata (a null value removes a key) unless replace."))
+    labels = fields.Dict(keys=fields.String(), **_described(
+        "Merged into the stored labels (a null value removes a key) unless replace."))
     status = _any_case(InstanceStatus, **_described(
         "The status to move to: performs the lifecycle event that leads there."))
     replace = StrictBoolean(load_default=False, **_described(
@@ -390,8 +396,9 @@ class InstanceUpdateSchema(RequestSchema):
 
     @validates_schema
     def _something_to_change(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not {"name", "config", "metadata", "status"} & data.keys():
-            raise ValidationError("give at least one of name, config, metadata, status")
+        if not {"name", "config", "metadata", "labels", "status"} & data.keys():
+            raise ValidationError(
+                "give at least one of name, config, metadata, labels, status")
 
 
 class LifecycleRequestSchema(RequestSchema):
@@ -462,8 +469,20 @@ class PageQuerySchema(QuerySchema):
     limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))
 
 
+_SELECTOR = _described(
+    "Only instances whose labels match this label selector, Kubernetes' syntax: "
+    "`team=infra,tier!=batch,env in (prod,staging),!legacy`. Malformed: 400 "
+    "invalid-selector, naming the position.")
+
+
+def _selector_field() -> fields.String:
+    return fields.String(load_default=None, validate=validate.Length(max=labels.MAX_SELECTOR),
+                         **_SELECTOR)
+
+
 class InstancePageQuerySchema(PageQuerySchema):
     select = FieldList(load_default=None, data_key="fields", **_FIELDS)
+    selector = _selector_field()
 
 
 class InstanceListQuerySchema(InstancePageQuerySchema):
@@ -479,6 +498,7 @@ class TreeQuerySchema(QuerySchema):
                                             "alone)."))
     format = fields.String(load_default="nested", validate=validate.OneOf(("nested", "flat")))
     select = FieldList(load_default=None, data_key="fields", **_FIELDS)
+    selector = _selector_field()
 
 
 class DeleteQuerySchema(QuerySchema):
@@ -494,6 +514,7 @@ class HealthQuerySchema(QuerySchema):
 class EventsQuerySchema(QuerySchema):
     after = fields.Integer(load_default=0, validate=validate.Range(0, MAX_CURSOR))
     limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))
+    selector = _selector_field()
 
 
 # -- the event stream (api/events.py) -----------------------------------------------------
@@ -503,6 +524,7 @@ class EventStreamQuerySchema(QuerySchema):
         "EventSource sends when it reconnects, wins over it."))
     subtree = UUIDString(load_default=None, **_described(
         "Only the events of this instance and its descendants, deleted ones included."))
+    selector = _selector_field()
 
 
 class EventStreamHeadersSchema(Schema):

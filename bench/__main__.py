@@ -68,6 +68,7 @@ class Sizes:
     scale_large: int  # ... and again after growing the same graph to this many
     settle_seconds: float = 0.0  # the pause after the scale phase grows its graph
     move: int = 1000  # instances in the subtree the move phase moves (its root included)
+    labelled: int = 20_000  # runs the labels phase labels (every one carries labels)
 
 
 FULL = Sizes(chain=5000, forest=100_000, projects=1000, wide=10_000, http_seconds=10.0,
@@ -78,7 +79,7 @@ QUICK = Sizes(chain=1000, forest=20_000, projects=200, wide=2000, http_seconds=1
               scale_large=100_000, settle_seconds=15.0)
 SMOKE = Sizes(chain=50, forest=600, projects=10, wide=120, http_seconds=1.0,
               cascade=120, bulk=300, writers_seconds=0.5, scale_small=200, scale_large=2000,
-              move=60)
+              move=60, labelled=600)
 """Every phase in seconds: what the test suite runs to keep the benchmark working."""
 
 LEAN_FIELDS = ("name", "status", "parent_id")
@@ -177,6 +178,7 @@ class Bench:
     def wipe(self) -> None:
         with self.driver.session(database=self.database) as session:
             session.run("MATCH (n) WHERE n:HopperInstance OR n:InstanceEvent OR n:HopperCounter "
+                        "OR n:Label "
                         "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
 
     # -- (a) a chain 5,000 deep ------------------------------------------------------------
@@ -643,6 +645,32 @@ class Bench:
             many = concurrent(f"peer: {WRITERS} writers", workers, seconds)
         return one, many
 
+    # -- labels: a selector page among labelled runs ------------------------------------------
+    def labels(self) -> None:
+        """The first page of 100, by cursor, of the selector ``team=infra,!legacy`` among
+        ``labelled`` runs that all carry labels (a quarter are team=infra, a tenth legacy),
+        beside the peer reading the same page from its GIN-indexed ``labels`` jsonb. Ours
+        seeks the team=infra edges in creation order and stops at the page's end."""
+        self.wipe()
+        count = self.sizes.labelled
+        global_id = datasets.make_global(self.manager)
+        project = self.manager.create(
+            name="labelled", scope="PROJECT", parent_id=global_id, project_id="labelled",
+            config={"limits": {"max_child_instances": count + 1}})
+        specs = datasets.labelled_specs(project.id, count)
+        self.manager.bulk_create(specs)
+        project_spec = InstanceSpec(id=project.id, name="labelled", scope="PROJECT",
+                                    parent_id=global_id, project_id="labelled",
+                                    config={"limits": {"max_child_instances": count + 1}})
+        self._peer_load(global_id, datasets.global_config(), [project_spec, *specs])
+        selector = "team=infra,!legacy"
+        self.add(timed(f"selector page (100 of {count:,} labelled runs)",
+                       lambda: self.manager.list(selector=selector, limit=100,
+                                                 **FIRST_PAGE).items,
+                       repeat=20, target="<= 1.0x peer"),
+                 peer=self._peer_read("selector page", lambda c: sql.selected_page(
+                     c, "team", "infra", "legacy", 100), repeat=20))
+
     # -- (e) the same reads and writes at 10,000 and at 1,000,000 instances ------------------
     def scale(self) -> None:
         """Time six operations on a graph of ``scale_small`` instances, grow the same graph
@@ -893,7 +921,7 @@ def _scale_table(results: list[Result], sizes: dict[str, int]) -> list[str]:
     return lines
 
 
-PHASES = ["chain", "forest", "wide", "writes", "fleet", "move", "scale"]
+PHASES = ["chain", "forest", "wide", "writes", "fleet", "move", "labels", "scale"]
 DEFAULT_PHASES = PHASES[:-1]
 """What runs without ``--only``: all but scale, which at full size grows a graph to a
 million instances (several minutes of bulk import alone, about doubling the run)."""

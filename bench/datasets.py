@@ -126,7 +126,7 @@ def plain_global(global_id: str, config: dict[str, Any]) -> dict[str, Any]:
         "id": global_id, "name": "global", "scope": "GLOBAL", "status": "CREATED",
         "instance_type": "SINGLETON", "parent_id": None, "project_id": None,
         "config": stored_config("GLOBAL", config), "config_set": json.dumps(config),
-        "metadata": "{}", "version": 1, "depth": 0},
+        "metadata": "{}", "labels": "{}", "version": 1, "depth": 0},
         "event": {"id": _id(), "instance_id": global_id, "event": "create",
                   "to_status": "CREATED", "seq": 10**12 - 1}}
 
@@ -149,7 +149,9 @@ def plain_rows(specs: list[InstanceSpec], global_id: str) -> list[dict[str, Any]
                                  or _DEFAULT_TYPE[scope]),
             "parent_id": spec.parent_id, "project_id": project_of[spec.id],
             "config": full_config_json(scope, spec.config), "config_set": json.dumps(
-                spec.config or {}), "metadata": "{}", "version": 1, "depth": depth[spec.id]},
+                spec.config or {}), "metadata": "{}",
+            "labels": json.dumps(dict(sorted((spec.labels or {}).items()))),
+            "version": 1, "depth": depth[spec.id]},
             "event": {"id": _id(), "instance_id": spec.id, "event": "create",
                       "to_status": "CREATED", "seq": 10**12 + index}})
     return rows
@@ -250,3 +252,19 @@ def _scale_project(global_id: str, index: int, count: int) -> list[InstanceSpec]
     specs += [InstanceSpec(id=_id(), name=f"{name}-run-{i}", scope="ORCHESTRATION",
                            parent_id=project.id) for i in range(count - len(specs))]
     return specs
+
+
+TEAMS = ("infra", "web", "data", "ml")
+"""The labelled runs' teams, in turn: a quarter of them carry each."""
+
+
+def labelled_specs(project_id: str, count: int) -> list[InstanceSpec]:
+    """``count`` ORCHESTRATIONs under one PROJECT, each labelled with a team (in turn), an
+    env (in turn, of three) and, every tenth, ``legacy``: a selector's matches are spread
+    through the creation order, as a fleet's are."""
+    return [InstanceSpec(id=_id(), name=f"labelled-{k}", scope="ORCHESTRATION",
+                         parent_id=project_id,
+                         labels={"team": TEAMS[k % len(TEAMS)],
+                                 "env": ("prod", "staging", "dev")[k % 3],
+                                 **({"legacy": "yes"} if k % 10 == 0 else {})})
+            for k in range(count)]

@@ -85,3 +85,14 @@ RETURN e.seq AS seq, e.at AS at, n.scope AS scope, n.name AS instance, e.event A
        e.from_status AS from_status, e.to_status AS to_status, e.actor AS actor,
        e.reason AS reason, e.instance_id AS instance_id
 ORDER BY e.seq, e.written_at, e.offset
+
+// name: browser_label_instances
+// The instances that carry the label $key = $value, one row each with all their labels,
+// in creation order (from the label's shared node: the graph view of
+// `MATCH (l:Label {key: $key, value: $value})<-[:LABELED]-(n) RETURN l, n` draws the same).
+// params: key, value, limit
+MATCH (:Label {key: $key, value: $value})<-[r:LABELED]-(n:HopperInstance)
+RETURN n.depth AS depth, n.scope AS scope, n.name AS name, n.status AS status,
+       n.labels AS labels, n.id AS id
+ORDER BY r.created_at, r.id
+LIMIT toInteger($limit)

@@ -22,7 +22,7 @@ node {.*,
 [p IN props | p.instance_type] AS instance_type, [p IN props | p.parent_id] AS parent_id,
 [p IN props | p.project_id] AS project_id, [p IN props | p.config] AS config,
 [p IN props | p.config_set] AS config_set, [p IN props | p.metadata] AS metadata,
-[p IN props | p.version] AS version, [p IN props | p.depth] AS depth,
+[p IN props | p.labels] AS labels, [p IN props | p.version] AS version, [p IN props | p.depth] AS depth,
 [p IN props | toString(p.created_at)] AS created_at,
 [p IN props | toString(p.updated_at)] AS updated_at,
 [p IN props | toString(p.started_at)] AS started_at,
@@ -44,7 +44,8 @@ collect(coalesce(p.instance_type, '')) AS instance_type,
 collect(coalesce(p.parent_id, '')) AS parent_id,
 collect(coalesce(p.project_id, '')) AS project_id, collect(coalesce(p.config, '')) AS config,
 collect(coalesce(p.config_set, '')) AS config_set,
-collect(coalesce(p.metadata, '')) AS metadata, collect(coalesce(p.version, 0)) AS version,
+collect(coalesce(p.metadata, '')) AS metadata,
+collect(coalesce(p.labels, '')) AS labels, collect(coalesce(p.version, 0)) AS version,
 collect(coalesce(p.depth, 0)) AS depth,
 collect(coalesce(toString(p.created_at), '')) AS created_at,
 collect(coalesce(toString(p.updated_at), '')) AS updated_at,
@@ -78,11 +79,12 @@ node.created_at >= $after_at AND node.id IS NOT NULL
 (node.created_at > $after_at OR node.id > $after_id)
 
 // fragment: list_filters(node)
-// The filters of a list (a null one matches everything). Only ever applied to the rows an
+// The filters of a list (a null one matches everything; so does an empty $selector). Only ever applied to the rows an
 // index seek found by one of them; alone, `$x IS NULL OR ...` would scan every instance.
 ($scope IS NULL OR node.scope = $scope) AND ($status IS NULL OR node.status = $status)
 AND ($parent_id IS NULL OR node.parent_id = $parent_id)
 AND ($project_id IS NULL OR node.project_id = $project_id)
+AND {{selector_matches(node)}}
 
 // fragment: open_children(parent)
 // How many children of `parent` count toward its limits.max_child_instances (ARCHIVED ones
@@ -119,6 +121,7 @@ CASE WHEN 'parent_id' IN $fields THEN [x IN xs | x.parent_id] END AS parent_id,
 CASE WHEN 'project_id' IN $fields THEN [x IN xs | x.project_id] END AS project_id,
 CASE WHEN 'config' IN $fields THEN [x IN xs | x.config] END AS config,
 CASE WHEN 'metadata' IN $fields THEN [x IN xs | x.metadata] END AS metadata,
+CASE WHEN 'labels' IN $fields THEN [x IN xs | x.labels] END AS labels,
 CASE WHEN 'version' IN $fields THEN [x IN xs | x.version] END AS version,
 CASE WHEN 'depth' IN $fields THEN [x IN xs | x.depth] END AS depth,
 CASE WHEN 'created_at' IN $fields THEN [x IN xs | toString(x.created_at)] END AS created_at,
@@ -150,3 +153,39 @@ FOREACH (_ IN CASE node.scope WHEN 'GLOBAL' THEN [1] ELSE [] END | SET node:Glob
 FOREACH (_ IN CASE node.scope WHEN 'PROJECT' THEN [1] ELSE [] END | SET node:ProjectInstance)
 FOREACH (_ IN CASE node.scope WHEN 'ORCHESTRATION' THEN [1] ELSE [] END |
   SET node:OrchestrationInstance)
+
+// fragment: write_labels(node)
+// Makes `node`'s LABELED edges those of `label_pairs` (its labels as 'key=value' text,
+// labels.pairs in Python), a variable the query binds: the old edges go, and each label
+// gets an edge to its shared (:Label {key, value}) node, merged (the constraint on
+// (key, value) keeps one per pair however creates race). Each edge carries the key and
+// value again, with the instance's created_at and id, so that the relationship index on
+// (key, value, created_at, id) gives a label's instances in page order (list_by_label).
+// A key never holds '=': the first one splits the key from the value.
+CALL (node, label_pairs) {
+  OPTIONAL MATCH (node)-[old:LABELED]->(:Label)
+  DELETE old
+}
+CALL (node, label_pairs) {
+  UNWIND label_pairs AS pair
+  WITH node, pair, split(pair, '=')[0] AS key
+  WITH node, key, substring(pair, size(key) + 1) AS value
+  MERGE (l:Label {key: key, value: value})
+  CREATE (node)-[:LABELED {key: key, value: value, created_at: node.created_at,
+                           id: node.id}]->(l)
+}
+
+// fragment: selector_matches(node)
+// Whether `node`'s labels meet every requirement of $selector (labels.Selector.params:
+// maps {key, op, pairs}); an empty selector matches everything. The labels are read from
+// the node's own LABELED edges (a handful), never by a scan. `in` holds when one of the
+// pairs is the node's; `notin` when none is (a node without the key matches, as in
+// Kubernetes); `exists` / `!exists` test the key.
+all(q IN $selector WHERE CASE q.op
+  WHEN 'in' THEN EXISTS { MATCH (node)-[x:LABELED]->(:Label)
+                          WHERE x.key + '=' + x.value IN q.pairs }
+  WHEN 'notin' THEN NOT EXISTS { MATCH (node)-[x:LABELED]->(:Label)
+                                 WHERE x.key + '=' + x.value IN q.pairs }
+  WHEN 'exists' THEN EXISTS { MATCH (node)-[x:LABELED]->(:Label) WHERE x.key = q.key }
+  ELSE NOT EXISTS { MATCH (node)-[x:LABELED]->(:Label) WHERE x.key = q.key }
+END)

@@ -21,11 +21,13 @@ RETURN g.config AS config
 // Creates the GLOBAL root with its audit event. The GlobalInstance label carries a
 // uniqueness constraint on scope, so a second GLOBAL fails in the database, however the
 // calls race.
-// params: props, now, event
+// params: props, label_pairs, now, event
 CREATE (n:HopperInstance:GlobalInstance)
 SET n = $props, n.created_at = $now, n.updated_at = $now
 CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
 SET e = $event, e.at = $now, e.written_at = datetime.realtime()
+WITH n, $label_pairs AS label_pairs
+{{write_labels(n)}}
 RETURN {{instance_map(n)}} AS instance
 
 // name: create_child_instance
@@ -37,7 +39,7 @@ RETURN {{instance_map(n)}} AS instance
 // instance gets the label of its scope; a top-level PROJECT also gets TopProject, whose
 // constraint keeps its project_id unique. Returns what it found; `instance` is null when
 // nothing was created, and there is no row at all when the parent is gone.
-// params: props, scope, parent_id, parent_version, limit, singleton, top_project, now, event
+// params: props, label_pairs, scope, parent_id, parent_version, limit, singleton, top_project, now, event
 MATCH (p:HopperInstance {id: $parent_id})
 SET p._lock = true REMOVE p._lock
 WITH p WHERE p.id IS NOT NULL  // it may have been deleted while we waited for the lock
@@ -54,6 +56,8 @@ OPTIONAL CALL (p, allowed) {
   FOREACH (_ IN CASE WHEN $top_project THEN [1] ELSE [] END | SET n:TopProject)
   CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
   SET e = $event, e.at = $now, e.written_at = datetime.realtime()
+  WITH n, $label_pairs AS label_pairs
+  {{write_labels(n)}}
   RETURN {{instance_map(n)}} AS instance
 }
 RETURN parent_version, restoring, child_count, types AS same_scope_sibling_types, instance
@@ -90,6 +94,8 @@ SET n = row.props, n.created_at = created, n.updated_at = created,
 // its scope's label (GlobalInstance: the root of an import into an empty graph)
 {{scope_label(n)}}
 FOREACH (_ IN CASE WHEN row.top_project THEN [1] ELSE [] END | SET n:TopProject)
+WITH n, row, coalesce(row.label_pairs, []) AS label_pairs
+{{write_labels(n)}}
 WITH n, row WHERE row.parent_id IS NOT NULL
 MATCH (p:HopperInstance {id: row.parent_id})
 CREATE (p)-[:PARENT_OF]->(n)
@@ -110,7 +116,7 @@ RETURN {{instance_map(n)}} AS instance
 // A page of a list that names a parent, from the (parent_id, created_at, id) index.
 // $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
-// params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
+// params: scope, status, parent_id, project_id, selector, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {parent_id: $parent_id})
 USING INDEX SEEK n:HopperInstance(parent_id, created_at, id)
 WHERE {{seek_from_cursor(n)}}
@@ -122,7 +128,7 @@ WITH n ORDER BY n.parent_id, n.created_at, n.id  // the index's own order: no so
 // from the (project_id, scope, created_at, id) index.
 // $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
-// params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
+// params: scope, status, parent_id, project_id, selector, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {project_id: $project_id, scope: $scope})
 USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
 WHERE {{seek_from_cursor(n)}}
@@ -135,7 +141,7 @@ WITH n ORDER BY n.project_id, n.scope, n.created_at, n.id  // the index's own or
 // project's size, not the graph's.
 // $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
-// params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
+// params: scope, status, parent_id, project_id, selector, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {project_id: $project_id})
 USING INDEX SEEK n:HopperInstance(project_id, scope, created_at, id)
 WHERE n.scope IS NOT NULL AND {{seek_from_cursor(n)}}
@@ -147,7 +153,7 @@ WITH n ORDER BY n.created_at, n.id  // a sort of the project's instances, not th
 // id) index.
 // $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
-// params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
+// params: scope, status, parent_id, project_id, selector, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {scope: $scope, status: $status})
 USING INDEX SEEK n:HopperInstance(scope, status, created_at, id)
 WHERE {{seek_from_cursor(n)}}
@@ -158,7 +164,7 @@ WITH n ORDER BY n.scope, n.status, n.created_at, n.id  // the index's own order:
 // A page of a list that names a scope only, from the (scope, created_at, id) index.
 // $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
-// params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
+// params: scope, status, parent_id, project_id, selector, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {scope: $scope})
 USING INDEX SEEK n:HopperInstance(scope, created_at, id)
 WHERE {{seek_from_cursor(n)}}
@@ -169,7 +175,7 @@ WITH n ORDER BY n.scope, n.created_at, n.id  // the index's own order: no sort, 
 // A page of a list that names a status only, from the (status, created_at, id) index.
 // $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
-// params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
+// params: scope, status, parent_id, project_id, selector, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance {status: $status})
 USING INDEX SEEK n:HopperInstance(status, created_at, id)
 WHERE {{seek_from_cursor(n)}}
@@ -180,7 +186,7 @@ WITH n ORDER BY n.status, n.created_at, n.id  // the index's own order: no sort,
 // A page of every instance, from the (created_at, id) index.
 // $with_total adds how many match in all, which reads every match; without it the
 // answer costs the page.
-// params: scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
+// params: scope, status, parent_id, project_id, selector, after_at, after_id, skip, limit, with_total
 MATCH (n:HopperInstance)
 USING INDEX SEEK n:HopperInstance(created_at, id)
 WHERE {{seek_from_cursor(n)}}
@@ -190,7 +196,8 @@ WITH n ORDER BY n.created_at, n.id  // the index's own order: no sort, and readi
 // name: update_instances
 // Writes the changed fields of instances (a batch: group commit), each only if it is still
 // at the row's version (the caller computed the changes from that version), bumping the
-// version, with its audit event: one conditional write per row, in the order given (the
+// version, with its audit event: one conditional write per row (and, when r.label_pairs
+// is given, the instance's label edges as they now are), in the order given (the
 // caller sorts by id). Returns, per row found, the instance as it is now and whether the
 // change applied. A rename onto a taken name fails the whole statement (a constraint); the
 // caller then writes that batch's rows one at a time. A row whose new config sets
@@ -214,6 +221,10 @@ CALL (r, now) {
     SET n += r.changes, n.version = n.version + 1, n.updated_at = now
     CREATE (n)-[:HAS_EVENT]->(e:InstanceEvent:PendingEvent)
     SET e = r.event, e.at = now, e.written_at = datetime.realtime()
+  }
+  CALL (n, r, applies) {  // labels that changed: their edges follow (r.label_pairs)
+    WITH n, r.label_pairs AS label_pairs WHERE applies AND label_pairs IS NOT NULL
+    {{write_labels(n)}}
   }
   RETURN applies, restoring, child_count, {{instance_map(n)}} AS instance
 }

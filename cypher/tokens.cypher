@@ -75,7 +75,7 @@ RETURN n IS NOT NULL AND $root IN [(n)<-[:PARENT_OF*0..]-(a:HopperInstance) | a.
 // filters, in creation order: what a token scoped to that subtree lists. The subtree is
 // walked and sorted, so a page costs the subtree, not the graph. $with_total adds how many
 // match in all. An empty page when the root does not exist.
-// params: root, scope, status, parent_id, project_id, after_at, after_id, skip, limit, with_total
+// params: root, scope, status, parent_id, project_id, selector, after_at, after_id, skip, limit, with_total
 OPTIONAL MATCH (r:HopperInstance {id: $root})
 OPTIONAL MATCH (r)-[:PARENT_OF*0..]->(n:HopperInstance)
 WITH DISTINCT n  // rows of a var-length match carry their path: keep the nodes

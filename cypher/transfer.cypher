@@ -67,6 +67,15 @@ MATCH (p:HopperInstance {id: row.parent_id})
 MATCH (c:HopperInstance {id: row.id})
 CREATE (p)-[:PARENT_OF]->(c)
 
+// name: import_labels
+// Restores the label edges of one batch of imported instances ($rows: {id, label_pairs},
+// the pairs from each instance's labels), as a create writes them.
+// params: rows
+UNWIND $rows AS row
+MATCH (n:HopperInstance:Restoring {id: row.id})
+WITH n, row.label_pairs AS label_pairs
+{{write_labels(n)}}
+
 // name: import_events
 // Restores one batch of audit events with their seq (datetime_keys as in import_instances),
 // linked from their instance when it exists (unless the export marked them unlinked).
@@ -130,11 +139,12 @@ RETURN count(n) AS done
 // name: remove_unfinished_batch
 // Deletes one batch of what an unfinished restore left, and of whatever was written on top
 // of it since (an export's or check's event counter, a live write that slipped in): a
-// restore begins on an empty database, so every instance, event and counter goes, and
-// everything it marked. The marker itself goes last (end_restore).
+// restore begins on an empty database, so every instance, event, counter, lien and shared
+// label goes, and everything it marked. The marker itself goes last (end_restore).
 // params: limit
 MATCH (n)
-WHERE n:Restoring OR n:HopperInstance OR n:InstanceEvent OR n:HopperCounter
+WHERE n:Restoring OR n:HopperInstance OR n:InstanceEvent OR n:HopperCounter OR n:Lien
+   OR n:Label
 WITH n LIMIT toInteger($limit)
 DETACH DELETE n
 RETURN count(n) AS done

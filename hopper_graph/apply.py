@@ -13,6 +13,7 @@ The document (YAML or JSON) lists instances, each with its children nested below
             status: ACTIVE              # optional: where its lifecycle should be
             config: {limits: {max_child_instances: 20}}
             metadata: {owner: web-team}
+            labels: {team: web, tier: frontend}
             children:
               - {name: website-build, scope: ORCHESTRATION}
       - name: billing                   # a top-level entry names its parent: an instance
@@ -22,9 +23,9 @@ The document (YAML or JSON) lists instances, each with its children nested below
 
 Instances are matched by scope and name (unique together), parents first. A missing one
 is created (then moved to its ``status``, if one is given, by the one lifecycle event that
-leads there). An existing one is compared with its entry: config, metadata and status that
-differ are changed in one audited write pinned to the version compared (config and
-metadata merge into what is stored, as a PATCH does, unless ``replace``); if nothing
+leads there). An existing one is compared with its entry: config, metadata, labels and
+status that differ are changed in one audited write pinned to the version compared (config,
+metadata and labels merge into what is stored, as a PATCH does, unless ``replace``); if nothing
 differs it is left untouched. Nothing the document does not name is deleted or changed. An
 instance found under another parent, or with another project_id or type, is a conflict:
 apply never moves instances.
@@ -65,6 +66,7 @@ from hopper_graph.errors import (
     ScopeRuleViolation,
     ValidationError,
 )
+from hopper_graph.labels import check_labels
 from hopper_graph.machine import event_to
 from hopper_graph.manager import InstanceManager
 from hopper_graph.models import HopperInstance, InstanceSpec
@@ -107,6 +109,7 @@ class EntrySchema(Schema):
     type = _one_of(InstanceType, allow_none=True)
     config = fields.Dict(keys=fields.String(), allow_none=True)
     metadata = fields.Dict(keys=fields.String(), allow_none=True)
+    labels = fields.Dict(keys=fields.String(), allow_none=True)
     status = _one_of(InstanceStatus, allow_none=True)
     parent = fields.String(validate=validate.Length(min=1, max=rules.MAX_NAME_LENGTH + 20),
                            allow_none=True)
@@ -133,6 +136,7 @@ class Entry:
     status: InstanceStatus | None = None
     parent: int | None = None
     parent_ref: str | None = None
+    labels: dict[str, str | None] | None = None
 
     @property
     def label(self) -> str:
@@ -141,7 +145,9 @@ class Entry:
     def spec(self, parent_id: str | None) -> InstanceSpec:
         return InstanceSpec(name=self.name, scope=self.scope, parent_id=parent_id,
                             project_id=self.project_id, instance_type=self.instance_type,
-                            config=self.config, metadata=self.metadata)
+                            config=self.config, metadata=self.metadata,
+                            labels=None if self.labels is None else {
+                                k: v for k, v in self.labels.items() if v is not None})
 
 
 def read_document(text: str, fmt: str = "yaml") -> Any:
@@ -201,11 +207,18 @@ def _entry(path: str, item: dict[str, Any], parent: int | None) -> Entry:
         raise ValidationError(f"{path}.parent: a nested entry's parent is the one it is "
                               "nested in", errors={f"{path}.parent": [
                                   "only a top-level entry names its parent"]})
+    labels = item.get("labels")
+    if labels is not None:
+        try:
+            check_labels(labels, removals=True)  # null removes, as in a PATCH
+        except ValidationError as exc:  # name the entry's path, as the schema's errors do
+            raise ValidationError(f"{path}: {exc.message}", errors={
+                f"{path}.{key}": messages for key, messages in exc.errors.items()}) from None
     return Entry(path, rules.nfc(item["name"]), HopperScope(item["scope"]),
                  rules.nfc(item.get("project_id")),
                  InstanceType(kind) if kind else None, item.get("config"),
                  item.get("metadata"), InstanceStatus(status) if status else None, parent,
-                 item.get("parent"))
+                 item.get("parent"), labels)
 
 
 def _link_references(entries: list[Entry]) -> None:
@@ -490,13 +503,16 @@ def _differences(entry: Entry, current: HopperInstance, replace: bool) -> dict[s
     """The update that brings ``current`` in line with ``entry``: only what differs."""
     stored = {"name": current.name, "scope": current.scope.value,
               "config_set": json.dumps(current.config_set),
-              "metadata": json.dumps(current.metadata)}
-    changes = rules.field_changes(stored, None, entry.config, entry.metadata, replace)
+              "metadata": json.dumps(current.metadata), "labels": json.dumps(current.labels)}
+    changes = rules.field_changes(stored, None, entry.config, entry.metadata, replace,
+                                  entry.labels)
     update: dict[str, Any] = {}
     if "config_set" in changes and json.loads(changes["config_set"]) != current.config_set:
         update["config"] = entry.config
     if "metadata" in changes and json.loads(changes["metadata"]) != current.metadata:
         update["metadata"] = entry.metadata
+    if "labels" in changes:  # field_changes gives labels only when they differ
+        update["labels"] = entry.labels
     if entry.status is not None and not _status_holds(current, entry.status):
         update["status"] = entry.status
     return update

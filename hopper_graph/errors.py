@@ -5,6 +5,7 @@
     HopperGraphError
      +-- NotFound                      no instance with that id (or scope and name)
      +-- ValidationError               bad input; ``errors`` maps dotted field paths to messages
+     +-- InvalidSelector               a label selector that does not parse (names the position)
      |    +-- ScopeRuleViolation       a hierarchy rule: parent scope, project_id, SINGLETON
      |         +-- GlobalNotMovable    a move of the GLOBAL instance (always the root)
      +-- Conflict                      the request is valid but the graph's state refuses it
@@ -76,6 +77,13 @@ class ValidationError(HopperGraphError):
     """Invalid input. ``errors`` maps each bad field's dotted path to its messages."""
 
     code = "validation-error"
+
+
+class InvalidSelector(HopperGraphError):
+    """A label selector that does not parse: ``position`` (1-based) is where it went wrong
+    (a 400, like a malformed query parameter)."""
+
+    code = "invalid-selector"
 
 
 class ScopeRuleViolation(ValidationError):

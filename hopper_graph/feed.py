@@ -48,6 +48,7 @@ from typing import Any
 
 from hopper_graph import audit
 from hopper_graph.graph import Graph
+from hopper_graph.labels import Selector, selector_of
 from hopper_graph.models import InstanceEvent
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import InstanceRepository
@@ -251,10 +252,11 @@ class Feed:
         return _head(self.graph)
 
     def read(self, after: int = 0, subtree: str | None = None,
-             limit: int = 100) -> list[InstanceEvent]:
+             limit: int = 100, selector: Selector | str | None = None) -> list[InstanceEvent]:
         """Up to ``limit`` events with ``seq`` above ``after``, oldest first, of ``subtree``
-        only when given (as :meth:`follow` filters): a page of the feed, and no waiting."""
-        members = self._membership(subtree)
+        only when given, and of instances a label ``selector`` matches only when given (as
+        :meth:`follow` filters): a page of the feed, and no waiting."""
+        members = self._filters(subtree, selector)
         kept: list[InstanceEvent] = []
         while len(kept) < limit:
             want = CATCH_UP_PAGE if members else min(limit - len(kept), CATCH_UP_PAGE)
@@ -266,12 +268,14 @@ class Feed:
         return kept[:limit]
 
     def read_within(self, after: int, subtree: str, limit: int = 100,
-                    scan: int = SCOPED_SCAN) -> tuple[list[InstanceEvent], int]:
+                    scan: int = SCOPED_SCAN, selector: Selector | str | None = None
+                    ) -> tuple[list[InstanceEvent], int]:
         """As :meth:`read` for ``subtree``, but reading at most ``scan`` events of the
         feed (so a subtree with little in a long feed costs a bounded read, not the feed):
         the events kept, and the seq the read reached, which is where the next read goes
-        on (``after``), whether or not anything was kept."""
-        members = self._membership(subtree)
+        on (``after``), whether or not anything was kept. ``selector`` keeps only the
+        events of instances it matches, as :meth:`read` does."""
+        members = self._filters(subtree, selector)
         assert members is not None
         kept: list[InstanceEvent] = []
         read = 0
@@ -290,27 +294,46 @@ class Feed:
                 break
         return kept, after
 
+    def scan(self, after: int = 0, limit: int = 100,
+             selector: Selector | str | None = None) -> tuple[list[InstanceEvent], int]:
+        """One page of the feed read through a label ``selector``: the ``limit`` events
+        after ``after``, those of instances the selector matches kept, and the seq to go
+        on after (the last event read, kept or not). A page costs ``limit`` events however
+        few match; it may hold none while more follow, until the cursor reaches the head."""
+        page = self.repository.events_since(after, limit)
+        filters = self._filters(None, selector)
+        kept = filters.keep(page) if filters and page else page
+        return kept, page[-1].seq if page else after
+
     def follow(self, after: int = 0, subtree: str | None = None, *,
-               heartbeat: float | None = None
+               heartbeat: float | None = None, selector: Selector | str | None = None
                ) -> Generator[InstanceEvent | None, None, None]:
         """The events with ``seq`` above ``after``, oldest first, then each new one as it
         commits, until the caller stops iterating (or closes the generator).
 
         ``subtree``: only events of that instance and its descendants (deleted ones too).
+        ``selector``: only events of instances whose labels the label selector matches
+        when the batch is read (a deleted instance matches nothing).
         ``heartbeat``: also yield None whenever that many seconds pass with nothing
         yielded, so a caller that must show it is alive (an HTTP stream) gets the chance.
         Raises what ``events_since`` raises for a bad ``after``, and NotFound for an
         unknown ``subtree``, here and not at the first ``next()``.
         """
         self.repository.events_since(after, 1)
-        return self._follow(_Cursor(after, heartbeat), self._membership(subtree))
+        return self._follow(_Cursor(after, heartbeat), self._filters(subtree, selector))
 
-    def _membership(self, subtree: str | None) -> Membership | None:
-        if subtree is None:
-            return None
-        return Membership(self.graph, self.repository.get(subtree).id)
+    def _filters(self, subtree: str | None, selector: Selector | str | None
+                 ) -> Filters | None:
+        """What keeps a feed to ``subtree`` and ``selector``; None keeps everything."""
+        chosen = selector_of(selector)
+        kept: list[Membership | Labelled] = []
+        if subtree is not None:
+            kept.append(Membership(self.graph, self.repository.get(subtree).id))
+        if chosen:
+            kept.append(Labelled(self.graph, chosen))
+        return Filters(kept) if kept else None
 
-    def _follow(self, cursor: _Cursor, members: Membership | None
+    def _follow(self, cursor: _Cursor, members: Filters | None
                 ) -> Generator[InstanceEvent | None, None, None]:
         poller = broadcaster(self.graph)
         inbox = poller.open()
@@ -404,6 +427,34 @@ class _Cursor:
         if self.heartbeat is None:
             return WAIT_STEP
         return max(0.0, min(WAIT_STEP, self.last_yield + self.heartbeat - time.monotonic()))
+
+
+class Filters:
+    """Several filters of the feed, each keeping what the one before kept."""
+
+    def __init__(self, filters: list[Membership | Labelled]) -> None:
+        self.filters = filters
+
+    def keep(self, events: list[InstanceEvent]) -> list[InstanceEvent]:
+        for kept in self.filters:
+            events = kept.keep(events) if events else events
+        return events
+
+
+class Labelled:
+    """Which events are of instances a label selector matches: asked of the database once
+    per batch (``matching_instance_ids``: one seek per instance), since labels change."""
+
+    def __init__(self, graph: Graph, selector: Selector) -> None:
+        self.graph = graph
+        self.selector = selector
+
+    def keep(self, events: list[InstanceEvent]) -> list[InstanceEvent]:
+        ids = sorted({e.instance_id for e in events})
+        rows = self.graph.read_rows(QUERIES.matching_instance_ids.text, ids=ids,
+                                    selector=self.selector.params())
+        matching = set(rows[0]["ids"]) if rows else set()
+        return [e for e in events if e.instance_id in matching]
 
 
 class Membership:

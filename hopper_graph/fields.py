@@ -44,6 +44,7 @@ INSTANCE_FIELDS: tuple[Field, ...] = (
     Field("config", "json", stored=True, in_api=True),
     Field("config_set", "json", stored=True, in_api=False),
     Field("metadata", "json", stored=True, in_api=True),
+    Field("labels", "json", stored=True, in_api=True),
     Field("version", "int", stored=True, in_api=True),
     Field("depth", "int", stored=True, in_api=True),
     Field("created_at", "time", stored=True, in_api=True),

@@ -113,6 +113,7 @@ class _Edit:
     metadata: dict[str, Any] | None
     replace: bool
     status: InstanceStatus | str
+    labels: dict[str, str | None] | None = None
 
 
 class _Stale(Exception):
@@ -297,14 +298,16 @@ class InstanceLifecycleManager:
                config: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
                replace: bool = False, status: InstanceStatus | str | None = None,
                actor: str | None = None, reason: str | None = None,
-               expected_version: Expected = None) -> HopperInstance:
+               expected_version: Expected = None,
+               labels: dict[str, str | None] | None = None) -> HopperInstance:
         """Change fields and, with ``status``, move to that status by the one event that
         leads there, all in one transaction: both apply or neither does."""
         if status is None:
             return self.repository.update(instance_id, name=name, config=config,
                                           metadata=metadata, replace=replace,
-                                          expected_version=expected_version, actor=actor)
-        edit = _Edit(name, config, metadata, replace, status)
+                                          expected_version=expected_version, actor=actor,
+                                          labels=labels)
+        edit = _Edit(name, config, metadata, replace, status, labels)
         try:
             row, changes, at = self._hooked(
                 instance_id, self.hooks.has_before(*(f"on_{e}" for e in EVENTS)),
@@ -337,7 +340,8 @@ class InstanceLifecycleManager:
         event = event_to(instance_id, current["status"], edit.status)
         if planned is not None and planned[0] != current["version"]:
             raise _Stale
-        update_fields(tx, current, edit.name, edit.config, edit.metadata, edit.replace, actor)
+        update_fields(tx, current, edit.name, edit.config, edit.metadata, edit.replace, actor,
+                      edit.labels)
         result, changes = self._apply_transition(tx, instance_id, event, actor, reason, None,
                                                  None if planned is None else planned[1])
         return stored_instance(tx, instance_id), changes, result.at

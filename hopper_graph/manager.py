@@ -27,6 +27,7 @@ from hopper_graph.feed import Feed, Subscriber
 from hopper_graph.graph import Graph
 from hopper_graph.health import HealthReport
 from hopper_graph.hooks import HookRegistry
+from hopper_graph.labels import Selector
 from hopper_graph.liens import Lien
 from hopper_graph.lifecycle import DeleteResult, InstanceLifecycleManager, TransitionResult
 from hopper_graph.machine import EVENTS
@@ -181,12 +182,14 @@ class InstanceManager:
 
     # -- hierarchy (the repository's reads) -------------------------------------------------
     def children_page(self, parent_id: str, offset: int = 0, limit: int | None = None,
-                      after: str | None = None, fields: Sequence[str] | None = None) -> Page:
+                      after: str | None = None, fields: Sequence[str] | None = None,
+                      selector: Selector | str | None = None) -> Page:
         """A page of children: pass ``after=page.next`` for the next (``cursors.FIRST``
-        starts paging by cursor), or an offset; ``fields`` as for :meth:`list`."""
+        starts paging by cursor), or an offset; ``fields`` as for :meth:`list`; only those
+        a label ``selector`` matches, when given."""
         chosen = _chosen(fields)
-        return _selected(self.repository.children_page(parent_id, offset, limit, after),
-                         chosen)
+        return _selected(self.repository.children_page(parent_id, offset, limit, after,
+                                                       selector), chosen)
 
     def get_children(self, parent_id: str) -> builtins.list[HopperInstance]:
         return self.repository.get_children(parent_id)
@@ -199,23 +202,25 @@ class InstanceManager:
 
     def descendants_page(self, instance_id: str, offset: int = 0,
                          limit: int | None = None, after: str | None = None,
-                         fields: Sequence[str] | None = None) -> Page:
+                         fields: Sequence[str] | None = None,
+                         selector: Selector | str | None = None) -> Page:
         chosen = _chosen(fields)
-        return _selected(self.repository.descendants_page(instance_id, offset, limit, after),
-                         chosen)
+        return _selected(self.repository.descendants_page(instance_id, offset, limit, after,
+                                                          selector), chosen)
 
     def get_instance_tree(self, root_id: str, max_depth: int | None = None) -> TreeNode:
         return self.repository.get_instance_tree(root_id, max_depth)
 
     def get_tree_fields(self, root_id: str, fields: Sequence[str],
-                        max_depth: int | None = None) -> builtins.list[dict[str, Any]]:
+                        max_depth: int | None = None, selector: Selector | str | None = None
+                        ) -> builtins.list[dict[str, Any]]:
         """The flat tree with only ``fields`` of each instance: a tree view that needs a
         few fields reads and carries those alone (see InstanceRepository.get_tree_fields)."""
-        return self.repository.get_tree_fields(root_id, fields, max_depth)
+        return self.repository.get_tree_fields(root_id, fields, max_depth, selector)
 
-    def get_flat_tree(self, root_id: str,
-                      max_depth: int | None = None) -> builtins.list[FlatTreeRow]:
-        return self.repository.get_flat_tree(root_id, max_depth)
+    def get_flat_tree(self, root_id: str, max_depth: int | None = None,
+                      selector: Selector | str | None = None) -> builtins.list[FlatTreeRow]:
+        return self.repository.get_flat_tree(root_id, max_depth, selector)
 
     def get_global_instance(self) -> HopperInstance | None:
         return self.repository.get_global_instance()

@@ -73,6 +73,8 @@ class HopperInstance:
         "_config_json",
         "_config_set",
         "_config_set_json",
+        "_labels",
+        "_labels_json",
         "_metadata",
         "_metadata_json",
         "_repository",
@@ -99,6 +101,8 @@ class HopperInstance:
     _config_json: str | None
     _metadata_json: str | None
     _config_set_json: str | None
+    _labels: Any
+    _labels_json: str | None
 
     def __init__(self, id: str, name: str, scope: HopperScope, status: InstanceStatus,
                  instance_type: InstanceType, parent_id: str | None, project_id: str | None,
@@ -107,7 +111,8 @@ class HopperInstance:
                  stopped_at: datetime | None = None, archived_at: datetime | None = None,
                  version: int = 1, depth: int = 0, config_set: dict[str, Any] | None = None,
                  heartbeat_at: datetime | None = None,
-                 _repository: HierarchyReader | None = None) -> None:
+                 _repository: HierarchyReader | None = None,
+                 labels: dict[str, str] | None = None) -> None:
         self.id, self.name, self.scope, self.status = id, name, scope, status
         self.instance_type, self.parent_id, self.project_id = instance_type, parent_id, project_id
         self.created_at, self.updated_at = created_at, updated_at
@@ -116,13 +121,16 @@ class HopperInstance:
         self._repository = _repository
         self._config, self._metadata = config, metadata
         self._config_set = {} if config_set is None else config_set
+        self._labels = {} if labels is None else labels
         self._config_json = self._metadata_json = self._config_set_json = None
+        self._labels_json = None
 
     @classmethod
     def from_stored(cls, id: str, name: str, scope: HopperScope, status: InstanceStatus,
                     instance_type: InstanceType, parent_id: str | None,
                     project_id: str | None, config: str | None, config_set: str | None,
-                    metadata: str | None, version: int, depth: int | None,
+                    metadata: str | None, labels: str | None, version: int,
+                    depth: int | None,
                     created_at: datetime, updated_at: datetime, started_at: datetime | None,
                     stopped_at: datetime | None, archived_at: datetime | None,
                     heartbeat_at: datetime | None, repository: HierarchyReader | None
@@ -136,14 +144,17 @@ class HopperInstance:
         self.started_at, self.stopped_at, self.archived_at = started_at, stopped_at, archived_at
         self.version, self.depth, self.heartbeat_at = version, depth or 0, heartbeat_at
         self._repository = repository
-        self._config = self._metadata = self._config_set = _UNSET
+        self._config = self._metadata = self._config_set = self._labels = _UNSET
         self._config_json = config or "{}"
         self._metadata_json = metadata or "{}"
+        self._labels_json = labels or "{}"
         self._config_set_json = config_set or "{}"
         return self
 
     config = _JsonProperty()
     metadata = _JsonProperty()
+    labels = _JsonProperty()
+    """Label keys to values (hopper_graph/labels.py): what selectors select by."""
     config_set = _JsonProperty()
     """The keys the caller set explicitly: what inheritance and provenance look at."""
 
@@ -186,7 +197,7 @@ class HopperInstance:
             "id": self.id, "name": self.name, "scope": self.scope.value,
             "status": self.status.value, "instance_type": self.instance_type.value,
             "parent_id": self.parent_id, "project_id": self.project_id,
-            "config": self.config, "metadata": self.metadata,
+            "config": self.config, "metadata": self.metadata, "labels": self.labels,
             "created_at": iso_or_none(self.created_at), "updated_at": iso_or_none(self.updated_at),
             "started_at": iso_or_none(self.started_at), "stopped_at": iso_or_none(self.stopped_at),
             "archived_at": iso_or_none(self.archived_at),
@@ -213,6 +224,7 @@ class InstanceSpec:
     config: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     id: str | None = None
+    labels: dict[str, str] | None = None
 
 
 @dataclass(slots=True)

@@ -38,6 +38,7 @@ from hopper_graph.errors import (
 from hopper_graph.fields import TIME_FIELDS
 from hopper_graph.gcpause import gc_paused
 from hopper_graph.graph import Graph
+from hopper_graph.labels import Requirement, Selector, selector_of
 from hopper_graph.models import (
     FlatTreeRow,
     HopperInstance,
@@ -92,7 +93,7 @@ def _check_max_depth(max_depth: int | None) -> None:
                               errors={"max_depth": [f"must be between 0 and {ALL}"]})
 
 
-_JSON_FIELDS = ("config", "metadata")
+_JSON_FIELDS = ("config", "metadata", "labels")
 _TIME_FIELDS = TIME_FIELDS
 
 
@@ -133,10 +134,13 @@ def _lean_column(field: str, values: builtins.list[Any]) -> builtins.list[Any]:
 
 
 def _list_query(scope: str | None, status: str | None, parent_id: str | None,
-                project_id: str | None) -> NamedQuery:
-    """The list query that seeks the index of the most selective filter given."""
+                project_id: str | None, seek: Requirement | None = None) -> NamedQuery:
+    """The list query that seeks the index of the most selective filter given: a parent's
+    children first (a parent holds few), then a label a selector requires."""
     if parent_id is not None:
         return QUERIES.list_by_parent
+    if seek is not None:
+        return QUERIES.list_by_label
     if project_id is not None:
         return QUERIES.list_by_project_and_scope if scope else QUERIES.list_by_project
     if scope is not None:
@@ -227,7 +231,9 @@ class InstanceRepository:
         if plan.parent_id is None:
             try:
                 row = self.graph.write_rows(QUERIES.create_global_instance.text,
-                                            props=plan.props, now=now,
+                                            props=plan.props,
+                                            label_pairs=rules.label_pairs(plan.props) or [],
+                                            now=now,
                                             event=stored_event(event))[0]
             except (GlobalAlreadyExists, DuplicateName):  # either constraint can trip
                 raise self._global_exists() from None
@@ -235,6 +241,7 @@ class InstanceRepository:
             try:
                 found = self.graph.write_rows(
                     QUERIES.create_child_instance.text, props=plan.props,
+                    label_pairs=rules.label_pairs(plan.props) or [],
                     scope=plan.props["scope"], parent_id=plan.parent_id,
                     parent_version=plan.parent_version,
                     limit=plan.limit, singleton=plan.props["instance_type"] == "SINGLETON",
@@ -319,6 +326,7 @@ class InstanceRepository:
                       for index, r in enumerate(rows, 1)]
             for row, event in zip(rows, events, strict=True):
                 row["event"] = stored_event(event)
+                row["label_pairs"] = rules.label_pairs(row["props"])
             for start in range(0, len(rows), batch_size):
                 tx.run(QUERIES.bulk_create_instances.text, rows=rows[start:start + batch_size],
                        now=now).consume()
@@ -360,8 +368,13 @@ class InstanceRepository:
     def list(self, *, scope: HopperScope | str | None = None,
              status: InstanceStatus | str | None = None, parent_id: str | None = None,
              project_id: str | None = None, offset: int = 0, limit: int = 100,
-             after: str | None = None, within: str | None = None) -> Page:
+             after: str | None = None, within: str | None = None,
+             selector: Selector | str | None = None) -> Page:
         """A page of instances matching every given filter, in creation order.
+
+        ``selector`` (labels.py: text like ``team=infra,!legacy``, or a Selector) keeps
+        the instances whose labels it matches; one with an ``=`` or ``in`` requirement
+        reads that label's instances from their index, so the page still costs the page.
 
         Page by cursor: pass ``after=page.next`` (``cursors.FIRST`` for the first page);
         each page then costs its own rows, from the index of its most selective filter.
@@ -373,13 +386,18 @@ class InstanceRepository:
         filters = {"scope": scope_of(scope).value if scope is not None else None,
                    "status": status_of(status).value if status is not None else None,
                    "parent_id": parent_id, "project_id": rules.nfc(project_id)}
-        bound = cursors.bound("instances", *filters.values(), within)  # pages it alone
-        after_at, after_id = cursors.created_after(after, bound)
-        query = QUERIES.list_in_subtree if within is not None else _list_query(**filters)
-        scoped = {} if within is None else {"root": within}
-        row = self.row(query.text, **filters, **scoped, after_at=after_at,
-                       after_id=after_id, skip=0 if by_cursor else offset, limit=limit + 1,
-                       with_total=not by_cursor)
+        chosen = selector_of(selector)
+        bound = cursors.bound("instances", *filters.values(), within, chosen.params())
+        after_at, after_id = cursors.created_after(after, bound)  # its cursors page it alone
+        seek = chosen.seek
+        query = QUERIES.list_in_subtree if within is not None else _list_query(
+            **filters, seek=seek)
+        extra: dict[str, Any] = {} if within is None else {"root": within}
+        if query is QUERIES.list_by_label and seek is not None:
+            extra.update(label_key=seek.key, label_values=list(seek.values))
+        row = self.row(query.text, **filters, **extra, selector=chosen.params(),
+                       after_at=after_at, after_id=after_id, skip=0 if by_cursor else offset,
+                       limit=limit + 1, with_total=not by_cursor)
         assert row is not None  # an aggregation always answers
         return self._created_page(row, offset, limit, bound)
 
@@ -402,9 +420,17 @@ class InstanceRepository:
         return self.children_page(parent_id, offset, limit).items
 
     def children_page(self, parent_id: str, offset: int = 0, limit: int | None = None,
-                      after: str | None = None) -> Page:
+                      after: str | None = None, selector: Selector | str | None = None
+                      ) -> Page:
         """A page of an instance's children in creation order, with how many it has (a
-        degree lookup); by cursor (``after``) or by offset, each costing the page."""
+        degree lookup); by cursor (``after``) or by offset, each costing the page. With a
+        ``selector`` only the children it matches (the total, by offset, counts those)."""
+        chosen = selector_of(selector)
+        if chosen:
+            self.get(parent_id)  # NotFound for a parent that is not there
+            return self.list(parent_id=parent_id, offset=offset,
+                             limit=ALL if limit is None else limit,
+                             after=after, selector=chosen)
         check_page(offset, limit)
         by_cursor = _check_cursor_or_offset(after, offset)
         bound = cursors.bound("children", parent_id)
@@ -433,17 +459,22 @@ class InstanceRepository:
         return self._subtree(instance_id)[1]
 
     def descendants_page(self, instance_id: str, offset: int = 0,
-                         limit: int | None = None, after: str | None = None) -> Page:
+                         limit: int | None = None, after: str | None = None,
+                         selector: Selector | str | None = None) -> Page:
         """A page of everything below an instance, level by level (creation order within a
-        level); by cursor (``after``, no total) or by offset (with the total)."""
+        level); by cursor (``after``, no total) or by offset (with the total). With a
+        ``selector`` only the instances it matches."""
         check_page(offset, limit)
         by_cursor = _check_cursor_or_offset(after, offset)
         bound = cursors.bound("descendants", instance_id)
         after_depth, after_at, after_id = cursors.level_after(after, bound)
         size = ALL if limit is None else limit
-        row = self.row(QUERIES.get_descendants.text, id=instance_id, after_depth=after_depth,
-                       after_at=after_at, after_id=after_id, skip=0 if by_cursor else offset,
-                       limit=min(size + 1, ALL), with_total=not by_cursor)
+        chosen = selector_of(selector)
+        params = {"id": instance_id, "after_depth": after_depth, "after_at": after_at,
+                  "after_id": after_id, "skip": 0 if by_cursor else offset,
+                  "limit": min(size + 1, ALL), "with_total": not by_cursor}
+        row = self.row(QUERIES.get_descendants_selected.text, selector=chosen.params(),
+                       **params) if chosen else self.row(QUERIES.get_descendants.text, **params)
         if row is None:
             raise not_found(instance_id)
         items = self._instances(row)
@@ -452,15 +483,22 @@ class InstanceRepository:
                     cursors.encode(cursors.LEVEL, last.depth, last.created_at, last.id,
                                    bound=bound))
 
-    def get_flat_tree(self, root_id: str,
-                      max_depth: int | None = None) -> builtins.list[FlatTreeRow]:
-        """The subtree as rows (instance, parent_id, depth below the root), parents first."""
+    def get_flat_tree(self, root_id: str, max_depth: int | None = None,
+                      selector: Selector | str | None = None) -> builtins.list[FlatTreeRow]:
+        """The subtree as rows (instance, parent_id, depth below the root), parents first.
+        With a label ``selector``, only the rows of the instances it matches (the root too
+        only if it matches; each row keeps its parent_id and depth as in the whole tree):
+        the subtree is read whole, a selector narrows the answer."""
         _check_max_depth(max_depth)
+        chosen = selector_of(selector)
         root, below = self._subtree(root_id, max_depth)
         base = root.depth
         with gc_paused():
-            return [FlatTreeRow(root, None, 0), *(FlatTreeRow(i, i.parent_id, i.depth - base)
+            rows = [FlatTreeRow(root, None, 0), *(FlatTreeRow(i, i.parent_id, i.depth - base)
                                                   for i in below)]
+        if chosen:
+            rows = [r for r in rows if chosen.matches(r.instance.labels)]
+        return rows
 
     def _subtree(self, root_id: str, max_depth: int | None = None
                  ) -> tuple[HopperInstance, builtins.list[HopperInstance]]:
@@ -477,21 +515,32 @@ class InstanceRepository:
         return root, below
 
     def get_tree_fields(self, root_id: str, fields: Sequence[str],
-                        max_depth: int | None = None) -> builtins.list[dict[str, Any]]:
+                        max_depth: int | None = None, selector: Selector | str | None = None
+                        ) -> builtins.list[dict[str, Any]]:
         """A lean subtree: rows ``{"instance": {field: value}, "parent_id", "depth"}`` with
         only ``fields`` of each instance (``id`` always), parents first, creation order
         within a level, as ``get_flat_tree`` gives them. Values are JSON-ready, as in
         ``HopperInstance.to_dict``."""
         chosen = rules.check_fields(["id", *fields])
         _check_max_depth(max_depth)
-        wanted = list(dict.fromkeys(("id", "parent_id", "depth", "created_at", *chosen)))
+        select = selector_of(selector)
+        wanted = list(dict.fromkeys(("id", "parent_id", "depth", "created_at", *chosen,
+                                     *(["labels"] if select else []))))
         row = self.row(QUERIES.get_subtree_fields.text, id=root_id, fields=wanted) \
             if max_depth is None else self.row(QUERIES.get_subtree_fields_to_depth.text,
                                                id=root_id, max_depth=max_depth, fields=wanted)
         if row is None or not row["id"] or row["id"][0] != root_id:
             raise not_found(root_id)
+        if not select:
+            with gc_paused():
+                return _lean_rows(row, chosen)
         with gc_paused():
-            return _lean_rows(row, chosen)
+            rows = _lean_rows(row, tuple(dict.fromkeys((*chosen, "labels"))))
+        kept = [r for r in rows if select.matches(r["instance"]["labels"] or {})]
+        if "labels" not in chosen:
+            for r in kept:
+                del r["instance"]["labels"]
+        return kept
 
     def get_instance_tree(self, root_id: str, max_depth: int | None = None) -> TreeNode:
         """The subtree as nested TreeNodes, assembled without recursion (any depth works)."""
@@ -541,9 +590,11 @@ class InstanceRepository:
     def update(self, instance_id: str, *, name: str | None = None,
                config: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
                replace: bool = False, expected_version: Expected = None,
-               actor: str | None = None) -> HopperInstance:
-        """Change name, config and/or metadata. Config and metadata merge into what is
-        stored (nested maps merge, a None value removes a key) unless ``replace``.
+               actor: str | None = None,
+               labels: dict[str, str | None] | None = None) -> HopperInstance:
+        """Change name, config, metadata and/or labels. Config, metadata and labels merge
+        into what is stored (nested maps merge, a None value removes a key) unless
+        ``replace``.
 
         One conditional write: the changes are computed from the instance as read and
         written only if it is still at that version (else computed again, unless the caller
@@ -555,7 +606,7 @@ class InstanceRepository:
         for _ in range(WRITE_ATTEMPTS):
             current = self._stored(instance_id)
             check_version(current, expected_version)
-            changes = rules.field_changes(current, name, config, metadata, replace)
+            changes = rules.field_changes(current, name, config, metadata, replace, labels)
             if not changes:
                 return self.instance(current)
             try:
@@ -586,7 +637,8 @@ class InstanceRepository:
         row = self.batches.update({"id": current["id"], "version": current["version"],
                                    "changes": changes, "now": now.isoformat(),
                                    "event": stored_event(event),
-                                   "max_children": rules.new_child_limit(changes)})
+                                   "max_children": rules.new_child_limit(changes),
+                                   "label_pairs": rules.label_pairs(changes)})
         if row is None:
             raise not_found(current["id"])
         if row["applies"]:

@@ -46,7 +46,8 @@ def instance_from_row(row: dict[str, Any], repository: HierarchyReader | None = 
     return HopperInstance.from_stored(
         row["id"], row["name"], _SCOPES[row["scope"]], _STATUSES[row["status"]],
         _TYPES[row["instance_type"]], row.get("parent_id"), row.get("project_id"),
-        row.get("config"), row.get("config_set"), row.get("metadata"), row["version"],
+        row.get("config"), row.get("config_set"), row.get("metadata"), row.get("labels"),
+        row["version"],
         row.get("depth"), _native(row["created_at"]),  # type: ignore[arg-type]
         _native(row["updated_at"]),  # type: ignore[arg-type]
         _native(row.get("started_at")), _native(row.get("stopped_at")),
@@ -74,12 +75,12 @@ def _instances_from_columns(row: dict[str, Any], repository: HierarchyReader | N
     scopes, statuses, types = _SCOPES, _STATUSES, _TYPES
     return [
         build(id_, name, scopes[scope], statuses[status], types[kind], parent_id or None,
-              project_id or None, config, config_set, metadata, version, depth,
+              project_id or None, config, config_set, metadata, labels, version, depth,
               parse(created), parse(updated), parse(started) if started else None,
               parse(stopped) if stopped else None, parse(archived) if archived else None,
               parse(heartbeat) if heartbeat else None, repository)
         for (id_, name, scope, status, kind, parent_id, project_id, config, config_set,
-             metadata, version, depth, created, updated, started, stopped, archived,
+             metadata, labels, version, depth, created, updated, started, stopped, archived,
              heartbeat) in zip(*(row[c] for c in INSTANCE_COLUMNS), strict=True)
         if id_
     ]

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import orjson
 
 from hopper_graph import config as scope_config
+from hopper_graph import labels
 from hopper_graph.enums import (
     ALLOWED_PARENT_SCOPES,
     DEFAULT_INSTANCE_TYPE,
@@ -295,12 +296,15 @@ def check_spec(spec: InstanceSpec) -> InstanceSpec:
         raise ScopeRuleViolation("the instance breaks a scope rule", errors=errors)
     if spec.metadata is not None:
         check_metadata(spec.metadata)
+    if spec.labels is not None:
+        labels.check_labels(spec.labels)
     check_nesting("config", spec.config)
     overrides = scope_config.validate_overrides(scope, spec.config)
     return InstanceSpec(name=name, scope=scope, parent_id=spec.parent_id,
                         project_id=project_id, instance_type=instance_type,
                         config=overrides, metadata=spec.metadata or {},
-                        id=canonical_id(spec.id) if spec.id is not None else str(uuid.uuid4()))
+                        id=canonical_id(spec.id) if spec.id is not None else str(uuid.uuid4()),
+                        labels=dict(sorted((spec.labels or {}).items())))
 
 
 def canonical_id(value: object) -> str:
@@ -389,12 +393,14 @@ def new_props(spec: InstanceSpec, project_id: str | None, depth: int) -> dict[st
         "config": scope_config.full_config_json(scope, overrides),
         "config_set": json.dumps(overrides) if overrides else "{}",
         "metadata": json.dumps(spec.metadata) if spec.metadata else "{}",
+        "labels": json.dumps(dict(sorted(spec.labels.items()))) if spec.labels else "{}",
         "version": 1, "depth": depth,
     }
 
 
 def field_changes(current: dict[str, Any], name: str | None, config: dict[str, Any] | None,
-             metadata: dict[str, Any] | None, replace: bool) -> dict[str, Any]:
+             metadata: dict[str, Any] | None, replace: bool,
+             new_labels: dict[str, str | None] | None = None) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if name is not None:
         name = normal_name(name)
@@ -411,7 +417,24 @@ def field_changes(current: dict[str, Any], name: str | None, config: dict[str, A
         stored = json.loads(current.get("metadata") or "{}")
         merged = metadata if replace else scope_config.merge_config(stored, metadata)
         changes["metadata"] = json.dumps(merged)
+    if new_labels is not None:
+        labels.check_labels(new_labels, removals=True)
+        stored = json.loads(current.get("labels") or "{}")
+        after = labels.merged(stored, new_labels, replace)
+        if len(after) > labels.MAX_LABELS:
+            raise ValidationError(f"an instance carries at most {labels.MAX_LABELS} labels",
+                                  errors={"labels": [f"at most {labels.MAX_LABELS} labels"]})
+        if after != stored:
+            changes["labels"] = json.dumps(after)
     return changes
+
+
+def label_pairs(props: dict[str, Any]) -> list[str] | None:
+    """The ``key=value`` pairs of the labels in stored properties (a create's props or an
+    update's changes), from which the statements write the label edges; None when the
+    properties do not set labels."""
+    text = props.get("labels")
+    return None if text is None else labels.pairs(json.loads(text))
 
 
 class BulkPlanner:

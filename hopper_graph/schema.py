@@ -141,6 +141,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         "MATCH (n:HopperInstance {scope: 'ORCHESTRATION'}) WHERE NOT n:OrchestrationInstance "
         f"CALL (n) {{ SET n:OrchestrationInstance }} IN TRANSACTIONS OF {LABEL_BATCH} ROWS",
     )),
+    Migration(8, "labels: shared label nodes, and a label's instances in page order", (
+        # An instance's labels are kept as JSON text (n.labels, for reading) and as edges
+        # (n)-[:LABELED {key, value, created_at, id}]->(:Label {key, value}) for selecting:
+        # one Label node per pair, and a relationship index that gives the instances of
+        # one pair in creation order, so a selector page costs the page
+        # (cypher/instances.cypher, list_by_label).
+        "CREATE CONSTRAINT label_key_value IF NOT EXISTS "
+        "FOR (l:Label) REQUIRE (l.key, l.value) IS UNIQUE",
+        "CREATE INDEX labeled_pair_created IF NOT EXISTS "
+        "FOR ()-[r:LABELED]-() ON (r.key, r.value, r.created_at, r.id)",
+    ), after=(
+        "MATCH (n:HopperInstance) WHERE n.labels IS NULL "
+        f"CALL (n) {{ SET n.labels = '{{}}' }} IN TRANSACTIONS OF {LABEL_BATCH} ROWS",
+    )),
     Migration(9, "scoped API tokens, found by id", (
         # A request's token is looked up by the id its secret carries (hopper_graph/
         # tokens.py): one seek of this constraint's index.

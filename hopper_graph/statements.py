@@ -9,12 +9,13 @@ with the audit events of the change in the same transaction (``audit``).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from neo4j import ManagedTransaction
 
-from hopper_graph import audit, liens, rules
+from hopper_graph import audit, labels, liens, rules
 from hopper_graph.audit import append_events, new_event, stored_event
 from hopper_graph.enums import InstanceStatus
 from hopper_graph.errors import (
@@ -104,20 +105,26 @@ def update_event(current: dict[str, Any], changes: dict[str, Any], at: datetime,
                  actor: str | None) -> dict[str, Any]:
     """The ``update`` audit event of field ``changes`` to the instance ``current``."""
     status = current["status"]
+    changed = sorted(changes)
+    if "labels" in changes:  # name the label keys that changed
+        keys = labels.changed_keys(json.loads(current.get("labels") or "{}"),
+                                   json.loads(changes["labels"]))
+        changed[changed.index("labels")] = f"labels ({', '.join(keys)})"
     return new_event(current["id"], "update", status, status, at, actor=actor,
-                     reason="changed " + ", ".join(sorted(changes)))
+                     reason="changed " + ", ".join(changed))
 
 
 def update_fields(tx: ManagedTransaction, current: dict[str, Any], name: str | None,
                   config: dict[str, Any] | None, metadata: dict[str, Any] | None,
-                  replace: bool, actor: str | None) -> dict[str, Any]:
-    """Write name/config/metadata changes to a locked instance with an ``update`` event;
+                  replace: bool, actor: str | None,
+                  new_labels: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """Write name/config/metadata/label changes to a locked instance with an ``update`` event;
     returns the instance as stored afterwards (unchanged, and no event, if nothing changed)."""
     if name is not None:
         rules.check_name(name)
     if metadata is not None:
         rules.check_metadata(metadata)
-    changes = rules.field_changes(current, name, config, metadata, replace)
+    changes = rules.field_changes(current, name, config, metadata, replace, new_labels)
     if not changes:
         return current
     now = utcnow()
@@ -126,7 +133,7 @@ def update_fields(tx: ManagedTransaction, current: dict[str, Any], name: str | N
     row = tx.run(QUERIES.update_instances.text, rows=[{
         "id": current["id"], "version": current["version"], "changes": changes,
         "now": now.isoformat(), "event": stored_event(event),
-        "max_children": limit}]).single()
+        "max_children": limit, "label_pairs": rules.label_pairs(changes)}]).single()
     assert row is not None  # its lock is held
     if not row["applies"]:  # at the version locked: only the child limit refuses it
         rules.check_lowered_limit(current["id"], row["child_count"], limit)

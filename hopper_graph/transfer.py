@@ -50,7 +50,7 @@ from typing import IO, Any
 import yaml
 from neo4j import Driver, ManagedTransaction, Result
 
-from hopper_graph import __version__, audit, rules
+from hopper_graph import __version__, audit, labels, rules
 from hopper_graph.enums import HopperScope, InstanceStatus, InstanceType
 from hopper_graph.errors import Conflict, HopperGraphError, ValidationError
 from hopper_graph.fields import JSON_FIELDS, TIME_FIELDS
@@ -325,6 +325,8 @@ def import_graph(driver: Driver, data: dict[str, Any], database: str | None = No
             graph.write(_run, QUERIES.import_parent_edges.text, {"rows": batch})
             written.add(len(batch))
         graph.write(_run, QUERIES.label_imported_projects.text)
+        for batch in _batches(_labelled(instances), batch_size):
+            graph.write(_run, QUERIES.import_labels.text, {"rows": batch})
         for batch in _batches(events, batch_size):
             graph.write(_run, QUERIES.import_events.text,
                         {"events": batch, "datetime_keys": datetimes["events"]})
@@ -507,6 +509,7 @@ def _instance_rows(instances: list[Any], datetimes: set[str], problems: _Problem
                              "(parents come before their children)")
             edges.append({"parent_id": parent_id, "id": instance_id})
         seen.add(instance_id)
+        _check_labels(props, path, problems)
         rows.append(props)
     return rows, edges
 
@@ -560,6 +563,31 @@ def _lien_rows(data: dict[str, Any], instance_ids: set[str]) -> list[dict[str, A
     return rows
 
 
+def _check_labels(props: dict[str, Any], path: str, problems: _Problems) -> None:
+    """An instance's labels, when it has any, hold to the labels' syntax."""
+    text = props.get("labels")
+    if not isinstance(text, str):
+        return
+    try:
+        labels.check_labels(json.loads(text))
+    except ValueError:
+        problems.add(f"{path}.labels", "must be a map (or its JSON string)")
+    except ValidationError as exc:
+        for key, messages in exc.errors.items():
+            problems.add(f"{path}.{key}", "; ".join(messages))
+
+
+def _labelled(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The import_labels rows of the instances that carry labels."""
+    rows = []
+    for props in instances:
+        pairs = labels.pairs(json.loads(props["labels"])) if isinstance(
+            props.get("labels"), str) else []
+        if pairs:
+            rows.append({"id": props["id"], "label_pairs": pairs})
+    return rows
+
+
 def _event_rows(events: list[Any], datetimes: set[str], unlinked: set[Any],
                 problems: _Problems) -> list[dict[str, Any]]:
     rows = []
@@ -610,7 +638,7 @@ def _props(item: Any, path: str, required: tuple[str, ...], datetimes: set[str],
             props[key] = value
         else:
             problems.add(f"{path}.{key}", "must be a string, number, boolean or a list of "
-                         "them (maps only in config, config_set and metadata)")
+                         "them (maps only in config, config_set, metadata and labels)")
     return props
 
 

@@ -189,7 +189,7 @@ def wipe(driver: Driver, database: str | None) -> None:
         session.run(
             "MATCH (n) WHERE n:HopperInstance OR n:InstanceEvent OR n:HopperCounter "
             "OR n:HopperRestore "
-            "OR n:HopperToken OR n:Lien "
+            "OR n:HopperToken OR n:Lien OR n:Label "
             "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
     restores.forget(driver, database)  # no restore is unfinished now, in this process
 

@@ -21,6 +21,7 @@ from bench.postgres import Cluster, PostgresUnavailable
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 DEEP = "a deep page (after row 108, by cursor) of the children"
+SELECTOR = "selector page (100 of 600 labelled runs)"
 MEASURED = [
     "ancestors of a 50-deep leaf", "descendants of the chain's root", "nested tree of the chain",
     "bulk import of 599 instances", "descendants of the GLOBAL", "flat tree of the GLOBAL",
@@ -42,6 +43,7 @@ MEASURED = [
     "online bulk import of 299 instances", "1 writer, pause/resume",
     "8 concurrent writers, each on its own PROJECT", "one heartbeat",
     "heartbeats, 8 threads", "heartbeats, 16 threads",
+    SELECTOR,
 ]
 MOVE = "move of a 60-instance subtree to another PROJECT"
 """The move phase: a run's subtree moved between two PROJECTs, beside the peer's UPDATE."""
@@ -78,9 +80,9 @@ READS = {"ancestors of a 50-deep leaf", "descendants of the chain's root",
          "filtered list page (100 CREATED ORCHESTRATIONs)",
          "descendants page (first 100 of the GLOBAL's)", "history page (100 of 120 events)",
          "first page (100) of 120 children", DEEP,
-         "events feed: 10,000 events"}
+         "events feed: 10,000 events", SELECTOR}
 """Every read the library side times outside HTTP: each has a peer figure."""
-PAGES = {"filtered list page (100 CREATED ORCHESTRATIONs)",
+PAGES = {"filtered list page (100 CREATED ORCHESTRATIONs)", SELECTOR,
          "descendants page (first 100 of the GLOBAL's)", "history page (100 of 120 events)",
          "first page (100) of 120 children"}
 """Full pages of 100 on both sides (the deep page has 12 rows left at smoke size)."""

@@ -23,7 +23,8 @@ except ImportError:  # pragma: no cover - a checkout installed without the dev e
 SCHEMA = Path(__file__).with_name("schema.sql")
 
 INSTANCE_COLUMNS = ("id", "name", "scope", "status", "instance_type", "parent_id",
-                    "project_id", "config", "config_set", "metadata", "version", "depth")
+                    "project_id", "config", "config_set", "metadata", "labels", "version",
+                    "depth")
 """What COPY takes of an instance's props; ``copy`` adds created_at and updated_at."""
 
 EVENT_COLUMNS = ("id", "instance_id", "event", "to_status")

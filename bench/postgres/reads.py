@@ -10,6 +10,7 @@ reads them; ``config`` and ``metadata`` as JSON text, as ours keep them until re
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ except ImportError:  # pragma: no cover - without psycopg the peer does not star
     dict_row = None  # type: ignore[assignment]
 
 COLUMNS = ("id, name, scope, status, instance_type, parent_id, project_id, config, "
-           "config_set, metadata, version, depth, created_at, updated_at, started_at, "
+           "config_set, metadata, labels, version, depth, created_at, updated_at, started_at, "
            "stopped_at, archived_at, heartbeat_at")
 """Every column of an instance: the fields our HopperInstance carries."""
 
@@ -73,6 +74,13 @@ SELECT {COLUMNS} FROM instances
  WHERE scope = %s AND status = %s AND (created_at, id) > (%s, %s)
  ORDER BY created_at, id LIMIT %s
 """
+
+SELECTED_FIRST = f"""
+SELECT {COLUMNS} FROM instances WHERE labels @> %s::jsonb AND NOT labels ? %s
+ ORDER BY created_at, id LIMIT %s
+"""
+"""A page of a selector ``key=value,!other`` in creation order: the GIN index finds the
+instances that carry the label, the second test filters them, and they are sorted."""
 
 HISTORY = f"""
 SELECT {EVENT_COLUMNS} FROM events WHERE instance_id = %s AND seq > %s
@@ -159,3 +167,10 @@ def history_page(conn: Any, instance_id: str, after: int = 0,
 def events_since(conn: Any, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
     """The change feed: every event with ``seq`` after ``after``, in order."""
     return _rows(conn, FEED, (after, limit))
+
+
+def selected_page(conn: Any, key: str, value: str, absent: str,
+                  limit: int = 100) -> list[dict[str, Any]]:
+    """The first page, in creation order, of the instances labelled ``key=value`` and not
+    ``absent``: ours is the selector ``key=value,!absent``."""
+    return _rows(conn, SELECTED_FIRST, (json.dumps({key: value}), absent, limit))

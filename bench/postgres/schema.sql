@@ -12,6 +12,7 @@ CREATE TABLE instances (
     config        jsonb NOT NULL DEFAULT '{}',
     config_set    jsonb NOT NULL DEFAULT '{}',  -- the config as given, before the defaults
     metadata      jsonb NOT NULL DEFAULT '{}',
+    labels        jsonb NOT NULL DEFAULT '{}',  -- label keys to values, as ours
     version       int NOT NULL DEFAULT 1,
     depth         int NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
@@ -29,6 +30,9 @@ CREATE INDEX instances_parent_page ON instances (parent_id, created_at, id);
 -- (scope, status) lookups too, so that index would be redundant.
 CREATE INDEX instances_scope_status_page ON instances (scope, status, created_at, id);
 CREATE INDEX instances_project ON instances (project_id);
+-- A label selector's containment test (labels @> '{"team": "infra"}') from a GIN index:
+-- the index finds the matches, which are then sorted for the page (GIN has no order).
+CREATE INDEX instances_labels ON instances USING GIN (labels jsonb_path_ops);
 
 CREATE TABLE events (
     seq         bigserial PRIMARY KEY,

@@ -24,6 +24,8 @@ DEFAULT_LIMIT = 100
 @click.option("--subtree", metavar="REF",
               help="Only events of this instance and its descendants, deleted ones too "
                    "(an id or SCOPE:NAME).")
+@click.option("-l", "--selector", help="Only events of instances whose labels match this "
+              "label selector now (e.g. 'team=infra,!legacy').")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N",
               help=f"At most N events (default {DEFAULT_LIMIT}); with --follow, stop after "
                    "N (default: never).")
@@ -31,8 +33,8 @@ DEFAULT_LIMIT = 100
               help="Keep printing events as they commit, until Ctrl-C.")
 @output_option()
 @click.pass_obj
-def events(backend: Backend, after: int | None, subtree: str | None, limit: int | None,
-           follow: bool, output: Output) -> None:
+def events(backend: Backend, after: int | None, subtree: str | None, selector: str | None,
+           limit: int | None, follow: bool, output: Output) -> None:
     """Show the change feed: every audit event, in commit order, one per line.
 
     Lines are `SEQ AT INSTANCE_ID EVENT FROM->TO ACTOR` under a header (-o wide adds the
@@ -43,14 +45,15 @@ def events(backend: Backend, after: int | None, subtree: str | None, limit: int 
     manager = backend.manager()
     root = resolve_ref(manager, subtree) if subtree is not None else None
     if not follow:
-        page = manager.feed.read(after or 0, root, limit or DEFAULT_LIMIT)
+        page = manager.feed.read(after or 0, root, limit or DEFAULT_LIMIT, selector=selector)
         _print(page, output)
         if len(page) == (limit or DEFAULT_LIMIT):
             click.echo(f"next page: --after {page[-1].seq}", err=True)
         return
     try:
         start = manager.feed.head() if after is None else after
-        with contextlib.closing(manager.feed.follow(start, root)) as stream:
+        with contextlib.closing(manager.feed.follow(start, root,
+                                                    selector=selector)) as stream:
             _print(_first(stream, limit), output)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a follow ends: no traceback, exit 0

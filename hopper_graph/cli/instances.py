@@ -66,15 +66,18 @@ _TYPES = click.Choice([t.value for t in InstanceType], case_sensitive=False)
                    "ORCHESTRATION.")
 @click.option("--config", help="Config overrides: a JSON object, or @FILE (JSON or YAML).")
 @click.option("--metadata", help="Free metadata: a JSON object, or @FILE (JSON or YAML).")
+@click.option("--label", "label_args", multiple=True, metavar="KEY=VALUE",
+              help="A label (repeat for more); Kubernetes' syntax.")
 @click.option("--id", "instance_id", help="A UUID to use instead of a generated one.")
 @click.option("--actor", default=default_actor, help="Who the audit trail names.")
 @json_option
 @click.pass_obj
 def instance_create(backend: Backend, name: str, scope: str, parent: str | None,
                     project_id: str | None, instance_type: str | None, config: str | None,
-                    metadata: str | None, instance_id: str | None, actor: str | None,
-                    as_json: bool) -> None:
+                    metadata: str | None, label_args: tuple[str, ...],
+                    instance_id: str | None, actor: str | None, as_json: bool) -> None:
     """Create an instance."""
+    labels = _labels(label_args, removals=False)
     config_doc = parse_document(config, "--config")
     metadata_doc = parse_document(metadata, "--metadata")
     manager = backend.manager()
@@ -82,7 +85,7 @@ def instance_create(backend: Backend, name: str, scope: str, parent: str | None,
     created = manager.create(name=name, scope=scope, parent_id=parent_id,
                              project_id=project_id, instance_type=instance_type,
                              config=config_doc, metadata=metadata_doc, id=instance_id,
-                             actor=actor)
+                             labels=labels or None, actor=actor)
     if as_json:
         print_json(created.to_dict())
     else:
@@ -117,6 +120,21 @@ def instance_get(backend: Backend, ref: str, output: Output) -> None:
     console().print(grid)
 
 
+def _labels(args: tuple[str, ...], *, removals: bool) -> dict[str, str | None]:
+    """``--label`` options as a map: KEY=VALUE sets, KEY- (with ``removals``) removes."""
+    labels: dict[str, str | None] = {}
+    for arg in args:
+        if removals and "=" not in arg and arg.endswith("-"):
+            labels[arg[:-1]] = None
+            continue
+        key, equals, value = arg.partition("=")
+        if not equals:
+            raise click.BadParameter(f"{arg!r} is not KEY=VALUE"
+                                     + (" or KEY-" if removals else ""), param_hint="--label")
+        labels[key] = value
+    return labels
+
+
 def _field_text(value: Any) -> str | None:
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
@@ -148,6 +166,8 @@ INSTANCE_COLUMNS: list[Column[HopperInstance]] = [
 @click.option("--parent", shell_complete=complete_ref,
               help="Only the children of this instance (id or SCOPE:NAME).")
 @click.option("--project-id")
+@click.option("-l", "--selector", help="Only instances whose labels match this label "
+              "selector, e.g. 'team=infra,tier!=batch,env in (prod,staging),!legacy'.")
 @click.option("--limit", default=DEFAULT_PAGE, show_default=True, type=click.IntRange(min=1))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--after", metavar="CURSOR", help="Page by cursor: the `next` a page printed "
@@ -155,8 +175,8 @@ INSTANCE_COLUMNS: list[Column[HopperInstance]] = [
 @output_option()
 @click.pass_obj
 def instance_list(backend: Backend, scope: str | None, status: str | None,
-                  parent: str | None, project_id: str | None, limit: int, offset: int,
-                  after: str | None, output: Output) -> None:
+                  parent: str | None, project_id: str | None, selector: str | None,
+                  limit: int, offset: int, after: str | None, output: Output) -> None:
     """List instances in creation order, filtered and a page at a time.
 
     -o name prints their ids, one per line.
@@ -164,7 +184,8 @@ def instance_list(backend: Backend, scope: str | None, status: str | None,
     manager = backend.manager()
     parent_id = resolve_ref(manager, parent) if parent else None
     page = manager.list(scope=scope, status=status, parent_id=parent_id,
-                        project_id=project_id, offset=offset, limit=limit, after=after)
+                        project_id=project_id, offset=offset, limit=limit, after=after,
+                        selector=selector)
     output.records(page.items, INSTANCE_COLUMNS, name=lambda i: i.id, document=lambda: {
         "items": [i.to_dict() for i in page.items], "total": page.total,
         "offset": page.offset, "limit": page.limit, "next": page.next})
@@ -193,10 +214,12 @@ TREE_COLUMNS: list[Column[FlatTreeRow]] = [
 @click.argument("ref", required=False, shell_complete=complete_ref)
 @click.option("--max-depth", type=click.IntRange(min=0),
               help="Levels below the root to show (default: all).")
+@click.option("-l", "--selector", help="Only the instances whose labels match this label "
+              "selector (shown as a table, each with its level).")
 @output_option()
 @click.pass_obj
 def instance_tree(backend: Backend, ref: str | None, max_depth: int | None,
-                  output: Output) -> None:
+                  selector: str | None, output: Output) -> None:
     """Draw the hierarchy below an instance (default: the GLOBAL one).
 
     On a terminal, a tree. Piped, or with -o wide, a table of one line per node, each
@@ -206,8 +229,12 @@ def instance_tree(backend: Backend, ref: str | None, max_depth: int | None,
     """
     manager = backend.manager()
     root_id = resolve_ref(manager, ref) if ref else _global_id(backend)
-    rows = cast("list[FlatTreeRow]", manager.get_flat_tree(root_id, max_depth))
-    if output.rich and output.format == "table":
+    rows = cast("list[FlatTreeRow]", manager.get_flat_tree(root_id, max_depth,
+                                                           selector=selector))
+    if not rows:
+        output.note("no instance matches")
+        return
+    if output.rich and output.format == "table" and not selector:
         _draw_tree(rows, root_id)
     else:
         output.records(depth_first(rows), TREE_COLUMNS, name=lambda r: r.instance.id,
@@ -428,8 +455,11 @@ def _if_match(_ctx: click.Context, _param: click.Parameter, value: str | None) -
               "Merged into the instance's overrides (null removes a key) unless --replace.")
 @click.option("--metadata", help="Metadata changes: a JSON object, or @FILE (JSON or YAML). "
               "Merged into the stored metadata (null removes a key) unless --replace.")
+@click.option("--label", "label_args", multiple=True, metavar="KEY=VALUE|KEY-",
+              help="Set a label, or remove one with KEY- (repeat for more).")
 @click.option("--replace", is_flag=True,
-              help="--config and --metadata replace what is stored instead of merging.")
+              help="--config, --metadata and --label replace what is stored instead of "
+                   "merging.")
 @click.option("--if-match", "if_match", metavar="VERSION", callback=_if_match,
               help='Refuse (and change nothing) unless the instance is at this version: '
                    '3, or its ETag "3".')
@@ -437,17 +467,19 @@ def _if_match(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @json_option
 @click.pass_obj
 def instance_update(backend: Backend, ref: str, name: str | None, config: str | None,
-                    metadata: str | None, replace: bool, if_match: int | None,
-                    actor: str | None, as_json: bool) -> None:
-    """Change an instance's name, config and/or metadata, as one audited write."""
-    if name is None and config is None and metadata is None:
-        raise click.UsageError("nothing to change: give --name, --config and/or --metadata")
+                    metadata: str | None, label_args: tuple[str, ...], replace: bool,
+                    if_match: int | None, actor: str | None, as_json: bool) -> None:
+    """Change an instance's name, config, metadata and/or labels, as one audited write."""
+    if name is None and config is None and metadata is None and not label_args:
+        raise click.UsageError(
+            "nothing to change: give --name, --config, --metadata and/or --label")
+    labels = _labels(label_args, removals=True)
     config_doc = parse_document(config, "--config")
     metadata_doc = parse_document(metadata, "--metadata")
     manager = backend.manager()
     updated = manager.update(resolve_ref(manager, ref), name=name, config=config_doc,
                              metadata=metadata_doc, replace=replace, actor=actor,
-                             expected_version=if_match)
+                             expected_version=if_match, labels=labels if label_args else None)
     if as_json:
         print_json(updated.to_dict())
     else:

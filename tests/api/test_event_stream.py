@@ -257,7 +257,8 @@ def test_the_openapi_document_describes_the_stream(client):
         "/api/v1/events/stream"]["get"]
     assert "text/event-stream" in operation["responses"]["200"]["content"]
     assert {(p["in"], p["name"]) for p in operation["parameters"]} == {
-        ("query", "after"), ("query", "subtree"), ("header", "Last-Event-ID")}
+        ("query", "after"), ("query", "subtree"), ("query", "selector"),
+        ("header", "Last-Event-ID")}
     assert {"400", "401", "404", "503"} <= set(operation["responses"])
 
 

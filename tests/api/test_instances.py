@@ -10,8 +10,8 @@ from api import EXTENSION
 from tests.api.conftest import assert_problem
 
 INSTANCE_KEYS = {"id", "name", "scope", "status", "instance_type", "parent_id", "project_id",
-                 "config", "metadata", "created_at", "updated_at", "started_at", "stopped_at",
-                 "archived_at", "heartbeat_at", "version", "depth"}
+                 "config", "metadata", "labels", "created_at", "updated_at", "started_at",
+                 "stopped_at", "archived_at", "heartbeat_at", "version", "depth"}
 URL = "/api/v1/instances"
 NOBODY = "00000000-0000-4000-8000-000000000000"
 

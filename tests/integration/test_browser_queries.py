@@ -92,11 +92,15 @@ def samples(seed: dict[str, Any]) -> dict[str, Any]:
         # a restore's marker (begin_restore)
         "file": "backup.json", "host": "browser", "pid": 1, "instance_count": 1,
         "event_count": 1,
+        # labels and selectors
+        "selector": [{"key": "team", "op": "notin", "pairs": ["team=none"]}],
+        "label_pairs": ["team=infra"], "label_key": "team", "label_values": ["infra"],
+        "key": "team",
     }
 
 
 # Per query: what the defaults above do not fit.
-LIST = {"scope": None, "status": None, "parent_id": None, "project_id": None}
+LIST = {"scope": None, "status": None, "parent_id": None, "project_id": None, "selector": []}
 
 
 def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -110,6 +114,9 @@ def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "list_by_scope": {**LIST, "scope": "ORCHESTRATION"},
         "list_by_status": {**LIST, "status": "ACTIVE"},
         "list_all": LIST,
+        "list_by_label": LIST, "browser_label_instances": {"value": "infra"},
+        "import_labels": {"rows": [{"id": seed["run1"], "label_pairs": ["team=infra"]}]},
+        "get_descendants_selected": {"id": seed["g"], "after_at": cursors.EARLIEST},
         "get_instance_by_scope_and_name": {"scope": "PROJECT"},
         "get_instances_by_scope_and_name": {"keys": [{"scope": "PROJECT", "name": "web"}]},
         "complete_instance_names": {"scope": "PROJECT", "prefix": "w"},

@@ -93,6 +93,7 @@ def test_a_cursor_of_another_list_or_with_an_offset_is_refused(repo, two_project
 
 
 LIST_PARAMS = {"scope": None, "status": None, "parent_id": None, "project_id": None,
+               "selector": [],
                "after_at": cursors.EARLIEST, "after_id": "", "skip": 0, "limit": 6,
                "with_total": False}
 

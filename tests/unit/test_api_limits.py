@@ -10,11 +10,13 @@ from marshmallow import Schema, validate
 
 from api import schemas
 from hopper_graph.cursors import MAX_CURSOR_LENGTH
+from hopper_graph.labels import MAX_SELECTOR
 from hopper_graph.rules import MAX_NAME_LENGTH, MAX_REASON_LENGTH, MAX_TEXT_LENGTH
 
 LIBRARY_LIMITS = {"name": MAX_NAME_LENGTH, "reason": MAX_REASON_LENGTH,
                   "actor": MAX_TEXT_LENGTH, "project_id": MAX_TEXT_LENGTH,
-                  "after": MAX_CURSOR_LENGTH, "origin": MAX_TEXT_LENGTH}
+                  "after": MAX_CURSOR_LENGTH, "origin": MAX_TEXT_LENGTH,
+                  "selector": MAX_SELECTOR}
 """Each field the API bounds by length, and the library constant that bounds it there."""
 
 

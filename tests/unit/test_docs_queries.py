@@ -195,3 +195,14 @@ def test_the_browser_link_preselects_the_configured_server_and_no_auth(monkeypat
 @pytest.mark.parametrize("doc", ["README.md", "docs/instance-architecture.md"])
 def test_the_docs_give_the_link_the_server_prints(doc):
     assert LINK in (ROOT / doc).read_text(encoding="utf-8")
+
+
+def test_the_style_file_shows_labels_as_key_edges_to_value_nodes():
+    """A label is drawn as its instance's LABELED edge, captioned with the key, to the
+    shared Label node, captioned with the value: `team` -> `infra`."""
+    rules = parse_grass(GRASS.read_text(encoding="utf-8"))
+    assert rules["node.Label"]["caption"] == "{value}"
+    assert rules["relationship.LABELED"]["caption"] == "{key}"
+    assert rules["node.Label"]["color"] not in {
+        rules[f"node.{s}"]["color"] for s in ("GlobalInstance", "ProjectInstance",
+                                               "OrchestrationInstance", "InstanceEvent")}

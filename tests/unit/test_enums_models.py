@@ -295,12 +295,13 @@ def test_columns_with_empty_text_for_null_read_back_as_the_instances_they_hold()
     top = make_instance(scope=HopperScope.GLOBAL, parent_id=None, project_id=None,
                         started_at=None, depth=0)
     run = make_instance(heartbeat_at=T0 + timedelta(seconds=5))
-    gone = ["", "", "", "", "", "", "", "", "", "", 0, 0, "", "", "", "", "", ""]
+    gone = ["", "", "", "", "", "", "", "", "", "", "", 0, 0, "", "", "", "", "", ""]
 
     def cells(i: HopperInstance) -> list:
         return [i.id, i.name, i.scope.value, i.status.value, i.instance_type.value,
                 i.parent_id or "", i.project_id or "", json.dumps(i.config),
-                json.dumps(i.config_set), json.dumps(i.metadata), i.version, i.depth,
+                json.dumps(i.config_set), json.dumps(i.metadata), json.dumps(i.labels),
+                i.version, i.depth,
                 *[(getattr(i, t).isoformat() if getattr(i, t) else "") for t in (
                     "created_at", "updated_at", "started_at", "stopped_at", "archived_at",
                     "heartbeat_at")]]

@@ -11,7 +11,8 @@ from hopper_graph.schema import MIGRATIONS
 
 _CREATE = re.compile(
     r"^CREATE (?P<kind>CONSTRAINT|(?:(?P<index_type>RANGE|TEXT|POINT|FULLTEXT|VECTOR) )?INDEX)"
-    r" (?P<name>\w+) IF NOT EXISTS FOR \(\w+:(?P<label>\w+)\) (?:REQUIRE|ON(?: EACH)?) "
+    r" (?P<name>\w+) IF NOT EXISTS FOR "
+    r"(?:\(\w+:(?P<label>\w+)\)|\(\)-\[\w+:(?P<type>\w+)\]-\(\)) (?:REQUIRE|ON(?: EACH)?) "
     r"(?P<rest>.+)$")
 _DROP = re.compile(r"^DROP (?:CONSTRAINT|INDEX) (?P<name>\w+) IF EXISTS$")
 
@@ -22,6 +23,7 @@ class Declared:
     index_type: str
     name: str
     label: str
+    """The node label, or the relationship type of a relationship index."""
     properties: tuple[str, ...]
     unique: bool
 
@@ -40,7 +42,7 @@ def declared_schema() -> dict[str, Declared]:
             declared[match["name"]] = Declared(
                 kind="CONSTRAINT" if match["kind"] == "CONSTRAINT" else "INDEX",
                 index_type=match["index_type"] or "RANGE",
-                name=match["name"], label=match["label"],
+                name=match["name"], label=match["label"] or match["type"],
                 properties=tuple(re.findall(r"\w+\.(\w+)", match["rest"])),
                 unique=match["rest"].endswith("IS UNIQUE"))
     return declared
