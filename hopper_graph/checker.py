@@ -98,6 +98,14 @@ def check_invariants(driver: Driver, database: str | None = None,
     return violations
 
 
+def nfc_twins(driver: Driver, database: str | None = None) -> list[Violation]:
+    """The names (and top-level project_ids) stored in different Unicode forms of one NFC
+    text: written before writes normalised them (rules.nfc), they now stand for one name.
+    ``schema apply`` reports them, as ``check`` does (one query)."""
+    graph = Graph(driver, database)
+    return list(_nfc_twins(graph.read(_fetch, QUERIES.check_nfc_twins.text)))
+
+
 def _silent(done: int, total: int | None) -> None:
     """The progress callback of a caller that wants none."""
 

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from hopper_graph import __version__, feed
+from hopper_graph.checker import nfc_twins
 from hopper_graph.cli.base import (
     EXIT_NOT_RUNNING,
     EXIT_USAGE,
@@ -39,18 +40,23 @@ def schema() -> None:
 @json_option
 @click.pass_obj
 def schema_apply(backend: Backend, as_json: bool) -> None:
-    """Apply the constraints and indexes not yet applied (idempotent)."""
+    """Apply the constraints and indexes not yet applied (idempotent), then report names
+    stored in two Unicode forms of one NFC text (written before names were normalised:
+    rename all but one of each)."""
     with translate_errors():
         applied = apply_schema(backend.driver, backend.database)
         version = schema_version(backend.driver, backend.database)
+        twins = nfc_twins(backend.driver, backend.database)
     if as_json:
         print_json({"applied": [{"version": m.version, "name": m.name} for m in applied],
-                    "version": version})
+                    "version": version, "nfc_twins": [t.to_dict() for t in twins]})
         return
     out = console()
     for migration in applied:
         out.print(f"applied migration {migration.version}: {migration.name}")
     out.print(f"schema at version {version}" + ("" if applied else " (up to date)"))
+    for twin in twins:
+        out.print(f"warning: {twin.message}")
 
 
 # -- named queries ------------------------------------------------------------------------

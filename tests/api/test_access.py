@@ -227,6 +227,22 @@ def test_a_scoped_token_sees_its_subtree_and_not_above(world):
     assert assert_problem(parent, 403, "forbidden")["required_root"] is not None
 
 
+def test_a_scoped_token_with_a_selector_sees_the_matches_in_its_subtree_only(world):
+    client = world.app.test_client()
+    reader = {"Authorization": f"Bearer {world.tokens['reader']}"}
+    library = world.app.extensions[EXTENSION].manager
+    for parent, name in ((world.project, "web"), (world.other, "billing")):
+        for team in ("infra", "data"):
+            library.create(name=f"{name}-{team}", scope="ORCHESTRATION", parent_id=parent,
+                           labels={"team": team})
+    listed = client.get("/api/v1/instances", query_string={"selector": "team=infra"},
+                        headers=reader).get_json()["items"]
+    assert [i["name"] for i in listed] == ["web-infra"]
+    events = client.get("/api/v1/events", query_string={"selector": "team in (infra)"},
+                        headers=reader).get_json()["items"]
+    assert {e["instance_id"] for e in events} == {listed[0]["id"]}
+
+
 def test_a_revoked_or_unknown_scoped_token_is_a_401(world):
     library = world.app.extensions[EXTENSION].manager
     [info] = [t for t in library.tokens.list() if t.role is READER]

@@ -3,13 +3,17 @@ are one name, one project; a name with no visible character is refused."""
 
 from __future__ import annotations
 
+import json
 import unicodedata
 
 import pytest
+from click.testing import CliRunner
 
 from hopper_graph import DuplicateName, DuplicateProject, ValidationError
 from hopper_graph.apply import apply_document
-from hopper_graph.checker import check_invariants
+from hopper_graph.checker import check_invariants, nfc_twins
+from hopper_graph.cli import cli
+from tests.cli.conftest import point_at
 from tests.factories import make_global, make_project
 
 COMPOSED = "caf\u00e9"
@@ -65,14 +69,36 @@ def test_apply_matches_an_instance_whatever_form_its_name_is_written_in(manager)
 def test_check_names_twins_written_before_names_were_normalised(manager, driver, database):
     g = make_global(manager)
     make_project(manager, g, name=COMPOSED, project_id=COMPOSED)
-    # A graph from before: the same name and project, decomposed, written past the library.
-    driver.execute_query(
-        "MATCH (g:GlobalInstance) CREATE (g)-[:PARENT_OF]->(p:HopperInstance:ProjectInstance"
-        ":TopProject {id: 'twin', name: $name, scope: 'PROJECT', project_id: $name, "
-        "parent_id: g.id, depth: 1, status: 'CREATED', instance_type: 'PERSISTENT', "
-        "config: '{}', created_at: datetime()})", name=DECOMPOSED, database_=database)
+    write_decomposed_twin(driver, database)
     twins = [v for v in check_invariants(driver, database) if v.kind == "nfc-twins"]
     assert {v.message.split(" in Unicode")[0].split(" ", 1)[1] for v in twins} == {
         f"PROJECT instances are named {COMPOSED!r}",
         f"top-level PROJECTs have the project_id {COMPOSED!r}"}
     assert all("twin" in v.instance_ids for v in twins)
+
+
+def write_decomposed_twin(driver, database) -> None:
+    """A graph from before names were normalised: a PROJECT named, with the project_id,
+    DECOMPOSED beside the GLOBAL's PROJECT named COMPOSED, written past the library."""
+    driver.execute_query(
+        "MATCH (g:GlobalInstance) CREATE (g)-[:PARENT_OF]->(p:HopperInstance:ProjectInstance"
+        ":TopProject {id: 'twin', name: $name, scope: 'PROJECT', project_id: $name, "
+        "parent_id: g.id, depth: 1, status: 'CREATED', instance_type: 'PERSISTENT', "
+        "config: '{}', created_at: datetime()})", name=DECOMPOSED, database_=database)
+
+
+def test_schema_apply_reports_twins_written_before_names_were_normalised(
+        manager, driver, database, neo4j_source, monkeypatch):
+    g = make_global(manager)
+    make_project(manager, g, name=COMPOSED, project_id=COMPOSED)
+    assert nfc_twins(driver, database) == []
+    write_decomposed_twin(driver, database)
+    assert [set(t.instance_ids) for t in nfc_twins(driver, database)] == [
+        {"twin", manager.get_by_scope_and_name("PROJECT", COMPOSED).id}] * 2
+    point_at(monkeypatch, neo4j_source.settings)
+    result = CliRunner().invoke(cli, ["schema", "apply", "--json"])
+    assert result.exit_code == 0, result.output
+    reported = json.loads(result.stdout)["nfc_twins"]
+    assert {t["kind"] for t in reported} == {"nfc-twins"} and len(reported) == 2
+    text = CliRunner().invoke(cli, ["schema", "apply"]).stdout
+    assert text.count("warning:") == 2 and "rename all but one" in text

@@ -138,7 +138,7 @@ def test_authorize_names_the_role_and_root_needed(manager, tree):
 
 def test_a_scoped_listing_costs_its_subtree_not_the_graph(manager, tree, driver, database):
     params = {"root": tree["web"].id, "scope": None, "status": None, "parent_id": None,
-              "project_id": None, "after_at": FIRST_AT, "after_id": "", "skip": 0,
+              "project_id": None, "selector": [], "after_at": FIRST_AT, "after_id": "", "skip": 0,
               "limit": 10, "with_total": False}
     before = db_hits(driver, database, "list_in_subtree", **params)
     for k in range(15):

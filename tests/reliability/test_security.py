@@ -81,12 +81,17 @@ class Targets:
         event = template.rsplit("/", 1)[-1]
         instance_id = self.project(*prepared.get(event, ()))
         path = template.replace("{instance_id}", instance_id).replace("{project_id}", "alpha")
+        if "{lien_id}" in path:  # a lien of its own to remove
+            lien = self.lib.add_lien(instance_id, "security walk", "tests")
+            path = path.replace("{lien_id}", lien.id)
         body: Any = None
         if (method, template) == ("POST", URL):
             body = {"name": f"new-{self.count}", "scope": "PROJECT",
                     "parent_id": self.global_id, "project_id": f"new-{self.count}"}
         elif method == "PATCH":
             body = {"metadata": {"owner": "ops"}}
+        elif (method, event) == ("POST", "liens"):
+            body = {"reason": "security walk", "origin": "tests"}
         elif event == "move":  # the PROJECT becomes a sub-project of a new one
             body = {"parent_id": self.project()}
         return path, body
