@@ -8,12 +8,13 @@
 // created_at, id) index of the LABELED edges in page order, pass the other filters and
 // the rest of the selector, and stop at the page's end; the few lists are then merged in
 // creation order. A page costs the page (times the values), not the label's instances.
-// $with_total adds how many match in all, which reads every match.
+// $with_total adds how many match in all, which reads every match. The SEEK hint holds the
+// planner to a seek of the pair: with other statistics it once scanned the whole index.
 // params: label_key, label_values, scope, status, parent_id, project_id, selector, after_at, after_id, skip, limit, with_total
 UNWIND $label_values AS v
 CALL (v) {
   MATCH (n:HopperInstance)-[r:LABELED {key: $label_key, value: v}]->(:Label)
-  USING INDEX r:LABELED(key, value, created_at, id)
+  USING INDEX SEEK r:LABELED(key, value, created_at, id)
   WHERE {{seek_from_cursor(r)}}
   WITH n, r ORDER BY r.key, r.value, r.created_at, r.id  // the index's order: no sort
   WHERE {{after_cursor(r)}} AND {{list_filters(n)}}
