@@ -22,13 +22,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from neo4j import ManagedTransaction
 
+from hopper_graph import statements  # a module: statements imports this one too
 from hopper_graph.audit import check_event_text, new_event, record_written, stored_event
-from hopper_graph.errors import InstanceProtected, NotFound, RestoreInProgress, ValidationError
+from hopper_graph.errors import InstanceProtected, NotFound, ValidationError
 from hopper_graph.queries import QUERIES
 from hopper_graph.rules import MAX_REASON_LENGTH, MAX_TEXT_LENGTH, check_text
 
@@ -80,17 +81,14 @@ def _written(event: dict[str, Any], status: str) -> None:
     record_written([event])
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _missing(instance_id: str) -> NotFound:
-    return NotFound(f"no instance with id {instance_id}", id=instance_id)
-
-
-def _restoring(instance_id: str) -> RestoreInProgress:
-    return RestoreInProgress(f"instance {instance_id} is being restored by an import; try "
-                             "again when it has finished", id=instance_id)
+def _found(record: Any, instance_id: str) -> Any:
+    """The record of a lien's write: NotFound without one, RestoreInProgress while an
+    import writes the instance."""
+    if record is None:
+        raise statements.not_found(instance_id)
+    if record["restoring"]:
+        raise statements.restore_in_progress(instance_id)
+    return record
 
 
 def add(tx: ManagedTransaction, instance_id: str, reason: str, origin: str | None,
@@ -98,18 +96,15 @@ def add(tx: ManagedTransaction, instance_id: str, reason: str, origin: str | Non
     """Add a lien to an instance, under its lock, with its ``add_lien`` event."""
     check_lien(reason, origin)
     check_event_text(actor, None)
-    now, lien_id = _utcnow(), str(uuid.uuid4())
+    now, lien_id = statements.utcnow(), str(uuid.uuid4())
     lien = {"id": lien_id, "reason": reason, "origin": origin, "actor": actor}
     text = f"lien {lien_id}" + (f" from {origin}" if origin else "") + f": {reason}"
     if len(text) > MAX_REASON_LENGTH:
         text = text[:MAX_REASON_LENGTH - 1] + "…"
     event = new_event(instance_id, "add_lien", None, None, now, actor=actor, reason=text)
-    record = tx.run(QUERIES.add_lien.text, instance_id=instance_id, lien=lien,
-                    now=now.isoformat(), event=stored_event(event)).single()
-    if record is None:
-        raise _missing(instance_id)
-    if record["restoring"]:
-        raise _restoring(instance_id)
+    record = _found(tx.run(QUERIES.add_lien.text, instance_id=instance_id, lien=lien,
+                           now=now.isoformat(), event=stored_event(event)).single(),
+                    instance_id)
     _written(event, record["status"])
     return Lien(lien_id, instance_id, reason, origin, actor, now)
 
@@ -118,17 +113,14 @@ def remove(tx: ManagedTransaction, instance_id: str, lien_id: str,
            actor: str | None) -> Lien:
     """Remove one lien of an instance, under its lock, with its ``remove_lien`` event."""
     check_event_text(actor, None)
-    now = _utcnow()
+    now = statements.utcnow()
     # The event names the lien by its id: its reason is read in the same statement that
     # deletes it (the add_lien event before it quotes the reason).
     event = new_event(instance_id, "remove_lien", None, None, now, actor=actor,
                       reason=f"lien {lien_id}")
-    record = tx.run(QUERIES.remove_lien.text, instance_id=instance_id, lien_id=lien_id,
-                    now=now.isoformat(), event=stored_event(event)).single()
-    if record is None:
-        raise _missing(instance_id)
-    if record["restoring"]:
-        raise _restoring(instance_id)
+    record = _found(tx.run(QUERIES.remove_lien.text, instance_id=instance_id,
+                           lien_id=lien_id, now=now.isoformat(),
+                           event=stored_event(event)).single(), instance_id)
     if record["lien"] is None:
         raise NotFound(f"instance {instance_id} has no lien {lien_id}", id=instance_id,
                        lien_id=lien_id)
@@ -139,7 +131,7 @@ def remove(tx: ManagedTransaction, instance_id: str, lien_id: str,
 def list_rows(rows: list[dict[str, Any]], instance_id: str) -> list[Lien]:
     """The liens of ``get_liens``' answer; NotFound when it found no instance."""
     if not rows:
-        raise _missing(instance_id)
+        raise statements.not_found(instance_id)
     return [Lien.from_row(r) for r in rows[0]["liens"]]
 
 
