@@ -226,10 +226,10 @@ def tree(query: dict[str, Any], instance_id: UUID) -> Any:
     if query["select"] is not None:
         lean = manager().get_tree_fields(str(instance_id), query["select"], query["max_depth"],
                                          selector=query["selector"])
-        return lean_tree_response(lean, query["format"], query["max_depth"])
+        return lean_tree_response(lean, query["format"], query["max_depth"], str(instance_id))
     rows = manager().get_flat_tree(str(instance_id), query["max_depth"],
                                    selector=query["selector"])
-    return tree_response(rows, query["format"], query["max_depth"])
+    return tree_response(rows, query["format"], query["max_depth"], str(instance_id))
 
 
 @blp.route("/global")

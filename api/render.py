@@ -61,10 +61,12 @@ def page_fields(page: Page) -> dict[str, Any]:
             if page.next is not None and page.total is not None else None}
 
 
-def tree_response(rows: list[FlatTreeRow], fmt: str, max_depth: int | None) -> Response:
-    """The /tree response. The nested form is written without recursion, because no JSON
-    encoder should recurse once per level of a deep tree."""
-    meta = {"root_id": rows[0].instance.id, "format": fmt, "max_depth": max_depth,
+def tree_response(rows: list[FlatTreeRow], fmt: str, max_depth: int | None,
+                  root_id: str) -> Response:
+    """The /tree response of the subtree of ``root_id`` (no rows when a selector matched
+    nothing). The nested form is written without recursion, because no JSON encoder should
+    recurse once per level of a deep tree."""
+    meta = {"root_id": root_id, "format": fmt, "max_depth": max_depth,
             "count": len(rows)}
     with gc_paused():
         if fmt == "flat":
@@ -77,9 +79,9 @@ def tree_response(rows: list[FlatTreeRow], fmt: str, max_depth: int | None) -> R
 
 
 def lean_tree_response(rows: list[dict[str, Any]], fmt: str,
-                       max_depth: int | None) -> Response:
+                       max_depth: int | None, root_id: str) -> Response:
     """The /tree response with ?fields=: rows of ``get_tree_fields``, in either form."""
-    meta = {"root_id": rows[0]["instance"]["id"], "format": fmt, "max_depth": max_depth,
+    meta = {"root_id": root_id, "format": fmt, "max_depth": max_depth,
             "count": len(rows)}
     with gc_paused():
         if fmt == "flat":

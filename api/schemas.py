@@ -500,6 +500,15 @@ class TreeQuerySchema(QuerySchema):
     select = FieldList(load_default=None, data_key="fields", **_FIELDS)
     selector = _selector_field()
 
+    @validates_schema
+    def _selector_is_flat(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """A selector keeps the matches only, and a match's parent may not match: only
+        rows can say that, not a nested tree."""
+        if data.get("selector") and data.get("format") == "nested":
+            raise ValidationError({"selector": [
+                "needs ?format=flat: the nested tree cannot hold a match whose parent "
+                "does not match"]})
+
 
 class DeleteQuerySchema(QuerySchema):
     force = fields.Boolean(load_default=False, **_described(

@@ -62,6 +62,20 @@ def test_selector_on_the_list_children_descendants_and_tree(client, fleet):
     assert [r["instance"] for r in lean["items"]] == [{"id": fleet["c"]["id"], "name": "c"}]
 
 
+def test_a_tree_selector_that_matches_nothing_is_an_empty_flat_tree(client, fleet):
+    p = fleet["p"]["id"]
+    for fields in ({}, {"fields": "name"}):
+        body = client.get(f"{URL}/{p}/tree", query_string={
+            "format": "flat", "selector": "nothing=here", **fields}).get_json()
+        assert (body["root_id"], body["count"], body["items"]) == (p, 0, [])
+
+
+def test_a_selector_on_the_nested_tree_is_refused_naming_it(client, fleet):
+    response = client.get(f"{URL}/{fleet['p']['id']}/tree?selector=legacy")
+    body = assert_problem(response, 400, "invalid-query")
+    assert "format=flat" in " ".join(body["errors"]["selector"])
+
+
 def test_cursor_pages_with_a_selector(client, fleet):
     first = client.get(f"{URL}?selector=team=infra&limit=1&after=").get_json()
     assert names(first) == ["a"]
