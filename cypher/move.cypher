@@ -46,33 +46,24 @@ CALL (i) {
 }
 RETURN id
 
-// name: rewrite_subtree_for_move
-// Rewrites everything below an instance that a move changes, top down (by depth): the
-// depth by $depth_delta when it is not 0, the project_id when $project_id is given, and
-// the version and updated_at ($now) of each. The writes take the write locks in that
-// order, so from the first one on no create can add a child below a rewritten instance (a
-// create locks its parent) until the move commits; a child whose create committed while
-// this waited for its parent's lock is not in the list read here, and move_instance
-// rewrites it (whatever below has no updated_at of $now). Returns how many levels the
-// subtree reaches below the instance (0 for a leaf), from the depths before the rewrite:
-// what the depth limit is checked against when the move goes deeper (a refusal then rolls
-// all of it back).
-// params: id, depth_delta, project_id, now
+// name: lock_subtree_for_move
+// Locks everything below an instance, top down (by depth), before a move rewrites its
+// depth or project_id: from then on no create can add a child below it (a create locks
+// its parent) until the move commits, and the rewrite that follows reads the subtree
+// again, so it also finds a child whose create committed before its parent's lock was
+// taken. Returns how many levels the subtree reaches below the instance (0 for a leaf),
+// read after the locks: what the depth limit is checked against when the move goes deeper.
+// params: id
 MATCH (root:HopperInstance {id: $id})
 OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
 WITH root, collect(d) AS found  // rows of a var-length match carry their path:
 UNWIND CASE found WHEN [] THEN [null] ELSE found END AS d  // sort nodes, not paths
 WITH root, d ORDER BY d.depth
 WITH root, collect(d) AS below
-WITH below, reduce(deepest = root.depth, x IN below |
-       CASE WHEN x.depth > deepest THEN x.depth ELSE deepest END) - root.depth AS height
-FOREACH (x IN below |
-  SET x.version = x.version + 1, x.updated_at = $now
-  FOREACH (_ IN CASE WHEN $depth_delta <> 0 THEN [1] ELSE [] END |
-    SET x.depth = x.depth + $depth_delta)
-  FOREACH (_ IN CASE WHEN $project_id IS NULL THEN [] ELSE [1] END |
-    SET x.project_id = $project_id))
-RETURN height, size(below) AS below
+FOREACH (x IN below | SET x._lock = true REMOVE x._lock)
+RETURN reduce(deepest = root.depth, x IN below |
+         CASE WHEN x.depth > deepest THEN x.depth ELSE deepest END) - root.depth AS height,
+       size(below) AS below
 
 // name: move_instance
 // Re-hangs an instance (locked by the caller, as are its old and new parents) under
@@ -80,11 +71,9 @@ RETURN height, size(below) AS below
 // follows it, the version goes up. A PROJECT takes or drops TopProject as it becomes or
 // stops being a top-level PROJECT ($top_project), which the hopper_top_project constraint
 // checks at commit. When the move changes the depth ($depth_delta <> 0) or the project
-// ($project_id not null: an ORCHESTRATION subtree takes its new nearest PROJECT's), the
-// caller has rewritten the subtree below (rewrite_subtree_for_move); what it could not
-// see, a child created while it waited for a lock, has no updated_at of $now and is
-// rewritten here (only the property that changes, its version bumped); otherwise nothing
-// below is touched. Returns the instance as it is now and how many were caught up here.
+// ($project_id not null: an ORCHESTRATION subtree takes its new nearest PROJECT's), every
+// instance of the subtree below is rewritten too (only the property that changes), its
+// version bumped; otherwise nothing below is touched. Returns the instance as it is now.
 // params: id, parent_id, depth_delta, project_id, top_project, now, event
 MATCH (n:HopperInstance {id: $id})
 MATCH (p:HopperInstance {id: $parent_id})
@@ -103,7 +92,6 @@ WITH n
 CALL (n) {
   WITH n WHERE $depth_delta <> 0 OR $project_id IS NOT NULL
   MATCH (n)-[:PARENT_OF*1..]->(d:HopperInstance)
-  WHERE d.updated_at IS NULL OR d.updated_at <> $now
   SET d.version = d.version + 1, d.updated_at = $now
   FOREACH (_ IN CASE WHEN $depth_delta <> 0 THEN [1] ELSE [] END |
     SET d.depth = d.depth + $depth_delta)

@@ -12,11 +12,10 @@ A move is one transaction (``Mover.move``):
    can close a cycle through this one. Moves in one project never lock the GLOBAL.
 3. **Read again** under the locks (if the chains changed meanwhile, lock what is new and
    read again) and check the rules (:func:`check_move`, pure).
-4. **Write**: depth and ``project_id`` of the subtree only when they change, top down
-   (``rewrite_subtree_for_move``: the writes lock in that order, so no create below can
-   slip in with a stale depth or project_id); then (``move_instance``) the edge,
-   ``parent_id``, the version, the ``TopProject`` label, one ``move`` event, and the
-   rewrite of any child whose create committed while the first pass waited for a lock.
+4. **Write** (``move_instance``): the edge, ``parent_id``, the version, the ``TopProject``
+   label, one ``move`` event; depth and ``project_id`` of the subtree only when they change,
+   and then after locking the subtree top down (``lock_subtree_for_move``), so no create
+   below can slip in with a stale depth or project_id.
 
 The rules are those of a create at the new place (scope order, SINGLETON, the new parent's
 child limit with ARCHIVED children not counted, nothing under an ARCHIVED parent, the depth
@@ -243,14 +242,13 @@ class Mover:
               expected_version: Expected) -> dict[str, Any]:
         facts = self._locked_facts(tx, instance_id, parent_id)
         plan = check_move(facts, parent_id, expected_parent_id, expected_version)
-        now = utcnow()
         if plan.depth_delta or plan.project_id is not None:  # the subtree is rewritten
-            height = tx.run(QUERIES.rewrite_subtree_for_move.text, id=instance_id,
-                            depth_delta=plan.depth_delta, project_id=plan.project_id,
-                            now=now).single(strict=True)["height"]
-            if plan.depth_delta > 0:  # a refusal rolls the rewrite back with the rest
+            height = tx.run(QUERIES.lock_subtree_for_move.text, id=instance_id).single(
+                strict=True)["height"]
+            if plan.depth_delta > 0:
                 check_depth(instance_id, facts.instance["depth"] + plan.depth_delta, height,
                             facts.max_depth)
+        now = utcnow()
         status = facts.instance["status"]
         event = new_event(instance_id, "move", status, status, now, actor=actor,
                           reason=reason)
