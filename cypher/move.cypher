@@ -46,6 +46,25 @@ CALL (i) {
 }
 RETURN id
 
+// name: lock_subtree_for_move
+// Locks everything below an instance, top down (by depth), before a move rewrites its
+// depth or project_id: from then on no create can add a child below it (a create locks
+// its parent) until the move commits, and the rewrite that follows reads the subtree
+// again, so it also finds a child whose create committed before its parent's lock was
+// taken. Returns how many levels the subtree reaches below the instance (0 for a leaf),
+// read after the locks: what the depth limit is checked against when the move goes deeper.
+// params: id
+MATCH (root:HopperInstance {id: $id})
+OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
+WITH root, collect(d) AS found  // rows of a var-length match carry their path:
+UNWIND CASE found WHEN [] THEN [null] ELSE found END AS d  // sort nodes, not paths
+WITH root, d ORDER BY d.depth
+WITH root, collect(d) AS below
+FOREACH (x IN below | SET x._lock = true REMOVE x._lock)
+RETURN reduce(deepest = root.depth, x IN below |
+         CASE WHEN x.depth > deepest THEN x.depth ELSE deepest END) - root.depth AS height,
+       size(below) AS below
+
 // name: move_instance
 // Re-hangs an instance (locked by the caller, as are its old and new parents) under
 // $parent_id with its audit event: the old PARENT_OF edge goes, a new one comes, parent_id

@@ -14,8 +14,8 @@ A move is one transaction (``Mover.move``):
    read again) and check the rules (:func:`check_move`, pure).
 4. **Write** (``move_instance``): the edge, ``parent_id``, the version, the ``TopProject``
    label, one ``move`` event; depth and ``project_id`` of the subtree only when they change,
-   and then after locking the subtree top down (``lock_subtree``, as a delete or a cascade
-   does), so no create below can slip in with a stale depth or project_id.
+   and then after locking the subtree top down (``lock_subtree_for_move``), so no create
+   below can slip in with a stale depth or project_id.
 
 The rules are those of a create at the new place (scope order, SINGLETON, the new parent's
 child limit with ARCHIVED children not counted, nothing under an ARCHIVED parent, the depth
@@ -54,13 +54,7 @@ from hopper_graph.models import HopperInstance
 from hopper_graph.queries import QUERIES
 from hopper_graph.repository import WRITE_ATTEMPTS, InstanceRepository
 from hopper_graph.rules import Expected
-from hopper_graph.statements import (
-    check_version,
-    lock_subtree,
-    not_found,
-    restore_in_progress,
-    utcnow,
-)
+from hopper_graph.statements import check_version, not_found, restore_in_progress, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +243,8 @@ class Mover:
         facts = self._locked_facts(tx, instance_id, parent_id)
         plan = check_move(facts, parent_id, expected_parent_id, expected_version)
         if plan.depth_delta or plan.project_id is not None:  # the subtree is rewritten
-            rows = lock_subtree(tx, instance_id)  # deepest first, the instance last
-            height = rows[0]["depth"] - rows[-1]["depth"]
+            height = tx.run(QUERIES.lock_subtree_for_move.text, id=instance_id).single(
+                strict=True)["height"]
             if plan.depth_delta > 0:
                 check_depth(instance_id, facts.instance["depth"] + plan.depth_delta, height,
                             facts.max_depth)
