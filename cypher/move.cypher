@@ -53,6 +53,8 @@ RETURN id
 // again, so it also finds a child whose create committed before its parent's lock was
 // taken. Returns how many levels the subtree reaches below the instance (0 for a leaf),
 // read after the locks: what the depth limit is checked against when the move goes deeper.
+// (lock_subtree, which a delete uses, returns a row per instance: for a 1,000-instance
+// subtree that made a move 50-56 ms instead of 32-39 ms, so this one returns two numbers.)
 // params: id
 MATCH (root:HopperInstance {id: $id})
 OPTIONAL MATCH (root)-[:PARENT_OF*1..]->(d:HopperInstance)
