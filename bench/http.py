@@ -49,8 +49,7 @@ def run(bench: Bench, global_id: str, forest: Forest) -> None:
         _lifecycle_latency(bench, port, forest)
         _stream_latency(bench, port, forest)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        _stop(server)
 
 
 def _start_server(bench: Bench, port: int, threads: int = DEFAULT_THREADS
@@ -73,6 +72,24 @@ def _start_server(bench: Bench, port: int, threads: int = DEFAULT_THREADS
             time.sleep(0.3)
     server.kill()
     raise RuntimeError("the API did not come up under gunicorn")
+
+
+STOP_SECONDS = 15
+"""How long a graceful stop of the API may take before the benchmark kills it."""
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    """Stop the API as Ctrl-C would (SIGTERM to its process group). A stop that overruns is
+    reported and the server killed: a figure already taken stays good, and a stuck stop
+    must not lose the run's report."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        print(f"warning: the API had not stopped {STOP_SECONDS} s after SIGTERM; killed it",
+              file=sys.stderr)
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
 
 
 def _get(port: int, path: str, conn: http.client.HTTPConnection | None = None
@@ -300,8 +317,7 @@ def fleet(bench: Bench, ids: list[str], threads: int = DEFAULT_THREADS) -> None:
             beats = load("POST", "/heartbeat")
             reads.append(load("GET", ""))
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        _stop(server)
     read = reads[0] if reads[0].rate and reads[1].rate and reads[0].rate < reads[1].rate \
         else reads[1]
     served = "" if threads == DEFAULT_THREADS else f", {threads} threads"
