@@ -146,6 +146,8 @@ class Broadcaster:
                                                 daemon=True)
                 self._thread.start()
             self._inboxes.add(inbox)
+        if _ending_for_good:  # close_all(for_good=True) ran before this follower began
+            inbox.close()
         return inbox
 
     def close(self, inbox: Inbox) -> None:
@@ -217,13 +219,23 @@ def broadcaster(graph: Graph) -> Broadcaster:
         return found
 
 
-def close_all() -> None:
+def close_all(*, for_good: bool = False) -> None:
     """End every follower in this process: their generators return, so a server that
-    stops is not held up by open streams (an HTTP stream never ends by itself)."""
+    stops is not held up by open streams (an HTTP stream never ends by itself).
+
+    ``for_good``: also end each follower that begins from now on, at once. A server that
+    stops needs it: a stream whose response has started may not have opened its inbox yet
+    (the generator opens it at its first step), and it would then outlive the stop."""
+    global _ending_for_good
+    if for_good:
+        _ending_for_good = True  # set before the inboxes are listed: see Broadcaster.open
     with _BROADCASTERS_LOCK:
         broadcasters = list(_BROADCASTERS.values())
     for found in broadcasters:
         found.end_all()
+
+
+_ending_for_good = False
 
 
 Subscriber = Callable[[InstanceEvent], None]

@@ -265,7 +265,7 @@ def serve(host: str, port: int, workers: int, threads: int, as_json: bool) -> No
 def end_streams(worker: Any = None) -> None:
     """End the worker's open event streams (``feed.close_all``): a stop waits for every
     request to finish, and a stream never does (it held Ctrl-C up for 30 s)."""
-    feed.close_all()
+    feed.close_all(for_good=True)
 
 
 def end_streams_on_stop(worker: Any) -> None:
@@ -273,7 +273,7 @@ def end_streams_on_stop(worker: Any) -> None:
     noted = signal.getsignal(signal.SIGTERM)
 
     def on_stop(signum: int, frame: Any) -> None:
-        feed.close_all()
+        feed.close_all(for_good=True)
         if callable(noted):
             noted(signum, frame)
     signal.signal(signal.SIGTERM, on_stop)

@@ -208,6 +208,27 @@ def test_close_all_ends_every_follower(manager, tree):
     assert feed.broadcaster(manager.graph).followers == 0
 
 
+@pytest.mark.timeout(60)
+def test_close_all_for_good_also_ends_followers_that_had_not_begun(manager, tree,
+                                                                   monkeypatch):
+    """A server's stop: an HTTP stream's generator opens its inbox at its first step, which
+    may come after the stop's close_all; it must end then too, not hold the stop up."""
+    monkeypatch.setattr(feed, "_ending_for_good", False)  # restored after the test
+    made_before = manager.feed.follow(manager.feed.head(), heartbeat=0.1)  # not begun
+    feed.close_all(for_good=True)
+    made_after = manager.feed.follow(manager.feed.head(), heartbeat=0.1)
+    assert list(made_before) == []
+    assert list(made_after) == []
+    assert feed.broadcaster(manager.graph).followers == 0
+
+
+def test_close_all_leaves_followers_that_begin_later_alone(manager, tree):
+    feed.close_all()
+    with following(manager, after=manager.feed.head()) as events:
+        manager.start(tree[0].id)
+        assert [e.event for e in take(events, 1)] == ["start"]
+
+
 def test_a_poller_that_outlives_an_emptied_graph_starts_over(manager, tree, driver,
                                                               database):
     g = tree[0]
