@@ -2,14 +2,14 @@
 // What the create rules need, read without a lock (the create's own statement checks again
 // under the parent's lock what may have changed): the parent, how many of its children
 // count toward its limit (ARCHIVED ones do not), the distinct types of those in $scope, and
-// the GLOBAL's config (it holds limits.max_depth).
+// the GLOBAL's config (it holds limits.max_depth) with its version.
 // params: parent_id, scope
 MATCH (p:HopperInstance {id: $parent_id})
 OPTIONAL MATCH (g:GlobalInstance)
 RETURN {{instance_map(p)}} AS parent,
        {{open_children(p)}} AS child_count,
        {{sibling_types(p)}} AS same_scope_sibling_types,
-       g.config AS global_config, p:Restoring AS restoring
+       g.config AS global_config, g.version AS global_version, p:Restoring AS restoring
 
 // name: get_global_config
 // The stored config of the GLOBAL instance (it holds limits.max_depth), if there is one.
@@ -34,19 +34,26 @@ RETURN {{instance_map(n)}} AS instance
 // Creates an instance under its parent with its audit event, in one statement, if the
 // parent is still as the caller's rules saw it: it takes the parent's write lock (creates
 // under one parent queue here, so the limit and the SINGLETON rule cannot be raced), then
-// checks the parent's version (its status and config), the children that count toward
-// $limit (ARCHIVED ones do not) and the SINGLETON rule, and creates only if all hold. The
-// instance gets the label of its scope; a top-level PROJECT also gets TopProject, whose
-// constraint keeps its project_id unique. Returns what it found; `instance` is null when
-// nothing was created, and there is no row at all when the parent is gone.
-// params: props, label_pairs, scope, parent_id, parent_version, limit, singleton, top_project, now, event
+// checks what the rules were judged on: the parent's version (its status, config, depth
+// and project_id: a move raises the version of each instance it rewrites), the GLOBAL's
+// version (its config holds limits.max_depth), the children that count toward $limit
+// (ARCHIVED ones do not) and the SINGLETON rule, and creates only if all hold. So the
+// facts may come from an earlier read (the repository remembers a parent's), as long as
+// they are still true. The instance gets the label of its scope; a top-level PROJECT also
+// gets TopProject, whose constraint keeps its project_id unique. Returns what it found;
+// `instance` is null when nothing was created, and there is no row at all when the parent
+// is gone.
+// params: props, label_pairs, scope, parent_id, parent_version, global_version, limit, singleton, top_project, now, event
 MATCH (p:HopperInstance {id: $parent_id})
 SET p._lock = true REMOVE p._lock
 WITH p WHERE p.id IS NOT NULL  // it may have been deleted while we waited for the lock
-WITH p, p.version AS parent_version, p:Restoring AS restoring,
+OPTIONAL MATCH (g:GlobalInstance)
+WITH p, p.version AS parent_version, g.version AS global_version, p:Restoring AS restoring,
      {{open_children(p)}} AS child_count,
      {{sibling_types(p)}} AS types
-WITH *, parent_version = $parent_version AND NOT restoring AND child_count < $limit
+WITH *, parent_version = $parent_version
+        AND coalesce(global_version, -1) = coalesce($global_version, -1)
+        AND NOT restoring AND child_count < $limit
         AND (size(types) = 0 OR (NOT $singleton AND NOT 'SINGLETON' IN types)) AS allowed
 OPTIONAL CALL (p, allowed) {
   WITH p WHERE allowed
@@ -60,7 +67,8 @@ OPTIONAL CALL (p, allowed) {
   {{write_labels(n)}}
   RETURN {{instance_map(n)}} AS instance
 }
-RETURN parent_version, restoring, child_count, types AS same_scope_sibling_types, instance
+RETURN parent_version, global_version, restoring, child_count,
+       types AS same_scope_sibling_types, instance
 
 // name: bulk_lock_parents
 // Locks every existing parent a bulk import attaches to and returns what its rules need.

@@ -15,7 +15,9 @@ Status is never written here: the lifecycle module owns every status change.
 from __future__ import annotations
 
 import builtins
+import collections
 import json
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import itemgetter
@@ -32,6 +34,7 @@ from hopper_graph.errors import (
     DuplicateName,
     DuplicateProject,
     GlobalAlreadyExists,
+    HopperGraphError,
     NotFound,
     ValidationError,
 )
@@ -64,6 +67,34 @@ T = TypeVar("T")
 BULK_BATCH_SIZE = 5000
 PROJECT_PAGE = 5000
 """Instances a project's full listing reads per query."""
+REMEMBERED_PARENTS = 1024
+"""Parents whose facts a repository keeps for the next create under them, at most."""
+
+
+class RememberedParents:
+    """The facts ``get_parent_for_create`` read of the parents creates went under, the
+    most recent REMEMBERED_PARENTS of them, without their children (counted by the write).
+    Shared by the threads of a repository."""
+
+    def __init__(self) -> None:
+        self._facts: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, parent_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._facts.get(parent_id)
+
+    def remember(self, parent_id: str, facts: dict[str, Any]) -> None:
+        with self._lock:
+            self._facts[parent_id] = {**facts, "child_count": 0,
+                                      "same_scope_sibling_types": []}
+            self._facts.move_to_end(parent_id)
+            while len(self._facts) > REMEMBERED_PARENTS:
+                self._facts.popitem(last=False)
+
+    def forget(self, parent_id: str) -> None:
+        with self._lock:
+            self._facts.pop(parent_id, None)
 WRITE_ATTEMPTS = 5
 """How often a create or update re-reads and tries again when its conditional write finds
 the instance (or parent) changed since it was read; then ConcurrentModification."""
@@ -162,6 +193,9 @@ class InstanceRepository:
         self.database = self.graph.database
         self.batches = Batches(self.graph)
         """The group-committed writes (transitions without a cascade, heartbeats)."""
+        self._parent_facts = RememberedParents()
+        """The facts of parents creates went under, for the next create's rules
+        (``_plan_create``); the create's statement checks they still hold."""
         self.on_commit: Callable[[builtins.list[dict[str, Any]]], None] | None = None
         """Called after each committed write with the audit events it wrote, as rows
         (``event_from_row`` makes them InstanceEvents once they have their seq)."""
@@ -209,19 +243,43 @@ class InstanceRepository:
         any transaction; raising there creates nothing (the lifecycle's on_create hooks).
         """
         checked = rules.check_spec(spec)
+        remembered = checked.parent_id is not None
         for _ in range(WRITE_ATTEMPTS):
-            facts = None if checked.parent_id is None else self.row(
-                QUERIES.get_parent_for_create.text, parent_id=checked.parent_id,
-                scope=HopperScope(checked.scope).value)
-            if facts is not None and "id" not in facts["parent"]:
-                facts = None  # deleted as it was read: read-committed shows no properties
-            plan = rules.plan_create(checked, facts)
+            plan = self._plan_create(checked, remembered)
             if before_write is not None:
                 before_write(plan.props)
             instance = self._write_create(checked, plan, actor)
             if instance is not None:
                 return instance
+            self._parent_facts.forget(str(checked.parent_id))
+            remembered = False  # the parent changed: read it again
         raise _changed_meanwhile("parent", str(checked.parent_id))
+
+    def _plan_create(self, spec: InstanceSpec, remembered: bool) -> rules.CreatePlan:
+        """The create's plan: from the parent's facts as an earlier create read them when
+        ``remembered`` and there are some (the write checks they still hold, so a create
+        under a known parent is one statement), else from facts read now. Remembered facts
+        carry no children (the write counts those under its lock), and a rule they break
+        is judged again on facts read now: they may be out of date."""
+        if spec.parent_id is None:
+            return rules.plan_create(spec, None)
+        parent_id = str(spec.parent_id)
+        facts = self._parent_facts.get(parent_id) if remembered else None
+        if facts is not None:
+            try:
+                return rules.plan_create(spec, facts)
+            except HopperGraphError:
+                pass
+        facts = self.row(QUERIES.get_parent_for_create.text, parent_id=parent_id,
+                         scope=HopperScope(spec.scope).value)
+        if facts is None or "id" not in facts["parent"] or facts["restoring"]:
+            # gone (deleted as it was read: read-committed shows no properties) or being
+            # restored: nothing to remember
+            self._parent_facts.forget(parent_id)
+            facts = None if facts is None or "id" not in facts["parent"] else facts
+        else:
+            self._parent_facts.remember(parent_id, facts)
+        return rules.plan_create(spec, facts)
 
     def _write_create(self, spec: InstanceSpec, plan: rules.CreatePlan,
                       actor: str | None) -> HopperInstance | None:
@@ -243,14 +301,16 @@ class InstanceRepository:
                     QUERIES.create_child_instance.text, props=plan.props,
                     label_pairs=rules.label_pairs(plan.props) or [],
                     scope=plan.props["scope"], parent_id=plan.parent_id,
-                    parent_version=plan.parent_version,
-                    limit=plan.limit, singleton=plan.props["instance_type"] == "SINGLETON",
+                    parent_version=plan.parent_version, global_version=plan.global_version,
+                    limit=plan.limit,
+                    singleton=plan.props["instance_type"] == "SINGLETON",
                     top_project=plan.top_project, now=now, event=stored_event(event))
             except DuplicateProject:  # the constraint names no instance: look it up
                 raise self._duplicate_project(str(plan.props["project_id"])) from None
             except DuplicateName:
                 raise self.taken_name(spec.name, plan.props["scope"]) from None
             if not found:  # deleted since it was read
+                self._parent_facts.forget(str(plan.parent_id))
                 rules.plan_create(spec, None)
             row = found[0]
             if row["instance"] is None:
@@ -724,7 +784,8 @@ def _refused_create(spec: InstanceSpec, plan: rules.CreatePlan, row: dict[str, A
     changed since the rules saw it (returns: plan again)."""
     if row["restoring"]:
         raise restore_in_progress(str(plan.parent_id))
-    if row["parent_version"] != plan.parent_version:
+    if (row["parent_version"], row["global_version"]) != (plan.parent_version,
+                                                          plan.global_version):
         return
     rules.check_parent_counts(spec, str(plan.parent_id), row["child_count"],
                               row["same_scope_sibling_types"], plan.limit)

@@ -70,6 +70,7 @@ class CreatePlan:
     parent_version: int | None = None
     limit: int | None = None
     top_project: bool = False
+    global_version: int | None = None
 
 
 def plan_create(spec: InstanceSpec, facts: dict[str, Any] | None) -> CreatePlan:
@@ -95,7 +96,8 @@ def plan_create(spec: InstanceSpec, facts: dict[str, Any] | None) -> CreatePlan:
     project_id = spec.project_id if scope is HopperScope.PROJECT else parent["project_id"]
     return CreatePlan(new_props(spec, project_id, parent["depth"] + 1), parent["id"],
                       parent["version"], limit,
-                      scope is HopperScope.PROJECT and parent["scope"] == "GLOBAL")
+                      scope is HopperScope.PROJECT and parent["scope"] == "GLOBAL",
+                      facts.get("global_version"))
 
 
 # -- input ------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ def seeded(driver, database) -> dict[str, Any]:
     history = manager.history(web.id)
     return {"g": g.id, "web": web.id, "sub": sub.id, "run1": run1.id, "phase": phase.id,
             "run2": run2.id, "web_version": manager.get(web.id).version,
+            "g_version": manager.get(g.id).version,
             "web_event": history[0].id}
 
 
@@ -130,7 +131,8 @@ def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "lock_subtree": {"id": seed["run1"]}, "delete_subtree": {"id": seed["run1"]},
         "create_global_instance": {"props": {"id": str(uuid.uuid4()), "name": "g2",
                                              "scope": "GLOBAL", "version": 1}},
-        "create_child_instance": {"parent_version": seed["web_version"], "limit": 10,
+        "create_child_instance": {"parent_version": seed["web_version"],
+                                  "global_version": seed["g_version"], "limit": 10,
                                   "singleton": False, "top_project": False},
         "bulk_create_instances": {"rows": [{
             "props": new_props(seed), "event": new_event("x"), "offset": 1,

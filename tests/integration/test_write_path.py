@@ -16,10 +16,11 @@ from hopper_graph import (
     InstanceManager,
     InstanceSpec,
     InstanceStatus,
+    LimitExceeded,
     ValidationError,
 )
 from hopper_graph.graph import Graph, following, last_bookmarks
-from tests.factories import make_global, make_two_projects
+from tests.factories import make_global, make_orchestration, make_two_projects
 
 S = InstanceStatus
 
@@ -63,14 +64,7 @@ def test_a_vetoed_bulk_import_writes_nothing(manager):
 
 def test_a_transition_without_a_subtree_is_one_statement(manager, monkeypatch):
     ids = make_two_projects(manager)
-    calls: list[str] = []
-    for name in ("read", "write", "read_rows", "write_rows", "write_shared"):
-        original = getattr(Graph, name)
-
-        def counting(self, *args, _name=name, _original=original, **kwargs):
-            calls.append(_name)
-            return _original(self, *args, **kwargs)
-        monkeypatch.setattr(Graph, name, counting)
+    calls = counted_statements(monkeypatch)
     manager.start(ids["a1"])
     manager.pause(ids["a1"])
     manager.resume(ids["a1"])
@@ -98,3 +92,74 @@ def test_a_write_leaves_a_bookmark_that_a_read_can_follow(manager):
     with following(["not-a-bookmark"]), pytest.raises(ValidationError) as caught:
         manager.get(g.id)
     assert "bookmark" in caught.value.errors
+
+
+# -- a create under a parent the repository knows -------------------------------------------
+def counted_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The Graph methods called from now on, by name, in order."""
+    calls: list[str] = []
+    for name in ("read", "write", "read_rows", "write_rows", "write_shared"):
+        original = getattr(Graph, name)
+
+        def counting(self, *args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(Graph, name, counting)
+    return calls
+
+
+def test_a_second_create_under_the_same_parent_is_one_statement(manager, project,
+                                                                monkeypatch):
+    calls = counted_statements(monkeypatch)
+    first = make_orchestration(manager, project, name="first")
+    assert calls == ["read_rows", "write_rows"]  # the parent's facts, then the create
+    calls.clear()
+    second = make_orchestration(manager, project, name="second")
+    assert calls == ["write_rows"]  # the facts read for the first still hold
+    assert (second.depth, second.project_id) == (first.depth, first.project_id) == (2, "proj")
+    assert [c.name for c in manager.get_children(project.id)] == ["first", "second"]
+
+
+def test_a_changed_parent_is_read_again_and_its_rules_judged_on_what_holds_now(
+        manager, project):
+    """Another process (a second manager: its own repository) changes what the first
+    create's rules saw; the next create of this one must see the change."""
+    other = InstanceManager(manager.repository.driver, manager.repository.database)
+    run = make_orchestration(manager, project, name="run")
+    make_orchestration(manager, run, name="step-1")  # run's facts now remembered
+    other.update(project.id, config={"limits": {"max_child_instances": 1}})
+    with pytest.raises(LimitExceeded) as caught:  # the project's version moved: read again
+        make_orchestration(manager, project, name="over")
+    assert caught.value.details["value"] == 1
+    global_id = manager.get_global_instance().id
+    other.update(global_id, config={"limits": {"max_depth": 2}})  # run's version is as was
+    with pytest.raises(LimitExceeded) as caught:  # step-2 would be at depth 3
+        make_orchestration(manager, run, name="step-2")
+    assert caught.value.details == {"limit": "limits.max_depth", "value": 2}
+    assert [c.name for c in manager.get_children(run.id)] == ["step-1"]
+
+
+def test_a_parent_moved_with_its_ancestor_gives_the_new_child_its_new_depth(manager):
+    """A move rewrites the depth of the moved subtree, and its versions: the remembered
+    facts of a parent in it no longer hold."""
+    ids = make_two_projects(manager)
+    run = manager.get(ids["a1"])
+    make_orchestration(manager, run, name="before")  # run's facts remembered: depth 2
+    other = InstanceManager(manager.repository.driver, manager.repository.database)
+    other.move(ids["a"], ids["b"])  # a becomes a sub-project of b
+    after = make_orchestration(manager, run, name="after")
+    assert manager.get(run.id).depth == 3
+    assert after.depth == 4
+    assert manager.get(after.id).depth == 4
+
+
+def test_remembered_facts_carry_no_child_count(manager, project):
+    """The limit is counted by the write, under the parent's lock: a child archived by
+    another process frees its place for the next create at once."""
+    other = InstanceManager(manager.repository.driver, manager.repository.database)
+    manager.update(project.id, config={"limits": {"max_child_instances": 2}})
+    kids = [make_orchestration(manager, project, name=f"kid-{i}") for i in range(2)]
+    with pytest.raises(LimitExceeded):
+        make_orchestration(manager, project, name="third")
+    other.archive(kids[0].id)
+    assert make_orchestration(manager, project, name="third").name == "third"
