@@ -34,7 +34,7 @@ from flask_smorest import Blueprint
 from marshmallow import EXCLUDE
 from werkzeug.exceptions import BadRequest
 
-from api import access, guards, metrics
+from api import access, guards, metrics, requestid
 from api import schemas as s
 from api.access import OWN_SUBTREE, READER, needs, within
 from api.errors import TooManyStreams
@@ -43,6 +43,7 @@ from api.openapi import documented
 from api.schemas import QUERY
 from hopper_graph import InstanceEvent
 from hopper_graph.errors import HopperGraphError
+from hopper_graph.logs import REQUEST_ID
 
 log = logging.getLogger("hopper_graph.api")
 
@@ -114,7 +115,8 @@ def stream(query: dict[str, Any], headers: dict[str, Any]) -> Response:
         slots.release()
         raise
     client = request.environ.get("gunicorn.socket")
-    response = Response(_written(events, heartbeat, client), mimetype=STREAM_MIMETYPE,
+    response = Response(_written(events, heartbeat, client, requestid.current()),
+                        mimetype=STREAM_MIMETYPE,
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.call_on_close(slots.release)  # the server closes it however the stream ends
     return response
@@ -151,11 +153,14 @@ def _resume_point(after: int, last_event_id: str | None) -> int:
 
 
 def _written(events: Generator[InstanceEvent | None, None, None], heartbeat: float,
-             client: socket.socket | None) -> Iterator[bytes]:
+             client: socket.socket | None, request_id: str | None) -> Iterator[bytes]:
     """The stream's bytes: a reconnection delay first (so the client sees the response
     start now, not with the first event), then each event, and a keep-alive when nothing
     was written for ``heartbeat`` seconds. It ends as soon as the ``client`` has closed the
-    connection: ``events`` wakes it every CLOSE_CHECK_SECONDS to look."""
+    connection: ``events`` wakes it every CLOSE_CHECK_SECONDS to look. It runs after the
+    request's teardown, so it puts the request's id back for its own log lines (the
+    thread serves nothing else while it runs)."""
+    REQUEST_ID.set(request_id)
     try:
         yield f"retry: {RECONNECT_MS}\n\n".encode()
         written = time.monotonic()
@@ -173,6 +178,7 @@ def _written(events: Generator[InstanceEvent | None, None, None], heartbeat: flo
         log.warning("event stream ended: %s", exc.message)
     finally:
         events.close()
+        REQUEST_ID.set(None)
 
 
 def _closed_by_peer(client: socket.socket) -> bool:

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from hopper_graph import logs
-from hopper_graph.errors import ConfigurationError
+from hopper_graph.errors import ConfigurationError, DatabaseUnavailable
+from hopper_graph.feed import Feed
 from tests.api.conftest import assert_problem
 
 URL = "/api/v1/instances"
@@ -117,6 +118,22 @@ def test_the_librarys_log_lines_carry_the_request_id(client, h, captured):
     outside = logging.LogRecord("x", logging.INFO, __file__, 1, "outside", None, None)
     captured.handle(outside)
     assert outside.request_id is None  # the id ended with its request
+
+
+def test_an_event_streams_log_lines_carry_its_request_id(client, h, captured, monkeypatch):
+    """A stream's body is written after the request's teardown (which clears the id)."""
+    def failing(self, cursor, members):
+        yield None
+        raise DatabaseUnavailable("Neo4j went away")
+    monkeypatch.setattr(Feed, "_follow", failing)
+    response = client.get("/api/v1/events/stream", headers={RID: "follow-1"},
+                          buffered=False)
+    assert response.headers[RID] == "follow-1"
+    assert b"".join(response.response).startswith(b"retry:")
+    response.close()
+    ended = [r for r in captured.records if r.getMessage().startswith("event stream ended")]
+    assert [r.request_id for r in ended] == ["follow-1"]
+    assert logs.REQUEST_ID.get() is None  # and the thread serves the next request clean
 
 
 def test_the_log_settings_are_checked():
