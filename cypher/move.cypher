@@ -4,15 +4,14 @@
 // writes: the PARENT_OF edge, parent_id, and, where they change, depth and project_id of
 // the moved subtree.
 
-// name: get_move_facts
-// What a move's rules need, read without a lock (the move reads it again once it holds
-// its locks): the instance, its ancestors (ids and depths, nearest first), the new parent
-// and its ancestors (the new parent first: the path a cycle would close through), the new
-// parent's children that count toward its limit (ARCHIVED ones do not), what the SINGLETON
-// rule needs of its children in the instance's scope (as the sibling_types fragment), and
-// the GLOBAL's config (it holds limits.max_depth). Each walk goes up, one parent per level:
-// the cost is the two depths.
-// params: id, parent_id
+// fragment: move_facts
+// What a move's rules need (get_move_facts reads it without a lock; lock_for_move reads
+// it again once it holds the locks): the instance, its ancestors (ids and depths, nearest
+// first), the new parent and its ancestors (the new parent first: the path a cycle would
+// close through), the new parent's children that count toward its limit (ARCHIVED ones do
+// not), what the SINGLETON rule needs of its children in the instance's scope (as the
+// sibling_types fragment), and the GLOBAL's config (it holds limits.max_depth). Each walk
+// goes up, one parent per level: the cost is the two depths.
 MATCH (n:HopperInstance {id: $id})
 OPTIONAL MATCH (p:HopperInstance {id: $parent_id})
 OPTIONAL MATCH (g:GlobalInstance)
@@ -33,18 +32,29 @@ RETURN {{instance_map(n)}} AS instance,
        g.config AS global_config,
        n:Restoring OR coalesce(p:Restoring, false) AS restoring
 
+// name: get_move_facts
+// What a move's rules need, read without a lock (the move_facts fragment).
+// params: id, parent_id
+{{move_facts}}
+
 // name: lock_for_move
 // Takes the write locks of the instances $ids, in the order given (the caller sorts them
 // top down, by depth), without changing anything (see lifecycle.cypher for why a lock is
-// a property set and removed). Returns the ids it locked: one deleted meanwhile is absent.
-// params: ids
+// a property set and removed), then reads the move's facts again under them (the
+// move_facts fragment): one round trip. Returns the ids it locked (one deleted meanwhile
+// is absent) beside the facts; no row when the instance is gone.
+// params: ids, id, parent_id
 UNWIND range(0, size($ids) - 1) AS i
 CALL (i) {
   MATCH (x:HopperInstance {id: $ids[i]})
   SET x._lock = true REMOVE x._lock
   RETURN x.id AS id
 }
-RETURN id
+WITH collect(id) AS locked
+CALL () {
+  {{move_facts}}
+}
+RETURN *
 
 // name: lock_subtree_for_move
 // Locks everything below an instance, top down (by depth), before a move rewrites its

@@ -10,8 +10,9 @@ A move is one transaction (``Mover.move``):
    below that point must lock one of them too, so the two queue; the shared ancestors
    above are ancestors of both ends before and after any other move, so no move of theirs
    can close a cycle through this one. Moves in one project never lock the GLOBAL.
-3. **Read again** under the locks (if the chains changed meanwhile, lock what is new and
-   read again) and check the rules (:func:`check_move`, pure).
+3. **Read again** under the locks, in the locking statement itself (``lock_for_move``; if
+   the chains changed meanwhile, lock what is new and read again), and check the rules
+   (:func:`check_move`, pure).
 4. **Write** (``move_instance``): the edge, ``parent_id``, the version, the ``TopProject``
    label, one ``move`` event; depth and ``project_id`` of the subtree only when they change,
    and then after locking the subtree top down (``lock_subtree_for_move``), so no create
@@ -264,28 +265,26 @@ class Mover:
     def _locked_facts(self, tx: ManagedTransaction, instance_id: str,
                       parent_id: str) -> MoveFacts:
         """The facts, read under the locks of every instance :func:`lock_ids` names for
-        them (a chain that changed while we waited is locked and read again)."""
+        them (a chain that changed while we waited is locked and read again). Each lock
+        reads the facts again in the same statement (``lock_for_move``)."""
         locked: set[str] = set()
+        record = tx.run(QUERIES.get_move_facts.text, id=instance_id,
+                        parent_id=parent_id).single()
         for _ in range(WRITE_ATTEMPTS):
-            facts = self._facts(tx, instance_id, parent_id)
+            if record is None or record["instance"].get("id") is None:
+                raise not_found(instance_id)  # (deleted while we waited for a lock)
+            facts = MoveFacts.of(dict(record))
             check_movable(facts.instance)  # before any lock: the GLOBAL is never locked
             wanted = [i for i in lock_ids(facts) if i not in locked]
             if not wanted:
                 return facts
-            locked |= {r["id"] for r in tx.run(QUERIES.lock_for_move.text, ids=wanted)}
-            if instance_id not in locked:  # deleted while we waited
-                raise not_found(instance_id)
+            record = tx.run(QUERIES.lock_for_move.text, ids=wanted, id=instance_id,
+                            parent_id=parent_id).single()
+            if record is not None:
+                locked |= set(record["locked"])
         raise ConcurrentModification(
             f"the hierarchy around instance {instance_id} kept changing while the move "
             "took its locks; try again", id=instance_id)
-
-    @staticmethod
-    def _facts(tx: ManagedTransaction, instance_id: str, parent_id: str) -> MoveFacts:
-        record = tx.run(QUERIES.get_move_facts.text, id=instance_id,
-                        parent_id=parent_id).single()
-        if record is None or record["instance"].get("id") is None:
-            raise not_found(instance_id)
-        return MoveFacts.of(dict(record))
 
     def _duplicate_project(self, instance_id: str) -> DuplicateProject:
         """The error for a PROJECT that would become a second top-level PROJECT of its

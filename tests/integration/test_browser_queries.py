@@ -156,7 +156,8 @@ def overrides(seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "import_instances": {"rows": [top]},
         # move (cypher/move.cypher): run-1 (with phase-1) from web to its sub-project
         "get_move_facts": {"id": seed["run1"], "parent_id": seed["sub"]},
-        "lock_for_move": {"ids": [seed["web"], seed["sub"], seed["run1"]]},
+        "lock_for_move": {"ids": [seed["web"], seed["sub"], seed["run1"]], "id": seed["run1"],
+                          "parent_id": seed["sub"]},
         "lock_subtree_for_move": {"id": seed["run1"]},
         "move_instance": {"id": seed["run1"], "parent_id": seed["sub"], "depth_delta": 1,
                           "project_id": None, "top_project": False,
