@@ -99,10 +99,20 @@ SET c.value = $value
 // Marks a restore as begun, before it writes anything else: what it restores (file, the
 // counts it will write) and who runs it (host, pid). The marker stays until the restore
 // finishes or the next import removes what it left; while it is there, export and the
-// library's reads refuse, and `check` names it.
+// library's reads refuse, and `check` names it. `single` is unique (migration 11): of two
+// imports that begin together, one fails here. `progress_at` is the server's time of the
+// restore's last batch (restore_progress): how the next import tells a running restore
+// from one that was killed.
 // params: started_at, file, host, pid, instance_count, event_count
 CREATE (:HopperRestore {started_at: $started_at, file: $file, host: $host, pid: $pid,
-                        instances: $instance_count, events: $event_count})
+                        instances: $instance_count, events: $event_count, single: true,
+                        progress_at: datetime()})
+
+// name: restore_progress
+// Notes on the marker that the restore is still writing (in each batch's transaction).
+// params: -
+MATCH (m:HopperRestore)
+SET m.progress_at = datetime()
 
 // name: get_restore_marker
 // The marker of an unfinished restore, if there is one: one node found through the
@@ -114,11 +124,16 @@ ORDER BY m.started_at
 LIMIT 1
 
 // name: find_restore
-// What an unfinished import left: its marker's start time, and the nodes it wrote.
+// What an unfinished import left: its marker's start time, and the nodes it wrote; and of
+// its marker, who runs it and how many seconds ago, by the server's clock, it last wrote
+// (null for a marker older than progress_at).
 // params: -
 OPTIONAL MATCH (m:HopperRestore)
-RETURN toString(min(m.started_at)) AS started_at, count(m) AS markers,
-       COUNT { (:Restoring) } AS nodes
+WITH m ORDER BY m.progress_at DESC
+WITH collect(m) AS markers, min(m.started_at) AS first
+RETURN toString(first) AS started_at, size(markers) AS markers, COUNT { (:Restoring) } AS nodes,
+       markers[0].host AS host, markers[0].pid AS pid, markers[0].file AS file,
+       duration.inSeconds(markers[0].progress_at, datetime()).seconds AS idle_seconds
 
 // name: finish_restore
 // Takes the Restoring label off everything an import wrote, in the transaction that also

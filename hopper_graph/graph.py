@@ -253,6 +253,8 @@ def _constraint_error(exc: ConstraintError) -> HopperGraphError | None:
     if label == "HopperInstance" and prop == "name":
         return DuplicateName("an instance with this name and scope already exists",
                              errors={"name": ["already taken in this scope"]})
+    if label == "HopperRestore":
+        return Conflict("another import began at the same moment: one restore at a time")
     if label == "HopperInstance" and prop == "id":
         return Conflict("an instance with this id already exists",
                         errors={"id": ["already taken"]})

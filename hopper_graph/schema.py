@@ -166,6 +166,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         # found through it; its id is unique, as every id here is (hopper_graph/liens.py).
         "CREATE CONSTRAINT lien_id IF NOT EXISTS FOR (l:Lien) REQUIRE l.id IS UNIQUE",
     )),
+    Migration(11, "one restore at a time", (
+        # An import's marker ((:HopperRestore), hopper_graph/restores.py) carries single:
+        # true, so of two imports that begin together only one writes its marker; the
+        # other is refused before it writes anything (hopper_graph/transfer.py).
+        "CREATE CONSTRAINT hopper_restore_single IF NOT EXISTS "
+        "FOR (m:HopperRestore) REQUIRE m.single IS UNIQUE",
+    )),
 )
 
 

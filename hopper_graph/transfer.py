@@ -318,21 +318,21 @@ def import_graph(driver: Driver, data: dict[str, Any], database: str | None = No
     forget(driver, database)
     try:
         for batch in _batches(instances, batch_size):
-            graph.write(_run, QUERIES.import_instances.text,
+            graph.write(_batch, QUERIES.import_instances.text,
                         {"rows": batch, "datetime_keys": datetimes["instances"]})
             written.add(len(batch))
         for batch in _batches(edges, batch_size):
-            graph.write(_run, QUERIES.import_parent_edges.text, {"rows": batch})
+            graph.write(_batch, QUERIES.import_parent_edges.text, {"rows": batch})
             written.add(len(batch))
         graph.write(_run, QUERIES.label_imported_projects.text)
         for batch in _batches(_labelled(instances), batch_size):
-            graph.write(_run, QUERIES.import_labels.text, {"rows": batch})
+            graph.write(_batch, QUERIES.import_labels.text, {"rows": batch})
         for batch in _batches(events, batch_size):
-            graph.write(_run, QUERIES.import_events.text,
+            graph.write(_batch, QUERIES.import_events.text,
                         {"events": batch, "datetime_keys": datetimes["events"]})
             written.add(len(batch))
         for batch in _batches(liens, batch_size):
-            graph.write(_run, QUERIES.import_liens.text, {"rows": batch})
+            graph.write(_batch, QUERIES.import_liens.text, {"rows": batch})
         graph.write(_finish, event_seq)
     except BaseException as exc:
         _undo(graph, batch_size, exc)
@@ -346,10 +346,13 @@ def remove_unfinished_import(graph: Graph, batch_size: int = BATCH_SIZE) -> int:
     """Delete what an import that never finished left (a killed process leaves its marker
     and nodes marked Restoring) and, with the marker there, everything written since (an
     event counter, live writes): the restore began on an empty database. The marker goes
-    last, so a second kill here leaves it to the next import. Returns the nodes removed."""
+    last, so a second kill here leaves it to the next import. Returns the nodes removed.
+    Conflict, removing nothing, when the marker is that of an import still running
+    (:func:`refuse_if_running`)."""
     found = graph.read_rows(QUERIES.find_restore.text)[0]
     if not found["markers"] and not found["nodes"]:
         return 0
+    refuse_if_running(found)
     query = QUERIES.remove_unfinished_batch if found["markers"] else QUERIES.remove_restore_batch
     removed = _drain(graph, query.text, batch_size)
     graph.write(_run, QUERIES.end_restore.text)
@@ -390,6 +393,47 @@ def _count_hopper_nodes(tx: ManagedTransaction) -> dict[str, int]:
 
 def _run(tx: ManagedTransaction, query: str, params: dict[str, Any] | None = None) -> None:
     tx.run(query, params or {}).consume()
+
+
+def _batch(tx: ManagedTransaction, query: str, params: dict[str, Any]) -> None:
+    """One batch of a restore, and the note on its marker that it is still writing."""
+    tx.run(query, params).consume()
+    tx.run(QUERIES.restore_progress.text).consume()
+
+
+LIVE_SECONDS = 60
+"""How long after its last batch a restore run from another host counts as running (one
+run from this host counts as running while its process lives, as long again at most)."""
+
+
+def refuse_if_running(found: dict[str, Any]) -> None:
+    """Conflict when the marker ``found`` (the row of ``find_restore``) is that of an
+    import writing now: it noted a batch less than LIVE_SECONDS ago, and, when it runs on
+    this host, its process is alive. (A marker that is older, or whose process is gone, is
+    what a killed import left.)"""
+    idle = found["idle_seconds"]
+    if not found["markers"] or idle is None or idle > LIVE_SECONDS:
+        return
+    host, pid = found["host"], found["pid"]
+    if host == socket.gethostname() and pid and not _alive(int(pid)):
+        return
+    source = "stdin" if found["file"] == "-" else found["file"] or "an export"
+    raise Conflict(
+        f"another import is running: a restore of {source} begun at {found['started_at']}"
+        f" by pid {pid} on {host} wrote its last batch {idle} s ago; wait for it to finish "
+        f"(if it was killed, the next import after {LIVE_SECONDS} s without a batch removes "
+        "what it left)", host=host, pid=pid, started_at=found["started_at"],
+        idle_seconds=idle)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _undo(graph: Graph, batch_size: int, cause: BaseException) -> None:
