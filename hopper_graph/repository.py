@@ -272,11 +272,10 @@ class InstanceRepository:
                 pass
         facts = self.row(QUERIES.get_parent_for_create.text, parent_id=parent_id,
                          scope=HopperScope(spec.scope).value)
-        if facts is None or "id" not in facts["parent"] or facts["restoring"]:
-            # gone (deleted as it was read: read-committed shows no properties) or being
-            # restored: nothing to remember
+        if facts is not None and "id" not in facts["parent"]:
+            facts = None  # deleted as it was read: read-committed shows no properties
+        if facts is None or facts["restoring"]:
             self._parent_facts.forget(parent_id)
-            facts = None if facts is None or "id" not in facts["parent"] else facts
         else:
             self._parent_facts.remember(parent_id, facts)
         return rules.plan_create(spec, facts)

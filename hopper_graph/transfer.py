@@ -56,7 +56,7 @@ from hopper_graph.errors import Conflict, HopperGraphError, ValidationError
 from hopper_graph.fields import JSON_FIELDS, TIME_FIELDS
 from hopper_graph.graph import Graph, translate_errors
 from hopper_graph.queries import QUERIES
-from hopper_graph.restores import forget, refuse_if_unfinished
+from hopper_graph.restores import UnfinishedRestore, forget, refuse_if_unfinished
 from hopper_graph.schema import apply_schema
 
 log = logging.getLogger("hopper_graph.transfer")
@@ -417,22 +417,23 @@ def refuse_if_running(found: dict[str, Any]) -> None:
     host, pid = found["host"], found["pid"]
     if host == socket.gethostname() and pid and not _alive(int(pid)):
         return
-    source = "stdin" if found["file"] == "-" else found["file"] or "an export"
+    running = UnfinishedRestore(started_at=found["started_at"], file=found["file"],
+                                host=host, pid=pid, instances=None, events=None)
     raise Conflict(
-        f"another import is running: a restore of {source} begun at {found['started_at']}"
-        f" by pid {pid} on {host} wrote its last batch {idle} s ago; wait for it to finish "
-        f"(if it was killed, the next import after {LIVE_SECONDS} s without a batch removes "
-        "what it left)", host=host, pid=pid, started_at=found["started_at"],
-        idle_seconds=idle)
+        f"another import is running: {running.describe()}; its last batch was {idle} s "
+        f"ago. Wait for it to finish (if it was killed, the next import after {LIVE_SECONDS}"
+        " s without a batch removes what it left)", host=host, pid=pid,
+        started_at=found["started_at"], idle_seconds=idle)
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process: alive
-        return True
+    except PermissionError:
+        pass
     return True
 
 
